@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the tests).
+# Both set everything up themselves (libtorch and the Python reference tools go to
+# ~/.cache/deepfake, shared by every clone).
+.PHONY: setup fixtures demo test test-shared lint bench-build bench ci
+
+setup:
+	scripts/setup.sh --python-tools
+
+fixtures: setup
+	scripts/make-fixtures.sh
+
+demo: setup
+	cargo run --release --example blocks
+
+test: fixtures
+	cargo test --workspace
+
+# The suite that reads ../shared/data; it fails (not skips) without it.
+test-shared: fixtures
+	cargo test --workspace --features shared-data --test shared_data
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench-build: setup
+	cargo bench --workspace --no-run
+
+# Rust benches and their PyTorch-eager peers, side by side.
+bench: setup
+	benches/run-peers.sh
+
+ci: test lint bench-build test-shared

@@ -1,0 +1,438 @@
+//! Convolution, batch normalisation and their combination, with Keras semantics.
+//!
+//! Keras' `"same"` padding pads `total = max((ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)`
+//! pixels along a dimension of size `n`, `total / 2` before and the rest after (TensorFlow's
+//! split). When `total` is odd (strided convolutions over even sizes) that is asymmetric,
+//! which a symmetric `padding` argument of libtorch's convolution cannot express; [`Padding`]
+//! computes the split from the input at run time and pads explicitly only when needed.
+
+use tch::nn::{self, Init, ModuleT};
+use tch::Tensor;
+
+use crate::activation::Activation;
+use crate::error::{invalid, Result};
+
+/// Keras' padding modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// No padding (Keras `"valid"`).
+    #[default]
+    Valid,
+    /// Output size `ceil(n / stride)`, padding split as TensorFlow does (Keras `"same"`).
+    Same,
+}
+
+impl Padding {
+    /// The `(before, after)` padding along one dimension of size `size` for a window of
+    /// `kernel` taps with `stride` and `dilation`.
+    pub fn amounts(self, size: i64, kernel: i64, stride: i64, dilation: i64) -> (i64, i64) {
+        match self {
+            Padding::Valid => (0, 0),
+            Padding::Same => {
+                let out = (size + stride - 1) / stride;
+                let total = ((out - 1) * stride + (kernel - 1) * dilation + 1 - size).max(0);
+                (total / 2, total - total / 2)
+            }
+        }
+    }
+
+    /// Pads an NCHW tensor for a `kernel` window, returning the (possibly) padded tensor
+    /// and the symmetric padding still to give the operator itself.
+    ///
+    /// Symmetric amounts are left to the operator (cheaper: no copy); asymmetric ones are
+    /// applied here with `pad_value`.
+    pub fn apply(
+        self,
+        x: &Tensor,
+        kernel: [i64; 2],
+        stride: [i64; 2],
+        dilation: [i64; 2],
+        pad_value: f64,
+    ) -> (Tensor, [i64; 2]) {
+        let size = x.size();
+        let (h, w) = (size[size.len() - 2], size[size.len() - 1]);
+        let (top, bottom) = self.amounts(h, kernel[0], stride[0], dilation[0]);
+        let (left, right) = self.amounts(w, kernel[1], stride[1], dilation[1]);
+        if top == bottom && left == right {
+            (x.shallow_clone(), [top, left])
+        } else {
+            let padded = if pad_value == 0.0 {
+                x.constant_pad_nd([left, right, top, bottom])
+            } else {
+                x.pad([left, right, top, bottom], "constant", Some(pad_value))
+            };
+            (padded, [0, 0])
+        }
+    }
+}
+
+/// Keras `BatchNormalization` options.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BatchNormConfig {
+    /// Added to the variance (Keras default `1e-3`; Keras' ResNet50 uses `1.001e-5`).
+    pub eps: f64,
+    /// Keras momentum: `moving = moving * momentum + batch * (1 - momentum)` (default 0.99,
+    /// which is libtorch's 0.01).
+    pub momentum: f64,
+    /// Learn a scale `gamma` (Keras `scale`; InceptionResNetV2 turns it off).
+    pub scale: bool,
+    /// Learn an offset `beta` (Keras `center`).
+    pub center: bool,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        Self {
+            eps: 1e-3,
+            momentum: 0.99,
+            scale: true,
+            center: true,
+        }
+    }
+}
+
+impl BatchNormConfig {
+    /// Keras' defaults with another epsilon.
+    pub fn with_eps(mut self, eps: f64) -> Self {
+        self.eps = eps;
+        self
+    }
+
+    /// Keras' defaults without the learned scale.
+    pub fn without_scale(mut self) -> Self {
+        self.scale = false;
+        self
+    }
+}
+
+/// Batch normalisation over the channels of NCHW (or NC) tensors, as Keras computes it.
+///
+/// Variables: `weight` (gamma, when `scale`), `bias` (beta, when `center`), and the
+/// non-trainable `running_mean` and `running_var`.
+///
+/// # Shapes
+/// `[N, C, ...]` → `[N, C, ...]`.
+#[derive(Debug)]
+pub struct BatchNorm {
+    /// gamma, when learned.
+    pub weight: Option<Tensor>,
+    /// beta, when learned.
+    pub bias: Option<Tensor>,
+    /// The moving mean.
+    pub running_mean: Tensor,
+    /// The moving variance.
+    pub running_var: Tensor,
+    config: BatchNormConfig,
+}
+
+impl BatchNorm {
+    /// Creates the variables under `p` for `channels` channels.
+    ///
+    /// # Errors
+    /// Zero channels, a non-positive epsilon or a momentum outside `[0, 1]`.
+    pub fn new(p: &nn::Path<'_>, channels: i64, config: &BatchNormConfig) -> Result<Self> {
+        let name = path_name(p);
+        if channels <= 0 {
+            return Err(invalid(
+                name,
+                "channels",
+                format!("must be positive, got {channels}"),
+            ));
+        }
+        if config.eps.is_nan() || config.eps <= 0.0 {
+            return Err(invalid(
+                name,
+                "eps",
+                format!("must be positive, got {}", config.eps),
+            ));
+        }
+        if !(0.0..=1.0).contains(&config.momentum) {
+            return Err(invalid(
+                name,
+                "momentum",
+                format!("must be in [0, 1], got {}", config.momentum),
+            ));
+        }
+        let weight = config.scale.then(|| p.ones("weight", &[channels]));
+        let bias = config.center.then(|| p.zeros("bias", &[channels]));
+        Ok(Self {
+            weight,
+            bias,
+            running_mean: p.zeros_no_train("running_mean", &[channels]),
+            running_var: p.ones_no_train("running_var", &[channels]),
+            config: *config,
+        })
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        Tensor::batch_norm(
+            xs,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            train,
+            1.0 - self.config.momentum,
+            self.config.eps,
+            true,
+        )
+    }
+}
+
+/// Configuration of a [`ConvBnAct`]: a Keras `Conv2D` (or `DepthwiseConv2D`), an optional
+/// `BatchNormalization` and an activation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ConvBnActConfig {
+    /// Input channels.
+    pub in_channels: i64,
+    /// Output channels (for a depthwise conv: `in_channels * depth_multiplier`).
+    pub out_channels: i64,
+    /// Kernel `[height, width]`.
+    pub kernel: [i64; 2],
+    /// Stride (both dimensions).
+    pub stride: i64,
+    /// Dilation rate (both dimensions).
+    pub dilation: i64,
+    /// Groups; `in_channels` for a depthwise convolution.
+    pub groups: i64,
+    /// Learn a bias (Keras `use_bias`).
+    pub bias: bool,
+    /// Keras padding mode.
+    pub padding: Padding,
+    /// Batch normalisation after the convolution, if any.
+    pub batch_norm: Option<BatchNormConfig>,
+    /// Activation after batch normalisation.
+    pub activation: Activation,
+    /// Variable name of the convolution under the block's path (a Keras layer name).
+    pub conv_name: String,
+    /// Variable name of the batch normalisation under the block's path.
+    pub bn_name: String,
+}
+
+impl Default for ConvBnActConfig {
+    fn default() -> Self {
+        Self {
+            in_channels: 3,
+            out_channels: 8,
+            kernel: [3, 3],
+            stride: 1,
+            dilation: 1,
+            groups: 1,
+            bias: true,
+            padding: Padding::Same,
+            batch_norm: None,
+            activation: Activation::Linear,
+            conv_name: "conv".into(),
+            bn_name: "bn".into(),
+        }
+    }
+}
+
+impl ConvBnActConfig {
+    /// A square `k`×`k` convolution from `in_channels` to `out_channels`, Keras defaults
+    /// otherwise (stride 1, `"same"`, bias, no batch norm, linear).
+    pub fn new(in_channels: i64, out_channels: i64, k: i64) -> Self {
+        Self {
+            in_channels,
+            out_channels,
+            kernel: [k, k],
+            ..Default::default()
+        }
+    }
+
+    /// A depthwise `k`×`k` convolution over `channels` (Keras `DepthwiseConv2D`).
+    pub fn depthwise(channels: i64, k: i64) -> Self {
+        Self {
+            in_channels: channels,
+            out_channels: channels,
+            kernel: [k, k],
+            groups: channels,
+            ..Default::default()
+        }
+    }
+
+    /// Sets the kernel `[height, width]` (for 1×7, 7×1 ... kernels).
+    pub fn with_kernel(mut self, kernel: [i64; 2]) -> Self {
+        self.kernel = kernel;
+        self
+    }
+    /// Sets the stride.
+    pub fn with_stride(mut self, stride: i64) -> Self {
+        self.stride = stride;
+        self
+    }
+    /// Sets the dilation rate.
+    pub fn with_dilation(mut self, dilation: i64) -> Self {
+        self.dilation = dilation;
+        self
+    }
+    /// Sets the padding mode.
+    pub fn with_padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+    /// Turns the convolution's bias on or off.
+    pub fn with_bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// Adds batch normalisation (and, as Keras models do when they normalise, no bias
+    /// unless set again afterwards).
+    pub fn with_batch_norm(mut self, bn: BatchNormConfig) -> Self {
+        self.batch_norm = Some(bn);
+        self.bias = false;
+        self
+    }
+    /// Sets the activation.
+    pub fn with_activation(mut self, activation: Activation) -> Self {
+        self.activation = activation;
+        self
+    }
+    /// Sets the variable names of the convolution and the batch normalisation.
+    pub fn with_names(mut self, conv: impl Into<String>, bn: impl Into<String>) -> Self {
+        self.conv_name = conv.into();
+        self.bn_name = bn.into();
+        self
+    }
+
+    fn validate(&self, block: &str) -> Result<()> {
+        let positive = [
+            ("in_channels", self.in_channels),
+            ("out_channels", self.out_channels),
+            ("kernel", self.kernel[0].min(self.kernel[1])),
+            ("stride", self.stride),
+            ("dilation", self.dilation),
+            ("groups", self.groups),
+        ];
+        for (option, value) in positive {
+            if value <= 0 {
+                return Err(invalid(
+                    block,
+                    option,
+                    format!("must be positive, got {value}"),
+                ));
+            }
+        }
+        if self.in_channels % self.groups != 0 || self.out_channels % self.groups != 0 {
+            return Err(invalid(
+                block,
+                "groups",
+                format!(
+                    "{} groups must divide in_channels {} and out_channels {}",
+                    self.groups, self.in_channels, self.out_channels
+                ),
+            ));
+        }
+        if self.conv_name.is_empty() {
+            return Err(invalid(block, "conv_name", "must not be empty"));
+        }
+        if self.batch_norm.is_some() && self.bn_name.is_empty() {
+            return Err(invalid(block, "bn_name", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Keras' `glorot_uniform` for a conv kernel `[out, in / groups, kh, kw]`.
+pub(crate) fn glorot_uniform(dims: &[i64]) -> Init {
+    let receptive: i64 = dims[2..].iter().product();
+    let fan_in = (dims[1] * receptive) as f64;
+    let fan_out = (dims[0] * receptive) as f64;
+    let limit = (6.0 / (fan_in + fan_out)).sqrt();
+    Init::Uniform {
+        lo: -limit,
+        up: limit,
+    }
+}
+
+/// Convolution → optional batch norm → activation, with Keras padding.
+///
+/// Variables: `{conv_name}.weight` `[out, in / groups, kh, kw]`, `{conv_name}.bias`
+/// `[out]` when `bias`, and those of [`BatchNorm`] under `{bn_name}`.
+///
+/// # Shapes
+/// `[N, in_channels, H, W]` → `[N, out_channels, H', W']`, with `H' = ceil(H / stride)`
+/// for `"same"` and `H' = floor((H - dilation * (kh - 1) - 1) / stride) + 1` for `"valid"`.
+#[derive(Debug)]
+pub struct ConvBnAct {
+    /// The convolution kernel.
+    pub weight: Tensor,
+    /// The convolution bias.
+    pub bias: Option<Tensor>,
+    /// Batch normalisation.
+    pub bn: Option<BatchNorm>,
+    config: ConvBnActConfig,
+}
+
+impl ConvBnAct {
+    /// Creates the block's variables under `p`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] for non-positive sizes or groups that do not divide
+    /// the channels.
+    pub fn new(p: &nn::Path<'_>, config: &ConvBnActConfig) -> Result<Self> {
+        let block = format!("{}/{}", path_name(p), config.conv_name);
+        config.validate(&block)?;
+        let c = config;
+        let dims = [
+            c.out_channels,
+            c.in_channels / c.groups,
+            c.kernel[0],
+            c.kernel[1],
+        ];
+        let conv = p / c.conv_name.as_str();
+        let weight = conv.var("weight", &dims, glorot_uniform(&dims));
+        let bias = c.bias.then(|| conv.zeros("bias", &[c.out_channels]));
+        let bn = match &c.batch_norm {
+            Some(bn) => Some(BatchNorm::new(
+                &(p / c.bn_name.as_str()),
+                c.out_channels,
+                bn,
+            )?),
+            None => None,
+        };
+        Ok(Self {
+            weight,
+            bias,
+            bn,
+            config: config.clone(),
+        })
+    }
+
+    /// The configuration the block was built with.
+    pub fn config(&self) -> &ConvBnActConfig {
+        &self.config
+    }
+
+    /// The convolution alone (no batch norm, no activation).
+    pub fn conv(&self, xs: &Tensor) -> Tensor {
+        let c = &self.config;
+        let (s, d) = ([c.stride; 2], [c.dilation; 2]);
+        let (xs, pad) = c.padding.apply(xs, c.kernel, s, d, 0.0);
+        xs.conv2d(&self.weight, self.bias.as_ref(), s, pad, d, c.groups)
+    }
+}
+
+impl ModuleT for ConvBnAct {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let ys = self.conv(xs);
+        let ys = match &self.bn {
+            Some(bn) => bn.forward_t(&ys, train),
+            None => ys,
+        };
+        self.config.activation.apply(&ys)
+    }
+}
+
+/// The dotted name of a variable path, for error messages.
+pub(crate) fn path_name(p: &nn::Path<'_>) -> String {
+    let name = p.components().collect::<Vec<_>>().join(".");
+    if name.is_empty() {
+        "<root>".into()
+    } else {
+        name
+    }
+}

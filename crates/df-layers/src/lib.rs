@@ -1,0 +1,34 @@
+//! # df-layers
+//!
+//! Composable building blocks for the deepfake detectors, with Keras semantics (padding,
+//! batch-norm epsilon and momentum, activations, variable names), so that models built from
+//! them reproduce their Keras references and import Keras weights by layer name.
+//!
+//! Every block is a value built from `(&nn::Path, &Config) -> Result<Self>` and implements
+//! [`tch::nn::ModuleT`]; the `train` flag drives batch norm, dropout and drop-path.
+//!
+//! ```
+//! use df_layers::{Activation, ConvBnAct, ConvBnActConfig, BatchNormConfig};
+//! use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+//!
+//! # fn main() -> df_layers::Result<()> {
+//! let vs = nn::VarStore::new(Device::Cpu);
+//! let cfg = ConvBnActConfig::new(3, 32, 3)
+//!     .with_stride(2)
+//!     .with_batch_norm(BatchNormConfig::default())
+//!     .with_activation(Activation::Swish)
+//!     .with_names("stem_conv", "stem_bn");
+//! let stem = ConvBnAct::new(&vs.root(), &cfg)?;
+//! let y = stem.forward_t(&Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)), false);
+//! assert_eq!(y.size(), [1, 32, 112, 112]);
+//! # Ok(()) }
+//! ```
+
+mod activation;
+mod conv;
+mod error;
+pub mod util;
+
+pub use activation::Activation;
+pub use conv::{BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
+pub use error::{Error, Result};

@@ -1,0 +1,4 @@
+//! df-models (placeholder crate doc; filled in by its issue).
+
+mod error;
+pub use error::{Error, Result};

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Generates the test fixtures from the independent references (Keras, scikit-learn,
+# PyTorch) with the Python tools that scripts/setup.sh installs:
+#
+#   scripts/fixtures/NAME.py OUT_DIR   writes fixtures/generated/NAME/
+#
+# A fixture set is regenerated when its script is newer than its `.done` stamp, so the
+# command is cheap to repeat. Fixtures are never committed and never edited by hand.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+py="$root/.venv-tools/bin/python"
+[ -x "$py" ] || { echo "[fixtures] error: run scripts/setup.sh --python-tools first" >&2; exit 1; }
+export KERAS_BACKEND=torch PYTHONHASHSEED=0 CUDA_VISIBLE_DEVICES=""
+only=${1:-}
+for script in "$root"/scripts/fixtures/*.py; do
+  name=$(basename "$script" .py)
+  [ -n "$only" ] && [ "$only" != "$name" ] && continue
+  out="$root/fixtures/generated/$name"
+  if [ -f "$out/.done" ] && [ "$out/.done" -nt "$script" ]; then
+    echo "[fixtures] $name: up to date" >&2
+    continue
+  fi
+  echo "[fixtures] $name: generating" >&2
+  rm -rf "$out"; mkdir -p "$out"
+  start=$(date +%s)
+  "$py" "$script" "$out"
+  touch "$out/.done"
+  echo "[fixtures] $name: done in $(( $(date +%s) - start ))s" >&2
+done

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Provisions libtorch 2.11.0 (and, with --python-tools, the Python peers used to make test
+# fixtures and run side-by-side benchmarks) into a versioned cache outside the clone, then
+# links it into the clone as `.libtorch`, where `.cargo/config.toml` finds it.
+#
+#   scripts/setup.sh                 libtorch only (what `cargo build` needs)
+#   scripts/setup.sh --python-tools  also Keras 3, h5py, scikit-learn, torchvision, Pillow
+#
+# Idempotent: a second run with everything in place only checks and returns.
+# The cache is shared by every clone on the machine: ${DEEPFAKE_CACHE:-~/.cache/deepfake}.
+set -euo pipefail
+
+TORCH_VERSION=2.11.0
+TORCHVISION_VERSION=0.26.0
+PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow>=11" "numpy>=2" "torchvision==${TORCHVISION_VERSION}")
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${DEEPFAKE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/deepfake}
+venv="$cache/torch-$TORCH_VERSION"
+want_tools=0
+for arg in "$@"; do
+  case "$arg" in
+    --python-tools) want_tools=1 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+py=$(command -v python3 || true)
+[ -n "$py" ] || die "python3 not found on PATH; install Python 3.9+ (e.g. 'apt-get install python3 python3-venv python3-pip')"
+
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating virtual environment $venv"
+  mkdir -p "$cache"
+  "$py" -m venv "$venv" 2>/dev/null || die "'python3 -m venv' failed; install the venv module (e.g. 'apt-get install python3-venv')"
+fi
+"$venv/bin/python" -m pip --version >/dev/null 2>&1 || die "pip is missing in $venv; install python3-pip / ensurepip"
+
+have() { "$venv/bin/python" - "$@" <<'PY' 2>/dev/null
+import sys, importlib.metadata as md
+for spec in sys.argv[1:]:
+    name, _, ver = spec.partition("==")
+    try:
+        got = md.version(name)
+    except md.PackageNotFoundError:
+        sys.exit(1)
+    if ver and not (got == ver or got.startswith(ver.rstrip("*").rstrip(".") + ".") or got.split("+")[0] == ver):
+        sys.exit(1)
+PY
+}
+
+pip_install() {
+  say "pip install $* (progress below; the torch wheel and its CUDA libraries are several GB the first time)"
+  "$venv/bin/python" -m pip install --progress-bar on "$@" \
+    || die "pip could not install $* — is the PyPI registry reachable (proxy, pip.conf)?"
+}
+
+if have "torch==$TORCH_VERSION"; then
+  say "torch $TORCH_VERSION already in $venv"
+else
+  pip_install "torch==$TORCH_VERSION"
+fi
+
+if [ "$want_tools" = 1 ]; then
+  if have keras h5py scikit-learn pillow numpy "torchvision==$TORCHVISION_VERSION"; then
+    say "Python tools already in $venv"
+  else
+    pip_install "torch==$TORCH_VERSION" "${PY_TOOLS[@]}"
+  fi
+fi
+
+torch_dir=$("$venv/bin/python" -c 'import pathlib, torch; print(pathlib.Path(torch.__file__).parent)') \
+  || die "torch is installed but does not import in $venv"
+[ -f "$torch_dir/lib/libtorch.so" ] || die "no libtorch.so under $torch_dir/lib"
+
+link="$root/.libtorch"
+if [ "$(readlink "$link" 2>/dev/null || true)" != "$torch_dir" ]; then
+  ln -sfn "$torch_dir" "$link"
+  say "linked $link -> $torch_dir"
+fi
+ln -sfn "$venv" "$root/.venv-tools"
+say "ready: libtorch $TORCH_VERSION at .libtorch; Python at .venv-tools/bin/python"

@@ -1,0 +1,1 @@
+//! Training and evaluation on `lfw-faceswap` (filled by the training issue).

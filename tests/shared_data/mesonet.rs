@@ -1,0 +1,1 @@
+//! The MesoNet authors' weights and Keras outputs (filled by the models issue).
