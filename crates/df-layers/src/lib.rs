@@ -27,8 +27,10 @@
 mod activation;
 mod conv;
 mod error;
+mod head;
 pub mod util;
 
 pub use activation::Activation;
 pub use conv::{BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 pub use error::{Error, Result};
+pub use head::{Dense, DenseHead, DenseHeadConfig, DenseLayerConfig, DropPath, HeadInput};

@@ -1,0 +1,221 @@
+//! What every model shares: its input description (size, preprocessing), its top, the
+//! polarity of imported weights, and the [`Model`] trait.
+//!
+//! `df-data` does not depend on this crate: it takes [`InputSpec`] as plain data (the
+//! fields map one to one onto its transform config), and `df-train` or an example
+//! connects the two.
+
+use df_layers::{Activation, DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput};
+use tch::nn::ModuleT;
+use tch::{Device, Kind, Tensor};
+
+/// Keras' ImageNet BGR means of the "caffe" preprocessing (VGG16, ResNet50).
+pub const CAFFE_BGR_MEAN: [f64; 3] = [103.939, 116.779, 123.68];
+/// ImageNet RGB mean of [0, 1] pixels (EfficientNet's `Normalization` layer).
+pub const IMAGENET_RGB_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet RGB standard deviation of [0, 1] pixels.
+pub const IMAGENET_RGB_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+/// Order of the colour channels the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelOrder {
+    /// Red, green, blue.
+    #[default]
+    Rgb,
+    /// Blue, green, red (Keras "caffe" mode).
+    Bgr,
+}
+
+/// How raw pixels (RGB, `0..=255` as f32) become the model's input:
+/// `out[c] = (pixel[order[c]] * scale - mean[c]) / std[c]`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Preprocessing {
+    /// Channel order after conversion.
+    pub channel_order: ChannelOrder,
+    /// Multiplies the pixel values first.
+    pub scale: f64,
+    /// Subtracted per channel (in the output channel order) after scaling.
+    pub mean: [f64; 3],
+    /// Divides per channel after the mean is subtracted.
+    pub std: [f64; 3],
+}
+
+impl Preprocessing {
+    /// MesoNet: `pixels / 255`.
+    pub fn unit() -> Self {
+        Self {
+            channel_order: ChannelOrder::Rgb,
+            scale: 1.0 / 255.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
+    /// Keras `"tf"` mode (InceptionResNetV2): `pixels / 127.5 - 1`, in [-1, 1].
+    pub fn tf() -> Self {
+        Self {
+            channel_order: ChannelOrder::Rgb,
+            scale: 1.0 / 127.5,
+            mean: [1.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
+    /// Keras `"caffe"` mode (VGG16, ResNet50): RGB → BGR, ImageNet BGR mean subtracted,
+    /// no scaling.
+    pub fn caffe() -> Self {
+        Self {
+            channel_order: ChannelOrder::Bgr,
+            scale: 1.0,
+            mean: CAFFE_BGR_MEAN,
+            std: [1.0; 3],
+        }
+    }
+
+    /// EfficientNet with ImageNet weights: Keras' `Rescaling(1/255)` then its
+    /// `Normalization` layer with the ImageNet RGB mean and variance.
+    pub fn imagenet() -> Self {
+        Self {
+            channel_order: ChannelOrder::Rgb,
+            scale: 1.0 / 255.0,
+            mean: IMAGENET_RGB_MEAN,
+            std: IMAGENET_RGB_STD,
+        }
+    }
+
+    /// Applies the preprocessing to RGB pixels in `0..=255`.
+    ///
+    /// # Shapes
+    /// `[N, 3, H, W]` → `[N, 3, H, W]`.
+    pub fn apply(&self, pixels: &Tensor) -> Tensor {
+        let (kind, device) = (Kind::Float, pixels.device());
+        let xs = match self.channel_order {
+            ChannelOrder::Rgb => pixels.shallow_clone(),
+            ChannelOrder::Bgr => pixels.flip([1]),
+        };
+        let mean = Tensor::from_slice(&self.mean)
+            .to_kind(kind)
+            .to_device(device)
+            .view([1, 3, 1, 1]);
+        let std = Tensor::from_slice(&self.std)
+            .to_kind(kind)
+            .to_device(device)
+            .view([1, 3, 1, 1]);
+        (xs.to_kind(kind) * self.scale - mean) / std
+    }
+}
+
+/// The input a model expects.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputSpec {
+    /// Height in pixels.
+    pub height: i64,
+    /// Width in pixels.
+    pub width: i64,
+    /// How pixels become inputs.
+    pub preprocessing: Preprocessing,
+}
+
+/// What the raw output of a set of weights scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Polarity {
+    /// The output is the score of "fake" (this workspace's convention).
+    #[default]
+    Fake,
+    /// The output is the score of "real" (the MesoNet authors' files; Keras'
+    /// alphabetical classes for folders `fake`/`real`): the logit's sign is flipped on import.
+    Real,
+}
+
+/// What sits on top of a model's convolutional backbone.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Top {
+    /// The backbone alone: the last feature map `[N, C, H, W]`, or `[N, C]` when pooled.
+    Backbone {
+        /// Keras `pooling="avg"`/`"max"` ([`HeadInput::Flatten`] keeps the feature map).
+        pooling: HeadInput,
+    },
+    /// Keras Applications' ImageNet top (`include_top=True`), `classes` logits (softmax
+    /// left to the caller).
+    ImageNet {
+        /// Number of classes (1000 for ImageNet weights).
+        classes: i64,
+    },
+    /// A binary detector head giving one logit of "fake".
+    Binary {
+        /// How the feature map enters the head.
+        input: HeadInput,
+        /// The dense layers; the last has one unit and a linear activation.
+        layers: Vec<DenseLayerConfig>,
+    },
+}
+
+impl Top {
+    /// The study's custom top: Flatten → Dense(`units[0]`, relu) → Dropout(`dropout`) →
+    /// Dense(`units[1]`, relu) → Dense(1), with L2 `l2` on the kernels.
+    pub fn study(units: [i64; 2], dropout: f64, l2: f64) -> Self {
+        let cfg = DenseHeadConfig::study([1, 1, 1], units, dropout, l2);
+        Top::Binary {
+            input: cfg.input,
+            layers: cfg.layers,
+        }
+    }
+
+    /// The MesoNet authors' head (see [`DenseHeadConfig::mesonet`]).
+    pub fn mesonet() -> Self {
+        let cfg = DenseHeadConfig::mesonet([1, 1, 1]);
+        Top::Binary {
+            input: cfg.input,
+            layers: cfg.layers,
+        }
+    }
+
+    /// A binary head from global average pooling straight to one logit (Keras name
+    /// `predictions`), the light head for transfer learning.
+    pub fn binary_pooled() -> Self {
+        Top::Binary {
+            input: HeadInput::GlobalAvgPool,
+            layers: vec![DenseLayerConfig::new("predictions", 1, Activation::Linear)],
+        }
+    }
+
+    /// The head configuration of a binary top over a `[C, H, W]` feature map, or `None`
+    /// for the other tops.
+    pub fn binary_head_config(&self, feature_shape: [i64; 3]) -> Option<DenseHeadConfig> {
+        match self {
+            Top::Binary { input, layers } => Some(DenseHeadConfig {
+                input_shape: feature_shape,
+                input: *input,
+                layers: layers.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Everything a model built from this crate offers beyond `forward_t`.
+///
+/// `forward_t` takes preprocessed inputs `[N, 3, H, W]` (see [`Model::input_spec`]) and
+/// returns, for a [`Top::Binary`] model, logits of "fake" `[N, 1]`
+/// (`p(fake) = sigmoid(logit)`); for [`Top::ImageNet`] `[N, classes]` logits; for
+/// [`Top::Backbone`] the feature map or pooled features.
+pub trait Model: ModuleT + Send + std::fmt::Debug {
+    /// The registry name (`meso4`, `efficientnet_b7` ...).
+    fn name(&self) -> &str;
+    /// The input it expects.
+    fn input_spec(&self) -> InputSpec;
+    /// Its configuration as JSON (stored in checkpoints so they reopen without it).
+    fn config_json(&self) -> serde_json::Value;
+    /// The binary head, when the top is [`Top::Binary`].
+    fn head(&self) -> Option<&DenseHead>;
+    /// `Σ λ·Σw²` over the head's kernels marked with L2 (a zero scalar when none).
+    fn l2_penalty(&self) -> Tensor {
+        match self.head() {
+            Some(head) => head.l2_penalty(),
+            None => Tensor::zeros([], (Kind::Float, Device::Cpu)),
+        }
+    }
+}
