@@ -12,7 +12,7 @@ set -euo pipefail
 
 TORCH_VERSION=2.11.0
 TORCHVISION_VERSION=0.26.0
-PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow>=11" "numpy>=2" "torchvision==${TORCHVISION_VERSION}")
+PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy>=2" "torchvision==${TORCHVISION_VERSION}")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DEEPFAKE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/deepfake}
@@ -65,7 +65,7 @@ else
 fi
 
 if [ "$want_tools" = 1 ]; then
-  if have keras h5py scikit-learn pillow numpy "torchvision==$TORCHVISION_VERSION"; then
+  if have "keras==3.15.*" h5py scikit-learn "pillow==12.*" numpy "torchvision==$TORCHVISION_VERSION"; then
     say "Python tools already in $venv"
   else
     pip_install "torch==$TORCH_VERSION" "${PY_TOOLS[@]}"
