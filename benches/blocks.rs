@@ -1,7 +1,269 @@
-//! Block throughput (placeholder until the benches land).
-use criterion::{criterion_group, criterion_main, Criterion};
+//! Throughput of the df-layers blocks: forward in eval mode and forward + backward in
+//! train mode, batch 1 and 32, on the CPU and (when present) CUDA, in images per second.
+//!
+//! Bench ids are `{device}/{block}/b{batch}x{size}/{mode}`, e.g. `cpu/mbconv_40_80/b32x28/eval`,
+//! the same as those of the PyTorch-eager peer `benches/peers/blocks_torch.py`, which
+//! builds the same blocks with the same configuration; `benches/run-peers.sh` runs both
+//! and tabulates the ratios.
+//!
+//! - `eval`: `forward_t(x, false)` under `tch::no_grad`.
+//! - `train`: gradients reset (set to none, as `optimizer.zero_grad()` does), then
+//!   `forward_t(x, true).sum().backward()` (batch norm updates its moving statistics).
+//!
+//! CUDA work is synchronised before the timer stops. The intra-op thread count is
+//! `$DF_BENCH_THREADS`, else the number of cores this process may run on (the peer uses
+//! the same rule).
+//!
+//! ```text
+//! cargo bench --bench blocks                      # everything
+//! cargo bench --bench blocks -- cpu/mbconv        # a regex over the ids
+//! ```
 
-fn blocks(_c: &mut Criterion) {}
+use std::time::{Duration, Instant};
 
-criterion_group!(benches, blocks);
+use criterion::{criterion_group, criterion_main, Bencher, Criterion, SamplingMode, Throughput};
+use df_layers::{
+    Activation, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
+    IdentityBlock, IdentityBlockConfig, InceptionResnetA, InceptionResnetBlockConfig, MbConv,
+    MbConvConfig, MesoInception, MesoInceptionConfig, VggStage, VggStageConfig,
+};
+use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+type Block = Box<dyn ModuleT>;
+
+/// One benchmarked block: its id, how to build it, and its input `[channels, size, size]`.
+struct Case {
+    name: &'static str,
+    channels: i64,
+    size: i64,
+    build: fn(&nn::Path<'_>) -> df_layers::Result<Block>,
+}
+
+fn boxed<M: ModuleT + 'static>(block: df_layers::Result<M>) -> df_layers::Result<Block> {
+    block.map(|b| Box::new(b) as Block)
+}
+
+/// Keep in step with `CASES` in `benches/peers/blocks_torch.py`.
+const CASES: &[Case] = &[
+    Case {
+        // EfficientNet's stem: 3×3/2 "same" (asymmetric at 224), BN, swish.
+        name: "conv_bn_act_3_32_s2",
+        channels: 3,
+        size: 224,
+        build: |p| {
+            let cfg = ConvBnActConfig::new(3, 32, 3)
+                .with_stride(2)
+                .with_batch_norm(BatchNormConfig::default())
+                .with_activation(Activation::Swish);
+            boxed(ConvBnAct::new(p, &cfg))
+        },
+    },
+    Case {
+        // MesoInception-4's first layer.
+        name: "meso_inception_3",
+        channels: 3,
+        size: 256,
+        build: |p| {
+            boxed(MesoInception::new(
+                p,
+                &MesoInceptionConfig::new(3, [1, 4, 4, 2]),
+            ))
+        },
+    },
+    Case {
+        // ResNet50 conv2_block2: 256 → (64, 64, 256).
+        name: "identity_block_256",
+        channels: 256,
+        size: 56,
+        build: |p| {
+            boxed(IdentityBlock::new(
+                p,
+                &IdentityBlockConfig::new(64, "conv2_block2"),
+            ))
+        },
+    },
+    Case {
+        // ResNet50 conv3_block1: 256 → (128, 128, 512), stride 2, projection shortcut.
+        name: "conv_block_256_512",
+        channels: 256,
+        size: 56,
+        build: |p| {
+            let cfg = ConvBlockConfig::new(256, 128, 2, "conv3_block1");
+            boxed(ConvBlock::new(p, &cfg))
+        },
+    },
+    Case {
+        // EfficientNet-B0 block3a: 40 → 80, 3×3 stride 2, expand 6, SE 0.25.
+        name: "mbconv_40_80",
+        channels: 40,
+        size: 28,
+        build: |p| {
+            let cfg = MbConvConfig::new(40, 80, 3, 2, 6).with_prefix("block3a_");
+            boxed(MbConv::new(p, &cfg))
+        },
+    },
+    Case {
+        // Inception-ResNet-v2 block35: 320 channels, scale 0.17, ReLU.
+        name: "inception_resnet_a_320",
+        channels: 320,
+        size: 35,
+        build: |p| {
+            let cfg = InceptionResnetBlockConfig::block35(1);
+            boxed(InceptionResnetA::new(p, &cfg))
+        },
+    },
+    Case {
+        // VGG configuration C, stage 3: 128 → 256, 3×3, 3×3, 1×1, max-pool.
+        name: "vgg_stage_c3",
+        channels: 128,
+        size: 56,
+        build: |p| {
+            let cfg = VggStageConfig::new(3, 128, 256, 2).with_pointwise(true);
+            boxed(VggStage::new(p, &cfg))
+        },
+    },
+];
+
+const BATCHES: [i64; 2] = [1, 32];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Eval,
+    Train,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Eval => "eval",
+            Mode::Train => "train",
+        }
+    }
+}
+
+/// A built block with its input, ready to be timed.
+struct Workload {
+    // Owns the block's variables; the optimizer only serves to reset gradients.
+    _vs: nn::VarStore,
+    block: Block,
+    optimizer: Option<nn::Optimizer>,
+    input: Tensor,
+    device: Device,
+}
+
+impl Workload {
+    fn new(case: &Case, batch: i64, mode: Mode, device: Device) -> Self {
+        let vs = nn::VarStore::new(device);
+        let block = (case.build)(&vs.root())
+            .unwrap_or_else(|e| panic!("bench case {} is misconfigured: {e}", case.name));
+        let optimizer = (mode == Mode::Train).then(|| {
+            nn::Sgd::default()
+                .build(&vs, 0.0)
+                .unwrap_or_else(|e| panic!("optimizer for {}: {e}", case.name))
+        });
+        let input = Tensor::randn(
+            [batch, case.channels, case.size, case.size],
+            (Kind::Float, device),
+        );
+        Self {
+            _vs: vs,
+            block,
+            optimizer,
+            input,
+            device,
+        }
+    }
+
+    fn step(&mut self) {
+        match &mut self.optimizer {
+            None => {
+                tch::no_grad(|| drop(self.block.forward_t(&self.input, false)));
+            }
+            Some(optimizer) => {
+                // libtorch's `Optimizer::zero_grad` sets gradients to none by default,
+                // like PyTorch's, so backward allocates them fresh on both sides.
+                optimizer.zero_grad();
+                self.block
+                    .forward_t(&self.input, true)
+                    .sum(Kind::Float)
+                    .backward();
+            }
+        }
+    }
+
+    fn sync(&self) {
+        if let Device::Cuda(index) = self.device {
+            tch::Cuda::synchronize(index as i64);
+        }
+    }
+
+    fn time(&mut self, iters: u64) -> Duration {
+        self.sync();
+        let start = Instant::now();
+        for _ in 0..iters {
+            self.step();
+        }
+        self.sync();
+        start.elapsed()
+    }
+}
+
+fn device_name(device: Device) -> &'static str {
+    match device {
+        Device::Cuda(_) => "cuda",
+        _ => "cpu",
+    }
+}
+
+/// `$DF_BENCH_THREADS`, else the cores this process may run on.
+fn bench_threads() -> i32 {
+    match std::env::var("DF_BENCH_THREADS") {
+        Ok(value) => value.trim().parse().unwrap_or_else(|_| {
+            panic!("DF_BENCH_THREADS must be a positive integer, got {value:?}")
+        }),
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
+    }
+}
+
+fn blocks(c: &mut Criterion) {
+    tch::set_num_threads(bench_threads());
+    tch::manual_seed(0);
+    let mut devices = vec![Device::Cpu];
+    if tch::Cuda::is_available() {
+        devices.push(Device::Cuda(0));
+    }
+    for device in devices {
+        for case in CASES {
+            let mut group = c.benchmark_group(format!("{}/{}", device_name(device), case.name));
+            // Batch-32 train steps take seconds on a small CPU: one iteration per sample.
+            group.sampling_mode(SamplingMode::Flat);
+            for batch in BATCHES {
+                group.throughput(Throughput::Elements(batch as u64));
+                for mode in [Mode::Eval, Mode::Train] {
+                    let id = format!("b{batch}x{}/{}", case.size, mode.name());
+                    // Built on first use, so that filtered-out cases cost nothing.
+                    let mut workload: Option<Workload> = None;
+                    group.bench_function(id, |b: &mut Bencher<'_>| {
+                        let w = workload
+                            .get_or_insert_with(|| Workload::new(case, batch, mode, device));
+                        b.iter_custom(|iters| w.time(iters));
+                    });
+                }
+            }
+            group.finish();
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    // Short runs: 28 cases per device on a 2-core machine. Command-line options
+    // (`--sample-size`, `--warm-up-time`, `--measurement-time`) override these.
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = blocks
+}
 criterion_main!(benches);

@@ -6,11 +6,14 @@ it is asymmetric, as the Rust code does). Prints one JSON line per case:
 {"id": "cpu/mbconv_40_80/b32x28/eval", "seconds_per_iter": ..., "images_per_second": ...}
 
 Usage: python benches/peers/blocks_torch.py [--threads N] [--device cpu|cuda] [--filter S]
+
+--threads defaults to $DF_BENCH_THREADS, else the cores this process may run on: the same
+rule as benches/blocks.rs, so that both sides use the same intra-op thread count.
 """
 
 import argparse
 import json
-import math
+import os
 import time
 
 import torch
@@ -35,12 +38,15 @@ def same_pad(x, k, s, d=1):
 
 
 class ConvBnAct(nn.Module):
-    def __init__(self, cin, cout, k, s=1, d=1, groups=1, bn=True, act="relu", bias=None, eps=1e-3):
+    def __init__(self, cin, cout, k, s=1, d=1, groups=1, bn=True, act="relu", bias=None, eps=1e-3, scale=True):
         super().__init__()
         k = (k, k) if isinstance(k, int) else k
         self.k, self.s, self.d = k, s, d
         self.conv = nn.Conv2d(cin, cout, k, s, 0, d, groups, bias=(not bn) if bias is None else bias)
         self.bn = nn.BatchNorm2d(cout, eps=eps, momentum=0.01) if bn else None
+        if self.bn is not None and not scale:
+            # Keras BatchNormalization(scale=False): a learned offset, no learned gamma.
+            self.bn.register_parameter("weight", None)
         self.act = act
 
     def forward(self, x):
@@ -121,7 +127,8 @@ class Block35(nn.Module):
 
     def __init__(self, c=320, scale=0.17):
         super().__init__()
-        kw = dict(bias=False)
+        # Keras conv2d_bn: no conv bias, batch norm without a learned scale.
+        kw = dict(bias=False, scale=False)
         self.b0 = ConvBnAct(c, 32, 1, **kw)
         self.b1 = nn.Sequential(ConvBnAct(c, 32, 1, **kw), ConvBnAct(32, 32, 3, **kw))
         self.b2 = nn.Sequential(ConvBnAct(c, 32, 1, **kw), ConvBnAct(32, 48, 3, **kw), ConvBnAct(48, 64, 3, **kw))
@@ -175,13 +182,13 @@ def bench(fn, sync, min_time, max_iters=200):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=0)
+    default_threads = int(os.environ.get("DF_BENCH_THREADS") or len(os.sched_getaffinity(0)))
+    ap.add_argument("--threads", type=int, default=default_threads)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--filter", default="")
     ap.add_argument("--min-time", type=float, default=2.0)
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.manual_seed(0)

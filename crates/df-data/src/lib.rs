@@ -1,4 +1,88 @@
-//! df-data (placeholder crate doc; filled in by its issue).
+//! # df-data
+//!
+//! Data for deepfake detectors: image-folder datasets, decoding, Pillow-exact
+//! resizing, seeded augmentation, a parallel batch loader with bounded prefetch, and a
+//! synthetic forgery set.
+//!
+//! - [`ImageFolder`]: one sub-folder per class (Keras `flow_from_directory` layout) or
+//!   a CSV manifest; the positive class ("fake") is chosen by name through
+//!   [`ClassMapping`]; seeded stratified [`validation_split`](ImageFolder::validation_split);
+//!   rank-aware [`shard`](ImageFolder::shard)ing for data-parallel training.
+//! - [`decode_rgb`] / [`load_rgb`]: JPEG, PNG, BMP, WebP to 8-bit RGB (grayscale,
+//!   alpha, palette, CMYK and 16-bit handled) as Keras' `load_img` does.
+//! - [`resize_rgb`]: nearest, bilinear and area filters with the same pixels as
+//!   Pillow's `Image.resize`, hence as the Keras input pipeline.
+//! - [`Transform`]: a model's input description (size, filter, scale,
+//!   offset or mean/std, channel order) as plain serialisable data; this crate does not
+//!   depend on the model crate, a model's metadata converts into it.
+//! - [`Augment`]: Keras `ImageDataGenerator` augmentations (flip, rotation, shift, zoom,
+//!   shear, brightness) and forensic ones (random crop, blur, JPEG re-compression,
+//!   noise), reproducible per sample from `(seed, epoch, index)`.
+//! - [`Loader`]: NCHW `f32` [`Batch`]es shuffled per epoch, made by worker threads
+//!   with a bounded prefetch window, identical whatever the number of workers;
+//!   `drop_last`; class balancing ([`Balance`]).
+//! - Bad files never stop a run: zero-byte, non-image, corrupt and truncated files are
+//!   skipped and listed as [`SkipReport`]s (serialisable to JSON). A missing
+//!   directory, an empty class or a dataset with a single class is an [`Error`] when
+//!   the dataset is opened.
+//! - [`synthetic`]: a deterministic set of face-like images and face-swapped forgeries,
+//!   on disk or in memory.
+//!
+//! ## Example
+//!
+//! Generate a small synthetic set, split it, and read two epochs of augmented batches:
+//!
+//! ```
+//! use df_data::{synthetic, Augment, Loader, LoaderConfig, Transform};
+//!
+//! # fn main() -> df_data::Result<()> {
+//! let dir = std::env::temp_dir().join(format!("df-data-doc-{}", std::process::id()));
+//! let data = synthetic::generate(&dir, 8, 64, 42)?; // 8 real + 8 fake, 64×64
+//! let (train, val) = data.validation_split(0.25, 42)?;
+//! assert_eq!((train.len(), val.len()), (12, 4));
+//!
+//! let config = LoaderConfig::default()
+//!     .with_batch_size(4)
+//!     .with_workers(2)
+//!     .with_transform(Transform::unit(32, 32))
+//!     .with_augment(Augment::study())
+//!     .with_seed(7);
+//! let loader = Loader::new(train, config)?;
+//! for epoch in 0..2 {
+//!     for batch in loader.epoch(epoch) {
+//!         let batch = batch?;
+//!         assert_eq!(batch.images.size(), [4, 3, 32, 32]);
+//!         assert_eq!(batch.labels.size(), [4]);
+//!     }
+//! }
+//! assert!(loader.skipped().is_empty());
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(()) }
+//! ```
 
+mod augment;
+mod dataset;
+mod decode;
 mod error;
+mod loader;
+mod pipeline;
+mod resize;
+mod skip;
+pub mod synthetic;
+mod transform;
+
+pub use augment::{
+    add_gaussian_noise, gaussian_blur, jpeg_roundtrip, sample_rng, to_rgb32f, to_rgb8, warp_affine,
+    Affine, AffineParams, Augment, AugmentParams, BlurAugment, CropFraction, JpegAugment,
+    NoiseAugment, RandomCrop,
+};
+pub use dataset::{
+    ClassInfo, ClassMapping, FolderOptions, ImageFolder, ImageSource, Label, Sample,
+};
+pub use decode::{check_header, decode_rgb, has_image_extension, load_rgb, IMAGE_EXTENSIONS};
 pub use error::{Error, Result};
+pub use loader::{Balance, Batch, EpochIter, Loader, LoaderConfig};
+pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params};
+pub use resize::{resize_rgb, ResizeFilter};
+pub use skip::{SkipReason, SkipReport, SkipSummary};
+pub use transform::{ChannelOrder, Normalize, Transform};

@@ -26,11 +26,28 @@
 
 mod activation;
 mod conv;
+mod efficientnet;
 mod error;
 mod head;
+mod inception_resnet;
+mod mesonet;
+mod pool;
+mod resnet;
+mod vgg;
 pub mod util;
 
 pub use activation::Activation;
 pub use conv::{BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
+pub use efficientnet::{CorrectPad, MbConv, MbConvConfig, SqueezeExcite, SqueezeExciteConfig};
 pub use error::{Error, Result};
 pub use head::{Dense, DenseHead, DenseHeadConfig, DenseLayerConfig, DropPath, HeadInput};
+pub use inception_resnet::{
+    inception_resnet_batch_norm, InceptionResnetA, InceptionResnetB, InceptionResnetBlockConfig,
+    InceptionResnetC, ReductionA, ReductionB, ReductionConfig, Stem, StemConfig,
+};
+pub use mesonet::{keras_auto_name, MesoInception, MesoInceptionConfig};
+pub use pool::{MaxPool2d, MaxPool2dConfig};
+pub use resnet::{
+    resnet_batch_norm, ConvBlock, ConvBlockConfig, IdentityBlock, IdentityBlockConfig, RESNET_BN_EPS,
+};
+pub use vgg::{VggStage, VggStageConfig};

@@ -1,4 +1,87 @@
-//! df-metrics (placeholder crate doc; filled in by its issue).
+//! # df-metrics
+//!
+//! Evaluation of binary fake detectors, training-history analysis, and plots. The crate
+//! depends on no other df crate: it works on `f32` scores, the probability that a sample
+//! is **fake** (`sigmoid(logit)`), and labels where 1 / `true` is fake and 0 / `false` is
+//! real ([`Label`] is implemented for `bool`, `u8`, `i32`, `i64`, `u32`, `u64`, `f32`,
+//! `f64`).
+//!
+//! - **At a threshold** (`score >= threshold` is fake): [`confusion_matrix`],
+//!   [`accuracy`], [`precision_recall_f1`].
+//! - **Probabilities**: [`log_loss`] (clipped like scikit-learn), [`brier_score`],
+//!   [`calibration`] / [`expected_calibration_error`] (equal-width bins).
+//! - **Ranking** (threshold-free): [`roc_curve`], [`roc_auc`], [`precision_recall_curve`],
+//!   [`average_precision`], [`equal_error_rate`], [`tpr_at_fpr`]; ties are handled as
+//!   scikit-learn handles them. [`Ranking`] sorts once and serves them all.
+//! - **Streaming**: every metric is also a [`Metric`] (`update`, `compute`, `reset`), and
+//!   [`BinaryEvaluator`] accumulates them all into a serializable [`Report`]
+//!   (`metrics.json`). Everything but the ranking metrics runs in constant memory; exact
+//!   ranking metrics keep every score (4 bytes per sample) and sort once.
+//! - **History**: [`History`] is the canonical per-epoch record of a training run
+//!   (`history.json`, `history.csv`), with its analysis: [`History::best_epoch`],
+//!   [`History::generalization_gap`], [`History::fluctuation`], [`History::analyze`].
+//! - **Plots** (PNG or SVG by extension): [`plot_history`], [`plot_roc`], [`plot_pr`],
+//!   [`plot_calibration`].
+//!
+//! Every metric is checked against scikit-learn on the same inputs (the fixtures of
+//! `scripts/fixtures/sklearn_metrics.py`).
+//!
+//! ```
+//! use df_metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
+//!
+//! # fn main() -> df_metrics::Result<()> {
+//! // p(fake) from a detector, and the truth (1 = fake), arriving in batches.
+//! let batches = [
+//!     (vec![0.92f32, 0.15, 0.64, 0.30], vec![1u8, 0, 1, 0]),
+//!     (vec![0.81, 0.55, 0.08, 0.47], vec![1, 0, 0, 1]),
+//! ];
+//! let mut evaluator = BinaryEvaluator::new(EvaluatorConfig::default())?;
+//! for (scores, labels) in &batches {
+//!     evaluator.update(scores, labels)?;
+//! }
+//! let evaluation = evaluator.evaluate()?;
+//! let report = &evaluation.report;
+//! assert_eq!(report.n, 8);
+//! assert_eq!(report.accuracy, 0.75); // 0.55 (real) and 0.47 (fake) are on the wrong side
+//! assert_eq!(report.auc, Some(0.875));
+//!
+//! let dir = std::env::temp_dir().join(format!("df-metrics-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).map_err(|e| df_metrics::Error::Io { path: dir.clone(), source: e })?;
+//! report.to_json_file(dir.join("metrics.json"))?;
+//! if let Some(roc) = &evaluation.roc {
+//!     df_metrics::plot_roc(&[("detector", roc)], dir.join("roc.svg"))?;
+//! }
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(()) }
+//! ```
 
 mod error;
+mod history;
+mod input;
+mod io;
+mod metric;
+mod plot;
+mod probability;
+mod ranking;
+mod report;
+mod serde_util;
+mod threshold;
+
 pub use error::{Error, Result};
+pub use history::{
+    AnalysisConfig, BestEpoch, EpochRecord, Fluctuation, GeneralizationGap, History,
+    HistoryAnalysis, MetricNames, Mode,
+};
+pub use input::Label;
+pub use metric::Metric;
+pub use plot::{plot_calibration, plot_history, plot_history_with, plot_pr, plot_roc};
+pub use probability::{
+    brier_score, calibration, expected_calibration_error, log_loss, BrierScore, Calibration,
+    CalibrationBin, CalibrationError, LogLoss, DEFAULT_ECE_BINS, LOG_LOSS_EPS,
+};
+pub use ranking::{
+    average_precision, equal_error_rate, precision_recall_curve, roc_auc, roc_curve, tpr_at_fpr,
+    EqualErrorRate, OperatingPoint, PrCurve, Ranking, RankingCollector, RocCurve,
+};
+pub use report::{evaluate, BinaryEvaluator, Evaluation, EvaluatorConfig, Report};
+pub use threshold::{accuracy, confusion_matrix, precision_recall_f1, ConfusionMatrix, PrecisionRecallF1};

@@ -31,6 +31,103 @@ pub enum Error {
     /// libtorch reported an error.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+    // --- Weight I/O (keras, checkpoint, registry) ---
+    /// No model of that name is registered.
+    #[error("unknown model `{name}`; known models: {}", known.join(", "))]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// Every registered name.
+        known: Vec<String>,
+    },
+    /// `path` could not be read as HDF5 (not an HDF5 file, truncated, corrupt).
+    #[error("{path}: cannot read as HDF5: {reason}")]
+    Hdf5 {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the HDF5 reader reported, with the object it was reading.
+        reason: String,
+    },
+    /// `path` is HDF5 but not a Keras weight file this importer understands.
+    #[error("{path}: not a Keras weight file: {reason}")]
+    NotKerasWeights {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is missing or unsupported, naming the layer or tensor.
+        reason: String,
+    },
+    /// A tensor cannot be converted to its libtorch layout.
+    #[error("tensor `{tensor}`: {reason}")]
+    Layout {
+        /// The tensor (its path in the file).
+        tensor: String,
+        /// Why.
+        reason: String,
+    },
+    /// The tensors of a weight file do not fit the model: nothing was loaded.
+    #[error("{}", mismatch_message(source_file, model, missing, unexpected, mis_shaped, notes))]
+    WeightMismatch {
+        /// The weight file.
+        source_file: PathBuf,
+        /// The model's registry name.
+        model: String,
+        /// Model variables the file has no value for.
+        missing: Vec<String>,
+        /// File tensors with no model variable to go to.
+        unexpected: Vec<String>,
+        /// Pairs whose shapes differ: `variable: model [..] vs file `tensor` [..]`.
+        mis_shaped: Vec<String>,
+        /// How layers were paired where that explains the mismatch.
+        notes: Vec<String>,
+    },
+    /// A native checkpoint is malformed (header, metadata, tensor data).
+    #[error("{path}: invalid checkpoint: {reason}")]
+    Checkpoint {
+        /// The file at fault.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// At most this many names per list in [`Error::WeightMismatch`]'s message; the fields
+/// hold them all.
+const MAX_LISTED: usize = 25;
+
+fn mismatch_message(
+    source_file: &std::path::Path,
+    model: &str,
+    missing: &[String],
+    unexpected: &[String],
+    mis_shaped: &[String],
+    notes: &[String],
+) -> String {
+    let mut msg = format!(
+        "{}: the weights do not fit model `{model}` ({} missing, {} unexpected, {} mis-shaped \
+         tensors); nothing was loaded",
+        source_file.display(),
+        missing.len(),
+        unexpected.len(),
+        mis_shaped.len()
+    );
+    for (title, list) in [
+        ("missing from the file", missing),
+        ("unexpected in the file", unexpected),
+        ("mis-shaped", mis_shaped),
+        ("note", notes),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        msg.push_str(&format!("\n  {title}:"));
+        for item in list.iter().take(MAX_LISTED) {
+            msg.push_str(&format!("\n    {item}"));
+        }
+        if list.len() > MAX_LISTED {
+            msg.push_str(&format!("\n    ... and {} more", list.len() - MAX_LISTED));
+        }
+    }
+    msg
 }
 
 /// `Result` with this crate's [`Error`].

@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use std::path::PathBuf;
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -8,12 +10,122 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io {
         /// The file or directory at fault.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// A libtorch operation failed.
+    #[error("{context}: {source}")]
+    Torch {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: tch::TchError,
+    },
+    /// A configuration value is invalid.
+    #[error("invalid {option}: {reason}")]
+    Config {
+        /// The option at fault (`optimizer.lr`, `early_stopping.monitor` ...).
+        option: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The training loss became NaN or infinite; the weights are those before the batch
+    /// that produced it, and the last checkpoint on disk is untouched.
+    #[error(
+        "the training loss is {value} at epoch {epoch} (1-based), batch {batch} (1-based); \
+         training stopped{}",
+        match last_checkpoint {
+            Some(p) => format!(", the last good checkpoint is {}", p.display()),
+            None => String::from(" (no checkpoint was written yet)"),
+        }
+    )]
+    NonFiniteLoss {
+        /// The epoch, counted from 1.
+        epoch: usize,
+        /// The batch within the epoch, counted from 1.
+        batch: usize,
+        /// The loss value (NaN or ±inf).
+        value: f64,
+        /// The last checkpoint written, if any.
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// A callback monitors a metric the logs do not have.
+    #[error(
+        "{callback} monitors `{monitor}`, which the epoch logs do not have (available: {})",
+        available.join(", ")
+    )]
+    MissingMetric {
+        /// The callback.
+        callback: String,
+        /// The monitored name.
+        monitor: String,
+        /// The names the logs have.
+        available: Vec<String>,
+    },
+    /// A checkpoint file is malformed or does not fit the model/optimizer.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A tensor has an unexpected shape.
+    #[error("{what}: expected shape {expected}, got {got:?}")]
+    Shape {
+        /// The tensor at fault.
+        what: String,
+        /// The expected shape, in words.
+        expected: String,
+        /// The actual shape.
+        got: Vec<i64>,
+    },
+    /// JSON (de)serialization of `path` failed.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An error of the data pipeline.
+    #[error(transparent)]
+    Data(#[from] df_data::Error),
+    /// An error of the metrics crate.
+    #[error(transparent)]
+    Metrics(#[from] df_metrics::Error),
+    /// An error of the models crate.
+    #[error(transparent)]
+    Model(#[from] df_models::Error),
 }
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn config(option: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Config {
+        option: option.into(),
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn torch(context: impl Into<String>) -> impl FnOnce(tch::TchError) -> Error {
+    let context = context.into();
+    move |source| Error::Torch { context, source }
+}
+
+pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Io { path, source }
+}
+
+pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}

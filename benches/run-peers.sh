@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Runs the block benches side by side: the Rust criterion bench (benches/blocks.rs) and its
+# PyTorch-eager peer (benches/peers/blocks_torch.py), with the same intra-op thread count,
+# and writes a table of images/s and the ratio Rust / PyTorch per case.
+#
+# Usage:
+#   benches/run-peers.sh [FILTER]
+#
+#   FILTER   a substring of the bench ids, e.g. `cpu/mbconv` or `b1x` (default: every case).
+#            The ids are `{cpu|cuda}/{block}/b{batch}x{size}/{eval|train}`. Both sides get it
+#            (criterion reads it as a regex: use plain text).
+#
+# Environment:
+#   DF_BENCH_THREADS  intra-op threads for both sides (default: `nproc`, the cores this
+#                     process may run on).
+#   PYTHON            the Python with torch 2.11 (default: .venv-tools/bin/python, else python3).
+#   DEVICES           the peer's devices, space-separated (default: `cpu`, plus `cuda` when the
+#                     peer's torch sees a GPU; the Rust bench adds CUDA by itself likewise).
+#   PEER_MIN_TIME     seconds the peer times each case for (default 2).
+#   BENCH_BIN         a prebuilt bench binary to run instead of `cargo bench --bench blocks`.
+#                     For a machine without cargo (a GPU box): build here with
+#                     `cargo bench --bench blocks --no-run` (it prints the binary's path,
+#                     target/release/deps/blocks-<hash>), copy the binary, this script and
+#                     benches/peers/ over, and run from the copy's root:
+#                       LD_LIBRARY_PATH=$(python -c 'import torch, os; print(os.path.dirname(torch.__file__))')/lib \
+#                       BENCH_BIN=./blocks-<hash> DF_BENCH_COMMIT=<commit> benches/run-peers.sh
+#                     The caller sets LD_LIBRARY_PATH to a libtorch 2.11 (the binary's rpath
+#                     points into this clone's .libtorch, which the copy may lack).
+#   BENCH_ARGS        extra criterion arguments, e.g. `--measurement-time 5`.
+#   DF_BENCH_COMMIT   the commit to report when there is no git checkout.
+#   OUT_DIR           where the report goes (default: target/bench-report).
+#
+# Output: $OUT_DIR/blocks.md (Markdown table with machine, threads, date, commit) and
+# $OUT_DIR/blocks.json (the same data), plus the raw peer lines in $OUT_DIR/peer.jsonl and
+# the criterion results in $CRITERION_HOME (default target/criterion).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+filter="${1:-}"
+threads="${DF_BENCH_THREADS:-$(nproc)}"
+export DF_BENCH_THREADS="$threads"
+out_dir="${OUT_DIR:-target/bench-report}"
+export CRITERION_HOME="${CRITERION_HOME:-${CARGO_TARGET_DIR:-target}/criterion}"
+mkdir -p "$out_dir" "$CRITERION_HOME"
+
+if [[ -n "${PYTHON:-}" ]]; then
+    python="$PYTHON"
+elif [[ -x .venv-tools/bin/python ]]; then
+    python=.venv-tools/bin/python
+else
+    python=python3
+fi
+if ! "$python" -c 'import torch' 2>/dev/null; then
+    echo "error: $python cannot import torch; run \`make setup\` or set PYTHON" >&2
+    exit 1
+fi
+
+# Only results written from now on belong to this run.
+marker="$out_dir/.started"
+touch "$marker"
+sleep 1
+
+echo "== Rust (criterion), $threads threads ==" >&2
+crit_args=(--bench)
+[[ -n "$filter" ]] && crit_args+=("$filter")
+# shellcheck disable=SC2206 # BENCH_ARGS is a list of words on purpose.
+crit_args+=(${BENCH_ARGS:-})
+if [[ -n "${BENCH_BIN:-}" ]]; then
+    "$BENCH_BIN" "${crit_args[@]}"
+else
+    cargo bench --bench blocks -- "${crit_args[@]:1}"
+fi
+
+if [[ -n "${DEVICES:-}" ]]; then
+    devices="$DEVICES"
+elif "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    devices="cpu cuda"
+else
+    devices="cpu"
+fi
+
+echo "== PyTorch eager ($devices), $threads threads ==" >&2
+peer_out="$out_dir/peer.jsonl"
+: >"$peer_out"
+for device in $devices; do
+    "$python" benches/peers/blocks_torch.py --threads "$threads" --device "$device" \
+        --filter "$filter" --min-time "${PEER_MIN_TIME:-2}" | tee -a "$peer_out"
+done
+
+commit="${DF_BENCH_COMMIT:-}"
+if [[ -z "$commit" ]] && git rev-parse --git-dir >/dev/null 2>&1; then
+    commit="$(git rev-parse --short HEAD)"
+    git diff --quiet HEAD -- 2>/dev/null || commit="$commit (with uncommitted changes)"
+fi
+cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
+
+"$python" - "$CRITERION_HOME" "$marker" "$peer_out" "$out_dir" "$threads" "${commit:-unknown}" \
+    "${cpu_model:-unknown}" "$(nproc --all)" <<'PY'
+import datetime
+import json
+import os
+import sys
+
+crit_home, marker, peer_path, out_dir, threads, commit, cpu_model, cores = sys.argv[1:]
+since = os.path.getmtime(marker)
+
+# Criterion: <home>/<group>/<function>/new/{benchmark,estimates}.json, written this run.
+rust = {}
+for root, _dirs, files in os.walk(crit_home):
+    if os.path.basename(root) != "new" or "estimates.json" not in files:
+        continue
+    est_path = os.path.join(root, "estimates.json")
+    if os.path.getmtime(est_path) < since:
+        continue
+    with open(os.path.join(root, "benchmark.json")) as f:
+        bench = json.load(f)
+    with open(est_path) as f:
+        est = json.load(f)
+    batch = (bench.get("throughput") or {}).get("Elements")
+    mean_s = est["mean"]["point_estimate"] * 1e-9
+    rust[bench["full_id"]] = {"seconds_per_iter": mean_s, "images_per_second": batch / mean_s}
+
+peer = {}
+with open(peer_path) as f:
+    for line in f:
+        line = line.strip()
+        if line.startswith("{"):
+            r = json.loads(line)
+            peer[r["id"]] = r
+
+import torch  # noqa: E402  (only for the versions and the GPU name)
+
+gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+rows = []
+for bid in set(rust) | set(peer):
+    device, block, shape, mode = bid.split("/")
+    batch = int(shape[1:].split("x")[0])
+    r = rust.get(bid, {}).get("images_per_second")
+    p = peer.get(bid, {}).get("images_per_second")
+    rows.append({
+        "id": bid, "device": device, "block": block, "batch": batch, "input": shape,
+        "mode": mode, "rust_images_per_second": r, "pytorch_images_per_second": p,
+        "ratio_rust_over_pytorch": (r / p) if r and p else None,
+    })
+order = {"eval": 0, "train": 1}
+rows.sort(key=lambda x: (x["device"] != "cpu", x["block"], x["batch"], order.get(x["mode"], 2)))
+
+meta = {
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "commit": commit,
+    "cpu": cpu_model,
+    "cores": int(cores),
+    "threads": int(threads),
+    "gpu": gpu,
+    "torch": torch.__version__,
+}
+with open(os.path.join(out_dir, "blocks.json"), "w") as f:
+    json.dump({"meta": meta, "rows": rows}, f, indent=2)
+
+
+def fmt(v):
+    return "—" if v is None else (f"{v:,.1f}" if v < 100 else f"{v:,.0f}")
+
+
+lines = [
+    "# Block throughput: Rust (tch) vs PyTorch eager",
+    "",
+    f"- date: {meta['date']}",
+    f"- commit: {commit}",
+    f"- CPU: {cpu_model}, {cores} cores; {threads} intra-op threads on both sides",
+]
+if gpu:
+    lines.append(f"- GPU: {gpu}")
+lines += [
+    f"- libtorch / PyTorch: {torch.__version__} (the same wheel on both sides)",
+    "- Rust: criterion mean; PyTorch: mean over ≥ 2 s. Images per second, higher is better.",
+    "",
+    "| device | block | batch | mode | Rust img/s | PyTorch img/s | Rust / PyTorch |",
+    "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+]
+for x in rows:
+    ratio = x["ratio_rust_over_pytorch"]
+    lines.append(
+        f"| {x['device']} | {x['block']} | {x['batch']} | {x['mode']} | "
+        f"{fmt(x['rust_images_per_second'])} | {fmt(x['pytorch_images_per_second'])} | "
+        f"{'—' if ratio is None else f'{ratio:.2f}'} |"
+    )
+text = "\n".join(lines) + "\n"
+with open(os.path.join(out_dir, "blocks.md"), "w") as f:
+    f.write(text)
+print(text)
+PY
+rm -f "$marker"
+echo "report: $out_dir/blocks.md, $out_dir/blocks.json" >&2

@@ -1,0 +1,663 @@
+//! Datasets: class folders (Keras `flow_from_directory` layout) and CSV manifests, their
+//! real/fake labelling, validation splits and rank-aware shards.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::augment::keyed_rng;
+use crate::decode::{check_header, has_image_extension, load_rgb};
+use crate::error::{Error, Result};
+use crate::skip::{SkipReason, SkipReport, SkipSummary};
+
+/// The binary label of a detector: is the face manipulated?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Label {
+    /// A genuine image (target 0).
+    Real,
+    /// A manipulated image, the positive class (target 1).
+    Fake,
+}
+
+impl Label {
+    /// The training target: 1 for fake, 0 for real.
+    pub fn target(self) -> f32 {
+        match self {
+            Label::Real => 0.0,
+            Label::Fake => 1.0,
+        }
+    }
+
+    /// 0 for real, 1 for fake.
+    pub fn index(self) -> usize {
+        match self {
+            Label::Real => 0,
+            Label::Fake => 1,
+        }
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Label::Real => "real",
+            Label::Fake => "fake",
+        })
+    }
+}
+
+/// Which class names are fake (the positive class) and which are real. Names match
+/// case-insensitively.
+///
+/// Keras' `flow_from_directory` numbers classes alphabetically, so with the MesoNet
+/// authors' `df/` and `real/` folders "real" is class 1 and their model scores
+/// "real". Here the positive class is chosen by name instead: outputs are always
+/// logits of "fake".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassMapping {
+    /// Class names taken as fake.
+    pub fake: Vec<String>,
+    /// Class names taken as real.
+    pub real: Vec<String>,
+    /// The label of a class in neither list; `None` makes such a class an error.
+    pub others: Option<Label>,
+}
+
+impl Default for ClassMapping {
+    /// Fake: `fake`, `df`, `deepfake`, `manipulated`; real: `real`, `original`,
+    /// `pristine`; anything else is an error.
+    fn default() -> Self {
+        ClassMapping {
+            fake: ["fake", "df", "deepfake", "manipulated"]
+                .map(String::from)
+                .to_vec(),
+            real: ["real", "original", "pristine"].map(String::from).to_vec(),
+            others: None,
+        }
+    }
+}
+
+impl ClassMapping {
+    /// `name` is the positive (fake) class and every other class is real.
+    pub fn positive(name: &str) -> Self {
+        ClassMapping {
+            fake: vec![name.to_string()],
+            real: Vec::new(),
+            others: Some(Label::Real),
+        }
+    }
+
+    /// Explicit lists; classes in neither are an error.
+    pub fn new<S: Into<String>>(
+        fake: impl IntoIterator<Item = S>,
+        real: impl IntoIterator<Item = S>,
+    ) -> Self {
+        ClassMapping {
+            fake: fake.into_iter().map(Into::into).collect(),
+            real: real.into_iter().map(Into::into).collect(),
+            others: None,
+        }
+    }
+
+    /// The label of class `name`, if the mapping knows it.
+    pub fn label(&self, name: &str) -> Option<Label> {
+        let is = |list: &[String]| list.iter().any(|n| n.eq_ignore_ascii_case(name));
+        if is(&self.fake) {
+            Some(Label::Fake)
+        } else if is(&self.real) {
+            Some(Label::Real)
+        } else {
+            self.others
+        }
+    }
+}
+
+/// How a dataset is opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderOptions {
+    /// Class names to real/fake.
+    pub mapping: ClassMapping,
+    /// Read every file's header when opening, so zero-byte, non-image and
+    /// header-corrupt files are listed (and left out) before training starts. Files
+    /// whose pixel data is truncated are still only found when decoded.
+    pub check_headers: bool,
+    /// Follow symbolic links to directories when walking class folders.
+    pub follow_links: bool,
+}
+
+impl Default for FolderOptions {
+    fn default() -> Self {
+        FolderOptions {
+            mapping: ClassMapping::default(),
+            check_headers: true,
+            follow_links: true,
+        }
+    }
+}
+
+impl FolderOptions {
+    /// Sets the class mapping.
+    pub fn with_mapping(mut self, mapping: ClassMapping) -> Self {
+        self.mapping = mapping;
+        self
+    }
+
+    /// Sets header checking.
+    pub fn with_check_headers(mut self, check: bool) -> Self {
+        self.check_headers = check;
+        self
+    }
+}
+
+/// One class: its name (folder or manifest label), label and number of usable images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    /// Folder name or manifest label.
+    pub name: String,
+    /// Real or fake.
+    pub label: Label,
+    /// Number of usable samples.
+    pub count: usize,
+}
+
+/// One image of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// The image file.
+    pub path: PathBuf,
+    /// Index into [`ImageFolder::classes`].
+    pub class: usize,
+    /// Real or fake.
+    pub label: Label,
+}
+
+/// Anything the [`Loader`](crate::Loader) can draw images from.
+pub trait ImageSource: Send + Sync {
+    /// Number of samples.
+    fn len(&self) -> usize;
+    /// Whether there is no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The label of sample `index` (< `len()`).
+    fn label(&self, index: usize) -> Label;
+    /// The path (or a name) of sample `index`, as reported in batches and skip lists.
+    fn path(&self, index: usize) -> PathBuf;
+    /// Decodes sample `index` to RGB.
+    ///
+    /// # Errors
+    /// Why the sample must be skipped.
+    fn load(&self, index: usize) -> std::result::Result<RgbImage, SkipReason>;
+    /// Inputs left out before loading (found when the source was opened).
+    fn skipped(&self) -> Vec<SkipReport> {
+        Vec::new()
+    }
+}
+
+/// A labelled list of image files: a directory with one sub-folder per class (Keras
+/// `flow_from_directory` layout, classes sorted by name, sub-folders walked
+/// recursively, files sorted), or a CSV manifest.
+///
+/// Files with the extensions in [`IMAGE_EXTENSIONS`](crate::IMAGE_EXTENSIONS) are
+/// images; other non-hidden files are listed as skipped, hidden files (`.name`) are
+/// ignored, and files directly in the root are ignored (as Keras does).
+///
+/// ```no_run
+/// use df_data::{ClassMapping, FolderOptions, ImageFolder};
+/// # fn main() -> df_data::Result<()> {
+/// // The MesoNet authors' layout: df/ and real/.
+/// let data = ImageFolder::open("data/train")?;
+/// let (train, val) = data.validation_split(0.2, 42)?;
+/// println!("{} train, {} validation, {} skipped", train.len(), val.len(), data.skipped().len());
+/// // A folder named `swapped` is the positive class, everything else is real.
+/// let opts = FolderOptions::default().with_mapping(ClassMapping::positive("swapped"));
+/// let other = ImageFolder::open_with("data/other", &opts)?;
+/// # let _ = other; Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageFolder {
+    root: PathBuf,
+    classes: Vec<ClassInfo>,
+    samples: Vec<Sample>,
+    skipped: Vec<SkipReport>,
+}
+
+impl ImageFolder {
+    /// Opens the class folders under `root` with the default [`FolderOptions`].
+    ///
+    /// # Errors
+    /// [`Error::MissingPath`] if `root` does not exist, [`Error::UnknownClass`] for a
+    /// folder the mapping cannot label, [`Error::EmptyClass`] for a class without a
+    /// usable image, [`Error::SingleClass`] unless both real and fake are present,
+    /// [`Error::Io`] if a directory cannot be read.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(root, &FolderOptions::default())
+    }
+
+    /// Opens the class folders under `root` with `options`.
+    ///
+    /// # Errors
+    /// As [`ImageFolder::open`].
+    pub fn open_with(root: impl AsRef<Path>, options: &FolderOptions) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        if !root.exists() {
+            return Err(Error::MissingPath { path: root });
+        }
+        let mut class_dirs = Vec::new();
+        for entry in std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))? {
+            let entry = entry.map_err(|e| Error::io(&root, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if is_dir(&path, options.follow_links) {
+                class_dirs.push((name, path));
+            }
+        }
+        class_dirs.sort();
+        let mut classes = Vec::new();
+        let mut samples = Vec::new();
+        let mut skipped = Vec::new();
+        for (ci, (name, dir)) in class_dirs.iter().enumerate() {
+            let label = options
+                .mapping
+                .label(name)
+                .ok_or_else(|| Error::UnknownClass {
+                    root: root.clone(),
+                    class: name.clone(),
+                    fake: options.mapping.fake.clone(),
+                    real: options.mapping.real.clone(),
+                })?;
+            let mut files = Vec::new();
+            walk(dir, options.follow_links, 0, &mut files)?;
+            files.sort();
+            let mut count = 0;
+            for path in files {
+                if !has_image_extension(&path) {
+                    skipped.push(SkipReport {
+                        path,
+                        reason: SkipReason::NotAnImage(
+                            "extension is not jpg, jpeg, png, bmp or webp".into(),
+                        ),
+                    });
+                    continue;
+                }
+                if options.check_headers {
+                    if let Err(reason) = check_header(&path) {
+                        skipped.push(SkipReport { path, reason });
+                        continue;
+                    }
+                }
+                samples.push(Sample {
+                    path,
+                    class: ci,
+                    label,
+                });
+                count += 1;
+            }
+            classes.push(ClassInfo {
+                name: name.clone(),
+                label,
+                count,
+            });
+        }
+        let folder = ImageFolder {
+            root,
+            classes,
+            samples,
+            skipped,
+        };
+        folder.check()?;
+        Ok(folder)
+    }
+
+    /// Reads a CSV manifest of `path,label` rows (a `path,label` header row is
+    /// optional; further columns are ignored). Relative paths are resolved against the
+    /// manifest's directory. A label `1` is fake and `0` real; any other label is a
+    /// class name labelled by `options.mapping`. Classes are the distinct labels,
+    /// sorted. Listed files that are missing or not images are skipped and reported.
+    ///
+    /// # Errors
+    /// [`Error::MissingPath`], [`Error::Manifest`] for a malformed row, and the class
+    /// errors of [`ImageFolder::open`].
+    pub fn from_csv(manifest: impl AsRef<Path>, options: &FolderOptions) -> Result<Self> {
+        let manifest = manifest.as_ref().to_path_buf();
+        if !manifest.is_file() {
+            return Err(Error::MissingPath { path: manifest });
+        }
+        let base = manifest.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_path(&manifest)
+            .map_err(|e| csv_error(&manifest, e))?;
+        let mut rows: Vec<(PathBuf, String)> = Vec::new();
+        for (i, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| csv_error(&manifest, e))?;
+            let line = record.position().map(|p| p.line()).unwrap_or(i as u64 + 1);
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            if record.len() < 2 {
+                return Err(Error::Manifest {
+                    path: manifest,
+                    line,
+                    message: format!("expected `path,label`, got {} field(s)", record.len()),
+                });
+            }
+            let (p, l) = (&record[0], &record[1]);
+            if i == 0 && p.eq_ignore_ascii_case("path") && l.eq_ignore_ascii_case("label") {
+                continue;
+            }
+            if p.is_empty() || l.is_empty() {
+                return Err(Error::Manifest {
+                    path: manifest,
+                    line,
+                    message: "empty path or label".into(),
+                });
+            }
+            let path = Path::new(p);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            };
+            rows.push((path, l.to_string()));
+        }
+        let mut names: Vec<String> = rows.iter().map(|(_, l)| l.clone()).collect();
+        names.sort();
+        names.dedup();
+        let mut classes = Vec::new();
+        let mut index = BTreeMap::new();
+        for (ci, name) in names.iter().enumerate() {
+            let label = match name.as_str() {
+                "1" => Label::Fake,
+                "0" => Label::Real,
+                other => options
+                    .mapping
+                    .label(other)
+                    .ok_or_else(|| Error::UnknownClass {
+                        root: manifest.clone(),
+                        class: other.to_string(),
+                        fake: options.mapping.fake.clone(),
+                        real: options.mapping.real.clone(),
+                    })?,
+            };
+            classes.push(ClassInfo {
+                name: name.clone(),
+                label,
+                count: 0,
+            });
+            index.insert(name.clone(), ci);
+        }
+        let mut samples = Vec::new();
+        let mut skipped = Vec::new();
+        for (path, l) in rows {
+            let ci = index[&l];
+            let checked = if options.check_headers {
+                check_header(&path).map(|_| ())
+            } else if path.is_file() {
+                Ok(())
+            } else {
+                Err(SkipReason::Missing)
+            };
+            match checked {
+                Ok(()) => {
+                    classes[ci].count += 1;
+                    samples.push(Sample {
+                        path,
+                        class: ci,
+                        label: classes[ci].label,
+                    });
+                }
+                Err(reason) => skipped.push(SkipReport { path, reason }),
+            }
+        }
+        let folder = ImageFolder {
+            root: manifest,
+            classes,
+            samples,
+            skipped,
+        };
+        folder.check()?;
+        Ok(folder)
+    }
+
+    /// The dataset root (or the manifest file).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The classes, sorted by name.
+    pub fn classes(&self) -> &[ClassInfo] {
+        &self.classes
+    }
+
+    /// The samples, class by class, files sorted within a class.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Number of usable samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether there is no usable sample (never, for a dataset that opened).
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Files left out when the dataset was opened.
+    pub fn skipped(&self) -> &[SkipReport] {
+        &self.skipped
+    }
+
+    /// [`ImageFolder::skipped`] as a summary (serialisable to JSON).
+    pub fn skip_summary(&self) -> SkipSummary {
+        SkipSummary::new(self.skipped.clone())
+    }
+
+    /// Number of `(real, fake)` samples.
+    pub fn label_counts(&self) -> (usize, usize) {
+        let fake = self
+            .samples
+            .iter()
+            .filter(|s| s.label == Label::Fake)
+            .count();
+        (self.samples.len() - fake, fake)
+    }
+
+    /// Splits off a validation set: in every class, the files are shuffled with `seed`
+    /// and `round(fraction × count)` of them go to validation (stratified). The split
+    /// depends only on the file list and `seed`. Both parts keep the class list; the
+    /// skip list stays with the training part.
+    ///
+    /// Unlike Keras' `validation_split`, which takes the last files of each class in
+    /// name order, the split is random (seeded), so sorted names carrying a bias
+    /// (identities, sources) do not all land on one side.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (`validation_split`) unless `0 < fraction < 1` and every
+    /// class keeps at least one image on each side.
+    pub fn validation_split(&self, fraction: f64, seed: u64) -> Result<(ImageFolder, ImageFolder)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::config(
+                "validation_split",
+                format!("must be in (0, 1), got {fraction}"),
+            ));
+        }
+        let mut train = Vec::new();
+        let mut val = Vec::new();
+        for (ci, class) in self.classes.iter().enumerate() {
+            let mut members: Vec<&Sample> = self.samples.iter().filter(|s| s.class == ci).collect();
+            let n_val = (fraction * members.len() as f64).round() as usize;
+            if n_val == 0 || n_val == members.len() {
+                return Err(Error::config(
+                    "validation_split",
+                    format!(
+                        "class `{}` has {} image(s): a split of {fraction} leaves one side without it",
+                        class.name,
+                        members.len()
+                    ),
+                ));
+            }
+            let mut rng = keyed_rng(seed, 0, ci as u64, 0x7370_6c69_7421); // "split!"
+            members.shuffle(&mut rng);
+            let (v, t) = members.split_at(n_val);
+            val.extend(v.iter().map(|s| (*s).clone()));
+            train.extend(t.iter().map(|s| (*s).clone()));
+        }
+        let order =
+            |v: &mut Vec<Sample>| v.sort_by(|a, b| (a.class, &a.path).cmp(&(b.class, &b.path)));
+        order(&mut train);
+        order(&mut val);
+        Ok((
+            self.with_samples(train, self.skipped.clone()),
+            self.with_samples(val, Vec::new()),
+        ))
+    }
+
+    /// The part of the dataset rank `rank` of `world_size` processes reads in
+    /// data-parallel training: every `world_size`-th sample starting at `rank` (the
+    /// samples are ordered by class, so each shard keeps the class proportions). The
+    /// shards are disjoint and cover the dataset; their sizes differ by at most one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (`shard`) unless `rank < world_size`, or if a shard
+    /// would miss a class.
+    pub fn shard(&self, rank: usize, world_size: usize) -> Result<ImageFolder> {
+        if world_size == 0 || rank >= world_size {
+            return Err(Error::config(
+                "shard",
+                format!("rank {rank} of world size {world_size}: need rank < world_size"),
+            ));
+        }
+        let samples: Vec<Sample> = self
+            .samples
+            .iter()
+            .skip(rank)
+            .step_by(world_size)
+            .cloned()
+            .collect();
+        let shard = self.with_samples(samples, self.skipped.clone());
+        if let Some(c) = shard.classes.iter().find(|c| c.count == 0) {
+            return Err(Error::config(
+                "shard",
+                format!("class `{}` is too small for {world_size} shards", c.name),
+            ));
+        }
+        Ok(shard)
+    }
+
+    fn with_samples(&self, samples: Vec<Sample>, skipped: Vec<SkipReport>) -> ImageFolder {
+        let mut classes = self.classes.clone();
+        for c in &mut classes {
+            c.count = 0;
+        }
+        for s in &samples {
+            classes[s.class].count += 1;
+        }
+        ImageFolder {
+            root: self.root.clone(),
+            classes,
+            samples,
+            skipped,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if let Some(c) = self.classes.iter().find(|c| c.count == 0) {
+            return Err(Error::EmptyClass {
+                root: self.root.clone(),
+                class: c.name.clone(),
+            });
+        }
+        let has = |l: Label| self.classes.iter().any(|c| c.label == l);
+        if !(has(Label::Real) && has(Label::Fake)) {
+            let found = if self.classes.is_empty() {
+                "no class folder".to_string()
+            } else if has(Label::Real) {
+                "real".to_string()
+            } else {
+                "fake".to_string()
+            };
+            return Err(Error::SingleClass {
+                root: self.root.clone(),
+                found,
+                classes: self.classes.iter().map(|c| c.name.clone()).collect(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ImageSource for ImageFolder {
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    fn label(&self, index: usize) -> Label {
+        self.samples[index].label
+    }
+
+    fn path(&self, index: usize) -> PathBuf {
+        self.samples[index].path.clone()
+    }
+
+    fn load(&self, index: usize) -> std::result::Result<RgbImage, SkipReason> {
+        load_rgb(&self.samples[index].path)
+    }
+
+    fn skipped(&self) -> Vec<SkipReport> {
+        self.skipped.clone()
+    }
+}
+
+fn is_dir(path: &Path, follow_links: bool) -> bool {
+    if follow_links {
+        path.is_dir()
+    } else {
+        std::fs::symlink_metadata(path)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+    }
+}
+
+/// Directories nested deeper than this are not walked (guards against link cycles).
+const MAX_DEPTH: usize = 32;
+
+fn walk(dir: &Path, follow_links: bool, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if is_dir(&path, follow_links) {
+            walk(&path, follow_links, depth + 1, out)?;
+        } else if path.is_file() || std::fs::symlink_metadata(&path).is_ok() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    Error::Manifest {
+        path: path.to_path_buf(),
+        line,
+        message: e.to_string(),
+    }
+}

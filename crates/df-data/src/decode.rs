@@ -1,0 +1,118 @@
+//! Decoding image files to 8-bit RGB.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageReader, RgbImage};
+
+use crate::skip::SkipReason;
+
+/// The file extensions read as images (lower case; matched case-insensitively).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp"];
+
+/// Whether `path` has one of the [`IMAGE_EXTENSIONS`].
+pub fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+        .unwrap_or(false)
+}
+
+/// Decodes an image held in memory to 8-bit RGB, as Keras' `load_img` does with
+/// Pillow's `convert("RGB")`: grayscale is replicated, alpha is dropped (not
+/// composited), palettes are expanded, CMYK JPEGs are converted, 16-bit samples are
+/// rounded to 8 bits. The format is taken from the content, not the file name.
+///
+/// # Errors
+/// A [`SkipReason`]: [`ZeroBytes`](SkipReason::ZeroBytes) for empty input,
+/// [`NotAnImage`](SkipReason::NotAnImage) when the content is no supported format,
+/// [`Corrupt`](SkipReason::Corrupt) when it does not decode.
+pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, SkipReason> {
+    if bytes.is_empty() {
+        return Err(SkipReason::ZeroBytes);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| SkipReason::Unreadable(e.to_string()))?;
+    match reader.format() {
+        Some(
+            image::ImageFormat::Jpeg
+            | image::ImageFormat::Png
+            | image::ImageFormat::Bmp
+            | image::ImageFormat::WebP,
+        ) => {}
+        Some(other) => {
+            return Err(SkipReason::NotAnImage(format!(
+                "{other:?} content is not a supported format"
+            )))
+        }
+        None => {
+            return Err(SkipReason::NotAnImage(
+                "content is not JPEG, PNG, BMP or WebP".into(),
+            ))
+        }
+    }
+    let img = reader
+        .decode()
+        .map_err(|e| SkipReason::Corrupt(e.to_string()))?;
+    Ok(to_rgb8(img))
+}
+
+/// Reads and decodes the file at `path` (see [`decode_rgb`]).
+///
+/// # Errors
+/// As [`decode_rgb`], plus [`Missing`](SkipReason::Missing) and
+/// [`Unreadable`](SkipReason::Unreadable) for files that cannot be read.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, SkipReason> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SkipReason::Missing,
+        _ => SkipReason::Unreadable(e.to_string()),
+    })?;
+    decode_rgb(&bytes)
+}
+
+/// Checks the header of the file at `path` without decoding the pixels: that it is
+/// non-empty, of a supported format and has a readable size. Used to list bad files
+/// when a dataset is opened; truncated pixel data is only found when decoding.
+///
+/// # Errors
+/// The [`SkipReason`] the loader would report.
+pub fn check_header(path: &Path) -> Result<(u32, u32), SkipReason> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SkipReason::Missing,
+        _ => SkipReason::Unreadable(e.to_string()),
+    })?;
+    if meta.len() == 0 {
+        return Err(SkipReason::ZeroBytes);
+    }
+    let reader = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| SkipReason::Unreadable(e.to_string()))?;
+    match reader.format() {
+        Some(
+            image::ImageFormat::Jpeg
+            | image::ImageFormat::Png
+            | image::ImageFormat::Bmp
+            | image::ImageFormat::WebP,
+        ) => {}
+        _ => {
+            return Err(SkipReason::NotAnImage(
+                "content is not JPEG, PNG, BMP or WebP".into(),
+            ))
+        }
+    }
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| SkipReason::Corrupt(e.to_string()))?;
+    if w == 0 || h == 0 {
+        return Err(SkipReason::Corrupt(format!("image of size {w}x{h}")));
+    }
+    Ok((w, h))
+}
+
+fn to_rgb8(img: DynamicImage) -> RgbImage {
+    match img {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    }
+}

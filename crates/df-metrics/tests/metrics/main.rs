@@ -1,0 +1,11 @@
+//! df-metrics' integration tests, one module per area. The scikit-learn references come
+//! from `scripts/fixtures/sklearn_metrics.py` (run `make fixtures`).
+
+mod errors;
+mod fixtures;
+mod history;
+mod plots;
+mod probability;
+mod ranking;
+mod streaming;
+mod threshold;

@@ -1,0 +1,356 @@
+//! Native checkpoints: a model's variables in one safetensors file, with what is needed to
+//! rebuild the model in its metadata, so that [`load_checkpoint`] reopens it without the
+//! configuration being repeated.
+//!
+//! # Format
+//!
+//! A [safetensors](https://github.com/huggingface/safetensors) file whose tensors are the
+//! variables of the model's `VarStore`, by their variable names (`block1a_dwconv.weight`,
+//! `dense_2.bias`, `stem_bn.running_var` ...), `F32`, in libtorch layout. Its string
+//! metadata:
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `format` | `deepfake-checkpoint` |
+//! | `format_version` | [`CHECKPOINT_FORMAT_VERSION`] |
+//! | `model` | the registry name (`efficientnet_b7`) |
+//! | `config` | the model's configuration, JSON ([`Model::config_json`]) |
+//! | `polarity` | what the final logit scores: always `fake` when written here (imports convert) |
+//! | `input_spec` | the model's [`crate::InputSpec`], JSON (informative) |
+//!
+//! Writes are atomic: the file is written under a temporary name in the same directory,
+//! synced, then renamed over the destination, so a reader (or a crash) never sees half a
+//! checkpoint. In a multi-process job, only rank 0 should call [`save_checkpoint`].
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::keras::flip_final_logit;
+use crate::registry::{self, LoadedModel};
+use crate::spec::{Model, Polarity};
+
+/// Version of the checkpoint layout written by [`save_checkpoint`].
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+
+/// The value of the `format` metadata key.
+pub const CHECKPOINT_FORMAT: &str = "deepfake-checkpoint";
+
+/// What a checkpoint says about its model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    /// Registry name of the model.
+    pub model: String,
+    /// The model's configuration ([`Model::config_json`]).
+    pub config: serde_json::Value,
+    /// What the stored final logit scores.
+    pub polarity: Polarity,
+    /// [`CHECKPOINT_FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// A variable's values, little-endian `f32` bytes, for the safetensors writer.
+struct F32Bytes {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl View for F32Bytes {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn to_f32_bytes(name: &str, t: &Tensor, path: &Path) -> Result<F32Bytes> {
+    if t.kind() != Kind::Float {
+        return Err(invalid(
+            path,
+            format!(
+                "variable `{name}` is {:?}; checkpoints store float32",
+                t.kind()
+            ),
+        ));
+    }
+    let flat = t.detach().to_device(Device::Cpu).contiguous().view([-1]);
+    let values = Vec::<f32>::try_from(&flat)?;
+    let shape = t
+        .size()
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect();
+    Ok(F32Bytes {
+        shape,
+        bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    })
+}
+
+/// Writes every variable of `vs` and `model`'s name and configuration to `path`
+/// atomically (temporary file in the same directory, synced, renamed).
+///
+/// # Errors
+/// [`Error::Io`] when the directory is not writable; [`Error::Checkpoint`] for a variable
+/// that is not float32.
+pub fn save_checkpoint(vs: &VarStore, model: &dyn Model, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let mut tensors = BTreeMap::new();
+    for (name, t) in vs.variables() {
+        let bytes = to_f32_bytes(&name, &t, path)?;
+        tensors.insert(name, bytes);
+    }
+    let metadata: HashMap<String, String> = [
+        ("format", CHECKPOINT_FORMAT.to_string()),
+        ("format_version", CHECKPOINT_FORMAT_VERSION.to_string()),
+        ("model", model.name().to_string()),
+        ("config", model.config_json().to_string()),
+        ("polarity", polarity_text(Polarity::Fake).to_string()),
+        (
+            "input_spec",
+            serde_json::to_string(&model.input_spec()).unwrap_or_default(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let bytes = safetensors::serialize(tensors, &Some(metadata))
+        .map_err(|e| invalid(path, format!("serialising: {e}")))?;
+    write_atomically(path, &bytes)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
+/// so that `path` holds either its old content or all of the new one.
+///
+/// # Errors
+/// [`Error::Io`] naming the temporary file or the destination.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| invalid(path, "the destination has no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
+        f.write_all(bytes).map_err(io_error(&tmp))?;
+        f.sync_all().map_err(io_error(&tmp))?;
+        std::fs::rename(&tmp, path).map_err(io_error(path))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn polarity_text(p: Polarity) -> &'static str {
+    match p {
+        Polarity::Fake => "fake",
+        Polarity::Real => "real",
+    }
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io_error(path))
+}
+
+fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| invalid(path, format!("not a safetensors file: {e:?}")))?;
+    let meta = header
+        .metadata()
+        .as_ref()
+        .ok_or_else(|| invalid(path, "no metadata (not written by this crate)"))?;
+    let get = |key: &str| {
+        meta.get(key)
+            .ok_or_else(|| invalid(path, format!("metadata key `{key}` is missing")))
+    };
+    if get("format")? != CHECKPOINT_FORMAT {
+        return Err(invalid(
+            path,
+            format!("metadata `format` is not `{CHECKPOINT_FORMAT}`"),
+        ));
+    }
+    let format_version: u32 = get("format_version")?
+        .parse()
+        .map_err(|_| invalid(path, "metadata `format_version` is not a number"))?;
+    if format_version > CHECKPOINT_FORMAT_VERSION {
+        return Err(invalid(
+            path,
+            format!(
+                "format version {format_version} is newer than this reader's \
+                 {CHECKPOINT_FORMAT_VERSION}"
+            ),
+        ));
+    }
+    let config = serde_json::from_str(get("config")?)
+        .map_err(|e| invalid(path, format!("metadata `config` is not JSON: {e}")))?;
+    let polarity = match get("polarity")?.as_str() {
+        "fake" => Polarity::Fake,
+        "real" => Polarity::Real,
+        other => {
+            return Err(invalid(
+                path,
+                format!("metadata `polarity` is `{other}`, not `fake` or `real`"),
+            ))
+        }
+    };
+    Ok(CheckpointMeta {
+        model: get("model")?.clone(),
+        config,
+        polarity,
+        format_version,
+    })
+}
+
+/// Reads a checkpoint's metadata (without its tensors' values).
+///
+/// # Errors
+/// [`Error::Io`]; [`Error::Checkpoint`] for a file that is not a checkpoint of this crate.
+pub fn read_checkpoint_meta(path: impl AsRef<Path>) -> Result<CheckpointMeta> {
+    let path = path.as_ref();
+    meta_from_bytes(path, &read_bytes(path)?)
+}
+
+/// Loads a checkpoint's tensors into the variables of `vs`, which must hold exactly the
+/// same names and shapes (the model built from the checkpoint's configuration); converts
+/// a `real` polarity to `fake` with `model`'s head.
+///
+/// # Errors
+/// [`Error::Io`]; [`Error::Checkpoint`] for a malformed file; [`Error::WeightMismatch`]
+/// listing missing, unexpected and mis-shaped tensors (nothing is loaded then).
+pub fn load_checkpoint_into(
+    vs: &VarStore,
+    model: &dyn Model,
+    path: impl AsRef<Path>,
+) -> Result<CheckpointMeta> {
+    let path = path.as_ref();
+    let bytes = read_bytes(path)?;
+    let meta = meta_from_bytes(path, &bytes)?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| invalid(path, format!("reading tensors: {e:?}")))?;
+    let vars = vs.variables();
+    let mut missing = Vec::new();
+    let mut unexpected = Vec::new();
+    let mut mis_shaped = Vec::new();
+    let mut copies = Vec::new();
+    for (name, view) in file.tensors() {
+        let Some(dest) = vars.get(&name) else {
+            unexpected.push(format!("`{name}` {:?}", view.shape()));
+            continue;
+        };
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        if shape != dest.size() {
+            mis_shaped.push(format!(
+                "`{name}`: model {:?}, file {shape:?}",
+                dest.size()
+            ));
+            continue;
+        }
+        if view.dtype() != Dtype::F32 {
+            return Err(invalid(
+                path,
+                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
+            ));
+        }
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        copies.push((name, shape, values));
+    }
+    let in_file: std::collections::HashSet<String> = file.names().into_iter().cloned().collect();
+    for (name, t) in &vars {
+        if !in_file.contains(name) {
+            missing.push(format!("`{name}` {:?}", t.size()));
+        }
+    }
+    if !(missing.is_empty() && unexpected.is_empty() && mis_shaped.is_empty()) {
+        missing.sort();
+        unexpected.sort();
+        mis_shaped.sort();
+        return Err(Error::WeightMismatch {
+            source_file: path.to_path_buf(),
+            model: model.name().to_string(),
+            missing,
+            unexpected,
+            mis_shaped,
+            notes: vec![format!("the checkpoint was written for model `{}`", meta.model)],
+        });
+    }
+    tch::no_grad(|| -> Result<()> {
+        for (name, shape, values) in &copies {
+            let dest = &vars[name];
+            let src = Tensor::from_slice(values)
+                .reshape(shape.as_slice())
+                .to_device(dest.device());
+            dest.shallow_clone().f_copy_(&src)?;
+        }
+        Ok(())
+    })?;
+    if meta.polarity == Polarity::Real {
+        flip_final_logit(model)?;
+    }
+    Ok(meta)
+}
+
+/// Opens a checkpoint: builds the model it names from its stored configuration on
+/// `device` and loads its variables. The [`LoadedModel`] keeps the `VarStore` (to train
+/// further or save again).
+///
+/// # Errors
+/// Those of [`read_checkpoint_meta`], [`registry::build_from_config`] and
+/// [`load_checkpoint_into`].
+pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedModel> {
+    let path = path.as_ref();
+    let meta = read_checkpoint_meta(path)?;
+    let var_store = VarStore::new(device);
+    let model = registry::build_from_config(&meta.model, &var_store.root(), &meta.config)?;
+    load_checkpoint_into(&var_store, model.as_ref(), path)?;
+    Ok(LoadedModel {
+        var_store,
+        model,
+        normalization: None,
+    })
+}
+
+/// Reopens a checkpoint as a ready model on `device` (see [`open_checkpoint`] to keep its
+/// `VarStore`).
+///
+/// # Errors
+/// As [`open_checkpoint`].
+pub fn load_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<Box<dyn Model>> {
+    Ok(open_checkpoint(path, device)?.model)
+}

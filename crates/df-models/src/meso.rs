@@ -1,0 +1,322 @@
+//! Meso-4 and MesoInception-4, the compact forgery detectors of MesoNet.
+//!
+//! Reference: D. Afchar, V. Nozick, J. Yamagishi, I. Echizen, "MesoNet: a Compact Facial
+//! Video Forgery Detection Network", WIFS 2018, and the authors' Keras code
+//! (`classifiers.py` of DariusAf/MesoNet), which this follows layer for layer: 256×256×3
+//! input in [0, 1]; convolutions with bias, `"same"` padding and ReLU *before* batch
+//! normalisation (Keras defaults, epsilon 1e-3); max pooling with `"same"` padding; the
+//! head Flatten → Dropout(0.5) → Dense(16) → LeakyReLU(0.1) → Dropout(0.5) → Dense(1).
+//!
+//! Variables carry the names Keras gives the layers in a fresh session (`conv2d`,
+//! `conv2d_1`, ..., `batch_normalization`, ..., `dense`, `dense_1`), so that files with
+//! other automatic names (the authors' `conv2d_5` ...) import by order of creation.
+//!
+//! The authors' final activation is a sigmoid scoring "real"; these models return one
+//! logit of "fake" (see [`crate::Polarity`] for how their weights are converted).
+
+use df_layers::{
+    keras_auto_name, Activation, BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig,
+    DenseHead, MaxPool2d, MaxPool2dConfig, MesoInception, MesoInceptionConfig, Padding,
+};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+use crate::error::Result;
+use crate::spec::{InputSpec, Model, Preprocessing, Top};
+use crate::top_head::{check_input_size, set_top_dropout, set_top_l2, TopLayer};
+
+/// Pool sizes (and strides) of the four stages of both MesoNet models.
+const POOLS: [i64; 4] = [2, 2, 2, 4];
+/// Channels of the last feature map.
+const FEATURES: i64 = 16;
+
+/// Configuration shared by [`Meso4`] and [`MesoInception4`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MesoConfig {
+    /// Input `[height, width]` (256×256 in the paper).
+    pub input_size: [i64; 2],
+    /// The top; [`Top::mesonet`] for the authors' head. [`Top::ImageNet`] is rejected.
+    pub top: Top,
+}
+
+impl Default for MesoConfig {
+    fn default() -> Self {
+        Self::paper()
+    }
+}
+
+impl MesoConfig {
+    /// The paper's models: 256×256 input, the authors' head.
+    pub fn paper() -> Self {
+        Self {
+            input_size: [256, 256],
+            top: Top::mesonet(),
+        }
+    }
+
+    /// Sets the input size.
+    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
+        self.input_size = [height, width];
+        self
+    }
+
+    /// Sets the top.
+    pub fn with_top(mut self, top: Top) -> Self {
+        self.top = top;
+        self
+    }
+
+    /// Sets the rate of every dropout of a binary top (0.5 in the authors' head).
+    pub fn with_dropout(mut self, rate: f64) -> Self {
+        set_top_dropout(&mut self.top, rate);
+        self
+    }
+
+    /// Sets the L2 coefficient of every kernel of a binary top.
+    pub fn with_l2(mut self, l2: f64) -> Self {
+        set_top_l2(&mut self.top, l2);
+        self
+    }
+
+    /// The last feature map, `[16, H', W']`, after the four `"same"` poolings (2, 2, 2, 4):
+    /// `[16, 8, 8]` at 256×256.
+    pub fn feature_shape(&self) -> [i64; 3] {
+        let reduce = |n: i64| POOLS.iter().fold(n, |n, &p| (n + p - 1) / p);
+        [
+            FEATURES,
+            reduce(self.input_size[0]),
+            reduce(self.input_size[1]),
+        ]
+    }
+
+    /// The input the models expect: `input_size`, pixels / 255.
+    pub fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            height: self.input_size[0],
+            width: self.input_size[1],
+            preprocessing: Preprocessing::unit(),
+        }
+    }
+
+    fn validate(&self, model: &str) -> Result<()> {
+        check_input_size(model, self.input_size, 1)
+    }
+}
+
+/// One convolution stage of the MesoNet models: conv (bias, ReLU) → batch norm → max pool.
+#[derive(Debug)]
+struct ConvStage {
+    conv: ConvBnAct,
+    bn: BatchNorm,
+    pool: MaxPool2d,
+}
+
+impl ConvStage {
+    fn new(
+        p: &nn::Path<'_>,
+        [in_channels, out_channels, kernel]: [i64; 3],
+        pool: i64,
+        [conv_index, bn_index]: [usize; 2],
+    ) -> Result<Self> {
+        let cfg = ConvBnActConfig::new(in_channels, out_channels, kernel)
+            .with_padding(Padding::Same)
+            .with_activation(Activation::Relu)
+            .with_names(keras_auto_name("conv2d", conv_index), "");
+        Ok(Self {
+            conv: ConvBnAct::new(p, &cfg)?,
+            bn: BatchNorm::new(
+                &(p / keras_auto_name("batch_normalization", bn_index)),
+                out_channels,
+                &BatchNormConfig::default(),
+            )?,
+            pool: MaxPool2d::new(&MaxPool2dConfig::new(pool, Padding::Same))?,
+        })
+    }
+}
+
+impl ModuleT for ConvStage {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let ys = self.conv.forward_t(xs, train);
+        self.pool.forward(&self.bn.forward_t(&ys, train))
+    }
+}
+
+/// Meso-4: four convolution stages (8 3×3, 8 5×5, 16 5×5, 16 5×5 filters; each conv →
+/// batch norm → max pool 2, 2, 2, 4) and the MesoNet head.
+///
+/// Variables: `conv2d` ... `conv2d_3`, `batch_normalization` ... `batch_normalization_3`,
+/// and the head's (`dense`, `dense_1` for [`Top::mesonet`]). 28,073 parameters (27,977
+/// trainable) at 256×256, as Keras counts.
+///
+/// # Shapes
+/// `[N, 3, H, W]` (pixels / 255) → `[N, 1]` logits of "fake" for a binary top;
+/// `[N, 16, H', W']` or `[N, 16]` for a backbone (see [`MesoConfig::feature_shape`]).
+#[derive(Debug)]
+pub struct Meso4 {
+    stages: Vec<ConvStage>,
+    top: TopLayer,
+    config: MesoConfig,
+}
+
+/// Builds a [`Meso4`]; the same as [`Meso4::new`].
+///
+/// # Errors
+/// See [`Meso4::new`].
+pub fn meso4(p: &nn::Path<'_>, cfg: &MesoConfig) -> Result<Meso4> {
+    Meso4::new(p, cfg)
+}
+
+impl Meso4 {
+    /// Creates the model's variables under `p`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] for a non-positive input size or an ImageNet top;
+    /// [`crate::Error::Layers`] for an invalid head.
+    pub fn new(p: &nn::Path<'_>, cfg: &MesoConfig) -> Result<Self> {
+        cfg.validate("meso4")?;
+        let specs = [[3, 8, 3], [8, 8, 5], [8, 16, 5], [16, 16, 5]];
+        let stages = specs
+            .into_iter()
+            .zip(POOLS)
+            .enumerate()
+            .map(|(i, (spec, pool))| ConvStage::new(p, spec, pool, [i, i]))
+            .collect::<Result<Vec<_>>>()?;
+        let top = TopLayer::new(p, "meso4", &cfg.top, cfg.feature_shape(), None)?;
+        Ok(Self {
+            stages,
+            top,
+            config: cfg.clone(),
+        })
+    }
+
+    /// The configuration the model was built with.
+    pub fn config(&self) -> &MesoConfig {
+        &self.config
+    }
+}
+
+impl ModuleT for Meso4 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut ys = xs.shallow_clone(); // [N, 3, 256, 256]
+        for stage in &self.stages {
+            ys = stage.forward_t(&ys, train);
+        } // [N, 16, 8, 8]
+        self.top.forward_t(&ys, train)
+    }
+}
+
+impl Model for Meso4 {
+    fn name(&self) -> &str {
+        "meso4"
+    }
+    fn input_spec(&self) -> InputSpec {
+        self.config.input_spec()
+    }
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or_default()
+    }
+    fn head(&self) -> Option<&DenseHead> {
+        self.top.head()
+    }
+}
+
+/// MesoInception-4: two [`MesoInception`] layers ((a, b, c, d) = (1, 4, 4, 2) then
+/// (2, 4, 4, 2)), each followed by batch norm and a 2×2 max pool, then two 16-filter 5×5
+/// convolution stages (max pool 2 and 4) and the MesoNet head.
+///
+/// Variables: `conv2d` ... `conv2d_6` (first inception layer), `conv2d_7` ... `conv2d_13`
+/// (second), `conv2d_14`, `conv2d_15`, `batch_normalization` ... `batch_normalization_3`,
+/// and the head's. 28,725 parameters (28,615 trainable) at 256×256, as Keras counts.
+///
+/// # Shapes
+/// `[N, 3, H, W]` (pixels / 255) → `[N, 1]` logits of "fake" for a binary top;
+/// `[N, 16, H', W']` or `[N, 16]` for a backbone.
+#[derive(Debug)]
+pub struct MesoInception4 {
+    inceptions: Vec<(MesoInception, BatchNorm, MaxPool2d)>,
+    stages: Vec<ConvStage>,
+    top: TopLayer,
+    config: MesoConfig,
+}
+
+/// Builds a [`MesoInception4`]; the same as [`MesoInception4::new`].
+///
+/// # Errors
+/// See [`MesoInception4::new`].
+pub fn meso_inception4(p: &nn::Path<'_>, cfg: &MesoConfig) -> Result<MesoInception4> {
+    MesoInception4::new(p, cfg)
+}
+
+impl MesoInception4 {
+    /// Creates the model's variables under `p`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] for a non-positive input size or an ImageNet top;
+    /// [`crate::Error::Layers`] for an invalid head.
+    pub fn new(p: &nn::Path<'_>, cfg: &MesoConfig) -> Result<Self> {
+        let name = "meso_inception4";
+        cfg.validate(name)?;
+        let layer1 = MesoInceptionConfig::new(3, [1, 4, 4, 2]).with_keras_names(0);
+        let layer2 = MesoInceptionConfig::new(layer1.out_channels(), [2, 4, 4, 2])
+            .with_keras_names(7);
+        let mut inceptions = Vec::with_capacity(2);
+        for (i, layer) in [layer1, layer2].iter().enumerate() {
+            inceptions.push((
+                MesoInception::new(p, layer)?,
+                BatchNorm::new(
+                    &(p / keras_auto_name("batch_normalization", i)),
+                    layer.out_channels(),
+                    &BatchNormConfig::default(),
+                )?,
+                MaxPool2d::new(&MaxPool2dConfig::new(POOLS[i], Padding::Same))?,
+            ));
+        }
+        // Conv2D layers 14 and 15, batch norms 2 and 3 in Keras' order of creation.
+        let in_channels = inceptions[1].0.config().out_channels();
+        let stages = vec![
+            ConvStage::new(p, [in_channels, FEATURES, 5], POOLS[2], [14, 2])?,
+            ConvStage::new(p, [FEATURES, FEATURES, 5], POOLS[3], [15, 3])?,
+        ];
+        let top = TopLayer::new(p, name, &cfg.top, cfg.feature_shape(), None)?;
+        Ok(Self {
+            inceptions,
+            stages,
+            top,
+            config: cfg.clone(),
+        })
+    }
+
+    /// The configuration the model was built with.
+    pub fn config(&self) -> &MesoConfig {
+        &self.config
+    }
+}
+
+impl ModuleT for MesoInception4 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut ys = xs.shallow_clone(); // [N, 3, 256, 256]
+        for (inception, bn, pool) in &self.inceptions {
+            let zs = inception.forward_t(&ys, train);
+            ys = pool.forward(&bn.forward_t(&zs, train));
+        } // [N, 12, 64, 64]
+        for stage in &self.stages {
+            ys = stage.forward_t(&ys, train);
+        } // [N, 16, 8, 8]
+        self.top.forward_t(&ys, train)
+    }
+}
+
+impl Model for MesoInception4 {
+    fn name(&self) -> &str {
+        "meso_inception4"
+    }
+    fn input_spec(&self) -> InputSpec {
+        self.config.input_spec()
+    }
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or_default()
+    }
+    fn head(&self) -> Option<&DenseHead> {
+        self.top.head()
+    }
+}

@@ -1,0 +1,241 @@
+//! ResNet50 (v1), as Keras Applications builds it.
+//!
+//! Reference: K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image
+//! Recognition", CVPR 2016; Keras 3 `keras/src/applications/resnet.py` (`ResNet`,
+//! `ResNet50`, `stack_residual_blocks_v1`), whose layer names the variables carry:
+//! `conv1_conv`, `conv1_bn`, `conv2_block1_0_conv` ... `conv5_block3_3_bn`, `predictions`.
+//! The stem is Keras' `ZeroPadding2D(3)` → 7×7 stride-2 `"valid"` conv (with bias) → BN
+//! (epsilon 1.001e-5) → ReLU → `ZeroPadding2D(1)` → 3×3 stride-2 `"valid"` max pool; the
+//! explicit padding is not the same as `"same"` padding for even inputs, so it is kept.
+
+use df_layers::{
+    resnet_batch_norm, Activation, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
+    DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput, IdentityBlock,
+    IdentityBlockConfig, MaxPool2d, MaxPool2dConfig, Padding,
+};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+use crate::error::Result;
+use crate::spec::{InputSpec, Model, Preprocessing, Top};
+use crate::top_head::{check_input_size, set_top_dropout, set_top_l2, TopLayer};
+
+/// ResNet50's stages: Keras stack name, bottleneck width, blocks, stride of the first block.
+const RESNET50_STAGES: [(&str, i64, usize, i64); 4] = [
+    ("conv2", 64, 3, 1),
+    ("conv3", 128, 4, 2),
+    ("conv4", 256, 6, 2),
+    ("conv5", 512, 3, 2),
+];
+/// Channels of the last feature map.
+const FEATURES: i64 = 2048;
+/// Keras' smallest input for ResNet50.
+const MIN_SIZE: i64 = 32;
+
+/// Configuration of a [`ResNet50`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ResNetConfig {
+    /// Input `[height, width]`, at least 32×32 (224×224 for ImageNet weights).
+    pub input_size: [i64; 2],
+    /// The top: Keras' ImageNet classifier (global average pooling → `predictions`), a
+    /// backbone, or a binary head.
+    pub top: Top,
+}
+
+impl Default for ResNetConfig {
+    fn default() -> Self {
+        Self::imagenet()
+    }
+}
+
+impl ResNetConfig {
+    /// Keras' `ResNet50()`: 224×224 input, 1000-class ImageNet top (25,636,712
+    /// parameters, 25,583,592 trainable).
+    pub fn imagenet() -> Self {
+        Self {
+            input_size: [224, 224],
+            top: Top::ImageNet { classes: 1000 },
+        }
+    }
+
+    /// Keras' `ResNet50(include_top=False, pooling=...)` at 224×224 (23,587,712
+    /// parameters, 23,534,592 trainable).
+    pub fn backbone(pooling: HeadInput) -> Self {
+        Self::imagenet().with_top(Top::Backbone { pooling })
+    }
+
+    /// Sets the input size.
+    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
+        self.input_size = [height, width];
+        self
+    }
+
+    /// Sets the top.
+    pub fn with_top(mut self, top: Top) -> Self {
+        self.top = top;
+        self
+    }
+
+    /// Sets the rate of every dropout of a binary top.
+    pub fn with_dropout(mut self, rate: f64) -> Self {
+        set_top_dropout(&mut self.top, rate);
+        self
+    }
+
+    /// Sets the L2 coefficient of every kernel of a binary top.
+    pub fn with_l2(mut self, l2: f64) -> Self {
+        set_top_l2(&mut self.top, l2);
+        self
+    }
+
+    /// The last feature map, `[2048, H', W']`: every one of the five stride-2 steps (stem
+    /// conv, stem pool, stages 3–5) takes `n` to `ceil(n / 2)`, so 224 → 7.
+    pub fn feature_shape(&self) -> [i64; 3] {
+        let reduce = |n: i64| (0..5).fold(n, |n, _| (n + 1) / 2);
+        [
+            FEATURES,
+            reduce(self.input_size[0]),
+            reduce(self.input_size[1]),
+        ]
+    }
+
+    /// The input the model expects: `input_size`, Keras' "caffe" preprocessing.
+    pub fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            height: self.input_size[0],
+            width: self.input_size[1],
+            preprocessing: Preprocessing::caffe(),
+        }
+    }
+}
+
+/// A block of a ResNet stage.
+#[derive(Debug)]
+enum Residual {
+    Conv(ConvBlock),
+    Identity(IdentityBlock),
+}
+
+impl ModuleT for Residual {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Residual::Conv(b) => b.forward_t(xs, train),
+            Residual::Identity(b) => b.forward_t(xs, train),
+        }
+    }
+}
+
+/// ResNet50 v1 (Keras Applications): stem, then 3, 4, 6 and 3 bottleneck blocks of
+/// widths 64, 128, 256, 512 (each stage opens with a [`ConvBlock`], stride 2 on its
+/// first 1×1 except in `conv2`, and continues with [`IdentityBlock`]s), then the top.
+///
+/// # Shapes
+/// `[N, 3, H, W]` (caffe-preprocessed) → `[N, classes]` ImageNet logits, `[N, 1]` logits
+/// of "fake" for a binary top, or `[N, 2048, H', W']` / `[N, 2048]` for a backbone
+/// (`H' = 7` at 224).
+#[derive(Debug)]
+pub struct ResNet50 {
+    stem: ConvBnAct,
+    pool: MaxPool2d,
+    blocks: Vec<Residual>,
+    top: TopLayer,
+    config: ResNetConfig,
+}
+
+/// Builds a [`ResNet50`]; the same as [`ResNet50::new`].
+///
+/// # Errors
+/// See [`ResNet50::new`].
+pub fn resnet50(p: &nn::Path<'_>, cfg: &ResNetConfig) -> Result<ResNet50> {
+    ResNet50::new(p, cfg)
+}
+
+impl ResNet50 {
+    /// Creates the model's variables under `p`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] for an input smaller than 32×32;
+    /// [`crate::Error::Layers`] for an invalid top (no classes, dropout out of range ...).
+    pub fn new(p: &nn::Path<'_>, cfg: &ResNetConfig) -> Result<Self> {
+        let name = "resnet50";
+        check_input_size(name, cfg.input_size, MIN_SIZE)?;
+        let stem = ConvBnAct::new(
+            p,
+            &ConvBnActConfig::new(3, 64, 7)
+                .with_stride(2)
+                .with_padding(Padding::Valid)
+                .with_batch_norm(resnet_batch_norm())
+                .with_bias(true)
+                .with_activation(Activation::Relu)
+                .with_names("conv1_conv", "conv1_bn"),
+        )?;
+        let pool = MaxPool2d::new(&MaxPool2dConfig::new(3, Padding::Valid).with_stride(2))?;
+        let mut blocks = Vec::new();
+        let mut in_channels = 64;
+        for (stack, filters, count, stride) in RESNET50_STAGES {
+            blocks.push(Residual::Conv(ConvBlock::new(
+                p,
+                &ConvBlockConfig::new(in_channels, filters, stride, format!("{stack}_block1")),
+            )?));
+            for i in 2..=count {
+                blocks.push(Residual::Identity(IdentityBlock::new(
+                    p,
+                    &IdentityBlockConfig::new(filters, format!("{stack}_block{i}")),
+                )?));
+            }
+            in_channels = 4 * filters;
+        }
+        let imagenet = |classes: i64| DenseHeadConfig {
+            input_shape: cfg.feature_shape(),
+            input: HeadInput::GlobalAvgPool,
+            layers: vec![DenseLayerConfig::new(
+                "predictions",
+                classes,
+                Activation::Linear,
+            )],
+        };
+        let top = TopLayer::new(p, name, &cfg.top, cfg.feature_shape(), Some(&imagenet))?;
+        Ok(Self {
+            stem,
+            pool,
+            blocks,
+            top,
+            config: cfg.clone(),
+        })
+    }
+
+    /// The configuration the model was built with.
+    pub fn config(&self) -> &ResNetConfig {
+        &self.config
+    }
+}
+
+impl ModuleT for ResNet50 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        // [N, 3, 224, 224] → conv1_pad [N, 3, 230, 230] → [N, 64, 112, 112]
+        let ys = self.stem.forward_t(&xs.constant_pad_nd([3, 3, 3, 3]), train);
+        // pool1_pad: zeros, which never win the max after the ReLU → [N, 64, 56, 56]
+        let mut ys = self.pool.forward(&ys.constant_pad_nd([1, 1, 1, 1]));
+        for block in &self.blocks {
+            ys = block.forward_t(&ys, train);
+        } // [N, 2048, 7, 7]
+        self.top.forward_t(&ys, train)
+    }
+}
+
+impl Model for ResNet50 {
+    fn name(&self) -> &str {
+        "resnet50"
+    }
+    fn input_spec(&self) -> InputSpec {
+        self.config.input_spec()
+    }
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.config).unwrap_or_default()
+    }
+    /// The dense layers of the top: the binary head, or the ImageNet classifier
+    /// (`predictions`, after global average pooling).
+    fn head(&self) -> Option<&DenseHead> {
+        self.top.head()
+    }
+}

@@ -1,0 +1,105 @@
+//! Building and running a model's [`Top`], shared by the model families.
+
+use df_layers::{DenseHead, DenseHeadConfig, HeadInput};
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::spec::Top;
+
+/// A model's top, built.
+#[derive(Debug)]
+pub(crate) enum TopLayer {
+    /// No dense layers: the feature map, or its global pooling.
+    Backbone(HeadInput),
+    /// Dense layers (the ImageNet classifier or a binary head).
+    Dense(DenseHead),
+}
+
+impl TopLayer {
+    /// Builds `top` over a `[C, H, W]` feature map, with variables under `p`.
+    /// `imagenet` gives the family's ImageNet classifier for a number of classes, or
+    /// `None` when the family has none.
+    pub(crate) fn new(
+        p: &nn::Path<'_>,
+        model: &str,
+        top: &Top,
+        feature_shape: [i64; 3],
+        imagenet: Option<&dyn Fn(i64) -> DenseHeadConfig>,
+    ) -> Result<Self> {
+        let config = match top {
+            Top::Backbone { pooling } => return Ok(TopLayer::Backbone(*pooling)),
+            Top::ImageNet { classes } => match imagenet {
+                Some(head) => head(*classes),
+                None => {
+                    return Err(Error::InvalidConfig {
+                        model: model.into(),
+                        option: "top",
+                        reason: "this model has no ImageNet classifier; use a backbone or a \
+                                 binary top"
+                            .into(),
+                    })
+                }
+            },
+            Top::Binary { .. } => top.binary_head_config(feature_shape).ok_or_else(|| {
+                Error::InvalidConfig {
+                    model: model.into(),
+                    option: "top",
+                    reason: "binary top without a head".into(),
+                }
+            })?,
+        };
+        Ok(TopLayer::Dense(DenseHead::new(p, &config)?))
+    }
+
+    /// The dense layers, if any.
+    pub(crate) fn head(&self) -> Option<&DenseHead> {
+        match self {
+            TopLayer::Backbone(_) => None,
+            TopLayer::Dense(head) => Some(head),
+        }
+    }
+}
+
+impl ModuleT for TopLayer {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            TopLayer::Backbone(HeadInput::Flatten) => xs.shallow_clone(),
+            TopLayer::Backbone(HeadInput::GlobalAvgPool) => {
+                xs.mean_dim(&[-2i64, -1][..], false, Kind::Float)
+            }
+            TopLayer::Backbone(HeadInput::GlobalMaxPool) => xs.amax(&[-2i64, -1][..], false),
+            TopLayer::Dense(head) => head.forward_t(xs, train),
+        }
+    }
+}
+
+/// Sets the dropout rate of every dense layer of a binary top that has dropout.
+pub(crate) fn set_top_dropout(top: &mut Top, rate: f64) {
+    if let Top::Binary { layers, .. } = top {
+        for l in layers.iter_mut().filter(|l| l.dropout_before > 0.0) {
+            l.dropout_before = rate;
+        }
+    }
+}
+
+/// Sets the L2 coefficient of every kernel of a binary top.
+pub(crate) fn set_top_l2(top: &mut Top, l2: f64) {
+    if let Top::Binary { layers, .. } = top {
+        for l in layers.iter_mut() {
+            l.l2 = l2;
+        }
+    }
+}
+
+/// Checks a model's input size against the smallest one it accepts.
+pub(crate) fn check_input_size(model: &str, size: [i64; 2], min: i64) -> Result<()> {
+    if size.iter().any(|&s| s < min) {
+        return Err(Error::InvalidConfig {
+            model: model.into(),
+            option: "input_size",
+            reason: format!("must be at least {min}×{min}, got {}×{}", size[0], size[1]),
+        });
+    }
+    Ok(())
+}

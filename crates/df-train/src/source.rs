@@ -1,0 +1,223 @@
+//! What the trainer reads batches from: the [`BatchSource`] trait, implemented for
+//! `df-data`'s loader and for in-memory tensors ([`TensorBatches`]).
+
+use tch::{Kind, Tensor};
+
+use crate::error::{config, Error, Result};
+
+/// One batch: preprocessed images and their labels.
+#[derive(Debug)]
+pub struct Batch {
+    /// Model inputs, `[N, 3, H, W]` float, already preprocessed for the model.
+    pub inputs: Tensor,
+    /// Labels `[N]`: 1 = fake, 0 = real (any numeric kind).
+    pub labels: Tensor,
+    /// Per-sample loss weights `[N]` (class balancing), or `None` for equal weights.
+    /// Used in training only; validation weighs every sample alike (as Keras does).
+    pub weights: Option<Tensor>,
+}
+
+/// A source of batches, one pass per epoch.
+///
+/// The order of an epoch must depend only on the source's own seed and the epoch index
+/// (not on how many epochs were read before): that is what lets a resumed run see the
+/// same batches as an uninterrupted one.
+pub trait BatchSource {
+    /// Number of samples in one epoch.
+    fn num_samples(&self) -> usize;
+    /// Number of batches in one epoch.
+    fn num_batches(&self) -> usize;
+    /// The batches of epoch `epoch` (from 0).
+    ///
+    /// # Errors
+    /// Whatever the source reports (a loader that cannot start, a bad batch).
+    fn epoch_batches(
+        &self,
+        epoch: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>>;
+}
+
+/// SplitMix64: the seed expander behind [`epoch_seed`] and the shuffles here.
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The seed of epoch `epoch` of a run seeded with `seed`: a pure function of both, so
+/// epoch `k` draws the same random numbers (dropout masks, shuffles, augmentation)
+/// whether the run got there directly or was resumed.
+pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    splitmix64(seed ^ splitmix64(epoch as u64 + 1))
+}
+
+/// A permutation of `0..n` drawn from `seed` (Fisher–Yates over SplitMix64).
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut state = seed;
+    for i in (1..n).rev() {
+        state = splitmix64(state);
+        let j = (state % (i as u64 + 1)) as usize;
+        idx.swap(i, j);
+    }
+    idx
+}
+
+/// Batches of in-memory tensors, reshuffled every epoch from `(seed, epoch)`.
+#[derive(Debug)]
+pub struct TensorBatches {
+    inputs: Tensor,
+    labels: Tensor,
+    batch_size: usize,
+    shuffle: bool,
+    seed: u64,
+    drop_last: bool,
+}
+
+impl TensorBatches {
+    /// Batches of `batch_size` rows of `inputs` (`[N, ...]`) and `labels` (`[N]`), in order.
+    ///
+    /// # Errors
+    /// A zero batch size, or inputs and labels of different lengths.
+    pub fn new(inputs: Tensor, labels: Tensor, batch_size: usize) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(config("batch_size", "must be > 0"));
+        }
+        let n = inputs.size().first().copied().unwrap_or(0);
+        if labels.size() != [n] {
+            return Err(Error::Shape {
+                what: "labels".into(),
+                expected: format!("[{n}] (one per input row)"),
+                got: labels.size(),
+            });
+        }
+        Ok(Self {
+            inputs,
+            labels: labels.to_kind(Kind::Float),
+            batch_size,
+            shuffle: false,
+            seed: 0,
+            drop_last: false,
+        })
+    }
+    /// Shuffles every epoch with a permutation drawn from `epoch_seed(seed, epoch)`.
+    pub fn shuffled(mut self, seed: u64) -> Self {
+        self.shuffle = true;
+        self.seed = seed;
+        self
+    }
+    /// Drops the last batch when it is smaller than the batch size.
+    pub fn with_drop_last(mut self, drop_last: bool) -> Self {
+        self.drop_last = drop_last;
+        self
+    }
+}
+
+impl BatchSource for TensorBatches {
+    fn num_samples(&self) -> usize {
+        let n = self.labels.size()[0] as usize;
+        if self.drop_last {
+            n / self.batch_size * self.batch_size
+        } else {
+            n
+        }
+    }
+    fn num_batches(&self) -> usize {
+        let n = self.labels.size()[0] as usize;
+        if self.drop_last {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
+    }
+    fn epoch_batches(
+        &self,
+        epoch: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
+        let n = self.labels.size()[0] as usize;
+        let order: Vec<i64> = if self.shuffle {
+            permutation(n, epoch_seed(self.seed, epoch))
+                .into_iter()
+                .map(|i| i as i64)
+                .collect()
+        } else {
+            (0..n as i64).collect()
+        };
+        let bs = self.batch_size;
+        let batches = self.num_batches();
+        Ok(Box::new((0..batches).map(move |b| {
+            let end = ((b + 1) * bs).min(n);
+            let idx = Tensor::from_slice(&order[b * bs..end]);
+            Ok(Batch {
+                inputs: self.inputs.index_select(0, &idx),
+                labels: self.labels.index_select(0, &idx),
+                weights: None,
+            })
+        })))
+    }
+}
+
+/// `df-data`'s loader: epoch `k` is `loader.epoch(k)`, whose order and augmentation are
+/// keyed by the loader's seed and `k` only; class weights
+/// ([`df_data::Balance::ClassWeights`]) become the batch's loss weights.
+impl BatchSource for df_data::Loader {
+    fn num_samples(&self) -> usize {
+        let n = self.samples_per_epoch();
+        let b = self.config().batch_size.max(1);
+        if self.config().drop_last {
+            n / b * b
+        } else {
+            n
+        }
+    }
+    fn num_batches(&self) -> usize {
+        self.len()
+    }
+    fn epoch_batches(
+        &self,
+        epoch: usize,
+    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
+        Ok(Box::new(self.epoch(epoch as u64).map(|b| {
+            let b = b?;
+            Ok(Batch {
+                inputs: b.images,
+                labels: b.labels,
+                weights: b.weights,
+            })
+        })))
+    }
+}
+
+/// The `df-data` transform that produces a model's input: its size, and its
+/// preprocessing `(pixel·scale − mean) / std` in its channel order, with `resize` as the
+/// resize filter (Keras' `flow_from_directory` uses nearest, the MesoNet default).
+pub fn transform_for(spec: &df_models::InputSpec, resize: df_data::ResizeFilter) -> df_data::Transform {
+    let p = &spec.preprocessing;
+    let normalize = if p.std.iter().all(|&s| s == 1.0) {
+        if p.mean.iter().all(|&m| m == 0.0) {
+            df_data::Normalize::None
+        } else {
+            df_data::Normalize::Offset {
+                offset: p.mean.map(|m| -m as f32),
+            }
+        }
+    } else {
+        df_data::Normalize::MeanStd {
+            mean: p.mean.map(|m| m as f32),
+            std: p.std.map(|s| s as f32),
+        }
+    };
+    df_data::Transform {
+        height: spec.height.max(0) as u32,
+        width: spec.width.max(0) as u32,
+        resize,
+        scale: p.scale as f32,
+        normalize,
+        channel_order: match p.channel_order {
+            df_models::ChannelOrder::Rgb => df_data::ChannelOrder::Rgb,
+            df_models::ChannelOrder::Bgr => df_data::ChannelOrder::Bgr,
+        },
+    }
+}

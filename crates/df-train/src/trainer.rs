@@ -1,0 +1,872 @@
+//! The training loop.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use df_metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
+use df_models::Model;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+use crate::callbacks::{
+    Callback, CallbackContext, CallbackState, EarlyStopping, EarlyStoppingConfig, Logs,
+    ModelCheckpoint, ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
+    WeightSnapshot,
+};
+use crate::checkpoint::{atomic_write_bytes, read_safetensors, write_safetensors};
+use crate::error::{checkpoint, config, io, torch, Error, Result};
+use crate::history::{EpochRecord, TrainHistory};
+use crate::loss::Loss;
+use crate::model_io::save_model;
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::progress::{Progress, Verbosity};
+use crate::source::{epoch_seed, BatchSource};
+
+/// The file names a run writes in its output directory.
+pub mod files {
+    /// The resumable checkpoint of the last completed epoch.
+    pub const LAST: &str = "last.safetensors";
+    /// The best model ([`crate::ModelCheckpoint`]'s default path).
+    pub const BEST: &str = "best.safetensors";
+    /// The model at the end of training (after EarlyStopping restored the best weights).
+    pub const FINAL: &str = "model.safetensors";
+    /// The [`crate::TrainingConfig`] the run was started with.
+    pub const CONFIG: &str = "config.json";
+    /// The per-epoch history as JSON.
+    pub const HISTORY_JSON: &str = "history.json";
+    /// The per-epoch history as CSV.
+    pub const HISTORY_CSV: &str = "history.csv";
+}
+
+const STATE_FORMAT: &str = "deepfake.train_state.v1";
+
+/// The model part of a [`TrainingConfig`]: its registry name and configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// The registry name (`meso4` ...).
+    pub name: String,
+    /// The model's own configuration ([`Model::config_json`]).
+    pub config: Value,
+}
+
+/// The callbacks of a [`TrainingConfig`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CallbacksConfig {
+    /// Early stopping.
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStoppingConfig>,
+    /// Learning-rate reduction on plateau.
+    #[serde(default)]
+    pub reduce_lr_on_plateau: Option<ReduceLrOnPlateauConfig>,
+    /// Best-model checkpoint.
+    #[serde(default)]
+    pub model_checkpoint: Option<ModelCheckpointConfig>,
+    /// Other callbacks, by name and configuration (recorded, not rebuilt).
+    #[serde(default)]
+    pub custom: Vec<Value>,
+}
+
+/// Everything a run was started with, nested as burn's training configs are, and saved
+/// as `config.json` next to the checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingConfig {
+    /// The model.
+    pub model: ModelRecord,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// The data term of the loss.
+    pub loss: Loss,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Batch size of the training data (as the data pipeline was configured).
+    pub batch_size: Option<usize>,
+    /// The run's seed.
+    pub seed: u64,
+    /// Only the head trains.
+    pub freeze_backbone: bool,
+    /// The data pipeline's configuration, as given by the caller.
+    #[serde(default)]
+    pub data: Value,
+    /// The callbacks.
+    #[serde(default)]
+    pub callbacks: CallbacksConfig,
+    /// This process's rank (only rank 0 writes files).
+    pub rank: usize,
+    /// Number of processes.
+    pub world_size: usize,
+}
+
+/// The training state saved with the last checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainState {
+    format: String,
+    model: String,
+    optimizer: String,
+    epochs_done: usize,
+    stop_requested: bool,
+    learning_rate: f64,
+    seed: u64,
+    history: TrainHistory,
+    callbacks: Vec<CallbackStateRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CallbackStateRecord {
+    name: String,
+    state: Value,
+}
+
+/// Builds a [`Trainer`]; see [`Trainer::builder`].
+pub struct TrainerBuilder {
+    model: Box<dyn Model>,
+    vs: VarStore,
+    loss: Loss,
+    optimizer: OptimizerConfig,
+    epochs: usize,
+    batch_size: Option<usize>,
+    device: Option<Device>,
+    seed: u64,
+    freeze_backbone: bool,
+    callbacks_config: CallbacksConfig,
+    custom: Vec<Box<dyn Callback>>,
+    out_dir: Option<PathBuf>,
+    resume: bool,
+    data: Value,
+    verbosity: Verbosity,
+    rank: usize,
+    world_size: usize,
+}
+
+impl std::fmt::Debug for TrainerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainerBuilder")
+            .field("model", &self.model.name())
+            .field("optimizer", &self.optimizer)
+            .field("epochs", &self.epochs)
+            .field("out_dir", &self.out_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrainerBuilder {
+    /// The data term of the loss (default binary cross-entropy on logits).
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+    /// The optimizer (default Adam, lr 1e-3, ε 1e-7).
+    pub fn optimizer(mut self, optimizer: OptimizerConfig) -> Self {
+        self.optimizer = optimizer;
+        self
+    }
+    /// Number of epochs (default 10).
+    pub fn epochs(mut self, epochs: usize) -> Self {
+        self.epochs = epochs;
+        self
+    }
+    /// Records the training batch size in the run's configuration (the data source
+    /// makes the batches).
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
+    }
+    /// Moves the model to `device` (default: where its `VarStore` is; use
+    /// `Device::cuda_if_available()` for the GPU when there is one).
+    pub fn device(mut self, device: Device) -> Self {
+        self.device = Some(device);
+        self
+    }
+    /// The run's seed (default 0): seeds libtorch at every epoch from `(seed, epoch)`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Trains only the head's variables (transfer learning). The backbone's
+    /// non-trainable variables (batch-norm moving statistics) are also kept as they are.
+    pub fn freeze_backbone(mut self, freeze: bool) -> Self {
+        self.freeze_backbone = freeze;
+        self
+    }
+    /// Adds [`EarlyStopping`].
+    pub fn early_stopping(mut self, config: EarlyStoppingConfig) -> Self {
+        self.callbacks_config.early_stopping = Some(config);
+        self
+    }
+    /// Adds [`ReduceLROnPlateau`].
+    pub fn reduce_lr_on_plateau(mut self, config: ReduceLrOnPlateauConfig) -> Self {
+        self.callbacks_config.reduce_lr_on_plateau = Some(config);
+        self
+    }
+    /// Adds [`ModelCheckpoint`] (best model).
+    pub fn model_checkpoint(mut self, config: ModelCheckpointConfig) -> Self {
+        self.callbacks_config.model_checkpoint = Some(config);
+        self
+    }
+    /// Adds a callback of one's own (run after the built-in ones, in order).
+    pub fn callback(mut self, callback: Box<dyn Callback>) -> Self {
+        self.custom.push(callback);
+        self
+    }
+    /// Where the run writes `config.json`, `last.safetensors` (resumable),
+    /// `model.safetensors` (final) and `history.{json,csv}`; nothing is written without it.
+    pub fn out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
+        self
+    }
+    /// Continues the run in `out_dir` from its `last.safetensors` when there is one.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+    /// The data pipeline's configuration, recorded in `config.json`.
+    pub fn data_config(mut self, data: Value) -> Self {
+        self.data = data;
+        self
+    }
+    /// How much to print (default [`Verbosity::Auto`]).
+    pub fn verbosity(mut self, verbosity: Verbosity) -> Self {
+        self.verbosity = verbosity;
+        self
+    }
+    /// This process's rank and the number of processes (default 0 and 1); only rank 0
+    /// writes files and shows progress.
+    pub fn distributed(mut self, rank: usize, world_size: usize) -> Self {
+        self.rank = rank;
+        self.world_size = world_size;
+        self
+    }
+
+    /// Builds the trainer.
+    ///
+    /// # Errors
+    /// An invalid optimizer or callback configuration, zero epochs, a rank outside the
+    /// world, `freeze_backbone` on a model without a head, `resume` without `out_dir`.
+    pub fn build(self) -> Result<Trainer> {
+        let TrainerBuilder {
+            model,
+            mut vs,
+            loss,
+            optimizer,
+            epochs,
+            batch_size,
+            device,
+            seed,
+            freeze_backbone,
+            callbacks_config,
+            custom,
+            out_dir,
+            resume,
+            data,
+            verbosity,
+            rank,
+            world_size,
+        } = self;
+        if epochs == 0 {
+            return Err(config("epochs", "must be > 0"));
+        }
+        if world_size == 0 || rank >= world_size {
+            return Err(config(
+                "rank",
+                format!("rank {rank} is outside a world of {world_size}"),
+            ));
+        }
+        if resume && out_dir.is_none() {
+            return Err(config("resume", "needs an output directory to resume from"));
+        }
+        if let Some(d) = device {
+            if d != vs.device() {
+                vs.set_device(d);
+            }
+        }
+        let mut frozen_buffers = Vec::new();
+        if freeze_backbone {
+            let head = model.head().ok_or_else(|| {
+                config(
+                    "freeze_backbone",
+                    format!("model `{}` has no binary head to train", model.name()),
+                )
+            })?;
+            let head_ptrs: Vec<usize> = head
+                .layers
+                .iter()
+                .flat_map(|l| [l.weight.data_ptr() as usize, l.bias.data_ptr() as usize])
+                .collect();
+            let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, t) in vars {
+                if head_ptrs.contains(&(t.data_ptr() as usize)) {
+                    continue;
+                }
+                if t.requires_grad() {
+                    let _ = t.set_requires_grad(false);
+                } else {
+                    let copy = t.detach().copy();
+                    frozen_buffers.push((name, t, copy));
+                }
+            }
+        }
+        let optimizer = Optimizer::for_var_store(optimizer, &vs)?;
+        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+        if let Some(c) = &callbacks_config.model_checkpoint {
+            callbacks.push(Box::new(ModelCheckpoint::new(c.clone())?));
+        }
+        if let Some(c) = &callbacks_config.early_stopping {
+            callbacks.push(Box::new(EarlyStopping::new(c.clone())?));
+        }
+        if let Some(c) = &callbacks_config.reduce_lr_on_plateau {
+            callbacks.push(Box::new(ReduceLROnPlateau::new(c.clone())?));
+        }
+        let mut callbacks_config = callbacks_config;
+        for cb in custom {
+            callbacks_config
+                .custom
+                .push(serde_json::json!({ "name": cb.name(), "config": cb.config_json() }));
+            callbacks.push(cb);
+        }
+        let config = TrainingConfig {
+            model: ModelRecord {
+                name: model.name().to_string(),
+                config: model.config_json(),
+            },
+            optimizer: *optimizer.config(),
+            loss,
+            epochs,
+            batch_size,
+            seed,
+            freeze_backbone,
+            data,
+            callbacks: callbacks_config,
+            rank,
+            world_size,
+        };
+        Ok(Trainer {
+            model,
+            vs,
+            loss,
+            optimizer,
+            callbacks,
+            config,
+            out_dir,
+            resume,
+            verbosity,
+            frozen_buffers,
+            history: TrainHistory::default(),
+            epochs_done: 0,
+            stop_requested: false,
+            last_checkpoint: None,
+        })
+    }
+}
+
+/// The training loop: forward, loss + L2, backward, optimizer step; validation, callbacks,
+/// checkpoints and history after every epoch.
+///
+/// Logged per epoch (Keras' names): `loss` and `accuracy` (means over the epoch's
+/// training batches, weighted by batch size, the loss including the L2 penalty),
+/// `val_loss`, `val_accuracy`, `val_auc` (when there is validation data; `val_loss`
+/// includes the L2 penalty as Keras' does), and `learning_rate`.
+///
+/// Reproducibility: at the start of every epoch libtorch is seeded from
+/// `(seed, epoch)`, so dropout masks depend only on the seed and the epoch; with a data
+/// source whose order depends only on its seed and the epoch, a run resumed from its last
+/// checkpoint produces the same history as an uninterrupted one (on the CPU; CUDA kernels
+/// are not all deterministic).
+///
+/// Files (rank 0, with [`TrainerBuilder::out_dir`]), see [`files`]: `config.json` at the
+/// start; after every epoch, once all callbacks have run, `last.safetensors` (weights,
+/// optimizer state, learning rate, epoch, history and callback states, written
+/// atomically), then `history.json` and `history.csv`; `model.safetensors` at the end.
+pub struct Trainer {
+    model: Box<dyn Model>,
+    vs: VarStore,
+    loss: Loss,
+    optimizer: Optimizer,
+    callbacks: Vec<Box<dyn Callback>>,
+    config: TrainingConfig,
+    out_dir: Option<PathBuf>,
+    resume: bool,
+    verbosity: Verbosity,
+    frozen_buffers: Vec<(String, Tensor, Tensor)>,
+    history: TrainHistory,
+    epochs_done: usize,
+    stop_requested: bool,
+    last_checkpoint: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("epochs_done", &self.epochs_done)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Mean {
+    loss_sum: f64,
+    correct: i64,
+    n: i64,
+}
+
+impl Mean {
+    fn add(&mut self, loss: f64, n: i64, correct: i64) {
+        self.loss_sum += loss * n as f64;
+        self.correct += correct;
+        self.n += n;
+    }
+    fn loss(&self) -> f64 {
+        self.loss_sum / self.n.max(1) as f64
+    }
+    fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.n.max(1) as f64
+    }
+}
+
+impl Trainer {
+    /// A builder for training `model`, whose variables live in `vs`.
+    pub fn builder(model: Box<dyn Model>, vs: VarStore) -> TrainerBuilder {
+        TrainerBuilder {
+            model,
+            vs,
+            loss: Loss::default(),
+            optimizer: OptimizerConfig::default(),
+            epochs: 10,
+            batch_size: None,
+            device: None,
+            seed: 0,
+            freeze_backbone: false,
+            callbacks_config: CallbacksConfig::default(),
+            custom: Vec::new(),
+            out_dir: None,
+            resume: false,
+            data: Value::Null,
+            verbosity: Verbosity::Auto,
+            rank: 0,
+            world_size: 1,
+        }
+    }
+
+    /// The configuration the run records.
+    pub fn config(&self) -> &TrainingConfig {
+        &self.config
+    }
+    /// The model.
+    pub fn model(&self) -> &dyn Model {
+        self.model.as_ref()
+    }
+    /// The model's variables.
+    pub fn var_store(&self) -> &VarStore {
+        &self.vs
+    }
+    /// The optimizer.
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+    /// The history so far.
+    pub fn history(&self) -> &TrainHistory {
+        &self.history
+    }
+    /// Epochs completed (including those of a resumed run).
+    pub fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+    /// The model and its variables, to keep using after training.
+    pub fn into_parts(self) -> (Box<dyn Model>, VarStore) {
+        (self.model, self.vs)
+    }
+
+    fn is_main(&self) -> bool {
+        self.config.rank == 0
+    }
+
+    fn out_path(&self, name: &str) -> Option<PathBuf> {
+        self.out_dir.as_ref().map(|d| d.join(name))
+    }
+
+    /// Logits of "fake" `[N]` for preprocessed inputs `[N, 3, H, W]`.
+    fn logits(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let out = self.model.forward_t(xs, train);
+        let n = xs.size().first().copied().unwrap_or(0);
+        if out.size() != [n, 1] {
+            return Err(Error::Shape {
+                what: format!("output of model `{}`", self.model.name()),
+                expected: format!("[{n}, 1] (one logit of \"fake\" per image)"),
+                got: out.size(),
+            });
+        }
+        Ok(out.view([n]))
+    }
+
+    /// Trains on `train`, validating on `val` after every epoch, until the configured
+    /// number of epochs or a callback's stop. Resumes first when asked to and a last
+    /// checkpoint exists.
+    ///
+    /// # Errors
+    /// [`Error::NonFiniteLoss`] when the loss becomes NaN/inf (the weights are those
+    /// before the bad batch, the checkpoint on disk the last good one); data errors;
+    /// [`Error::MissingMetric`] when a callback monitors a metric that is not logged
+    /// (`val_*` without validation data); I/O errors; a checkpoint that does not fit.
+    pub fn fit(
+        &mut self,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+    ) -> Result<&TrainHistory> {
+        if train.num_batches() == 0 {
+            return Err(config("training data", "has no batch"));
+        }
+        // Keras order: reset every callback, then (resume) restore their saved state.
+        {
+            let mut stop = false;
+            for cb in &mut self.callbacks {
+                let mut ctx = CallbackContext {
+                    vs: &self.vs,
+                    optimizer: &mut self.optimizer,
+                    stop: &mut stop,
+                    rank: self.config.rank,
+                    model: self.model.as_ref(),
+                };
+                cb.on_train_begin(&mut ctx)?;
+            }
+        }
+        let resume_from = match (&self.out_dir, self.resume) {
+            (Some(dir), true) => Some(dir.join(files::LAST)).filter(|p| p.exists()),
+            _ => None,
+        };
+        if let Some(path) = resume_from {
+            self.load_checkpoint(&path)?;
+        } else if self.is_main() {
+            self.write_config()?;
+        }
+        let progress = Progress::new(self.verbosity, self.is_main());
+        let epochs = self.config.epochs;
+        let device = self.vs.device();
+        while self.epochs_done < epochs && !self.stop_requested {
+            let epoch = self.epochs_done;
+            let t0 = Instant::now();
+            tch::manual_seed((epoch_seed(self.config.seed, epoch) >> 1) as i64);
+            progress.start_epoch(epoch, epochs, train.num_batches());
+            let mut mean = Mean::default();
+            for (b, batch) in train.epoch_batches(epoch)?.enumerate() {
+                let batch = batch?;
+                let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
+                let ys = batch.labels.to_device(device).to_kind(Kind::Float);
+                let logits = self.logits(&xs, true)?;
+                let weights = batch.weights.as_ref().map(|w| w.to_device(device));
+                let total = self.loss.compute_weighted(&logits, &ys, weights.as_ref())
+                    + self.model.l2_penalty().to_device(device);
+                let value = f64::try_from(&total).map_err(torch("reading the loss"))?;
+                if !value.is_finite() {
+                    progress.finish();
+                    return Err(Error::NonFiniteLoss {
+                        epoch: epoch + 1,
+                        batch: b + 1,
+                        value,
+                        last_checkpoint: self.last_checkpoint.clone(),
+                    });
+                }
+                self.optimizer.zero_grad();
+                total.backward();
+                self.optimizer.step()?;
+                if !self.frozen_buffers.is_empty() {
+                    tch::no_grad(|| {
+                        for (_, var, saved) in &mut self.frozen_buffers {
+                            var.copy_(saved);
+                        }
+                    });
+                }
+                let correct = correct_count(&logits, &ys)?;
+                mean.add(value, ys.size()[0], correct);
+                progress.batch(mean.loss(), mean.accuracy());
+            }
+            let mut logs = Logs::new();
+            logs.insert("loss".into(), mean.loss());
+            logs.insert("accuracy".into(), mean.accuracy());
+            if let Some(val) = val {
+                let v = self.validate(val)?;
+                logs.insert("val_loss".into(), v.loss);
+                logs.insert("val_accuracy".into(), v.accuracy);
+                if let Some(auc) = v.auc {
+                    logs.insert("val_auc".into(), auc);
+                }
+            }
+            logs.insert("learning_rate".into(), self.optimizer.learning_rate());
+            let mut stop = false;
+            for cb in &mut self.callbacks {
+                let mut ctx = CallbackContext {
+                    vs: &self.vs,
+                    optimizer: &mut self.optimizer,
+                    stop: &mut stop,
+                    rank: self.config.rank,
+                    model: self.model.as_ref(),
+                };
+                cb.on_epoch_end(epoch, &logs, &mut ctx)?;
+            }
+            let seconds = t0.elapsed().as_secs_f64();
+            progress.end_epoch(epoch, epochs, &logs, seconds);
+            self.history.epochs.push(EpochRecord {
+                epoch: epoch + 1,
+                metrics: logs,
+                seconds,
+            });
+            self.epochs_done = epoch + 1;
+            self.stop_requested = stop;
+            if self.is_main() {
+                if let Some(path) = self.out_path(files::LAST) {
+                    self.write_checkpoint(&path)?;
+                    self.last_checkpoint = Some(path);
+                }
+                self.write_history()?;
+            }
+        }
+        progress.finish();
+        let mut stop = self.stop_requested;
+        for cb in &mut self.callbacks {
+            let mut ctx = CallbackContext {
+                vs: &self.vs,
+                optimizer: &mut self.optimizer,
+                stop: &mut stop,
+                rank: self.config.rank,
+                model: self.model.as_ref(),
+            };
+            cb.on_train_end(&mut ctx)?;
+        }
+        if self.is_main() {
+            if let Some(path) = self.out_path(files::FINAL) {
+                save_model(&path, self.model.as_ref(), &self.vs)?;
+            }
+        }
+        Ok(&self.history)
+    }
+
+    /// Loss (with the L2 penalty), accuracy and AUC of the model on `source`, in eval
+    /// mode.
+    fn validate(&self, source: &dyn BatchSource) -> Result<Validation> {
+        let device = self.vs.device();
+        let mut mean = Mean::default();
+        let mut evaluator = BinaryEvaluator::new(EvaluatorConfig::default())?;
+        tch::no_grad(|| -> Result<()> {
+            for batch in source.epoch_batches(0)? {
+                let batch = batch?;
+                let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
+                let ys = batch.labels.to_device(device).to_kind(Kind::Float);
+                let logits = self.logits(&xs, false)?;
+                let loss = self.loss.compute(&logits, &ys);
+                let value = f64::try_from(&loss).map_err(torch("reading the validation loss"))?;
+                mean.add(value, ys.size()[0], correct_count(&logits, &ys)?);
+                let probs = to_vec_f32(&logits.sigmoid())?;
+                let labels = to_vec_f32(&ys)?;
+                if probs.iter().all(|p| p.is_finite()) {
+                    evaluator.update(&probs, &labels)?;
+                }
+            }
+            Ok(())
+        })?;
+        let l2 = f64::try_from(&self.model.l2_penalty()).map_err(torch("reading the L2 penalty"))?;
+        let auc = if mean.n > 0 && evaluator.count() == mean.n as u64 {
+            evaluator.compute().ok().and_then(|r| r.auc)
+        } else {
+            None
+        };
+        Ok(Validation {
+            loss: mean.loss() + l2,
+            accuracy: mean.accuracy(),
+            auc,
+        })
+    }
+
+    fn write_config(&self) -> Result<()> {
+        if let Some(path) = self.out_path(files::CONFIG) {
+            let mut text = serde_json::to_string_pretty(&self.config).map_err(|source| Error::Json {
+                path: path.clone(),
+                source,
+            })?;
+            text.push('\n');
+            atomic_write_bytes(&path, text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn write_history(&self) -> Result<()> {
+        if let Some(path) = self.out_path(files::HISTORY_JSON) {
+            self.history.write_json(&path)?;
+        }
+        if let Some(path) = self.out_path(files::HISTORY_CSV) {
+            self.history.write_csv(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the resumable checkpoint: the model's variables under `model/`, the
+    /// optimizer's state under `optimizer/`, the callbacks' tensors under
+    /// `callback/{index}/`, and the rest as JSON in the metadata entry `train_state`.
+    fn write_checkpoint(&self, path: &Path) -> Result<()> {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (format!("model/{n}"), t.detach()))
+            .collect();
+        for (n, t) in self.optimizer.state_tensors() {
+            tensors.push((format!("optimizer/{n}"), t));
+        }
+        let mut records = Vec::new();
+        for (i, cb) in self.callbacks.iter().enumerate() {
+            let CallbackState { json, tensors: ts } = cb.state();
+            for (n, t) in ts {
+                tensors.push((format!("callback/{i}/{n}"), t));
+            }
+            records.push(CallbackStateRecord {
+                name: cb.name(),
+                state: json,
+            });
+        }
+        let state = TrainState {
+            format: STATE_FORMAT.into(),
+            model: self.model.name().to_string(),
+            optimizer: self.optimizer.config().name().into(),
+            epochs_done: self.epochs_done,
+            stop_requested: self.stop_requested,
+            learning_rate: self.optimizer.learning_rate(),
+            seed: self.config.seed,
+            history: self.history.clone(),
+            callbacks: records,
+        };
+        let mut metadata = HashMap::new();
+        metadata.insert("format".to_string(), STATE_FORMAT.to_string());
+        metadata.insert(
+            "train_state".to_string(),
+            serde_json::to_string(&state).map_err(|source| Error::Json {
+                path: path.to_path_buf(),
+                source,
+            })?,
+        );
+        write_safetensors(path, &tensors, &metadata)
+    }
+
+    fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let file = read_safetensors(path)?;
+        let raw = file
+            .metadata
+            .get("train_state")
+            .ok_or_else(|| checkpoint(path, "no `train_state` metadata: not a df-train checkpoint"))?;
+        let state: TrainState = serde_json::from_str(raw).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if state.format != STATE_FORMAT {
+            return Err(checkpoint(path, format!("unknown format `{}`", state.format)));
+        }
+        if state.model != self.model.name() {
+            return Err(checkpoint(
+                path,
+                format!(
+                    "written for model `{}`, the trainer has `{}`",
+                    state.model,
+                    self.model.name()
+                ),
+            ));
+        }
+        if state.optimizer != self.optimizer.config().name() {
+            return Err(checkpoint(
+                path,
+                format!(
+                    "written with optimizer `{}`, the trainer uses `{}`",
+                    state.optimizer,
+                    self.optimizer.config().name()
+                ),
+            ));
+        }
+        if state.callbacks.len() != self.callbacks.len()
+            || state
+                .callbacks
+                .iter()
+                .zip(&self.callbacks)
+                .any(|(r, cb)| r.name != cb.name())
+        {
+            let saved: Vec<&str> = state.callbacks.iter().map(|r| r.name.as_str()).collect();
+            let now: Vec<String> = self.callbacks.iter().map(|c| c.name()).collect();
+            return Err(checkpoint(
+                path,
+                format!("written with callbacks {saved:?}, the trainer has {now:?}"),
+            ));
+        }
+        let mut model_tensors = Vec::new();
+        let mut optim_tensors = HashMap::new();
+        let mut callback_tensors: Vec<Vec<(String, Tensor)>> =
+            (0..self.callbacks.len()).map(|_| Vec::new()).collect();
+        for (name, t) in file.tensors {
+            if let Some(n) = name.strip_prefix("model/") {
+                model_tensors.push((n.to_string(), t));
+            } else if let Some(n) = name.strip_prefix("optimizer/") {
+                optim_tensors.insert(n.to_string(), t);
+            } else if let Some(rest) = name.strip_prefix("callback/") {
+                let (i, n) = rest
+                    .split_once('/')
+                    .and_then(|(i, n)| i.parse::<usize>().ok().map(|i| (i, n)))
+                    .filter(|(i, _)| *i < callback_tensors.len())
+                    .ok_or_else(|| checkpoint(path, format!("unexpected tensor `{name}`")))?;
+                callback_tensors[i].push((n.to_string(), t));
+            }
+        }
+        WeightSnapshot {
+            tensors: model_tensors,
+        }
+        .restore(&self.vs)
+        .map_err(|e| checkpoint(path, e.to_string()))?;
+        self.optimizer
+            .load_state_tensors(&optim_tensors)
+            .map_err(|e| checkpoint(path, e.to_string()))?;
+        self.optimizer.set_learning_rate(state.learning_rate);
+        for ((cb, record), tensors) in self
+            .callbacks
+            .iter_mut()
+            .zip(state.callbacks)
+            .zip(callback_tensors)
+        {
+            cb.load_state(CallbackState {
+                json: record.state,
+                tensors,
+            })?;
+        }
+        self.epochs_done = state.epochs_done;
+        self.stop_requested = state.stop_requested;
+        self.history = state.history;
+        self.last_checkpoint = Some(path.to_path_buf());
+        Ok(())
+    }
+}
+
+struct Validation {
+    loss: f64,
+    accuracy: f64,
+    auc: Option<f64>,
+}
+
+/// Keras' `binary_accuracy` on logits: `sigmoid(z) > 0.5` ⇔ `z > 0`, against `y > 0.5`.
+fn correct_count(logits: &Tensor, ys: &Tensor) -> Result<i64> {
+    let hits = logits.gt(0.0).eq_tensor(&ys.gt(0.5)).sum(Kind::Int64);
+    i64::try_from(&hits).map_err(torch("counting correct predictions"))
+}
+
+pub(crate) fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
+    let t = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view([-1]);
+    Vec::<f32>::try_from(&t).map_err(torch("copying values to the host"))
+}
+
+/// Reads the [`TrainingConfig`] of a run directory.
+///
+/// # Errors
+/// An I/O or JSON error naming the file.
+pub fn read_training_config(dir: &Path) -> Result<TrainingConfig> {
+    let path = dir.join(files::CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    serde_json::from_str(&text).map_err(|source| Error::Json { path, source })
+}

@@ -1,0 +1,10 @@
+//! df-train's integration tests: one binary, a module per area.
+
+mod callbacks;
+mod checkpoint;
+mod common;
+mod evaluate;
+mod l2;
+mod nan;
+mod optim;
+mod resume;
