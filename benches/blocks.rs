@@ -12,7 +12,8 @@
 //!
 //! CUDA work is synchronised before the timer stops. The intra-op thread count is
 //! `$DF_BENCH_THREADS`, else the number of cores this process may run on (the peer uses
-//! the same rule).
+//! the same rule). `DF_BENCH_CLOCK=cpu` times process CPU time instead of wall time (the
+//! peer's `--clock cpu`), for comparisons on a busy machine with one thread.
 //!
 //! ```text
 //! cargo bench --bench blocks                      # everything
@@ -198,15 +199,59 @@ impl Workload {
         }
     }
 
-    fn time(&mut self, iters: u64) -> Duration {
+    fn time(&mut self, iters: u64, clock: Clock) -> Duration {
         self.sync();
-        let start = Instant::now();
+        let start = clock.now();
         for _ in 0..iters {
             self.step();
         }
         self.sync();
-        start.elapsed()
+        clock.now().saturating_sub(start)
     }
+}
+
+/// What the bench measures: wall-clock time (the default), or with `DF_BENCH_CLOCK=cpu`
+/// the CPU time of the whole process, which a busy shared machine disturbs far less
+/// (use it with `DF_BENCH_THREADS=1`: idle worker threads spin and would count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Clock {
+    Wall(Instant),
+    Cpu,
+}
+
+impl Clock {
+    fn from_env() -> Self {
+        match std::env::var("DF_BENCH_CLOCK").as_deref() {
+            Ok("cpu") => Clock::Cpu,
+            Ok("wall") | Err(_) => Clock::Wall(Instant::now()),
+            Ok(other) => panic!("DF_BENCH_CLOCK must be `wall` or `cpu`, got {other:?}"),
+        }
+    }
+
+    /// Time since an arbitrary origin.
+    fn now(self) -> Duration {
+        match self {
+            Clock::Wall(origin) => origin.elapsed(),
+            Clock::Cpu => process_cpu_time(),
+        }
+    }
+}
+
+/// User + system time of every thread of this process so far, from `/proc/self/stat`
+/// (Linux; 10 ms ticks, fine for samples of hundreds of milliseconds).
+fn process_cpu_time() -> Duration {
+    const TICKS_PER_SECOND: u64 = 100; // USER_HZ, 100 on every Linux ABI in use.
+    let stat = std::fs::read_to_string("/proc/self/stat")
+        .unwrap_or_else(|e| panic!("DF_BENCH_CLOCK=cpu needs /proc/self/stat: {e}"));
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    Duration::from_millis(fields.iter().sum::<u64>() * 1000 / TICKS_PER_SECOND)
 }
 
 fn device_name(device: Device) -> &'static str {
@@ -227,6 +272,7 @@ fn bench_threads() -> i32 {
 }
 
 fn blocks(c: &mut Criterion) {
+    let clock = Clock::from_env();
     tch::set_num_threads(bench_threads());
     tch::manual_seed(0);
     let mut devices = vec![Device::Cpu];
@@ -247,7 +293,7 @@ fn blocks(c: &mut Criterion) {
                     group.bench_function(id, |b: &mut Bencher<'_>| {
                         let w = workload
                             .get_or_insert_with(|| Workload::new(case, batch, mode, device));
-                        b.iter_custom(|iters| w.time(iters));
+                        b.iter_custom(|iters| w.time(iters, clock));
                     });
                 }
             }
@@ -256,14 +302,19 @@ fn blocks(c: &mut Criterion) {
     }
 }
 
-criterion_group! {
-    name = benches;
-    // Short runs: 28 cases per device on a 2-core machine. Command-line options
-    // (`--sample-size`, `--warm-up-time`, `--measurement-time`) override these.
-    config = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    targets = blocks
+// A private module: `criterion_group!` generates an undocumented `pub fn`.
+mod suite {
+    use super::{blocks, criterion_group, Criterion, Duration};
+
+    criterion_group! {
+        name = benches;
+        // Short runs: 28 cases per device on a 2-core machine. Command-line options
+        // (`--sample-size`, `--warm-up-time`, `--measurement-time`) override these.
+        config = Criterion::default()
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        targets = blocks
+    }
 }
-criterion_main!(benches);
+criterion_main!(suite::benches);

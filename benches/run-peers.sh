@@ -96,13 +96,13 @@ fi
 cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
 
 "$python" - "$CRITERION_HOME" "$marker" "$peer_out" "$out_dir" "$threads" "${commit:-unknown}" \
-    "${cpu_model:-unknown}" "$(nproc --all)" <<'PY'
+    "${cpu_model:-unknown}" "$(nproc --all)" "${PEER_MIN_TIME:-2}" <<'PY'
 import datetime
 import json
 import os
 import sys
 
-crit_home, marker, peer_path, out_dir, threads, commit, cpu_model, cores = sys.argv[1:]
+crit_home, marker, peer_path, out_dir, threads, commit, cpu_model, cores, peer_min = sys.argv[1:]
 since = os.path.getmtime(marker)
 
 # Criterion: <home>/<group>/<function>/new/{benchmark,estimates}.json, written this run.
@@ -154,6 +154,7 @@ meta = {
     "threads": int(threads),
     "gpu": gpu,
     "torch": torch.__version__,
+    "peer_min_time_s": float(peer_min),
 }
 with open(os.path.join(out_dir, "blocks.json"), "w") as f:
     json.dump({"meta": meta, "rows": rows}, f, indent=2)
@@ -174,7 +175,7 @@ if gpu:
     lines.append(f"- GPU: {gpu}")
 lines += [
     f"- libtorch / PyTorch: {torch.__version__} (the same wheel on both sides)",
-    "- Rust: criterion mean; PyTorch: mean over ≥ 2 s. Images per second, higher is better.",
+    f"- Rust: criterion mean; PyTorch: mean over ≥ {peer_min} s. Images per second, higher is better.",
     "",
     "| device | block | batch | mode | Rust img/s | PyTorch img/s | Rust / PyTorch |",
     "| --- | --- | ---: | --- | ---: | ---: | ---: |",

@@ -485,14 +485,15 @@ impl Affine {
     }
 
     /// The warp of `p` about the centre `((w−1)/2, (h−1)/2)` of a `width`×`height`
-    /// image, composed as Keras does: zoom, then shear, then shift, then rotation
-    /// (applied to output coordinates to find input coordinates).
+    /// image, composed as Keras' `apply_affine_transform` composes it in `(x, y)`
+    /// coordinates: `input = c + R·(S·Z·(output − c) − shift)` with rotation `R`,
+    /// shear `S = [[1, −sin s], [0, cos s]]` and zoom `Z = diag(zoom_x, zoom_y)`.
     pub fn from_params(p: &AffineParams, width: u32, height: u32) -> Self {
         let cx = (f64::from(width) - 1.0) / 2.0;
         let cy = (f64::from(height) - 1.0) / 2.0;
         let z = [[f64::from(p.zoom_x), 0.0], [0.0, f64::from(p.zoom_y)]];
         let sh = f64::from(p.shear_deg).to_radians();
-        let s = [[sh.cos(), 0.0], [-sh.sin(), 1.0]];
+        let s = [[1.0, -sh.sin()], [0.0, sh.cos()]];
         let th = f64::from(p.rotation_deg).to_radians();
         let (sin, cos) = snap_sin_cos(th);
         let r = [[cos, -sin], [sin, cos]];
@@ -586,13 +587,14 @@ pub fn warp_affine(img: &Rgb32FImage, m: &Affine) -> Rgb32FImage {
     Rgb32FImage::from_raw(w, h, out).unwrap_or_else(|| Rgb32FImage::new(w, h))
 }
 
-/// Blurs `img` in place with a Gaussian of standard deviation `sigma` pixels (kernel
-/// radius ⌈3σ⌉, edges replicated). `sigma` ≤ 0 leaves the image unchanged.
+/// Blurs `img` in place with a Gaussian of standard deviation `sigma` pixels, edges
+/// replicated: `scipy.ndimage.gaussian_filter(mode="nearest", truncate=3.0)`, whose
+/// kernel radius is `⌊3σ + 0.5⌋`. `sigma` ≤ 0 leaves the image unchanged.
 pub fn gaussian_blur(img: &mut Rgb32FImage, sigma: f32) {
     if sigma <= 0.0 || !sigma.is_finite() {
         return;
     }
-    let radius = (3.0 * sigma).ceil().max(1.0) as i64;
+    let radius = ((3.0 * sigma + 0.5).floor() as i64).max(1);
     let mut k: Vec<f32> = (-radius..=radius)
         .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
         .collect();

@@ -1,6 +1,6 @@
 //! Decoding image files to 8-bit RGB.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use image::{DynamicImage, ImageReader, RgbImage};
@@ -31,31 +31,32 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, SkipReason> {
     if bytes.is_empty() {
         return Err(SkipReason::ZeroBytes);
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| SkipReason::Unreadable(e.to_string()))?;
-    match reader.format() {
-        Some(
-            image::ImageFormat::Jpeg
-            | image::ImageFormat::Png
-            | image::ImageFormat::Bmp
-            | image::ImageFormat::WebP,
-        ) => {}
-        Some(other) => {
-            return Err(SkipReason::NotAnImage(format!(
-                "{other:?} content is not a supported format"
-            )))
-        }
-        None => {
-            return Err(SkipReason::NotAnImage(
-                "content is not JPEG, PNG, BMP or WebP".into(),
-            ))
-        }
-    }
-    let img = reader
+    let format = supported_format(bytes)?;
+    let img = ImageReader::with_format(Cursor::new(bytes), format)
         .decode()
         .map_err(|e| SkipReason::Corrupt(e.to_string()))?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(SkipReason::Corrupt(format!(
+            "image of size {}x{}",
+            img.width(),
+            img.height()
+        )));
+    }
     Ok(to_rgb8(img))
+}
+
+/// The supported format of content starting with `head`, from its magic bytes.
+fn supported_format(head: &[u8]) -> Result<image::ImageFormat, SkipReason> {
+    use image::ImageFormat as F;
+    match image::guess_format(head) {
+        Ok(f @ (F::Jpeg | F::Png | F::Bmp | F::WebP)) => Ok(f),
+        Ok(other) => Err(SkipReason::NotAnImage(format!(
+            "{other:?} content is not a supported format (JPEG, PNG, BMP, WebP)"
+        ))),
+        Err(_) => Err(SkipReason::NotAnImage(
+            "content is not JPEG, PNG, BMP or WebP".into(),
+        )),
+    }
 }
 
 /// Reads and decodes the file at `path` (see [`decode_rgb`]).
@@ -85,22 +86,15 @@ pub fn check_header(path: &Path) -> Result<(u32, u32), SkipReason> {
     if meta.len() == 0 {
         return Err(SkipReason::ZeroBytes);
     }
-    let reader = ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
+    // The format comes from the content (as Pillow does), not the extension.
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64).read_to_end(&mut head))
         .map_err(|e| SkipReason::Unreadable(e.to_string()))?;
-    match reader.format() {
-        Some(
-            image::ImageFormat::Jpeg
-            | image::ImageFormat::Png
-            | image::ImageFormat::Bmp
-            | image::ImageFormat::WebP,
-        ) => {}
-        _ => {
-            return Err(SkipReason::NotAnImage(
-                "content is not JPEG, PNG, BMP or WebP".into(),
-            ))
-        }
-    }
+    let format = supported_format(&head)?;
+    let reader = ImageReader::open(path).map_err(|e| SkipReason::Unreadable(e.to_string()))?;
+    let mut reader = reader;
+    reader.set_format(format);
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| SkipReason::Corrupt(e.to_string()))?;

@@ -223,14 +223,14 @@ pub fn fake_face(index: u64, size: u32, seed: u64) -> RgbImage {
 
     let mut rng = keyed_rng(seed, 0, index, TAG_SWAP);
     // The generator's low-resolution stage.
-    let factor: f32 = rng.random_range(0.35..0.6);
+    let factor: f32 = rng.random_range(0.3..0.5);
     let small = ((size as f32 * factor).round() as u32).max(8);
     let donor8 = to_rgb8(&donor);
     let down = resize_rgb(&donor8, small, small, ResizeFilter::Bilinear);
     let donor = to_rgb32f(&resize_rgb(&down, size, size, ResizeFilter::Bilinear));
     // Imperfect colour correction: the source skin is pulled most of the way towards
     // the target's, leaving a residual mismatch and a small random cast.
-    let transfer: f32 = rng.random_range(0.55..0.9);
+    let transfer: f32 = rng.random_range(0.4..0.8);
     let gain: [f32; 3] = std::array::from_fn(|c| {
         (target.skin[c] / source.skin[c]).powf(transfer) * rng.random_range(0.93..1.07)
     });
@@ -646,7 +646,7 @@ fn render(scene: &Scene, face: &Face, size: u32) -> Rgb32FImage {
 fn camera(img: &mut Rgb32FImage, rng: &mut ChaCha8Rng) {
     let sigma: f32 = rng.random_range(0.4..0.8);
     gaussian_blur(img, sigma);
-    let std: f32 = rng.random_range(2.5..6.0);
+    let std: f32 = rng.random_range(3.0..5.0);
     if let Ok(normal) = Normal::new(0.0f32, std) {
         for v in img.iter_mut() {
             *v = (*v + normal.sample(rng)).clamp(0.0, 255.0);

@@ -9,21 +9,7 @@
 //! with a 1×1 "up" convolution *with* bias and no batch norm, scaled and added to the
 //! input.
 //!
-//! # Variable names
-//!
-//! Keras names only a few of these layers: the residual "up" convolution
-//! (`block35_1_conv`, `block17_3_conv`, `block8_10_conv`...) and, in the model, `conv_7b`
-//! with `conv_7b_bn`. Those keep their Keras names here. Every other `conv2d_bn` gets a
-//! Keras *auto-generated* name (`conv2d_17`, `batch_normalization_17`) that depends on how
-//! many layers the Keras session created before, so no fixed name could match it. Here such
-//! a unit is named `{block}_branch{i}_{j}` (the `j`-th convolution of branch `i`, both from
-//! 0) with its batch norm `{block}_branch{i}_{j}_bn`, e.g. `block35_1_branch2_1`,
-//! `mixed_6a_branch1_2`, `stem_3`. Each block lists these names in the order Keras
-//! creates the layers ([`Stem::auto_named_convs`] and the same method on every block):
-//! the `k`-th entry of the model-wide list corresponds to the `k`-th auto-named `Conv2D`
-//! and the `k`-th auto-named `BatchNormalization` of the Keras model (sorted by the number
-//! in their names: `conv2d`, `conv2d_1`, …, `conv2d_10`), which is how an importer matches
-//! them (checked by shape).
+//! Variable names: see [`Stem`] (`# Variable names`).
 
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -165,6 +151,23 @@ impl Default for StemConfig {
 ///
 /// # Shapes
 /// `[N, in_channels, H, W]` → `[N, 320, H', W']` with 35×35 for 299×299; `H, W >= 75`.
+///
+/// # Variable names
+///
+/// Keras names only a few of these layers: the residual "up" convolution
+/// (`block35_1_conv`, `block17_3_conv`, `block8_10_conv`...) and, in the model, `conv_7b`
+/// with `conv_7b_bn`. Those keep their Keras names here. Every other `conv2d_bn` gets a
+/// Keras *auto-generated* name (`conv2d_17`, `batch_normalization_17`) that depends on how
+/// many layers the Keras session created before, so no fixed name could match it. Here such
+/// a unit is named `{block}_branch{i}_{j}` (the `j`-th convolution of branch `i`, both from
+/// 0) with its batch norm `{block}_branch{i}_{j}_bn`, e.g. `block35_1_branch2_1`,
+/// `mixed_6a_branch1_2`, `stem_3`. Each block lists these names in the order Keras
+/// creates the layers ([`Stem::auto_named_convs`] and the same method on every block):
+/// the `k`-th entry of the model-wide list corresponds to the `k`-th auto-named `Conv2D`
+/// and the `k`-th auto-named `BatchNormalization` of the Keras model (sorted by the number
+/// in their names: `conv2d`, `conv2d_1`, …, `conv2d_10`), which is how an importer matches
+/// them (checked by shape). Every block also creates its variables in Keras' creation
+/// order (branch by branch, convolution before batch norm, the "up" convolution last).
 #[derive(Debug)]
 pub struct Stem {
     /// The five stem convolutions (`stem_0.. stem_4`).
@@ -423,6 +426,8 @@ residual_block!(
     ///
     /// # Shapes
     /// `[N, in_channels, H, W]` → `[N, in_channels, H, W]` (35×35×320 in the model).
+    ///
+    /// Variable names: `{name}_conv` (Keras' own) and `{name}_branch{i}_{j}`, see [`Stem`].
     InceptionResnetA,
     &[
         &[same(32, [1, 1])],

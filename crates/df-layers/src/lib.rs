@@ -33,8 +33,8 @@ mod inception_resnet;
 mod mesonet;
 mod pool;
 mod resnet;
-mod vgg;
 pub mod util;
+mod vgg;
 
 pub use activation::Activation;
 pub use conv::{BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
@@ -48,6 +48,7 @@ pub use inception_resnet::{
 pub use mesonet::{keras_auto_name, MesoInception, MesoInceptionConfig};
 pub use pool::{MaxPool2d, MaxPool2dConfig};
 pub use resnet::{
-    resnet_batch_norm, ConvBlock, ConvBlockConfig, IdentityBlock, IdentityBlockConfig, RESNET_BN_EPS,
+    resnet_batch_norm, ConvBlock, ConvBlockConfig, IdentityBlock, IdentityBlockConfig,
+    RESNET_BN_EPS,
 };
 pub use vgg::{VggStage, VggStageConfig};

@@ -161,7 +161,15 @@ impl Bottleneck {
                     Padding::Valid,
                     Activation::Relu,
                 )?,
-                conv(2, filters, filters, kernel, 1, Padding::Same, Activation::Relu)?,
+                conv(
+                    2,
+                    filters,
+                    filters,
+                    kernel,
+                    1,
+                    Padding::Same,
+                    Activation::Relu,
+                )?,
                 conv(
                     3,
                     filters,

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use df_layers::util::{param_count, params_without_finite_grad, ParamCount};
 use df_layers::{
-    Activation, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig, DenseHead,
-    DenseHeadConfig, DenseLayerConfig, HeadInput, IdentityBlock, IdentityBlockConfig, MaxPool2d,
-    MaxPool2dConfig, MesoInception, MesoInceptionConfig, Padding, VggStage, VggStageConfig,
+    Activation, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig, DenseHead, DenseHeadConfig,
+    DenseLayerConfig, HeadInput, IdentityBlock, IdentityBlockConfig, MaxPool2d, MaxPool2dConfig,
+    MesoInception, MesoInceptionConfig, Padding, VggStage, VggStageConfig,
 };
 use serde::Deserialize;
 use tch::nn::{Module, ModuleT, VarStore};
@@ -239,7 +239,10 @@ fn meso_inception_shape_gradients_and_modes() {
     let x = randn(&[2, 3, 9, 10]);
     let y = block.forward_t(&x, false);
     assert_eq!(y.size(), [2, 11, 9, 10]); // [batch, a+b+c+d, H, W]
-    assert!(bool::try_from(y.ge(0.0).all()).expect("bool"), "ReLU output");
+    assert!(
+        bool::try_from(y.ge(0.0).all()).expect("bool"),
+        "ReLU output"
+    );
     // No batch norm or dropout inside: train and eval agree.
     assert_eq!(max_abs_diff(&y, &block.forward_t(&x, true)), 0.0);
     assert_all_grads_finite(&vs, &block, &x);
@@ -362,8 +365,8 @@ fn resnet_blocks_reject_invalid_configs() {
     let err = IdentityBlock::new(&vs.root(), &IdentityBlockConfig::new(0, "b"))
         .expect_err("zero filters");
     assert!(err.to_string().contains("filters"), "{err}");
-    let err = ConvBlock::new(&vs.root(), &ConvBlockConfig::new(8, 4, 0, "c"))
-        .expect_err("zero stride");
+    let err =
+        ConvBlock::new(&vs.root(), &ConvBlockConfig::new(8, 4, 0, "c")).expect_err("zero stride");
     assert!(err.to_string().contains("stride"), "{err}");
     assert!(IdentityBlock::new(&vs.root(), &IdentityBlockConfig::new(4, "")).is_err());
     let mut bad_bn = IdentityBlockConfig::new(4, "d");

@@ -507,7 +507,9 @@ impl History {
             let line = row.position().map_or(0, |p| p.line());
             let epoch_cell = row.get(0).unwrap_or("").trim();
             let epoch = epoch_cell.parse::<usize>().map_err(|_| {
-                fail(format!("line {line}: epoch {epoch_cell:?} is not a whole number"))
+                fail(format!(
+                    "line {line}: epoch {epoch_cell:?} is not a whole number"
+                ))
             })?;
             let mut record = EpochRecord::new(epoch);
             for (name, cell) in header.iter().zip(row.iter()).skip(1) {
@@ -577,7 +579,11 @@ impl History {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the history has no such epoch.
-    pub fn generalization_gap(&self, epoch: usize, names: &MetricNames) -> Result<GeneralizationGap> {
+    pub fn generalization_gap(
+        &self,
+        epoch: usize,
+        names: &MetricNames,
+    ) -> Result<GeneralizationGap> {
         let record = self
             .record(epoch)
             .ok_or_else(|| invalid_argument("epoch", epoch, "an epoch of the history"))?;
@@ -614,8 +620,20 @@ impl History {
         let changes: Vec<f64> = values.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
         let mean_abs_change = changes.iter().sum::<f64>() / changes.len() as f64;
         // fold with f64::max would skip NaN; keep it so a diverged window reads as NaN.
-        let nan_max = |acc: f64, v: f64| if acc.is_nan() || v.is_nan() { f64::NAN } else { acc.max(v) };
-        let nan_min = |acc: f64, v: f64| if acc.is_nan() || v.is_nan() { f64::NAN } else { acc.min(v) };
+        let nan_max = |acc: f64, v: f64| {
+            if acc.is_nan() || v.is_nan() {
+                f64::NAN
+            } else {
+                acc.max(v)
+            }
+        };
+        let nan_min = |acc: f64, v: f64| {
+            if acc.is_nan() || v.is_nan() {
+                f64::NAN
+            } else {
+                acc.min(v)
+            }
+        };
         let max_abs_change = changes.iter().copied().fold(0.0, nan_max);
         let range = values.iter().copied().fold(f64::NEG_INFINITY, nan_max)
             - values.iter().copied().fold(f64::INFINITY, nan_min);

@@ -43,7 +43,7 @@
 //! let report = &evaluation.report;
 //! assert_eq!(report.n, 8);
 //! assert_eq!(report.accuracy, 0.75); // 0.55 (real) and 0.47 (fake) are on the wrong side
-//! assert_eq!(report.auc, Some(0.875));
+//! assert_eq!(report.auc, Some(15.0 / 16.0)); // 15 of 16 (fake, real) pairs ranked right
 //!
 //! let dir = std::env::temp_dir().join(format!("df-metrics-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir).map_err(|e| df_metrics::Error::Io { path: dir.clone(), source: e })?;
@@ -84,4 +84,6 @@ pub use ranking::{
     EqualErrorRate, OperatingPoint, PrCurve, Ranking, RankingCollector, RocCurve,
 };
 pub use report::{evaluate, BinaryEvaluator, Evaluation, EvaluatorConfig, Report};
-pub use threshold::{accuracy, confusion_matrix, precision_recall_f1, ConfusionMatrix, PrecisionRecallF1};
+pub use threshold::{
+    accuracy, confusion_matrix, precision_recall_f1, ConfusionMatrix, PrecisionRecallF1,
+};

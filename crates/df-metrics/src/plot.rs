@@ -120,7 +120,11 @@ fn padded_range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
         .fold(None, |acc: Option<(f64, f64)>, v| {
             Some(acc.map_or((v, v), |(lo, hi)| (lo.min(v), hi.max(v))))
         })?;
-    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.05 * hi.abs().max(1.0) };
+    let pad = if hi > lo {
+        0.05 * (hi - lo)
+    } else {
+        0.05 * hi.abs().max(1.0)
+    };
     Some((lo - pad, hi + pad))
 }
 
@@ -154,6 +158,7 @@ impl HistoryFigure<'_> {
         y_desc: &str,
         series: [(&str, &str); 2],
         clamp_unit: bool,
+        legend: SeriesLabelPosition,
     ) -> DrawResult
     where
         DB::ErrorType: 'static,
@@ -163,12 +168,21 @@ impl HistoryFigure<'_> {
             .map(|&(name, label)| (label, self.history.get(name)))
             .filter(|(_, points)| !points.is_empty())
             .collect();
-        let epochs = || data.iter().flat_map(|(_, p)| p.iter().map(|&(e, _)| e as f64));
+        let epochs = || {
+            data.iter()
+                .flat_map(|(_, p)| p.iter().map(|&(e, _)| e as f64))
+        };
         let x_lo = epochs().fold(f64::INFINITY, f64::min);
         let x_hi = epochs().fold(f64::NEG_INFINITY, f64::max);
-        let (x_lo, x_hi) = if x_hi > x_lo { (x_lo, x_hi) } else { (x_lo - 1.0, x_lo + 1.0) };
+        // Half an epoch of margin, so the first and last markers are not cut.
+        let (x_lo, x_hi) = if x_hi > x_lo {
+            (x_lo - 0.5, x_hi + 0.5)
+        } else {
+            (x_lo - 1.0, x_lo + 1.0)
+        };
         let (mut y_lo, mut y_hi) =
-            padded_range(data.iter().flat_map(|(_, p)| p.iter().map(|&(_, v)| v))).unwrap_or((0.0, 1.0));
+            padded_range(data.iter().flat_map(|(_, p)| p.iter().map(|&(_, v)| v)))
+                .unwrap_or((0.0, 1.0));
         if clamp_unit {
             y_lo = y_lo.max(0.0);
             y_hi = y_hi.min(1.0).max(y_lo + 0.01);
@@ -185,9 +199,9 @@ impl HistoryFigure<'_> {
             .y_desc(y_desc)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
-            .light_line_style(GRID.mix(0.4))
+            .light_line_style(TRANSPARENT)
             .bold_line_style(GRID.mix(0.8))
-            .x_label_formatter(&|x| {
+            .x_label_formatter(&|x: &f64| {
                 if x.fract() == 0.0 {
                     format!("{x:.0}")
                 } else {
@@ -213,7 +227,7 @@ impl HistoryFigure<'_> {
         if !data.is_empty() {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend)
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.5))
                 .label_font((FONT, 15))
@@ -236,17 +250,31 @@ impl Figure for HistoryFigure<'_> {
         let n = &self.names;
         let has_accuracy = !self.history.get(&n.accuracy).is_empty()
             || !self.history.get(&n.val_accuracy).is_empty();
-        let loss_series = [(n.loss.as_str(), "training"), (n.val_loss.as_str(), "validation")];
+        let loss_series = [
+            (n.loss.as_str(), "training"),
+            (n.val_loss.as_str(), "validation"),
+        ];
         let accuracy_series = [
             (n.accuracy.as_str(), "training"),
             (n.val_accuracy.as_str(), "validation"),
         ];
         if has_accuracy {
             let panels = root.split_evenly((1, 2));
-            self.panel(&panels[0], "Loss", "loss", loss_series, false)?;
-            self.panel(&panels[1], "Accuracy", "accuracy", accuracy_series, true)?;
+            // Losses fall and accuracies rise: put each legend where the curves end up.
+            let upper = SeriesLabelPosition::UpperRight;
+            let lower = SeriesLabelPosition::LowerRight;
+            self.panel(&panels[0], "Loss", "loss", loss_series, false, upper)?;
+            self.panel(
+                &panels[1],
+                "Accuracy",
+                "accuracy",
+                accuracy_series,
+                true,
+                lower,
+            )?;
         } else {
-            self.panel(&root, "Loss", "loss", loss_series, false)?;
+            let upper = SeriesLabelPosition::UpperRight;
+            self.panel(&root, "Loss", "loss", loss_series, false, upper)?;
         }
         Ok(())
     }
@@ -326,7 +354,7 @@ impl Figure for CurveFigure<'_> {
             .y_desc(self.y_desc)
             .label_style((FONT, 14))
             .axis_desc_style((FONT, 16))
-            .light_line_style(GRID.mix(0.4))
+            .light_line_style(TRANSPARENT)
             .bold_line_style(GRID.mix(0.8))
             .draw()?;
         if self.diagonal {

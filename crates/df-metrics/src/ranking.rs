@@ -269,21 +269,35 @@ impl Ranking {
         Ok(twice_area as f64 / denominator as f64)
     }
 
-    /// The precision-recall curve, as scikit-learn's `precision_recall_curve` (all
-    /// thresholds, none dropped); see [`PrCurve`].
+    /// The precision-recall curve, as scikit-learn's
+    /// `precision_recall_curve(y, scores, drop_intermediate=...)`; see [`PrCurve`].
+    ///
+    /// Without `drop_intermediate` (scikit-learn's default) there is one point per
+    /// distinct score. With it, the points inside a run of equal fake counts (equal
+    /// recall: a vertical segment of the plot) are removed, keeping the first and last of
+    /// each run, as scikit-learn does; the average precision is unchanged. Plots want the
+    /// lighter curve.
     ///
     /// # Errors
     /// [`Error::SingleClass`] when there is no fake sample (recall is undefined).
-    pub fn precision_recall_curve(&self) -> Result<PrCurve> {
+    pub fn precision_recall_curve(&self, drop_intermediate: bool) -> Result<PrCurve> {
         self.require_fakes("precision-recall curve")?;
         let p = self.fakes() as f64;
         let m = self.thresholds.len();
-        let mut curve = PrCurve {
-            precision: Vec::with_capacity(m + 1),
-            recall: Vec::with_capacity(m + 1),
-            thresholds: Vec::with_capacity(m),
+        let keep = |k: usize| -> bool {
+            !drop_intermediate
+                || m <= 2
+                || k == 0
+                || k + 1 == m
+                || self.tps[k] != self.tps[k - 1]
+                || self.tps[k + 1] != self.tps[k]
         };
-        for k in (0..m).rev() {
+        let mut curve = PrCurve {
+            precision: Vec::new(),
+            recall: Vec::new(),
+            thresholds: Vec::new(),
+        };
+        for k in (0..m).rev().filter(|&k| keep(k)) {
             let (tp, fp) = (self.tps[k] as f64, self.fps[k] as f64);
             curve.precision.push(tp / (tp + fp));
             curve.recall.push(tp / p);
@@ -322,19 +336,19 @@ impl Ranking {
         Ok(sum / self.fakes() as f64)
     }
 
-    /// The full ROC curve as rates (including `(0, 0)`), computed as numpy computes them
-    /// from scikit-learn's counts so that comparisons and ties resolve identically.
-    fn rates(&self) -> (Vec<f64>, Vec<f64>, Vec<f32>) {
-        let (p, n) = (self.fakes() as f64, self.reals() as f64);
-        let mut fpr = vec![0.0];
-        let mut tpr = vec![0.0];
-        let mut thresholds = vec![f32::INFINITY];
-        for k in 0..self.thresholds.len() {
-            fpr.push(self.fps[k] as f64 / n);
-            tpr.push(self.tps[k] as f64 / p);
-            thresholds.push(self.thresholds[k]);
+    /// Point `k` of the full ROC curve (`k = 0` is `(0, 0)` at `+inf`), as rates computed
+    /// the way numpy computes them from scikit-learn's counts, so that comparisons and
+    /// ties resolve identically.
+    fn roc_point(&self, k: usize) -> (f64, f64, f32) {
+        if k == 0 {
+            return (0.0, 0.0, f32::INFINITY);
         }
-        (fpr, tpr, thresholds)
+        let (p, n) = (self.fakes() as f64, self.reals() as f64);
+        (
+            self.fps[k - 1] as f64 / n,
+            self.tps[k - 1] as f64 / p,
+            self.thresholds[k - 1],
+        )
     }
 
     /// The equal error rate: where the false positive rate equals the false negative rate
@@ -353,21 +367,22 @@ impl Ranking {
     /// [`Error::SingleClass`] when the labels are all fake or all real.
     pub fn equal_error_rate(&self) -> Result<EqualErrorRate> {
         self.require_both("equal error rate")?;
-        let (fpr, tpr, thresholds) = self.rates();
-        let d: Vec<f64> = fpr
-            .iter()
-            .zip(&tpr)
-            .map(|(&f, &t)| f - (1.0 - t))
-            .collect();
-        // d[0] = -1 (point (0, 0)) and d[last] = 1 (point (1, 1)), so 1 <= i <= last.
-        let i = d.iter().position(|&x| x >= 0.0).unwrap_or(d.len() - 1).max(1);
+        let d = |k: usize| {
+            let (fpr, tpr, _) = self.roc_point(k);
+            fpr - (1.0 - tpr)
+        };
+        // d(0) = -1 (point (0, 0)) and d(last) = 1 (point (1, 1)), so 1 <= i <= last.
+        let last = self.thresholds.len();
+        let i = (1..=last).find(|&k| d(k) >= 0.0).unwrap_or(last);
         let j = i - 1;
-        let t = -d[j] / (d[i] - d[j]);
-        let rate = fpr[j] + t * (fpr[i] - fpr[j]);
-        let nearest = if d[i].abs() <= d[j].abs() { i } else { j };
+        let (d_i, d_j) = (d(i), d(j));
+        let (fpr_i, fpr_j) = (self.roc_point(i).0, self.roc_point(j).0);
+        let t = -d_j / (d_i - d_j);
+        let rate = fpr_j + t * (fpr_i - fpr_j);
+        let nearest = if d_i.abs() <= d_j.abs() { i } else { j };
         Ok(EqualErrorRate {
             rate,
-            threshold: thresholds[nearest],
+            threshold: self.roc_point(nearest).2,
         })
     }
 
@@ -387,14 +402,15 @@ impl Ranking {
             ));
         }
         self.require_both("TPR at fixed FPR")?;
-        let (fpr, tpr, thresholds) = self.rates();
         // FPR is nondecreasing and point 0 has FPR 0, so the last point within the bound
         // exists and has the highest TPR among those within it.
-        let k = fpr.iter().rposition(|&f| f <= max_fpr).unwrap_or(0);
+        let n = self.reals() as f64;
+        let k = self.fps.partition_point(|&fp| fp as f64 / n <= max_fpr);
+        let (fpr, tpr, threshold) = self.roc_point(k);
         Ok(OperatingPoint {
-            fpr: fpr[k],
-            tpr: tpr[k],
-            threshold: thresholds[k],
+            fpr,
+            tpr,
+            threshold,
         })
     }
 }
@@ -492,8 +508,12 @@ pub fn roc_auc<L: Label>(scores: &[f32], labels: &[L]) -> Result<f64> {
 ///
 /// # Errors
 /// As [`Ranking::new`] and [`Ranking::precision_recall_curve`].
-pub fn precision_recall_curve<L: Label>(scores: &[f32], labels: &[L]) -> Result<PrCurve> {
-    Ranking::new(scores, labels)?.precision_recall_curve()
+pub fn precision_recall_curve<L: Label>(
+    scores: &[f32],
+    labels: &[L],
+    drop_intermediate: bool,
+) -> Result<PrCurve> {
+    Ranking::new(scores, labels)?.precision_recall_curve(drop_intermediate)
 }
 
 /// Average precision; see [`Ranking::average_precision`].

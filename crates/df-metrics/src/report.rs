@@ -132,7 +132,8 @@ pub struct Evaluation {
     pub report: Report,
     /// ROC curve with intermediate points dropped (`None` for a single-class set).
     pub roc: Option<RocCurve>,
-    /// Precision-recall curve (`None` when there is no fake).
+    /// Precision-recall curve with intermediate points dropped (`None` when there is no
+    /// fake).
     pub pr: Option<PrCurve>,
     /// Reliability diagram.
     pub calibration: Calibration,
@@ -217,8 +218,8 @@ impl BinaryEvaluator {
         let both = ranking.fakes() > 0 && ranking.reals() > 0;
         let (auc, eer, roc, tpr) = if both {
             let eer = ranking.equal_error_rate()?;
-            let tpr = [0.01, 0.05, 0.1]
-                .map(|fpr| ranking.tpr_at_fpr(fpr).map(|point| Some(point.tpr)));
+            let tpr =
+                [0.01, 0.05, 0.1].map(|fpr| ranking.tpr_at_fpr(fpr).map(|point| Some(point.tpr)));
             let [t1, t5, t10] = tpr;
             (
                 Some(ranking.roc_auc()?),
@@ -232,7 +233,7 @@ impl BinaryEvaluator {
         let (ap, pr) = if ranking.fakes() > 0 {
             (
                 Some(ranking.average_precision()?),
-                Some(ranking.precision_recall_curve()?),
+                Some(ranking.precision_recall_curve(true)?),
             )
         } else {
             (None, None)
@@ -303,7 +304,11 @@ impl Metric for BinaryEvaluator {
 /// # Errors
 /// [`Error::Empty`], [`Error::LengthMismatch`], [`Error::NonFiniteScore`],
 /// [`Error::ScoreOutOfRange`], [`Error::InvalidLabel`], [`Error::InvalidArgument`].
-pub fn evaluate<L: Label>(scores: &[f32], labels: &[L], config: EvaluatorConfig) -> Result<Evaluation> {
+pub fn evaluate<L: Label>(
+    scores: &[f32],
+    labels: &[L],
+    config: EvaluatorConfig,
+) -> Result<Evaluation> {
     let mut evaluator = BinaryEvaluator::new(config)?;
     evaluator.update(scores, labels)?;
     evaluator.into_evaluation()

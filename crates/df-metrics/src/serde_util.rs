@@ -5,7 +5,10 @@
 pub(crate) mod inf_as_null {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub(crate) fn serialize<S: Serializer>(values: &[f32], serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(
+        values: &[f32],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         values
             .iter()
             .map(|v| v.is_finite().then_some(*v))
@@ -13,7 +16,9 @@ pub(crate) mod inf_as_null {
             .serialize(serializer)
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<f32>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<f32>, D::Error> {
         let values = Vec::<Option<f32>>::deserialize(deserializer)?;
         Ok(values
             .into_iter()

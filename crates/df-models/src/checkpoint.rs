@@ -342,7 +342,7 @@ pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedM
     Ok(LoadedModel {
         var_store,
         model,
-        normalization: None,
+        keras: None,
     })
 }
 

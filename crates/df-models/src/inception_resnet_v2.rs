@@ -13,7 +13,7 @@
 //! `conv2d_bn` units have Keras auto-generated names (`conv2d_12`,
 //! `batch_normalization_12`); here they are named by position (`stem_0`,
 //! `mixed_5b_branch1_1`, `block17_4_branch1_2`, `mixed_7a_branch2_0` …, batch norms with
-//! `_bn`; see `df_layers::inception_resnet` docs) and created in Keras' creation order,
+//! `_bn`; see [`df_layers::Stem`]) and created in Keras' creation order,
 //! which [`InceptionResNetV2::auto_named_convs`] lists: an importer pairs the `k`-th of
 //! them with the file's `k`-th auto-named `Conv2D` and `BatchNormalization` (sorted by the
 //! number in their names), checked by shape.

@@ -15,8 +15,8 @@
 //! logit of "fake" (see [`crate::Polarity`] for how their weights are converted).
 
 use df_layers::{
-    keras_auto_name, Activation, BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig,
-    DenseHead, MaxPool2d, MaxPool2dConfig, MesoInception, MesoInceptionConfig, Padding,
+    keras_auto_name, Activation, BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig, DenseHead,
+    MaxPool2d, MaxPool2dConfig, MesoInception, MesoInceptionConfig, Padding,
 };
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -257,8 +257,8 @@ impl MesoInception4 {
         let name = "meso_inception4";
         cfg.validate(name)?;
         let layer1 = MesoInceptionConfig::new(3, [1, 4, 4, 2]).with_keras_names(0);
-        let layer2 = MesoInceptionConfig::new(layer1.out_channels(), [2, 4, 4, 2])
-            .with_keras_names(7);
+        let layer2 =
+            MesoInceptionConfig::new(layer1.out_channels(), [2, 4, 4, 2]).with_keras_names(7);
         let mut inceptions = Vec::with_capacity(2);
         for (i, layer) in [layer1, layer2].iter().enumerate() {
             inceptions.push((

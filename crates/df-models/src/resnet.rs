@@ -10,8 +10,8 @@
 
 use df_layers::{
     resnet_batch_norm, Activation, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
-    DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput, IdentityBlock,
-    IdentityBlockConfig, MaxPool2d, MaxPool2dConfig, Padding,
+    DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput, IdentityBlock, IdentityBlockConfig,
+    MaxPool2d, MaxPool2dConfig, Padding,
 };
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
@@ -213,7 +213,9 @@ impl ResNet50 {
 impl ModuleT for ResNet50 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         // [N, 3, 224, 224] → conv1_pad [N, 3, 230, 230] → [N, 64, 112, 112]
-        let ys = self.stem.forward_t(&xs.constant_pad_nd([3, 3, 3, 3]), train);
+        let ys = self
+            .stem
+            .forward_t(&xs.constant_pad_nd([3, 3, 3, 3]), train);
         // pool1_pad: zeros, which never win the max after the ReLU → [N, 64, 56, 56]
         let mut ys = self.pool.forward(&ys.constant_pad_nd([1, 1, 1, 1]));
         for block in &self.blocks {

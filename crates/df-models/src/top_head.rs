@@ -41,13 +41,14 @@ impl TopLayer {
                     })
                 }
             },
-            Top::Binary { .. } => top.binary_head_config(feature_shape).ok_or_else(|| {
-                Error::InvalidConfig {
-                    model: model.into(),
-                    option: "top",
-                    reason: "binary top without a head".into(),
-                }
-            })?,
+            Top::Binary { .. } => {
+                top.binary_head_config(feature_shape)
+                    .ok_or_else(|| Error::InvalidConfig {
+                        model: model.into(),
+                        option: "top",
+                        reason: "binary top without a head".into(),
+                    })?
+            }
         };
         Ok(TopLayer::Dense(DenseHead::new(p, &config)?))
     }

@@ -7,8 +7,7 @@
 //! `"same"`; 2×2 max pools with stride 2, `"valid"`).
 
 use df_layers::{
-    Activation, DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput, VggStage,
-    VggStageConfig,
+    Activation, DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput, VggStage, VggStageConfig,
 };
 use tch::nn::{self, ModuleT};
 use tch::Tensor;

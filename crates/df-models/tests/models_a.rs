@@ -291,7 +291,10 @@ fn resnet50_shapes_and_gradients_on_small_inputs() {
     let vs = VarStore::new(Device::Cpu);
     let m = ResNet50::new(&vs.root(), &cfg).expect("valid config");
     let x = randn(&[1, 3, 64, 64]);
-    assert_eq!(tch::no_grad(|| m.forward_t(&x, false)).size(), [1, 2048, 2, 2]);
+    assert_eq!(
+        tch::no_grad(|| m.forward_t(&x, false)).size(),
+        [1, 2048, 2, 2]
+    );
     assert_eq!(ResNetConfig::imagenet().feature_shape(), [2048, 7, 7]);
     // Odd size: 35 → 18 → 9 → 9 → 5 → 3 → 2.
     let odd = cfg.clone().with_input_size(35, 35);
@@ -317,8 +320,11 @@ fn resnet50_shapes_and_gradients_on_small_inputs() {
     let back: ResNetConfig = serde_json::from_value(m.config_json()).expect("round trip");
     assert_eq!(&back, m.config());
 
-    let err = ResNet50::new(&vs.root(), &ResNetConfig::imagenet().with_input_size(31, 224))
-        .expect_err("too small");
+    let err = ResNet50::new(
+        &vs.root(),
+        &ResNetConfig::imagenet().with_input_size(31, 224),
+    )
+    .expect_err("too small");
     assert!(err.to_string().contains("input_size"), "{err}");
 }
 
@@ -333,7 +339,12 @@ fn vgg16_d_param_counts_match_keras_applications() {
     // Keras flattens NHWC: the importer needs fc1's input shape to permute its rows.
     assert_eq!(m.head().and_then(|h| h.flatten_shape()), Some([512, 7, 7]));
     let names = vs.variables();
-    for name in ["block1_conv1.weight", "block5_conv3.bias", "fc1.weight", "fc2.bias"] {
+    for name in [
+        "block1_conv1.weight",
+        "block5_conv3.bias",
+        "fc1.weight",
+        "fc2.bias",
+    ] {
         assert!(names.contains_key(name), "missing {name}");
     }
     assert_eq!(names["predictions.weight"].size(), [1000, 4096]);
@@ -353,7 +364,10 @@ fn vgg16_c_param_counts_match_keras() {
     let m = Vgg16::new(&vs.root(), &VggConfig::c()).expect("valid config");
     assert_eq!(param_count(&vs), keras_count("vgg16_c_224"));
     assert_eq!(m.name(), "vgg16_c");
-    assert_eq!(vs.variables()["block4_conv3.weight"].size(), [512, 512, 1, 1]);
+    assert_eq!(
+        vs.variables()["block4_conv3.weight"].size(),
+        [512, 512, 1, 1]
+    );
     assert!(!vs.variables().contains_key("block1_conv3.weight"));
     drop(m);
 
@@ -376,7 +390,10 @@ fn vgg16_shapes_and_gradients_on_small_inputs() {
     let vs = VarStore::new(Device::Cpu);
     let m = Vgg16::new(&vs.root(), &cfg).expect("valid config");
     let x = randn(&[1, 3, 64, 64]);
-    assert_eq!(tch::no_grad(|| m.forward_t(&x, false)).size(), [1, 512, 2, 2]);
+    assert_eq!(
+        tch::no_grad(|| m.forward_t(&x, false)).size(),
+        [1, 512, 2, 2]
+    );
     // Odd size: valid pools floor, 63 → 1.
     assert_eq!(
         tch::no_grad(|| m.forward_t(&randn(&[1, 3, 63, 63]), false)).size(),
@@ -415,8 +432,8 @@ fn vgg16_shapes_and_gradients_on_small_inputs() {
     );
     assert_eq!(vs.variables()["fc1.weight"].size(), [4096, 512]);
 
-    let err = Vgg16::new(&vs.root(), &VggConfig::c().with_input_size(16, 16))
-        .expect_err("too small");
+    let err =
+        Vgg16::new(&vs.root(), &VggConfig::c().with_input_size(16, 16)).expect_err("too small");
     assert!(err.to_string().contains("vgg16_c"), "{err}");
     let bad = VggConfig::d()
         .with_input_size(32, 32)

@@ -92,15 +92,33 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// An error of the data pipeline.
+    /// An error of the data pipeline (boxed: keeps `Result` small).
     #[error(transparent)]
-    Data(#[from] df_data::Error),
+    Data(Box<df_data::Error>),
     /// An error of the metrics crate.
     #[error(transparent)]
-    Metrics(#[from] df_metrics::Error),
+    Metrics(Box<df_metrics::Error>),
     /// An error of the models crate.
     #[error(transparent)]
-    Model(#[from] df_models::Error),
+    Model(Box<df_models::Error>),
+}
+
+impl From<df_data::Error> for Error {
+    fn from(e: df_data::Error) -> Self {
+        Error::Data(Box::new(e))
+    }
+}
+
+impl From<df_metrics::Error> for Error {
+    fn from(e: df_metrics::Error) -> Self {
+        Error::Metrics(Box::new(e))
+    }
+}
+
+impl From<df_models::Error> for Error {
+    fn from(e: df_models::Error) -> Self {
+        Error::Model(Box::new(e))
+    }
 }
 
 /// `Result` with this crate's [`Error`].

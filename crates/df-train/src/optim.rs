@@ -262,8 +262,8 @@ impl Optimizer {
     /// # Errors
     /// An invalid configuration, duplicate names, or a parameter that does not require
     /// gradients.
-    pub fn new(config: OptimizerConfig, params: Vec<(String, Tensor)>) -> Result<Self> {
-        config.validate()?;
+    pub fn new(cfg: OptimizerConfig, params: Vec<(String, Tensor)>) -> Result<Self> {
+        cfg.validate()?;
         let mut seen = std::collections::HashSet::new();
         for (name, t) in &params {
             if !seen.insert(name.as_str()) {
@@ -278,8 +278,8 @@ impl Optimizer {
         }
         let state = params.iter().map(|_| ParamState::default()).collect();
         Ok(Self {
-            lr: config.lr(),
-            config,
+            lr: cfg.lr(),
+            config: cfg,
             params,
             state,
         })

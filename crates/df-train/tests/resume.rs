@@ -50,7 +50,7 @@ fn run(dir: &Path, sleep_ms: u64) {
             ReduceLrOnPlateauConfig::new("loss")
                 .with_patience(1)
                 .with_factor(0.5)
-                .with_min_delta(0.02),
+                .with_min_delta(0.1),
         )
         .model_checkpoint(ModelCheckpointConfig::new(dir.join(files::BEST), "val_accuracy"))
         .callback(Box::new(Sleep(sleep_ms)))

@@ -36,6 +36,7 @@ pub struct Case {
     pub roc_full: Option<RocRef>,
     pub auc: Option<f64>,
     pub pr: Option<PrRef>,
+    pub pr_dropped: Option<PrRef>,
     pub average_precision: Option<f64>,
     pub eer: Option<f64>,
     pub eer_threshold: Option<f64>,
@@ -109,8 +110,9 @@ pub fn cases() -> Vec<Case> {
                     path.display()
                 )
             });
-            let case: Case = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}; regenerate with `make fixtures`", path.display()));
+            let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| {
+                panic!("{}: {e}; regenerate with `make fixtures`", path.display())
+            });
             assert_eq!(case.name, *name);
             assert_eq!(case.scores.len(), case.labels.len());
             case

@@ -3,10 +3,10 @@
 use approx::assert_relative_eq;
 use df_metrics::{
     average_precision, equal_error_rate, precision_recall_curve, roc_auc, roc_curve, tpr_at_fpr,
-    Ranking, RocCurve,
+    PrCurve, Ranking, RocCurve,
 };
 
-use crate::fixtures::{cases, threshold, Case, RocRef};
+use crate::fixtures::{cases, threshold, Case, PrRef, RocRef};
 
 fn both_class_cases() -> Vec<Case> {
     let cases: Vec<Case> = cases().into_iter().filter(Case::has_both_classes).collect();
@@ -19,7 +19,11 @@ fn assert_roc_eq(got: &RocCurve, want: &RocRef, what: &str) {
     for i in 0..got.len() {
         assert_relative_eq!(got.fpr[i], want.fpr[i], max_relative = 1e-15);
         assert_relative_eq!(got.tpr[i], want.tpr[i], max_relative = 1e-15);
-        assert_eq!(got.thresholds[i], threshold(want.thresholds[i]), "{what}: threshold {i}");
+        assert_eq!(
+            got.thresholds[i],
+            threshold(want.thresholds[i]),
+            "{what}: threshold {i}"
+        );
     }
 }
 
@@ -27,18 +31,34 @@ fn assert_roc_eq(got: &RocCurve, want: &RocRef, what: &str) {
 fn roc_curve_matches_sklearn_with_and_without_dropping() {
     for case in both_class_cases() {
         let dropped = roc_curve(&case.scores, &case.labels, true).expect("valid case");
-        assert_roc_eq(&dropped, case.roc.as_ref().expect("roc"), &format!("{} dropped", case.name));
+        assert_roc_eq(
+            &dropped,
+            case.roc.as_ref().expect("roc"),
+            &format!("{} dropped", case.name),
+        );
         let full = roc_curve(&case.scores, &case.labels, false).expect("valid case");
-        assert_roc_eq(&full, case.roc_full.as_ref().expect("roc_full"), &format!("{} full", case.name));
+        assert_roc_eq(
+            &full,
+            case.roc_full.as_ref().expect("roc_full"),
+            &format!("{} full", case.name),
+        );
     }
 }
 
 #[test]
 fn dropping_intermediate_points_removes_points_and_keeps_the_area() {
-    let case = both_class_cases().into_iter().find(|c| c.name == "random").expect("random");
+    let case = both_class_cases()
+        .into_iter()
+        .find(|c| c.name == "random")
+        .expect("random");
     let dropped = roc_curve(&case.scores, &case.labels, true).expect("valid");
     let full = roc_curve(&case.scores, &case.labels, false).expect("valid");
-    assert!(dropped.len() < full.len() / 2, "{} vs {}", dropped.len(), full.len());
+    assert!(
+        dropped.len() < full.len() / 2,
+        "{} vs {}",
+        dropped.len(),
+        full.len()
+    );
     assert_relative_eq!(dropped.auc(), full.auc(), max_relative = 1e-12);
 }
 
@@ -64,20 +84,34 @@ fn roc_auc_of_ties_is_half_credit() {
     assert_eq!(got, 0.5);
 }
 
+fn assert_pr_eq(got: &PrCurve, want: &PrRef, what: &str) {
+    assert_eq!(got.len(), want.precision.len(), "{what}: number of points");
+    assert_eq!(
+        got.thresholds.len(),
+        want.thresholds.len(),
+        "{what}: thresholds"
+    );
+    for i in 0..got.len() {
+        assert_relative_eq!(got.precision[i], want.precision[i], max_relative = 1e-15);
+        assert_relative_eq!(got.recall[i], want.recall[i], max_relative = 1e-15);
+    }
+    for (a, &b) in got.thresholds.iter().zip(&want.thresholds) {
+        assert_eq!(*a, b as f32, "{what}");
+    }
+}
+
 #[test]
-fn precision_recall_curve_matches_sklearn() {
+fn precision_recall_curve_matches_sklearn_with_and_without_dropping() {
     for case in both_class_cases() {
-        let want = case.pr.as_ref().expect("pr");
-        let got = precision_recall_curve(&case.scores, &case.labels).expect("valid case");
-        assert_eq!(got.len(), want.precision.len(), "case {}", case.name);
-        assert_eq!(got.thresholds.len(), want.thresholds.len(), "case {}", case.name);
-        for i in 0..got.len() {
-            assert_relative_eq!(got.precision[i], want.precision[i], max_relative = 1e-15);
-            assert_relative_eq!(got.recall[i], want.recall[i], max_relative = 1e-15);
-        }
-        for (a, &b) in got.thresholds.iter().zip(&want.thresholds) {
-            assert_eq!(*a, b as f32, "case {}", case.name);
-        }
+        let full = precision_recall_curve(&case.scores, &case.labels, false).expect("valid case");
+        assert_pr_eq(
+            &full,
+            case.pr.as_ref().expect("pr"),
+            &format!("{} full", case.name),
+        );
+        let dropped = precision_recall_curve(&case.scores, &case.labels, true).expect("valid case");
+        let want = case.pr_dropped.as_ref().expect("pr_dropped");
+        assert_pr_eq(&dropped, want, &format!("{} dropped", case.name));
     }
 }
 
@@ -87,8 +121,11 @@ fn average_precision_matches_sklearn() {
         let want = case.average_precision.expect("ap");
         let got = average_precision(&case.scores, &case.labels).expect("valid case");
         assert_relative_eq!(got, want, max_relative = 1e-12);
-        let curve = precision_recall_curve(&case.scores, &case.labels).expect("valid case");
-        assert_relative_eq!(curve.average_precision(), want, max_relative = 1e-12);
+        for drop_intermediate in [false, true] {
+            let curve = precision_recall_curve(&case.scores, &case.labels, drop_intermediate)
+                .expect("valid case");
+            assert_relative_eq!(curve.average_precision(), want, max_relative = 1e-12);
+        }
     }
 }
 
@@ -96,8 +133,18 @@ fn average_precision_matches_sklearn() {
 fn equal_error_rate_matches_the_reference_definition() {
     for case in both_class_cases() {
         let got = equal_error_rate(&case.scores, &case.labels).expect("valid case");
-        assert_relative_eq!(got.rate, case.eer.expect("eer"), max_relative = 1e-12, epsilon = 1e-15);
-        assert_eq!(got.threshold, threshold(case.eer_threshold), "case {}", case.name);
+        assert_relative_eq!(
+            got.rate,
+            case.eer.expect("eer"),
+            max_relative = 1e-12,
+            epsilon = 1e-15
+        );
+        assert_eq!(
+            got.threshold,
+            threshold(case.eer_threshold),
+            "case {}",
+            case.name
+        );
     }
 }
 
@@ -130,10 +177,23 @@ fn tpr_at_fpr_matches_the_reference_definition() {
 
 #[test]
 fn one_ranking_serves_every_metric() {
-    let case = both_class_cases().into_iter().find(|c| c.name == "heavy_ties").expect("heavy_ties");
+    let case = both_class_cases()
+        .into_iter()
+        .find(|c| c.name == "heavy_ties")
+        .expect("heavy_ties");
     let ranking = Ranking::new(&case.scores, &case.labels).expect("valid");
     let fakes = case.labels.iter().filter(|&&l| l == 1).count() as u64;
-    assert_eq!((ranking.fakes(), ranking.len()), (fakes, case.labels.len() as u64));
-    assert_eq!(ranking.distinct_scores(), 11, "scores rounded to one decimal in [0, 1]");
-    assert_eq!(ranking.roc_auc().expect("auc"), roc_auc(&case.scores, &case.labels).expect("auc"));
+    assert_eq!(
+        (ranking.fakes(), ranking.len()),
+        (fakes, case.labels.len() as u64)
+    );
+    assert_eq!(
+        ranking.distinct_scores(),
+        11,
+        "scores rounded to one decimal in [0, 1]"
+    );
+    assert_eq!(
+        ranking.roc_auc().expect("auc"),
+        roc_auc(&case.scores, &case.labels).expect("auc")
+    );
 }

@@ -51,16 +51,28 @@ fn single_metrics_in_batches_equal_one_batch() {
         for chunks in CHUNKINGS {
             let mut loss = LogLoss::new();
             feed(&mut loss, &case, chunks);
-            assert_eq!(loss.compute().expect("non-empty"), df_metrics::log_loss(&case.scores, &case.labels).expect("valid"));
+            assert_eq!(
+                loss.compute().expect("non-empty"),
+                df_metrics::log_loss(&case.scores, &case.labels).expect("valid")
+            );
             let mut brier = BrierScore::new();
             feed(&mut brier, &case, chunks);
-            assert_eq!(brier.compute().expect("non-empty"), df_metrics::brier_score(&case.scores, &case.labels).expect("valid"));
+            assert_eq!(
+                brier.compute().expect("non-empty"),
+                df_metrics::brier_score(&case.scores, &case.labels).expect("valid")
+            );
             let mut ece = CalibrationError::new(15).expect("bins");
             feed(&mut ece, &case, chunks);
-            assert_eq!(ece.compute().expect("non-empty"), df_metrics::calibration(&case.scores, &case.labels, 15).expect("valid"));
+            assert_eq!(
+                ece.compute().expect("non-empty"),
+                df_metrics::calibration(&case.scores, &case.labels, 15).expect("valid")
+            );
             let mut ranking = RankingCollector::new();
             feed(&mut ranking, &case, chunks);
-            assert_eq!(ranking.compute().expect("non-empty"), df_metrics::Ranking::new(&case.scores, &case.labels).expect("valid"));
+            assert_eq!(
+                ranking.compute().expect("non-empty"),
+                df_metrics::Ranking::new(&case.scores, &case.labels).expect("valid")
+            );
         }
     }
 }
@@ -73,7 +85,10 @@ fn reset_forgets_everything() {
     feed(&mut evaluator, first, &[64]);
     evaluator.reset();
     assert_eq!(evaluator.count(), 0);
-    assert!(matches!(evaluator.compute(), Err(df_metrics::Error::Empty { .. })));
+    assert!(matches!(
+        evaluator.compute(),
+        Err(df_metrics::Error::Empty { .. })
+    ));
     feed(&mut evaluator, second, &[64]);
     let fresh = evaluate(&second.scores, &second.labels, config(second)).expect("valid");
     assert_eq!(evaluator.evaluate().expect("non-empty"), fresh);
@@ -82,23 +97,59 @@ fn reset_forgets_everything() {
 fn assert_report_matches_sklearn(report: &Report, case: &Case) {
     let name = &case.name;
     assert_eq!(report.n, case.labels.len() as u64);
-    assert_eq!(report.confusion_matrix.as_array(), case.confusion_matrix, "case {name}");
+    assert_eq!(
+        report.confusion_matrix.as_array(),
+        case.confusion_matrix,
+        "case {name}"
+    );
     assert_relative_eq!(report.accuracy, case.accuracy, max_relative = 1e-15);
-    assert!((report.precision - case.precision).abs() <= 1e-15, "case {name}");
+    assert!(
+        (report.precision - case.precision).abs() <= 1e-15,
+        "case {name}"
+    );
     assert!((report.recall - case.recall).abs() <= 1e-15, "case {name}");
     assert!((report.f1 - case.f1).abs() <= 1e-15, "case {name}");
     assert_relative_eq!(report.log_loss, case.log_loss, max_relative = 1e-12);
     assert_relative_eq!(report.brier, case.brier, max_relative = 1e-12);
-    let ece15 = case.ece.iter().find(|e| e.n_bins == 15).expect("15-bin ECE");
+    let ece15 = case
+        .ece
+        .iter()
+        .find(|e| e.n_bins == 15)
+        .expect("15-bin ECE");
     assert_eq!(report.ece_bins, 15);
-    assert_relative_eq!(report.ece, ece15.value, max_relative = 1e-12, epsilon = 1e-15);
-    assert_relative_eq!(report.auc.expect("auc"), case.auc.expect("auc"), max_relative = 1e-12);
-    assert_relative_eq!(report.ap.expect("ap"), case.average_precision.expect("ap"), max_relative = 1e-12);
-    assert_relative_eq!(report.eer.expect("eer"), case.eer.expect("eer"), max_relative = 1e-12, epsilon = 1e-15);
+    assert_relative_eq!(
+        report.ece,
+        ece15.value,
+        max_relative = 1e-12,
+        epsilon = 1e-15
+    );
+    assert_relative_eq!(
+        report.auc.expect("auc"),
+        case.auc.expect("auc"),
+        max_relative = 1e-12
+    );
+    assert_relative_eq!(
+        report.ap.expect("ap"),
+        case.average_precision.expect("ap"),
+        max_relative = 1e-12
+    );
+    assert_relative_eq!(
+        report.eer.expect("eer"),
+        case.eer.expect("eer"),
+        max_relative = 1e-12,
+        epsilon = 1e-15
+    );
     let want_threshold = threshold(case.eer_threshold);
-    assert_eq!(report.eer_threshold, want_threshold.is_finite().then_some(want_threshold));
+    assert_eq!(
+        report.eer_threshold,
+        want_threshold.is_finite().then_some(want_threshold)
+    );
     let tpr = case.tpr_at_fpr.as_ref().expect("tpr_at_fpr");
-    let got = [report.tpr_at_fpr_1pct, report.tpr_at_fpr_5pct, report.tpr_at_fpr_10pct];
+    let got = [
+        report.tpr_at_fpr_1pct,
+        report.tpr_at_fpr_5pct,
+        report.tpr_at_fpr_10pct,
+    ];
     for (got, want) in got.iter().zip(tpr) {
         assert_eq!(*got, Some(want.tpr), "case {name} at FPR {}", want.target);
     }
@@ -112,9 +163,16 @@ fn evaluator_report_matches_sklearn() {
         let evaluation = evaluator.evaluate().expect("non-empty");
         assert_report_matches_sklearn(&evaluation.report, &case);
         let roc = evaluation.roc.expect("both classes");
-        assert_eq!(roc.len(), case.roc.as_ref().expect("roc").fpr.len(), "dropped ROC for plots");
+        assert_eq!(
+            roc.len(),
+            case.roc.as_ref().expect("roc").fpr.len(),
+            "dropped ROC for plots"
+        );
         let pr = evaluation.pr.expect("fakes present");
-        assert_eq!(pr.len(), case.pr.as_ref().expect("pr").precision.len());
+        assert_eq!(
+            pr.len(),
+            case.pr_dropped.as_ref().expect("pr").precision.len()
+        );
     }
 }
 
@@ -122,10 +180,17 @@ fn evaluator_report_matches_sklearn() {
 fn report_round_trips_through_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     for case in cases() {
-        let report = evaluate(&case.scores, &case.labels, config(&case)).expect("valid").report;
+        let report = evaluate(&case.scores, &case.labels, config(&case))
+            .expect("valid")
+            .report;
         let path = dir.path().join(format!("{}.json", case.name));
         report.to_json_file(&path).expect("write");
-        assert_eq!(Report::from_json_file(&path).expect("read"), report, "case {}", case.name);
+        assert_eq!(
+            Report::from_json_file(&path).expect("read"),
+            report,
+            "case {}",
+            case.name
+        );
     }
     let text = evaluate(&[0.2f32, 0.7], &[0u8, 1], EvaluatorConfig::default())
         .expect("valid")
@@ -134,23 +199,52 @@ fn report_round_trips_through_json() {
         .expect("json");
     let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     for key in [
-        "n", "accuracy", "auc", "ap", "eer", "eer_threshold", "log_loss", "ece", "brier",
-        "precision", "recall", "f1", "confusion_matrix", "tpr_at_fpr_1pct", "tpr_at_fpr_5pct",
+        "n",
+        "accuracy",
+        "auc",
+        "ap",
+        "eer",
+        "eer_threshold",
+        "log_loss",
+        "ece",
+        "brier",
+        "precision",
+        "recall",
+        "f1",
+        "confusion_matrix",
+        "tpr_at_fpr_1pct",
+        "tpr_at_fpr_5pct",
         "tpr_at_fpr_10pct",
     ] {
-        assert!(value.get(key).is_some(), "metrics.json lacks `{key}`: {text}");
+        assert!(
+            value.get(key).is_some(),
+            "metrics.json lacks `{key}`: {text}"
+        );
     }
 }
 
 #[test]
 fn single_class_report_leaves_ranking_metrics_empty() {
-    let report = evaluate(&[0.9f32, 0.4, 0.7], &[1u8, 1, 1], EvaluatorConfig::default())
+    let report = evaluate(
+        &[0.9f32, 0.4, 0.7],
+        &[1u8, 1, 1],
+        EvaluatorConfig::default(),
+    )
+    .expect("valid")
+    .report;
+    assert_eq!(report.accuracy, 2.0 / 3.0);
+    assert_eq!(
+        (report.auc, report.eer, report.tpr_at_fpr_1pct),
+        (None, None, None)
+    );
+    assert_eq!(
+        report.ap,
+        Some(1.0),
+        "all fake: every threshold has precision 1"
+    );
+    let report = evaluate(&[0.9f32, 0.4], &[0u8, 0], EvaluatorConfig::default())
         .expect("valid")
         .report;
-    assert_eq!(report.accuracy, 2.0 / 3.0);
-    assert_eq!((report.auc, report.eer, report.tpr_at_fpr_1pct), (None, None, None));
-    assert_eq!(report.ap, Some(1.0), "all fake: every threshold has precision 1");
-    let report = evaluate(&[0.9f32, 0.4], &[0u8, 0], EvaluatorConfig::default()).expect("valid").report;
     assert_eq!((report.auc, report.ap), (None, None));
     assert_eq!(report.accuracy, 0.5);
 }

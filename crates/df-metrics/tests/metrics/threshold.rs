@@ -20,7 +20,8 @@ fn accuracy_precision_recall_f1_match_sklearn() {
         let name = &case.name;
         let acc = accuracy(&case.scores, &case.labels, case.threshold).expect("valid case");
         assert_relative_eq!(acc, case.accuracy, max_relative = 1e-15);
-        let prf = precision_recall_f1(&case.scores, &case.labels, case.threshold).expect("valid case");
+        let prf =
+            precision_recall_f1(&case.scores, &case.labels, case.threshold).expect("valid case");
         assert!(
             (prf.precision - case.precision).abs() <= 1e-15
                 && (prf.recall - case.recall).abs() <= 1e-15
@@ -37,11 +38,20 @@ fn accuracy_precision_recall_f1_match_sklearn() {
 fn all_tied_case_covers_zero_division_and_ties_at_threshold() {
     // The fixtures must exercise these edges, or the tests above would not check them.
     let cases = cases();
-    let tied = cases.iter().find(|c| c.name == "all_tied").expect("case all_tied");
-    assert_eq!(tied.precision, 0.0, "nothing predicted fake: 0/0 precision is 0");
-    let ties = cases.iter().find(|c| c.name == "heavy_ties").expect("case heavy_ties");
+    let tied = cases
+        .iter()
+        .find(|c| c.name == "all_tied")
+        .expect("case all_tied");
+    assert_eq!(
+        tied.precision, 0.0,
+        "nothing predicted fake: 0/0 precision is 0"
+    );
+    let ties = cases
+        .iter()
+        .find(|c| c.name == "heavy_ties")
+        .expect("case heavy_ties");
     assert!(
-        ties.scores.iter().any(|&s| s == ties.threshold),
+        ties.scores.contains(&ties.threshold),
         "some scores sit exactly on the threshold (score >= threshold is fake)"
     );
 }

@@ -322,7 +322,12 @@ impl Reader<'_> {
             .iter()
             .find(|t| t.role == KerasRole::Kernel)
             .map(|t| t.shape.len());
-        Ok(if has(KerasRole::DepthwiseKernel) {
+        // Keras 3's legacy writer names a DepthwiseConv2D kernel `kernel`, like a
+        // Conv2D's: an auto-generated name still tells them apart (and the matcher treats
+        // a 4-D `kernel` paired with a depthwise model layer as a depthwise kernel).
+        let auto_depthwise =
+            matches!(auto_name_parts(layer), Some((KerasLayerKind::DepthwiseConv2d, _)));
+        Ok(if has(KerasRole::DepthwiseKernel) || (auto_depthwise && kernel_dims == Some(4)) {
             KerasLayerKind::DepthwiseConv2d
         } else if has(KerasRole::MovingMean) {
             KerasLayerKind::BatchNormalization

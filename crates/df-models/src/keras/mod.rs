@@ -419,6 +419,13 @@ fn assign(f: &KerasLayer, m: &ModelLayer) -> Assignment {
         {
             role = KerasRole::Gamma;
         }
+        // Keras 3's legacy writer calls a depthwise kernel `kernel`.
+        if role == KerasRole::Kernel
+            && t.shape.len() == 4
+            && m.kind == Some(KerasLayerKind::DepthwiseConv2d)
+        {
+            role = KerasRole::DepthwiseKernel;
+        }
         let Some(var) = role.torch_name() else {
             a.unexpected.push(format!("`{}` ({role:?})", t.path));
             continue;

@@ -1,0 +1,8 @@
+//! df-data's integration tests, one binary with a module per area.
+
+mod augment;
+mod common;
+mod folder;
+mod loader;
+mod pillow;
+mod synthetic;

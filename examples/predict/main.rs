@@ -1,0 +1,119 @@
+//! Scores images with a detector: one JSON line per image on stdout.
+//!
+//! ```text
+//! cargo run --release --example predict -- --model meso4 \
+//!     --weights ../shared/data/mesonet/weights/Meso4_DF.h5 \
+//!     ../shared/data/mesonet/test_images
+//! {"path":"../shared/data/mesonet/test_images/df/df00204.jpg","p_fake":0.958588,"label":"fake"}
+//! ...
+//! ```
+//!
+//! `--weights` takes a native checkpoint (`.safetensors`, which names its model: `--model`
+//! is then optional) or a Keras file (`.h5`: legacy Keras 2 or Keras 3 `.weights.h5`;
+//! `--model` required; the top and input size are read from the file). `--polarity` says
+//! what a Keras file's output scores: `real` (default: Keras numbers class folders
+//! alphabetically, so `fake`/`real` folders make the sigmoid score "real"; also the MesoNet
+//! authors' files) or `fake`. Images are resized with `--resize` (`nearest`, Keras'
+//! `flow_from_directory` default, or `bilinear`) exactly as Pillow does.
+//!
+//! An image that cannot be read gets a line on stderr naming the file and the reason; the
+//! others are still scored; the exit code is 1 if any failed.
+
+mod score;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use deepfake::data::ResizeFilter;
+use deepfake::models::Polarity;
+use deepfake::tch::Device;
+
+use score::{expand_inputs, Scorer};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Resize {
+    Nearest,
+    Bilinear,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PolarityArg {
+    Fake,
+    Real,
+}
+
+/// Scores face images as fake or real.
+#[derive(Debug, Parser)]
+#[command(name = "predict")]
+struct Args {
+    /// Registry name of the model (`meso4`, `efficientnet_b0` ...; see the `summary`
+    /// example). Optional with a `.safetensors` checkpoint.
+    #[arg(long)]
+    model: Option<String>,
+    /// Weights: a `.safetensors` checkpoint or a Keras `.h5` file.
+    #[arg(long)]
+    weights: PathBuf,
+    /// Resize filter.
+    #[arg(long, value_enum, default_value = "nearest")]
+    resize: Resize,
+    /// What a Keras file's output scores (ignored for checkpoints).
+    #[arg(long, value_enum, default_value = "real")]
+    polarity: PolarityArg,
+    /// Run on the CPU even when a GPU is available.
+    #[arg(long)]
+    cpu: bool,
+    /// Image files or directories (searched recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let device = if args.cpu {
+        Device::Cpu
+    } else {
+        Device::cuda_if_available()
+    };
+    let resize = match args.resize {
+        Resize::Nearest => ResizeFilter::Nearest,
+        Resize::Bilinear => ResizeFilter::Bilinear,
+    };
+    let polarity = match args.polarity {
+        PolarityArg::Fake => Polarity::Fake,
+        PolarityArg::Real => Polarity::Real,
+    };
+    let scorer = match Scorer::open(args.model.as_deref(), &args.weights, polarity, resize, device)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let (files, mut failures) = expand_inputs(&args.inputs);
+    for (path, reason) in &failures {
+        eprintln!("error: {}: {reason}", path.display());
+    }
+    for path in files {
+        match scorer.score(&path) {
+            Ok(p) => match serde_json::to_string(&p) {
+                Ok(line) => println!("{line}"),
+                Err(e) => {
+                    eprintln!("error: {}: {e}", path.display());
+                    failures.push((path, e.to_string()));
+                }
+            },
+            Err(e) => {
+                // df-data's error names the file and the reason.
+                eprintln!("error: {e:#}");
+                failures.push((path, format!("{e:#}")));
+            }
+        }
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
