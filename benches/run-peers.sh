@@ -13,6 +13,8 @@
 # Environment:
 #   DF_BENCH_THREADS  intra-op threads for both sides (default: `nproc`, the cores this
 #                     process may run on).
+#   DF_BENCH_CLOCK    `wall` (default) or `cpu`: time process CPU time on both sides instead,
+#                     for a machine busy with other work (use with DF_BENCH_THREADS=1).
 #   PYTHON            the Python with torch 2.11 (default: .venv-tools/bin/python, else python3).
 #   DEVICES           the peer's devices, space-separated (default: `cpu`, plus `cuda` when the
 #                     peer's torch sees a GPU; the Rust bench adds CUDA by itself likewise).
@@ -40,6 +42,8 @@ cd "$(dirname "$0")/.."
 filter="${1:-}"
 threads="${DF_BENCH_THREADS:-$(nproc)}"
 export DF_BENCH_THREADS="$threads"
+clock="${DF_BENCH_CLOCK:-wall}"
+export DF_BENCH_CLOCK="$clock"
 out_dir="${OUT_DIR:-target/bench-report}"
 export CRITERION_HOME="${CRITERION_HOME:-${CARGO_TARGET_DIR:-target}/criterion}"
 mkdir -p "$out_dir" "$CRITERION_HOME"
@@ -85,7 +89,7 @@ peer_out="$out_dir/peer.jsonl"
 : >"$peer_out"
 for device in $devices; do
     "$python" benches/peers/blocks_torch.py --threads "$threads" --device "$device" \
-        --filter "$filter" --min-time "${PEER_MIN_TIME:-2}" | tee -a "$peer_out"
+        --filter "$filter" --min-time "${PEER_MIN_TIME:-2}" --clock "$clock" | tee -a "$peer_out"
 done
 
 commit="${DF_BENCH_COMMIT:-}"
@@ -96,13 +100,13 @@ fi
 cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
 
 "$python" - "$CRITERION_HOME" "$marker" "$peer_out" "$out_dir" "$threads" "${commit:-unknown}" \
-    "${cpu_model:-unknown}" "$(nproc --all)" "${PEER_MIN_TIME:-2}" <<'PY'
+    "${cpu_model:-unknown}" "$(nproc --all)" "${PEER_MIN_TIME:-2}" "$clock" <<'PY'
 import datetime
 import json
 import os
 import sys
 
-crit_home, marker, peer_path, out_dir, threads, commit, cpu_model, cores, peer_min = sys.argv[1:]
+crit_home, marker, peer_path, out_dir, threads, commit, cpu_model, cores, peer_min, clock = sys.argv[1:]
 since = os.path.getmtime(marker)
 
 # Criterion: <home>/<group>/<function>/new/{benchmark,estimates}.json, written this run.
@@ -155,6 +159,7 @@ meta = {
     "gpu": gpu,
     "torch": torch.__version__,
     "peer_min_time_s": float(peer_min),
+    "clock": clock,
 }
 with open(os.path.join(out_dir, "blocks.json"), "w") as f:
     json.dump({"meta": meta, "rows": rows}, f, indent=2)
@@ -175,7 +180,9 @@ if gpu:
     lines.append(f"- GPU: {gpu}")
 lines += [
     f"- libtorch / PyTorch: {torch.__version__} (the same wheel on both sides)",
-    f"- Rust: criterion mean; PyTorch: mean over ≥ {peer_min} s. Images per second, higher is better.",
+    f"- Rust: criterion mean; PyTorch: mean over ≥ {peer_min} s"
+    + (" of process CPU time (DF_BENCH_CLOCK=cpu)" if clock == "cpu" else " (wall clock)")
+    + ". Images per second, higher is better.",
     "",
     "| device | block | batch | mode | Rust img/s | PyTorch img/s | Rust / PyTorch |",
     "| --- | --- | ---: | --- | ---: | ---: | ---: |",

@@ -6,6 +6,7 @@ it is asymmetric, as the Rust code does). Prints one JSON line per case:
 {"id": "cpu/mbconv_40_80/b32x28/eval", "seconds_per_iter": ..., "images_per_second": ...}
 
 Usage: python benches/peers/blocks_torch.py [--threads N] [--device cpu|cuda] [--filter S]
+                                             [--min-time SECONDS] [--clock wall|cpu]
 
 --threads defaults to $DF_BENCH_THREADS, else the cores this process may run on: the same
 rule as benches/blocks.rs, so that both sides use the same intra-op thread count.
@@ -166,16 +167,16 @@ CASES = [
 BATCHES = [1, 32]
 
 
-def bench(fn, sync, min_time, max_iters=200):
+def bench(fn, sync, min_time, clock=time.perf_counter, max_iters=200):
     fn()
     fn()
     sync()
-    iters, start = 0, time.perf_counter()
+    iters, start = 0, clock()
     while True:
         fn()
         iters += 1
         sync()
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if (elapsed >= min_time and iters >= 3) or iters >= max_iters:
             return elapsed / iters
 
@@ -187,6 +188,9 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--filter", default="")
     ap.add_argument("--min-time", type=float, default=2.0)
+    # `cpu`: process CPU time (as benches/blocks.rs with DF_BENCH_CLOCK=cpu), for a busy
+    # machine with --threads 1.
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -215,7 +219,8 @@ def main():
                             p.grad = None
                         m(x).sum().backward()
 
-                secs = bench(step, sync, args.min_time)
+                clock = time.process_time if args.clock == "cpu" else time.perf_counter
+                secs = bench(step, sync, args.min_time, clock)
                 print(json.dumps({"id": bid, "seconds_per_iter": secs, "images_per_second": n / secs}), flush=True)
 
 

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 mod lfw;
+mod loader;
 mod mesonet;
 
 /// `../shared/data/<rel>` next to the repository, or a panic naming what is missing.

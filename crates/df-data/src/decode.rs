@@ -32,6 +32,13 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, SkipReason> {
         return Err(SkipReason::ZeroBytes);
     }
     let format = supported_format(bytes)?;
+    // JPEG decoders conceal missing data (zune-jpeg and libjpeg fill it in); Pillow,
+    // hence Keras, refuses a truncated file, and so does this crate.
+    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(SkipReason::Corrupt(
+            "truncated JPEG: the data ends before the end-of-image marker".into(),
+        ));
+    }
     let img = ImageReader::with_format(Cursor::new(bytes), format)
         .decode()
         .map_err(|e| SkipReason::Corrupt(e.to_string()))?;
@@ -108,5 +115,65 @@ fn to_rgb8(img: DynamicImage) -> RgbImage {
     match img {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
+    }
+}
+
+/// Whether a JPEG stream reaches its end-of-image marker: walks the marker segments
+/// (skipping each by its length) and the entropy-coded data after each start-of-scan
+/// (where `FF` is only ever followed by a `00` stuffing byte, a restart marker or the
+/// next marker), so an `FF D9` inside an embedded thumbnail or the scan data is not
+/// mistaken for the end.
+pub(crate) fn jpeg_is_complete(b: &[u8]) -> bool {
+    let n = b.len();
+    if n < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        // A marker: one or more FF fill bytes, then the code.
+        while i < n && b[i] != 0xFF {
+            i += 1;
+        }
+        while i < n && b[i] == 0xFF {
+            i += 1;
+        }
+        if i >= n {
+            return false;
+        }
+        let code = b[i];
+        i += 1;
+        match code {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => {}
+            _ => {
+                if i + 2 > n {
+                    return false;
+                }
+                let len = usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+                if len < 2 {
+                    return false;
+                }
+                i += len;
+                if i > n {
+                    return false;
+                }
+                if code == 0xDA {
+                    // Entropy-coded data up to the next real marker.
+                    loop {
+                        while i < n && b[i] != 0xFF {
+                            i += 1;
+                        }
+                        if i + 1 >= n {
+                            return false;
+                        }
+                        match b[i + 1] {
+                            0x00 | 0xD0..=0xD7 => i += 2,
+                            0xFF => i += 1,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -493,8 +493,8 @@ impl Canvas<'_> {
                 }
                 let col = shade(u, v);
                 let p = (y as usize * self.size + x as usize) * 3;
-                for c in 0..3 {
-                    self.data[p + c] = self.data[p + c] * (1.0 - cover) + col[c] * cover;
+                for (dst, src) in self.data[p..p + 3].iter_mut().zip(col) {
+                    *dst = *dst * (1.0 - cover) + src * cover;
                 }
             }
         }

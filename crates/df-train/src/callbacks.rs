@@ -218,8 +218,9 @@ pub trait Callback: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
-    /// Inferred from the name: losses and error rates (`loss`, `eer`, `ece`, `mse` ...)
-    /// are minimised, everything else (`accuracy`, `auc`, `ap` ...) maximised.
+    /// Inferred from the name as `df_metrics::Mode::infer` does: accuracy, AUC, AP,
+    /// precision, recall and F1 are maximised, everything else (losses, EER, ECE ...)
+    /// minimised.
     #[default]
     Auto,
     /// Smaller is better.
@@ -234,12 +235,7 @@ impl Mode {
         match self {
             Mode::Min => true,
             Mode::Max => false,
-            Mode::Auto => {
-                let m = monitor.strip_prefix("val_").unwrap_or(monitor);
-                m.contains("loss")
-                    || m.contains("error")
-                    || matches!(m, "eer" | "ece" | "mse" | "mae" | "brier")
-            }
+            Mode::Auto => df_metrics::Mode::infer(monitor) == df_metrics::Mode::Min,
         }
     }
 }

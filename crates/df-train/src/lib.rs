@@ -37,7 +37,7 @@ mod callbacks;
 pub mod checkpoint;
 mod error;
 mod evaluate;
-mod history;
+mod experiment;
 mod loss;
 mod model_io;
 mod optim;
@@ -51,14 +51,18 @@ pub use callbacks::{
     WeightSnapshot,
 };
 pub use error::{Error, Result};
+pub use experiment::{
+    run_experiment, write_evaluation, write_json, write_report, DataConfig, DeviceChoice,
+    ExperimentConfig, ExperimentOutcome, ModelChoice,
+};
 pub use evaluate::{evaluate, evaluate_report, predict, Predictions};
-pub use history::{EpochRecord, TrainHistory};
+pub use df_metrics::{EpochRecord, History};
 pub use loss::Loss;
 pub use model_io::save_model;
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
 pub use progress::Verbosity;
 pub use source::{epoch_seed, permutation, transform_for, Batch, BatchSource, TensorBatches};
 pub use trainer::{
-    files, read_training_config, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
+    files, read_training_config, SECONDS, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
     TrainingConfig,
 };

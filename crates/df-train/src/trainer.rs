@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use df_metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
+use df_metrics::{BinaryEvaluator, EpochRecord, EvaluatorConfig, History, Metric};
 use df_models::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,7 +17,6 @@ use crate::callbacks::{
 };
 use crate::checkpoint::{atomic_write_bytes, read_safetensors, write_safetensors};
 use crate::error::{checkpoint, config, io, torch, Error, Result};
-use crate::history::{EpochRecord, TrainHistory};
 use crate::loss::Loss;
 use crate::model_io::save_model;
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -41,6 +40,9 @@ pub mod files {
 }
 
 const STATE_FORMAT: &str = "deepfake.train_state.v1";
+
+/// The history entry holding an epoch's wall-clock seconds (training and validation).
+pub const SECONDS: &str = "seconds";
 
 /// The model part of a [`TrainingConfig`]: its registry name and configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,7 +110,7 @@ struct TrainState {
     stop_requested: bool,
     learning_rate: f64,
     seed: u64,
-    history: TrainHistory,
+    history: History,
     callbacks: Vec<CallbackStateRecord>,
 }
 
@@ -352,7 +354,7 @@ impl TrainerBuilder {
             resume,
             verbosity,
             frozen_buffers,
-            history: TrainHistory::default(),
+            history: History::new(),
             epochs_done: 0,
             stop_requested: false,
             last_checkpoint: None,
@@ -389,7 +391,7 @@ pub struct Trainer {
     resume: bool,
     verbosity: Verbosity,
     frozen_buffers: Vec<(String, Tensor, Tensor)>,
-    history: TrainHistory,
+    history: History,
     epochs_done: usize,
     stop_requested: bool,
     last_checkpoint: Option<PathBuf>,
@@ -466,7 +468,7 @@ impl Trainer {
         &self.optimizer
     }
     /// The history so far.
-    pub fn history(&self) -> &TrainHistory {
+    pub fn history(&self) -> &History {
         &self.history
     }
     /// Epochs completed (including those of a resumed run).
@@ -513,7 +515,7 @@ impl Trainer {
         &mut self,
         train: &dyn BatchSource,
         val: Option<&dyn BatchSource>,
-    ) -> Result<&TrainHistory> {
+    ) -> Result<&History> {
         if train.num_batches() == 0 {
             return Err(config("training data", "has no batch"));
         }
@@ -606,11 +608,10 @@ impl Trainer {
             }
             let seconds = t0.elapsed().as_secs_f64();
             progress.end_epoch(epoch, epochs, &logs, seconds);
-            self.history.epochs.push(EpochRecord {
-                epoch: epoch + 1,
-                metrics: logs,
-                seconds,
-            });
+            let mut record = EpochRecord::new(epoch + 1);
+            record.metrics = logs;
+            record.insert(SECONDS, seconds);
+            self.history.push(record)?;
             self.epochs_done = epoch + 1;
             self.stop_requested = stop;
             if self.is_main() {
@@ -691,10 +692,10 @@ impl Trainer {
 
     fn write_history(&self) -> Result<()> {
         if let Some(path) = self.out_path(files::HISTORY_JSON) {
-            self.history.write_json(&path)?;
+            self.history.to_json_file(&path)?;
         }
         if let Some(path) = self.out_path(files::HISTORY_CSV) {
-            self.history.write_csv(&path)?;
+            self.history.to_csv_file(&path)?;
         }
         Ok(())
     }

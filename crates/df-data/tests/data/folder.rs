@@ -249,6 +249,10 @@ fn bad_files_are_skipped_counted_and_listed() {
     )
     .expect("write");
     truncated_jpeg(&d.join("fake/truncated.jpg"));
+    // A PNG cut in its pixel data.
+    write_png(&d.join("real/cut.png"), 64, 64, 8);
+    let png = std::fs::read(d.join("real/cut.png")).expect("read");
+    std::fs::write(d.join("real/cut.png"), &png[..png.len() / 2]).expect("truncate");
 
     let ds = ImageFolder::open(d).expect("bad files do not stop opening");
     let listed: Vec<(String, String)> = ds
@@ -280,8 +284,9 @@ fn bad_files_are_skipped_counted_and_listed() {
             ("zero.jpg".to_string(), "zero_bytes".to_string()),
         ]
     );
-    // The truncated JPEG has a valid header: it is found when decoded, and the run goes on.
-    assert_eq!(ds.label_counts(), (6, 7));
+    // The truncated files have valid headers: they are found when decoded, and the run
+    // goes on.
+    assert_eq!(ds.label_counts(), (7, 7));
     let cfg = LoaderConfig::default()
         .with_batch_size(4)
         .with_workers(2)
@@ -290,25 +295,30 @@ fn bad_files_are_skipped_counted_and_listed() {
     let mut seen = 0;
     for batch in loader.epoch(0) {
         let batch = batch.expect("batch");
-        assert!(batch.paths.iter().all(|p| !p.ends_with("truncated.jpg")));
+        assert!(batch
+            .paths
+            .iter()
+            .all(|p| !p.ends_with("truncated.jpg") && !p.ends_with("cut.png")));
         seen += batch.len();
     }
     assert_eq!(
         seen, 12,
-        "every good image once, the truncated one left out"
+        "every good image once, the truncated ones left out"
     );
     let summary = loader.skip_summary();
-    assert_eq!(summary.count, 5);
-    let truncated = summary
-        .files
-        .iter()
-        .find(|r| r.path.ends_with("truncated.jpg"))
-        .expect("the truncated file is listed");
-    assert!(
-        matches!(truncated.reason, SkipReason::Corrupt(_)),
-        "{:?}",
-        truncated.reason
-    );
+    assert_eq!(summary.count, 6);
+    for name in ["truncated.jpg", "cut.png"] {
+        let r = summary
+            .files
+            .iter()
+            .find(|r| r.path.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} is listed"));
+        assert!(
+            matches!(r.reason, SkipReason::Corrupt(_)),
+            "{name}: {:?}",
+            r.reason
+        );
+    }
     // The summary round-trips through JSON, as written to a run's output files.
     let json = summary.to_json().expect("json");
     let back: SkipSummary = serde_json::from_str(&json).expect("parse");

@@ -100,3 +100,33 @@ fn decoding_matches_pillow_convert_rgb() {
     }
     println!("decode vs Pillow:\n  {}", report.join("\n  "));
 }
+
+#[test]
+fn truncated_jpegs_are_refused_and_trailing_data_is_accepted() {
+    for name in [
+        "rgb444.jpg",
+        "rgb420.jpg",
+        "gray.jpg",
+        "cmyk.jpg",
+        "progressive.jpg",
+    ] {
+        let bytes =
+            std::fs::read(fixture("pillow_resize", &format!("decode/{name}"))).expect("read");
+        let full = decode_rgb(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Data after the end-of-image marker (camera trailers, appended files) is ignored,
+        // as Pillow ignores it, even when it holds marker-like bytes.
+        let mut trailing = bytes.clone();
+        trailing.extend_from_slice(b"\xFF\xDA\x00\x04junk\xFF\xD8trailer");
+        assert_eq!(
+            decode_rgb(&trailing).expect("trailing data"),
+            full,
+            "{name}"
+        );
+        for cut in [bytes.len() / 2, bytes.len() * 9 / 10, bytes.len() - 2] {
+            match decode_rgb(&bytes[..cut]) {
+                Err(df_data::SkipReason::Corrupt(_)) => {}
+                other => panic!("{name} cut to {cut} of {} bytes: {other:?}", bytes.len()),
+            }
+        }
+    }
+}

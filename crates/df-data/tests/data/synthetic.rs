@@ -166,11 +166,22 @@ fn a_small_cnn_learns_the_classes_in_a_few_epochs() {
     };
     let (c1, c2, c3) = (conv(3, 8, "c1"), conv(8, 16, "c2"), conv(16, 16, "c3"));
     let fc = nn::linear(&p / "fc", 16, 1, Default::default());
-    let net = nn::func_t(move |x, _train| {
-        let x = x.apply(&c1).relu().max_pool2d_default(2); // [N, 8, 32, 32]
-        let x = x.apply(&c2).relu().max_pool2d_default(2); // [N, 16, 16, 16]
+    let bn = |c, name: &str| nn::batch_norm2d(&p / name, c, Default::default());
+    let (b1, b2, b3) = (bn(8, "b1"), bn(16, "b2"), bn(16, "b3"));
+    let net = nn::func_t(move |x, train| {
+        let x = x
+            .apply(&c1)
+            .apply_t(&b1, train)
+            .relu()
+            .max_pool2d_default(2); // [N, 8, 32, 32]
+        let x = x
+            .apply(&c2)
+            .apply_t(&b2, train)
+            .relu()
+            .max_pool2d_default(2); // [N, 16, 16, 16]
         let x = x
             .apply(&c3)
+            .apply_t(&b3, train)
             .relu()
             .adaptive_max_pool2d([1, 1])
             .0
@@ -191,7 +202,7 @@ fn a_small_cnn_learns_the_classes_in_a_few_epochs() {
         correct as f64 / total as f64
     };
     let mut accs = Vec::new();
-    for epoch in 0..4 {
+    for epoch in 0..6 {
         for b in train.epoch(epoch) {
             let b = b.expect("batch");
             let loss = net

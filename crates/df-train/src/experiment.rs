@@ -1,0 +1,470 @@
+//! One training run from image folders to a report: what the `train`, `compare` and
+//! `demo` examples and the real-data checks share.
+//!
+//! [`run_experiment`] builds the registered model, opens the image folders, makes the
+//! loaders with the model's input transform, trains with the configured optimizer and
+//! callbacks, evaluates the final model on the validation set, and writes everything a
+//! person opens afterwards into the output directory:
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `experiment.json` | the [`ExperimentConfig`] |
+//! | `config.json` | the trainer's nested [`crate::TrainingConfig`] (model name and config, optimizer, data, callbacks) |
+//! | `last.safetensors` | resumable checkpoint of the last completed epoch |
+//! | `best.safetensors`, `model.safetensors` | best and final model (`df-models` checkpoints) |
+//! | `history.json`, `history.csv` | per-epoch metrics |
+//! | `history.png`, `history.svg` | loss and accuracy curves |
+//! | `metrics.json` | `df-metrics`' report on the validation set (final model) |
+//! | `roc.png`, `pr.png`, `calibration.png` | the validation curves |
+//! | `skipped.json` | unreadable input files, skipped |
+
+use std::path::{Path, PathBuf};
+
+use df_data::{Augment, Balance, ImageFolder, Loader, LoaderConfig, ResizeFilter};
+use df_layers::util::{param_count, ParamCount};
+use df_metrics::{Evaluation, EvaluatorConfig, History, HistoryAnalysis};
+use df_models::{BuildOptions, Model, Top};
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+use tch::Device;
+
+use crate::callbacks::ModelCheckpointConfig;
+use crate::checkpoint::atomic_write_bytes;
+use crate::error::{config, Error, Result};
+use crate::evaluate::evaluate;
+use crate::loss::Loss;
+use crate::optim::OptimizerConfig;
+use crate::progress::Verbosity;
+use crate::source::transform_for;
+use crate::trainer::{files, CallbacksConfig, Trainer, SECONDS};
+
+/// Where the run computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// The first CUDA device when there is one, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device `n`.
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// The libtorch device.
+    pub fn device(self) -> Device {
+        match self {
+            DeviceChoice::Auto => Device::cuda_if_available(),
+            DeviceChoice::Cpu => Device::Cpu,
+            DeviceChoice::Cuda(n) => Device::Cuda(n),
+        }
+    }
+
+    /// Parses `auto`, `cpu`, `cuda` or `cuda:N`.
+    ///
+    /// # Errors
+    /// Anything else.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| {
+                    config(
+                        "device",
+                        format!("expected auto, cpu, cuda or cuda:N, got `{other}`"),
+                    )
+                }),
+        }
+    }
+}
+
+/// Where the images come from and how they are batched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    /// Training images: a folder with one sub-folder per class (`fake`/`real` ...).
+    pub train: PathBuf,
+    /// Validation images, a folder like `train`.
+    #[serde(default)]
+    pub val: Option<PathBuf>,
+    /// Without `val`: the share of `train` held out for validation (seeded, per class).
+    #[serde(default)]
+    pub val_split: Option<f64>,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Validation batch size (default: the training one).
+    #[serde(default)]
+    pub val_batch_size: Option<usize>,
+    /// Decoding threads.
+    pub workers: usize,
+    /// Training augmentation.
+    pub augment: Augment,
+    /// Resize filter (Keras `flow_from_directory`: nearest).
+    pub resize: ResizeFilter,
+    /// Class balancing.
+    pub balance: Balance,
+}
+
+impl DataConfig {
+    /// `train` with batches of `batch_size`, no augmentation, nearest resize, as many
+    /// workers as cores (at most 8).
+    pub fn new(train: impl Into<PathBuf>, batch_size: usize) -> Self {
+        Self {
+            train: train.into(),
+            val: None,
+            val_split: None,
+            batch_size,
+            val_batch_size: None,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get().min(8))
+                .unwrap_or(2),
+            augment: Augment::none(),
+            resize: ResizeFilter::Nearest,
+            balance: Balance::None,
+        }
+    }
+    /// Validates on a separate folder.
+    pub fn with_val(mut self, val: impl Into<PathBuf>) -> Self {
+        self.val = Some(val.into());
+        self
+    }
+    /// Holds out `fraction` of the training folder for validation.
+    pub fn with_val_split(mut self, fraction: f64) -> Self {
+        self.val_split = Some(fraction);
+        self
+    }
+    /// Sets the augmentation.
+    pub fn with_augment(mut self, augment: Augment) -> Self {
+        self.augment = augment;
+        self
+    }
+    /// Sets the number of decoding threads.
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+}
+
+/// The model part of an [`ExperimentConfig`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelChoice {
+    /// The registry name (`meso4`, `meso_inception4`, `efficientnet_b0` ...).
+    pub name: String,
+    /// Input `[height, width]` (default: the model's).
+    #[serde(default)]
+    pub input_size: Option<[i64; 2]>,
+    /// Dropout of the head (default: the head's own).
+    #[serde(default)]
+    pub dropout: Option<f64>,
+    /// L2 coefficient of the head's kernels (default: the head's own).
+    #[serde(default)]
+    pub l2: Option<f64>,
+    /// The top (default: the registry's; a binary top is needed to train).
+    #[serde(default)]
+    pub top: Option<Top>,
+}
+
+impl ModelChoice {
+    /// The registered model `name` with its defaults.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            input_size: None,
+            dropout: None,
+            l2: None,
+            top: None,
+        }
+    }
+
+    fn build_options(&self) -> BuildOptions {
+        BuildOptions {
+            top: self.top.clone(),
+            input_size: self.input_size,
+            dropout: self.dropout,
+            l2: self.l2,
+        }
+    }
+}
+
+/// Everything one run needs; saved as `config.json` in its output directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentConfig {
+    /// The model.
+    pub model: ModelChoice,
+    /// The data.
+    pub data: DataConfig,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// The loss.
+    pub loss: Loss,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Seed of the weights, the data order, augmentation and dropout.
+    pub seed: u64,
+    /// Trains the head only.
+    #[serde(default)]
+    pub freeze_backbone: bool,
+    /// Early stopping, LR schedule, best-model checkpoint (default: best by `val_loss`
+    /// to `best.safetensors`).
+    #[serde(default)]
+    pub callbacks: CallbacksConfig,
+    /// Where to compute.
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// This process's rank and the number of processes: each rank reads its shard of
+    /// the training data; only rank 0 writes.
+    #[serde(default)]
+    pub rank: usize,
+    /// See `rank`.
+    #[serde(default = "one")]
+    pub world_size: usize,
+    /// The output directory.
+    pub out_dir: PathBuf,
+    /// Continue the run in `out_dir` from its last checkpoint, if any.
+    #[serde(default)]
+    pub resume: bool,
+    /// What to print.
+    #[serde(default)]
+    pub verbosity: Verbosity,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl ExperimentConfig {
+    /// Trains `model` on `data` for `epochs` epochs with Adam (lr 1e-3), binary
+    /// cross-entropy, seed 0, writing to `out_dir`.
+    pub fn new(model: ModelChoice, data: DataConfig, epochs: usize, out_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            model,
+            data,
+            optimizer: OptimizerConfig::default(),
+            loss: Loss::default(),
+            epochs,
+            seed: 0,
+            freeze_backbone: false,
+            callbacks: CallbacksConfig::default(),
+            device: DeviceChoice::Auto,
+            rank: 0,
+            world_size: 1,
+            out_dir: out_dir.into(),
+            resume: false,
+            verbosity: Verbosity::Auto,
+        }
+    }
+}
+
+/// What [`run_experiment`] returns.
+#[derive(Debug)]
+pub struct ExperimentOutcome {
+    /// The per-epoch history.
+    pub history: History,
+    /// The final model on the validation set (`None` without validation data).
+    pub evaluation: Option<Evaluation>,
+    /// Best epoch, generalization gap and fluctuation of the validation curves (`None`
+    /// without validation data).
+    pub analysis: Option<HistoryAnalysis>,
+    /// The model's parameters.
+    pub params: ParamCount,
+    /// Mean wall-clock seconds per epoch.
+    pub seconds_per_epoch: f64,
+    /// The trained model.
+    pub model: Box<dyn Model>,
+    /// Its variables.
+    pub var_store: VarStore,
+    /// Unreadable files skipped in training and validation.
+    pub skipped: usize,
+}
+
+fn json_err(path: &Path) -> impl FnOnce(serde_json::Error) -> Error + '_ {
+    move |source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+///
+/// # Errors
+/// An I/O error naming the file.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(json_err(path))?;
+    text.push('\n');
+    atomic_write_bytes(path, text.as_bytes())
+}
+
+/// Runs the experiment described by `cfg`; see the module documentation for the files
+/// it writes.
+///
+/// # Errors
+/// An unknown model or invalid option, a missing or single-class data folder, a data or
+/// training error ([`Error::NonFiniteLoss`] ...), an I/O error.
+pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
+    if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
+        return Err(config("data", "give either `val` or `val_split`, not both"));
+    }
+    let device = cfg.device.device();
+    let main = cfg.rank == 0;
+    if main {
+        std::fs::create_dir_all(&cfg.out_dir).map_err(crate::error::io(&cfg.out_dir))?;
+        write_json(&cfg.out_dir.join("experiment.json"), cfg)?;
+    }
+
+    tch::manual_seed((cfg.seed >> 1) as i64);
+    let vs = VarStore::new(device);
+    let model = df_models::build(&cfg.model.name, &vs.root(), &cfg.model.build_options())?;
+    let params = param_count(&vs);
+    let transform = transform_for(&model.input_spec(), cfg.data.resize);
+
+    let folder = ImageFolder::open(&cfg.data.train)?;
+    let (train_set, val_set) = match (&cfg.data.val, cfg.data.val_split) {
+        (Some(dir), _) => (folder, Some(ImageFolder::open(dir)?)),
+        (None, Some(f)) => {
+            let (t, v) = folder.validation_split(f, cfg.seed)?;
+            (t, Some(v))
+        }
+        (None, None) => (folder, None),
+    };
+    let train_set = if cfg.world_size > 1 {
+        train_set.shard(cfg.rank, cfg.world_size)?
+    } else {
+        train_set
+    };
+    let train_loader = Loader::new(
+        train_set,
+        LoaderConfig {
+            batch_size: cfg.data.batch_size,
+            shuffle: true,
+            drop_last: false,
+            workers: cfg.data.workers,
+            prefetch: 2,
+            seed: cfg.seed,
+            transform,
+            augment: cfg.data.augment,
+            balance: cfg.data.balance,
+        },
+    )?;
+    let val_loader = match val_set {
+        Some(v) => Some(Loader::new(
+            v,
+            LoaderConfig::eval(
+                transform,
+                cfg.data.val_batch_size.unwrap_or(cfg.data.batch_size),
+            )
+            .with_workers(cfg.data.workers),
+        )?),
+        None => None,
+    };
+
+    let mut callbacks = cfg.callbacks.clone();
+    if callbacks.model_checkpoint.is_none() {
+        let monitor = if val_loader.is_some() { "val_loss" } else { "loss" };
+        callbacks.model_checkpoint = Some(ModelCheckpointConfig::new(
+            cfg.out_dir.join(files::BEST),
+            monitor,
+        ));
+    }
+    let mut builder = Trainer::builder(model, vs)
+        .optimizer(cfg.optimizer)
+        .loss(cfg.loss)
+        .epochs(cfg.epochs)
+        .batch_size(cfg.data.batch_size)
+        .seed(cfg.seed)
+        .freeze_backbone(cfg.freeze_backbone)
+        .out_dir(&cfg.out_dir)
+        .resume(cfg.resume)
+        .data_config(serde_json::to_value(&cfg.data).map_err(json_err(&cfg.out_dir))?)
+        .verbosity(cfg.verbosity)
+        .distributed(cfg.rank, cfg.world_size);
+    if let Some(c) = callbacks.early_stopping {
+        builder = builder.early_stopping(c);
+    }
+    if let Some(c) = callbacks.reduce_lr_on_plateau {
+        builder = builder.reduce_lr_on_plateau(c);
+    }
+    if let Some(c) = callbacks.model_checkpoint {
+        builder = builder.model_checkpoint(c);
+    }
+    let mut trainer = builder.build()?;
+    let val_source = val_loader.as_ref().map(|l| l as &dyn crate::BatchSource);
+    let history = trainer.fit(&train_loader, val_source)?.clone();
+
+    let (model, var_store) = trainer.into_parts();
+    let evaluation = match &val_loader {
+        Some(v) => Some(evaluate(model.as_ref(), v, device, EvaluatorConfig::default())?),
+        None => None,
+    };
+    let analysis = if val_loader.is_some() {
+        history
+            .analyze(&df_metrics::AnalysisConfig::monitoring("val_loss"))
+            .ok()
+    } else {
+        None
+    };
+    let seconds = history.values(SECONDS);
+    let seconds_per_epoch = if seconds.is_empty() {
+        0.0
+    } else {
+        seconds.iter().sum::<f64>() / seconds.len() as f64
+    };
+    let mut skipped = train_loader.skipped();
+    if let Some(v) = &val_loader {
+        skipped.extend(v.skipped());
+    }
+    let n_skipped = skipped.len();
+    if main {
+        write_report(&cfg.out_dir, &history, evaluation.as_ref())?;
+        let summary = df_data::SkipSummary::new(skipped);
+        let path = cfg.out_dir.join("skipped.json");
+        atomic_write_bytes(&path, summary.to_json()?.as_bytes())?;
+    }
+    Ok(ExperimentOutcome {
+        history,
+        evaluation,
+        analysis,
+        params,
+        seconds_per_epoch,
+        model,
+        var_store,
+        skipped: n_skipped,
+    })
+}
+
+/// Writes the plots of a history (`history.png`, `history.svg`) and, when given, an
+/// evaluation's `metrics.json`, `roc.png`, `pr.png` and `calibration.png` into `dir`.
+///
+/// # Errors
+/// An I/O or plotting error.
+pub fn write_report(dir: &Path, history: &History, evaluation: Option<&Evaluation>) -> Result<()> {
+    if !history.is_empty() {
+        df_metrics::plot_history(history, dir.join("history.png"))?;
+        df_metrics::plot_history(history, dir.join("history.svg"))?;
+    }
+    if let Some(e) = evaluation {
+        write_evaluation(dir, e)?;
+    }
+    Ok(())
+}
+
+/// Writes an evaluation's `metrics.json` and its ROC, PR and calibration plots (PNG)
+/// into `dir`.
+///
+/// # Errors
+/// An I/O or plotting error.
+pub fn write_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
+    evaluation.report.to_json_file(dir.join("metrics.json"))?;
+    if let Some(roc) = &evaluation.roc {
+        df_metrics::plot_roc(&[("model", roc)], dir.join("roc.png"))?;
+    }
+    if let Some(pr) = &evaluation.pr {
+        df_metrics::plot_pr(&[("model", pr)], dir.join("pr.png"))?;
+    }
+    df_metrics::plot_calibration(&evaluation.calibration, dir.join("calibration.png"))?;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The main job end to end, with nothing to download: generates the synthetic forgery
+//! set, trains Meso4 on it, evaluates it, and writes a report under `runs/demo`.
+//!
+//! ```text
+//! cargo run --release --example demo
+//! generated 1000 images in runs/demo/data (real/, fake/)
+//! epoch 1/8 (21.0s) accuracy 0.6125 learning_rate 0.0010 loss 0.6512 val_accuracy 0.7050 ...
+//! ...
+//! runs/demo/report.md: Meso4, 8 epochs (20.4 s/epoch); validation accuracy 0.9750, AUC 0.9962, EER 0.0250
+//! ```
+//!
+//! `runs/demo/` then holds `report.md` (the summary, linking the plots), `metrics.json`,
+//! `history.{json,csv,png,svg}`, `roc.png`, `pr.png`, `calibration.png`, the checkpoints
+//! (`best.safetensors`, `model.safetensors`, `last.safetensors`) and the configuration
+//! (`config.json`, `experiment.json`). Run again with `--resume` to continue an
+//! interrupted demo. Takes a few minutes on two CPU cores in release mode.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use deepfake::data::{synthetic, Augment};
+use deepfake::train::{
+    run_experiment, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig, ModelChoice,
+    OptimizerConfig, ReduceLrOnPlateauConfig, Verbosity,
+};
+
+/// Trains and evaluates Meso4 on a generated synthetic forgery set.
+#[derive(Debug, Parser)]
+#[command(name = "demo")]
+struct Args {
+    /// Output directory.
+    #[arg(long, default_value = "runs/demo")]
+    out: PathBuf,
+    /// Images per class.
+    #[arg(long, default_value_t = 500)]
+    per_class: usize,
+    /// Image side in pixels (also the model's input).
+    #[arg(long, default_value_t = 128)]
+    size: u32,
+    /// Number of epochs.
+    #[arg(long, default_value_t = 8)]
+    epochs: usize,
+    /// Seed of the data set, the weights and the training.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Continue an interrupted demo from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let data_dir = args.out.join("data");
+    let stamp = data_dir.join("synthetic.json");
+    let wanted = serde_json::json!({
+        "per_class": args.per_class, "size": args.size, "seed": args.seed,
+    });
+    let up_to_date = std::fs::read_to_string(&stamp)
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .is_some_and(|v| v == wanted);
+    if !up_to_date {
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir)
+                .with_context(|| format!("clearing {}", data_dir.display()))?;
+        }
+        let set = synthetic::generate(&data_dir, args.per_class, args.size, args.seed)?;
+        std::fs::write(&stamp, wanted.to_string())?;
+        println!(
+            "generated {} images in {} (real/, fake/)",
+            set.len(),
+            data_dir.display()
+        );
+    }
+
+    let mut data = DataConfig::new(&data_dir, 32).with_val_split(0.2);
+    data.augment = Augment {
+        horizontal_flip: true,
+        ..Augment::none()
+    };
+    let mut model = ModelChoice::new("meso4");
+    model.input_size = Some([args.size as i64, args.size as i64]);
+    let mut cfg = ExperimentConfig::new(model, data, args.epochs, &args.out);
+    cfg.optimizer = OptimizerConfig::adam(1e-3);
+    cfg.seed = args.seed;
+    cfg.device = DeviceChoice::parse(&args.device)?;
+    cfg.resume = args.resume;
+    cfg.verbosity = Verbosity::EpochLines;
+    cfg.callbacks.early_stopping = Some(
+        EarlyStoppingConfig::new("val_loss")
+            .with_patience(4)
+            .with_restore_best_weights(true),
+    );
+    cfg.callbacks.reduce_lr_on_plateau = Some(
+        ReduceLrOnPlateauConfig::new("val_loss")
+            .with_patience(2)
+            .with_factor(0.2),
+    );
+    let outcome = run_experiment(&cfg).context("training Meso4 on the synthetic set")?;
+
+    let evaluation = outcome.evaluation.as_ref().context("no validation set")?;
+    let r = &evaluation.report;
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    let mut md = String::from("# Demo: Meso4 on the synthetic forgery set\n\n");
+    md.push_str(&format!(
+        "{} images per class, {}×{} px, seed {}; {} trainable parameters; {} epochs, {:.1} s per epoch.\n\n",
+        args.per_class,
+        args.size,
+        args.size,
+        args.seed,
+        outcome.params.trainable,
+        outcome.history.len(),
+        outcome.seconds_per_epoch
+    ));
+    md.push_str("## Validation set (final model)\n\n| metric | value |\n| --- | ---: |\n");
+    for (k, v) in [
+        ("images", r.n.to_string()),
+        ("accuracy", format!("{:.4}", r.accuracy)),
+        ("precision (fake)", format!("{:.4}", r.precision)),
+        ("recall (fake)", format!("{:.4}", r.recall)),
+        ("F1", format!("{:.4}", r.f1)),
+        ("ROC AUC", opt(r.auc)),
+        ("average precision", opt(r.ap)),
+        ("equal error rate", opt(r.eer)),
+        ("log loss", format!("{:.4}", r.log_loss)),
+        ("expected calibration error", format!("{:.4}", r.ece)),
+    ] {
+        md.push_str(&format!("| {k} | {v} |\n"));
+    }
+    let cm = r.confusion_matrix.as_array();
+    md.push_str(&format!(
+        "\nConfusion matrix at threshold {} (rows: true real, true fake; columns: predicted real, predicted fake): {:?}\n",
+        r.threshold, cm
+    ));
+    if let Some(a) = &outcome.analysis {
+        md.push_str(&format!(
+            "\nBest `val_loss` {:.4} at epoch {}.\n",
+            a.best.value, a.best.epoch
+        ));
+    }
+    md.push_str(
+        "\n## Plots\n\n![loss and accuracy](history.png)\n\n![ROC](roc.png) ![PR](pr.png)\n\n![calibration](calibration.png)\n",
+    );
+    let report = args.out.join("report.md");
+    std::fs::write(&report, md).with_context(|| format!("writing {}", report.display()))?;
+    println!(
+        "{}: Meso4, {} epochs ({:.1} s/epoch); validation accuracy {:.4}, AUC {}, EER {}",
+        report.display(),
+        outcome.history.len(),
+        outcome.seconds_per_epoch,
+        r.accuracy,
+        opt(r.auc),
+        opt(r.eer)
+    );
+    Ok(())
+}
