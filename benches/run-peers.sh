@@ -28,6 +28,10 @@
 #                       BENCH_BIN=./blocks-<hash> DF_BENCH_COMMIT=<commit> benches/run-peers.sh
 #                     The caller sets LD_LIBRARY_PATH to a libtorch 2.11 (the binary's rpath
 #                     points into this clone's .libtorch, which the copy may lack).
+#   INTERLEAVE        1: run the cases one by one, Rust and peer in turn (alternating which
+#                     goes first), so that drifting load on a shared machine hits both alike;
+#                     the cases are those the Rust bench lists (CUDA ones only where it sees
+#                     a GPU).
 #   BENCH_ARGS        extra criterion arguments, e.g. `--measurement-time 5`.
 #   DF_BENCH_COMMIT   the commit to report when there is no git checkout.
 #   OUT_DIR           where the report goes (default: target/bench-report).
@@ -65,32 +69,60 @@ marker="$out_dir/.started"
 touch "$marker"
 sleep 1
 
-echo "== Rust (criterion), $threads threads ==" >&2
-crit_args=(--bench)
-[[ -n "$filter" ]] && crit_args+=("$filter")
-# shellcheck disable=SC2206 # BENCH_ARGS is a list of words on purpose.
-crit_args+=(${BENCH_ARGS:-})
-if [[ -n "${BENCH_BIN:-}" ]]; then
-    "$BENCH_BIN" "${crit_args[@]}"
-else
-    cargo bench --bench blocks -- "${crit_args[@]:1}"
-fi
+# The Rust bench with criterion arguments "$@" (plus BENCH_ARGS).
+run_rust() {
+    # shellcheck disable=SC2206 # BENCH_ARGS is a list of words on purpose.
+    local extra=(${BENCH_ARGS:-})
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        "$BENCH_BIN" --bench "$@" "${extra[@]}"
+    else
+        cargo bench --quiet --bench blocks -- "$@" "${extra[@]}"
+    fi
+}
 
-if [[ -n "${DEVICES:-}" ]]; then
-    devices="$DEVICES"
-elif "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    devices="cpu cuda"
-else
-    devices="cpu"
-fi
+# The peer on one device, with its filter; appends its JSON lines to $peer_out.
+run_peer() {
+    "$python" benches/peers/blocks_torch.py --threads "$threads" --device "$1" \
+        --filter "$2" --min-time "${PEER_MIN_TIME:-2}" --clock "$clock" | tee -a "$peer_out"
+}
 
-echo "== PyTorch eager ($devices), $threads threads ==" >&2
 peer_out="$out_dir/peer.jsonl"
 : >"$peer_out"
-for device in $devices; do
-    "$python" benches/peers/blocks_torch.py --threads "$threads" --device "$device" \
-        --filter "$filter" --min-time "${PEER_MIN_TIME:-2}" --clock "$clock" | tee -a "$peer_out"
-done
+if [[ -z "${BENCH_BIN:-}" ]]; then
+    cargo bench --bench blocks --no-run
+fi
+
+if [[ "${INTERLEAVE:-0}" == 1 ]]; then
+    # One case at a time, alternating which side goes first, so that a machine whose load
+    # drifts disturbs both sides alike.
+    mapfile -t ids < <(run_rust --list | sed -n 's/: benchmark$//p' | grep -F -- "$filter")
+    echo "== interleaved: ${#ids[@]} cases, $threads threads, $clock clock ==" >&2
+    n=0
+    for id in "${ids[@]}"; do
+        if ((n++ % 2 == 0)); then
+            run_rust "^${id}\$"
+            run_peer "${id%%/*}" "$id"
+        else
+            run_peer "${id%%/*}" "$id"
+            run_rust "^${id}\$"
+        fi
+    done
+else
+    echo "== Rust (criterion), $threads threads, $clock clock ==" >&2
+    if [[ -n "$filter" ]]; then run_rust "$filter"; else run_rust; fi
+
+    if [[ -n "${DEVICES:-}" ]]; then
+        devices="$DEVICES"
+    elif "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+        devices="cpu cuda"
+    else
+        devices="cpu"
+    fi
+    echo "== PyTorch eager ($devices), $threads threads, $clock clock ==" >&2
+    for device in $devices; do
+        run_peer "$device" "$filter"
+    done
+fi
 
 commit="${DF_BENCH_COMMIT:-}"
 if [[ -z "$commit" ]] && git rev-parse --git-dir >/dev/null 2>&1; then

@@ -228,7 +228,16 @@ fn shape(dims: &[i64]) -> String {
     format!("[{}]", dims.join(", "))
 }
 
+/// Frees one 31 MiB block so that glibc raises its mmap and heap-trim thresholds to 31 and
+/// 62 MiB: without it, a fresh process whose tensors are a few MB trims its heap after each
+/// pass and page-faults it back on the next, which can cost more than the maths at batch 1
+/// (see `settle_allocator` in benches/blocks.rs).
+fn settle_allocator() {
+    drop(Tensor::empty([31 << 18], (Kind::Float, Device::Cpu)));
+}
+
 fn main() -> anyhow::Result<()> {
+    settle_allocator();
     let device = if std::env::args().any(|a| a == "--cpu") {
         Device::Cpu
     } else {

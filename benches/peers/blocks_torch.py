@@ -181,7 +181,18 @@ def bench(fn, sync, min_time, clock=time.perf_counter, max_iters=200):
             return elapsed / iters
 
 
+def settle_allocator():
+    """Frees one 31 MiB block first, as benches/blocks.rs does (see `settle_allocator` there).
+
+    It raises glibc's dynamic mmap/trim thresholds to 31/62 MiB, so that neither process
+    spends its time trimming and re-faulting its heap after every step.
+    """
+    block = torch.empty(31 << 18)  # f32; `empty` touches no page
+    del block
+
+
 def main():
+    settle_allocator()
     ap = argparse.ArgumentParser()
     default_threads = int(os.environ.get("DF_BENCH_THREADS") or len(os.sched_getaffinity(0)))
     ap.add_argument("--threads", type=int, default=default_threads)

@@ -10,7 +10,8 @@
 //!
 //! `--weights` takes a native checkpoint (`.safetensors`, which names its model: `--model`
 //! is then optional) or a Keras file (`.h5`: legacy Keras 2 or Keras 3 `.weights.h5`;
-//! `--model` required; the top and input size are read from the file). `--polarity` says
+//! `--model` required; the top and input size are read from the file, `--input-size`
+//! overrides the latter). `--polarity` says
 //! what a Keras file's output scores: `real` (default: Keras numbers class folders
 //! alphabetically, so `fake`/`real` folders make the sigmoid score "real"; also the MesoNet
 //! authors' files) or `fake`. Images are resized with `--resize` (`nearest`, Keras'
@@ -60,6 +61,10 @@ struct Args {
     /// What a Keras file's output scores (ignored for checkpoints).
     #[arg(long, value_enum, default_value = "real")]
     polarity: PolarityArg,
+    /// Square input size a Keras file was trained at, when its head does not tell
+    /// (default: the model's, or the size a Flatten head's weights imply).
+    #[arg(long)]
+    input_size: Option<i64>,
     /// Run on the CPU even when a GPU is available.
     #[arg(long)]
     cpu: bool,
@@ -83,8 +88,15 @@ fn main() -> ExitCode {
         PolarityArg::Fake => Polarity::Fake,
         PolarityArg::Real => Polarity::Real,
     };
-    let scorer = match Scorer::open(args.model.as_deref(), &args.weights, polarity, resize, device)
-    {
+    let input_size = args.input_size.map(|s| [s, s]);
+    let scorer = match Scorer::open(
+        args.model.as_deref(),
+        &args.weights,
+        polarity,
+        resize,
+        input_size,
+        device,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");

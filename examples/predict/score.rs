@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use deepfake::data::{image_to_tensor, ChannelOrder, Normalize, ResizeFilter, Transform};
 use deepfake::models::keras::KerasImportOptions;
 use deepfake::models::registry::{load_weights, KerasLoadOptions, LoadedModel};
@@ -51,7 +50,9 @@ pub fn transform_for(spec: &InputSpec, resize: ResizeFilter) -> Transform {
 
 impl Scorer {
     /// Loads `weights` (a `.safetensors` checkpoint or a Keras `.h5`) for `model`; the
-    /// polarity applies to Keras files only (checkpoints store theirs).
+    /// polarity applies to Keras files only (checkpoints store theirs); `input_size` is the
+    /// size a Keras file was trained at, when its head does not tell (see
+    /// `df_models::registry::infer_top`).
     ///
     /// # Errors
     /// Unknown model, unreadable or mismatched weights.
@@ -60,14 +61,16 @@ impl Scorer {
         weights: &Path,
         polarity: Polarity,
         resize: ResizeFilter,
+        input_size: Option<[i64; 2]>,
         device: Device,
     ) -> anyhow::Result<Self> {
         let options = KerasLoadOptions {
             import: KerasImportOptions::default().with_polarity(polarity),
-            ..KerasLoadOptions::default()
+            top: None,
+            input_size,
         };
-        let loaded = load_weights(model, weights, device, &options)
-            .with_context(|| format!("loading {}", weights.display()))?;
+        // The library's errors name the file and what is wrong with it.
+        let loaded = load_weights(model, weights, device, &options)?;
         let transform = transform_for(&loaded.input_spec(), resize);
         Ok(Self {
             loaded,

@@ -94,11 +94,13 @@ fn loader_inputs_match_keras_nearest() {
         max * 255.0,
         exact * 100.0
     );
-    // The resize is Pillow-exact; what remains is JPEG decoding (zune-jpeg vs
-    // libjpeg-turbo): at most 2 levels.
-    assert!(max <= 2.0 / 255.0 + 1e-6, "nearest: max |diff| {max}");
+    // The resize is bit-exact with Pillow (df-data's fixture tests, on lossless
+    // inputs); what remains is JPEG decoding, zune-jpeg (`image`) against Pillow's
+    // libjpeg-turbo: measured max 3/255 on every image (the 256×256 one, which is not
+    // resized, included), mean 6.3e-4, 88 % of values equal.
+    assert!(max <= 3.0 / 255.0 + 1e-6, "nearest: max |diff| {max}");
     assert!(
-        mean < 2e-3 && exact > 0.7,
+        mean < 1e-3 && exact > 0.85,
         "nearest: mean {mean}, exact {exact}"
     );
 }
@@ -111,9 +113,10 @@ fn loader_inputs_match_keras_bilinear() {
         max * 255.0,
         exact * 100.0
     );
-    assert!(max <= 2.0 / 255.0 + 1e-6, "bilinear: max |diff| {max}");
+    // Measured: max 3/255, mean 6.2e-4, 87 % equal (JPEG decoding, as for nearest).
+    assert!(max <= 3.0 / 255.0 + 1e-6, "bilinear: max |diff| {max}");
     assert!(
-        mean < 2e-3 && exact > 0.7,
+        mean < 1e-3 && exact > 0.85,
         "bilinear: mean {mean}, exact {exact}"
     );
 }

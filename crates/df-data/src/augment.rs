@@ -554,37 +554,67 @@ fn matmul(a: [[f64; 2]; 2], b: [[f64; 2]; 2]) -> [[f64; 2]; 2] {
 pub fn warp_affine(img: &Rgb32FImage, m: &Affine) -> Rgb32FImage {
     let (w, h) = img.dimensions();
     let src = img.as_raw();
-    let (wi, hi) = (w as i64, h as i64);
     let mut out = vec![0f32; src.len()];
     let stride = w as usize * 3;
     for y in 0..h as usize {
         let row = &mut out[y * stride..(y + 1) * stride];
         let (mut sx, mut sy) = m.apply(0.0, y as f64);
         for px in row.chunks_exact_mut(3) {
-            let x0f = sx.floor();
-            let y0f = sy.floor();
-            let fx = (sx - x0f) as f32;
-            let fy = (sy - y0f) as f32;
-            let x0 = x0f as i64;
-            let y0 = y0f as i64;
-            let cx0 = x0.clamp(0, wi - 1) as usize;
-            let cx1 = (x0 + 1).clamp(0, wi - 1) as usize;
-            let cy0 = y0.clamp(0, hi - 1) as usize;
-            let cy1 = (y0 + 1).clamp(0, hi - 1) as usize;
-            let p00 = &src[cy0 * stride + cx0 * 3..][..3];
-            let p01 = &src[cy0 * stride + cx1 * 3..][..3];
-            let p10 = &src[cy1 * stride + cx0 * 3..][..3];
-            let p11 = &src[cy1 * stride + cx1 * 3..][..3];
-            for c in 0..3 {
-                let top = p00[c] + (p01[c] - p00[c]) * fx;
-                let bottom = p10[c] + (p11[c] - p10[c]) * fx;
-                px[c] = top + (bottom - top) * fy;
-            }
+            px.copy_from_slice(&bilinear(src, w as usize, h as usize, sx, sy));
             sx += m.m[0][0];
             sy += m.m[1][0];
         }
     }
     Rgb32FImage::from_raw(w, h, out).unwrap_or_else(|| Rgb32FImage::new(w, h))
+}
+
+/// The bilinear interpolation of an interleaved RGB image at `(sx, sy)`, edges
+/// replicated. Shared by [`warp_affine`] and the loader's fused path, so both give
+/// the same values.
+#[inline(always)]
+pub(crate) fn bilinear<T: Copy + Into<f32>>(
+    src: &[T],
+    w: usize,
+    h: usize,
+    sx: f64,
+    sy: f64,
+) -> [f32; 3] {
+    let x0f = sx.floor();
+    let y0f = sy.floor();
+    let fx = (sx - x0f) as f32;
+    let fy = (sy - y0f) as f32;
+    let stride = w * 3;
+    let (i00, i01, i10, i11);
+    if x0f >= 0.0 && y0f >= 0.0 && x0f + 1.0 < w as f64 && y0f + 1.0 < h as f64 {
+        i00 = y0f as usize * stride + x0f as usize * 3;
+        i01 = i00 + 3;
+        i10 = i00 + stride;
+        i11 = i10 + 3;
+    } else {
+        let (x0, y0) = (x0f as i64, y0f as i64);
+        let (wi, hi) = (w as i64 - 1, h as i64 - 1);
+        let cx0 = x0.clamp(0, wi) as usize * 3;
+        let cx1 = (x0 + 1).clamp(0, wi) as usize * 3;
+        let cy0 = y0.clamp(0, hi) as usize * stride;
+        let cy1 = (y0 + 1).clamp(0, hi) as usize * stride;
+        i00 = cy0 + cx0;
+        i01 = cy0 + cx1;
+        i10 = cy1 + cx0;
+        i11 = cy1 + cx1;
+    }
+    let p00 = &src[i00..i00 + 3];
+    let p01 = &src[i01..i01 + 3];
+    let p10 = &src[i10..i10 + 3];
+    let p11 = &src[i11..i11 + 3];
+    let mut out = [0f32; 3];
+    for c in 0..3 {
+        let (a, b): (f32, f32) = (p00[c].into(), p01[c].into());
+        let (d, e): (f32, f32) = (p10[c].into(), p11[c].into());
+        let top = a + (b - a) * fx;
+        let bottom = d + (e - d) * fx;
+        out[c] = top + (bottom - top) * fy;
+    }
+    out
 }
 
 /// Blurs `img` in place with a Gaussian of standard deviation `sigma` pixels, edges

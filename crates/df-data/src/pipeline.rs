@@ -4,11 +4,11 @@ use image::RgbImage;
 use rand::Rng;
 use tch::Tensor;
 
-use crate::augment::{to_rgb32f, Augment, AugmentParams};
+use crate::augment::{bilinear, to_rgb32f, Affine, Augment, AugmentParams};
 use crate::decode::load_rgb;
 use crate::error::{Error, Result};
 use crate::resize::resize_rgb;
-use crate::transform::Transform;
+use crate::transform::{ChannelOrder, Transform};
 
 /// Turns a decoded image into model input values: random crop (if drawn), resize to
 /// the transform's size, the other augmentations, then the transform's scaling,
@@ -58,8 +58,85 @@ pub fn prepare_with_params(
         None => img,
     };
     let resized = resize_rgb(src, transform.width, transform.height, transform.resize);
+    if params.blur_sigma.is_none() && params.jpeg_quality.is_none() && params.noise_std.is_none() {
+        return write_geometric(&resized, transform, params, out);
+    }
     let augmented = params.apply(to_rgb32f(&resized))?;
     transform.write_chw_f32(&augmented, out)
+}
+
+/// The common case in one pass: warp, flips, brightness, normalisation and the CHW
+/// layout, reading the 8-bit resized image directly. The arithmetic is the same, in the
+/// same order, as [`AugmentParams::apply`] followed by [`Transform::write_chw_f32`],
+/// so both give identical values (tested).
+fn write_geometric(
+    img: &RgbImage,
+    transform: &Transform,
+    params: &AugmentParams,
+    out: &mut [f32],
+) -> Result<()> {
+    let (w, h) = (transform.width as usize, transform.height as usize);
+    if img.dimensions() != (transform.width, transform.height) || out.len() != transform.numel() {
+        return Err(Error::config(
+            "transform",
+            format!(
+                "image is {}x{} and output has {} values, expected {w}x{h} and {}",
+                img.width(),
+                img.height(),
+                out.len(),
+                transform.numel()
+            ),
+        ));
+    }
+    let src = img.as_raw();
+    let plane = w * h;
+    let coef = transform.affine();
+    let order = match transform.channel_order {
+        ChannelOrder::Rgb => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    let warp = (!params.affine.is_identity())
+        .then(|| Affine::from_params(&params.affine, transform.width, transform.height));
+    let (planes0, rest) = out.split_at_mut(plane);
+    let (planes1, planes2) = rest.split_at_mut(plane);
+    for yw in 0..h {
+        // Pixel (xw, yw) of the warped image lands at (x, y) after the flips.
+        let y = if params.flip_vertical { h - 1 - yw } else { yw };
+        let (mut sx, mut sy) = warp.map(|m| m.apply(0.0, yw as f64)).unwrap_or((0.0, 0.0));
+        for xw in 0..w {
+            let mut v = match &warp {
+                Some(m) => {
+                    let v = bilinear(src, w, h, sx, sy);
+                    sx += m.m[0][0];
+                    sy += m.m[1][0];
+                    v
+                }
+                None => {
+                    let i = (yw * w + xw) * 3;
+                    [
+                        f32::from(src[i]),
+                        f32::from(src[i + 1]),
+                        f32::from(src[i + 2]),
+                    ]
+                }
+            };
+            if let Some(b) = params.brightness {
+                for c in &mut v {
+                    *c = (*c * b).clamp(0.0, 255.0);
+                }
+            }
+            let x = if params.flip_horizontal {
+                w - 1 - xw
+            } else {
+                xw
+            };
+            let o = y * w + x;
+            planes0[o] = v[order[0]] * coef[0].0 + coef[0].1;
+            planes1[o] = v[order[1]] * coef[1].0 + coef[1].1;
+            planes2[o] = v[order[2]] * coef[2].0 + coef[2].1;
+        }
+    }
+    Ok(())
 }
 
 /// Loads the image file at `path` and makes it a `[1, 3, height, width]` model input

@@ -176,7 +176,7 @@ impl Transform {
     }
 
     /// The per-output-channel `(multiplier, addend)` pairs: `x = p * mul + add`.
-    fn affine(&self) -> [(f32, f32); 3] {
+    pub(crate) fn affine(&self) -> [(f32, f32); 3] {
         let mut out = [(self.scale, 0.0); 3];
         match self.normalize {
             Normalize::None => {}

@@ -299,7 +299,7 @@ impl ModuleT for DenseHead {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = match self.config.input {
             HeadInput::Flatten => xs.flatten(1, -1),
-            HeadInput::GlobalAvgPool => xs.mean_dim(&[-2i64, -1][..], false, Kind::Float),
+            HeadInput::GlobalAvgPool => xs.mean_dim(&[-2i64, -1][..], false, None::<Kind>),
             HeadInput::GlobalMaxPool => xs.amax(&[-2i64, -1][..], false),
         };
         for layer in &self.layers {

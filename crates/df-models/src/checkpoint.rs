@@ -272,10 +272,7 @@ pub fn load_checkpoint_into(
         };
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         if shape != dest.size() {
-            mis_shaped.push(format!(
-                "`{name}`: model {:?}, file {shape:?}",
-                dest.size()
-            ));
+            mis_shaped.push(format!("`{name}`: model {:?}, file {shape:?}", dest.size()));
             continue;
         }
         if view.dtype() != Dtype::F32 {
@@ -307,7 +304,10 @@ pub fn load_checkpoint_into(
             missing,
             unexpected,
             mis_shaped,
-            notes: vec![format!("the checkpoint was written for model `{}`", meta.model)],
+            notes: vec![format!(
+                "the checkpoint was written for model `{}`",
+                meta.model
+            )],
         });
     }
     tch::no_grad(|| -> Result<()> {

@@ -56,6 +56,17 @@ pub enum Error {
         /// What is missing or unsupported, naming the layer or tensor.
         reason: String,
     },
+    /// The dense layers of a Keras file fit no top of `model` (a file of another model, or
+    /// trained at an input size that must be given).
+    #[error("{path}: no top of `{model}` fits the file's dense layers: {reason}")]
+    KerasTop {
+        /// The file at fault.
+        path: PathBuf,
+        /// The model asked for.
+        model: String,
+        /// What does not fit.
+        reason: String,
+    },
     /// A tensor cannot be converted to its libtorch layout.
     #[error("tensor `{tensor}`: {reason}")]
     Layout {

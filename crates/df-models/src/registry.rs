@@ -342,14 +342,62 @@ static REGISTRY: [ModelInfo; 14] = [
             )))
         },
     },
-    efficientnet_entry!(0, "efficientnet_b0", 224, count(5_330_571, 5_288_548), count(4_049_571, 4_007_548)),
-    efficientnet_entry!(1, "efficientnet_b1", 240, count(7_856_239, 7_794_184), count(6_575_239, 6_513_184)),
-    efficientnet_entry!(2, "efficientnet_b2", 260, count(9_177_569, 9_109_994), count(7_768_569, 7_700_994)),
-    efficientnet_entry!(3, "efficientnet_b3", 300, count(12_320_535, 12_233_232), count(10_783_535, 10_696_232)),
-    efficientnet_entry!(4, "efficientnet_b4", 380, count(19_466_823, 19_341_616), count(17_673_823, 17_548_616)),
-    efficientnet_entry!(5, "efficientnet_b5", 456, count(30_562_527, 30_389_784), count(28_513_527, 28_340_784)),
-    efficientnet_entry!(6, "efficientnet_b6", 528, count(43_265_143, 43_040_704), count(40_960_143, 40_735_704)),
-    efficientnet_entry!(7, "efficientnet_b7", 600, count(66_658_687, 66_347_960), count(64_097_687, 63_786_960)),
+    efficientnet_entry!(
+        0,
+        "efficientnet_b0",
+        224,
+        count(5_330_571, 5_288_548),
+        count(4_049_571, 4_007_548)
+    ),
+    efficientnet_entry!(
+        1,
+        "efficientnet_b1",
+        240,
+        count(7_856_239, 7_794_184),
+        count(6_575_239, 6_513_184)
+    ),
+    efficientnet_entry!(
+        2,
+        "efficientnet_b2",
+        260,
+        count(9_177_569, 9_109_994),
+        count(7_768_569, 7_700_994)
+    ),
+    efficientnet_entry!(
+        3,
+        "efficientnet_b3",
+        300,
+        count(12_320_535, 12_233_232),
+        count(10_783_535, 10_696_232)
+    ),
+    efficientnet_entry!(
+        4,
+        "efficientnet_b4",
+        380,
+        count(19_466_823, 19_341_616),
+        count(17_673_823, 17_548_616)
+    ),
+    efficientnet_entry!(
+        5,
+        "efficientnet_b5",
+        456,
+        count(30_562_527, 30_389_784),
+        count(28_513_527, 28_340_784)
+    ),
+    efficientnet_entry!(
+        6,
+        "efficientnet_b6",
+        528,
+        count(43_265_143, 43_040_704),
+        count(40_960_143, 40_735_704)
+    ),
+    efficientnet_entry!(
+        7,
+        "efficientnet_b7",
+        600,
+        count(66_658_687, 66_347_960),
+        count(64_097_687, 63_786_960)
+    ),
     ModelInfo {
         name: "inception_resnet_v2",
         description: "Inception-ResNet-v2 (Keras InceptionResNetV2)",
@@ -507,8 +555,8 @@ impl KerasLoadOptions {
 /// one that gives it.
 ///
 /// # Errors
-/// [`Error::UnknownModel`]; [`Error::NotKerasWeights`] when the dense layers fit no input
-/// size of the model.
+/// [`Error::UnknownModel`]; [`Error::KerasTop`] when the dense layers fit no input size of
+/// the model.
 pub fn infer_top(
     name: &str,
     weights: &KerasWeights,
@@ -545,11 +593,11 @@ pub fn infer_top(
         match find_flatten_size(info, rows)? {
             Some(s) => (HeadInput::Flatten, s),
             None => {
-                return Err(no_fit(weights, name, rows, [c, h, w]));
+                return Err(no_fit(weights, name, rows, [c, h, w], size));
             }
         }
     } else {
-        return Err(no_fit(weights, name, rows, [c, h, w]));
+        return Err(no_fit(weights, name, rows, [c, h, w], size));
     };
     if last_units != 1 {
         return Ok((
@@ -585,14 +633,23 @@ pub fn infer_top(
     Ok((top, size))
 }
 
-fn no_fit(weights: &KerasWeights, name: &str, rows: i64, [c, h, w]: [i64; 3]) -> Error {
-    Error::NotKerasWeights {
+fn no_fit(
+    weights: &KerasWeights,
+    name: &str,
+    rows: i64,
+    [c, h, w]: [i64; 3],
+    size: [i64; 2],
+) -> Error {
+    Error::KerasTop {
         path: weights.path.clone(),
+        model: name.to_string(),
         reason: format!(
-            "its first dense layer takes {rows} inputs, but `{name}` gives {c} channels \
-             ({c}×{h}×{w} = {} flattened at its input size); is it a `{name}` file? \
-             Otherwise give the input size it was trained at",
-            c * h * w
+            "its first dense layer takes {rows} inputs, but `{name}` gives {c} channels, \
+             {c}×{h}×{w} = {} when flattened at {}×{}; is it a `{name}` file? If so, give \
+             the input size it was trained at",
+            c * h * w,
+            size[0],
+            size[1]
         ),
     }
 }

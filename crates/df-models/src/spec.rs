@@ -209,7 +209,11 @@ pub trait Model: ModuleT + Send + std::fmt::Debug {
     fn input_spec(&self) -> InputSpec;
     /// Its configuration as JSON (stored in checkpoints so they reopen without it).
     fn config_json(&self) -> serde_json::Value;
-    /// The binary head, when the top is [`Top::Binary`].
+    /// The model's dense head: always the binary head when the top is [`Top::Binary`];
+    /// models whose Keras ImageNet top is a stack of dense layers after a Flatten (VGG16's
+    /// `fc1`/`fc2`/`predictions`) return that too, since weight import needs its
+    /// [`DenseHead::flatten_shape`]. `None` for a bare backbone. What a trainer's frozen
+    /// backbone leaves trainable.
     fn head(&self) -> Option<&DenseHead>;
     /// `Σ λ·Σw²` over the head's kernels marked with L2 (a zero scalar when none).
     fn l2_penalty(&self) -> Tensor {

@@ -67,7 +67,7 @@ impl ModuleT for TopLayer {
         match self {
             TopLayer::Backbone(HeadInput::Flatten) => xs.shallow_clone(),
             TopLayer::Backbone(HeadInput::GlobalAvgPool) => {
-                xs.mean_dim(&[-2i64, -1][..], false, Kind::Float)
+                xs.mean_dim(&[-2i64, -1][..], false, None::<Kind>)
             }
             TopLayer::Backbone(HeadInput::GlobalMaxPool) => xs.amax(&[-2i64, -1][..], false),
             TopLayer::Dense(head) => head.forward_t(xs, train),

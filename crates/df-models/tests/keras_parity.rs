@@ -160,7 +160,10 @@ fn efficientnet_b0() {
     let report = case.loaded.keras.as_ref().expect("report");
     assert_eq!(report.format, KerasFormat::Keras3 { named: true });
     assert!(report.by_order.is_empty(), "{:?}", report.by_order);
-    let norm = report.normalization.as_ref().expect("EfficientNet's Normalization");
+    let norm = report
+        .normalization
+        .as_ref()
+        .expect("EfficientNet's Normalization");
     assert!(norm.is_identity(), "{norm:?}");
     assert!(!report.polarity_flipped, "an ImageNet top is never flipped");
 }

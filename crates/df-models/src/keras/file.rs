@@ -238,9 +238,7 @@ impl Reader<'_> {
     }
 
     fn group(&self, parent: &Group, name: &str, at: &str) -> Result<Group> {
-        parent
-            .group(name)
-            .map_err(|e| self.err(&join(at, name), e))
+        parent.group(name).map_err(|e| self.err(&join(at, name), e))
     }
 
     /// Strings of an attribute; an empty attribute (Keras writes `weight_names` of a
@@ -325,31 +323,35 @@ impl Reader<'_> {
         // Keras 3's legacy writer names a DepthwiseConv2D kernel `kernel`, like a
         // Conv2D's: an auto-generated name still tells them apart (and the matcher treats
         // a 4-D `kernel` paired with a depthwise model layer as a depthwise kernel).
-        let auto_depthwise =
-            matches!(auto_name_parts(layer), Some((KerasLayerKind::DepthwiseConv2d, _)));
-        Ok(if has(KerasRole::DepthwiseKernel) || (auto_depthwise && kernel_dims == Some(4)) {
-            KerasLayerKind::DepthwiseConv2d
-        } else if has(KerasRole::MovingMean) {
-            KerasLayerKind::BatchNormalization
-        } else if has(KerasRole::NormalizationMean) {
-            KerasLayerKind::Normalization
-        } else {
-            match kernel_dims {
-                Some(4) => KerasLayerKind::Conv2d,
-                Some(2) => KerasLayerKind::Dense,
-                _ => {
-                    return Err(self.not_keras(format!(
-                        "layer `{layer}`: its weights ({}) are not those of a Conv2D, \
+        let auto_depthwise = matches!(
+            auto_name_parts(layer),
+            Some((KerasLayerKind::DepthwiseConv2d, _))
+        );
+        Ok(
+            if has(KerasRole::DepthwiseKernel) || (auto_depthwise && kernel_dims == Some(4)) {
+                KerasLayerKind::DepthwiseConv2d
+            } else if has(KerasRole::MovingMean) {
+                KerasLayerKind::BatchNormalization
+            } else if has(KerasRole::NormalizationMean) {
+                KerasLayerKind::Normalization
+            } else {
+                match kernel_dims {
+                    Some(4) => KerasLayerKind::Conv2d,
+                    Some(2) => KerasLayerKind::Dense,
+                    _ => {
+                        return Err(self.not_keras(format!(
+                            "layer `{layer}`: its weights ({}) are not those of a Conv2D, \
                          DepthwiseConv2D, Dense or BatchNormalization layer",
-                        tensors
-                            .iter()
-                            .map(|t| format!("{} {:?}", t.path, t.shape))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )))
+                            tensors
+                                .iter()
+                                .map(|t| format!("{} {:?}", t.path, t.shape))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )))
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 
     fn keras3(&self, root: &Group) -> Result<KerasWeights> {
@@ -442,11 +444,9 @@ impl Reader<'_> {
             (KerasLayerKind::BatchNormalization, 4) => &[Gamma, Beta, MovingMean, MovingVariance],
             (KerasLayerKind::BatchNormalization, 3) => &[Beta, MovingMean, MovingVariance],
             (KerasLayerKind::BatchNormalization, 2) => &[MovingMean, MovingVariance],
-            (KerasLayerKind::Normalization, 3) => &[
-                NormalizationMean,
-                NormalizationVariance,
-                NormalizationCount,
-            ],
+            (KerasLayerKind::Normalization, 3) => {
+                &[NormalizationMean, NormalizationVariance, NormalizationCount]
+            }
             _ => {
                 return Err(self.not_keras(format!(
                     "`{at}`: a {} layer with {n} variables is not supported",

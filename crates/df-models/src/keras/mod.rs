@@ -457,9 +457,11 @@ fn assign(f: &KerasLayer, m: &ModelLayer) -> Assignment {
                 shape_text(&t.shape),
                 shape_text(&shape)
             )),
-            Err(e) => a
-                .mis_shaped
-                .push(format!("`{}.{var}`: model {}: {e}", m.path, shape_text(&dest.size()))),
+            Err(e) => a.mis_shaped.push(format!(
+                "`{}.{var}`: model {}: {e}",
+                m.path,
+                shape_text(&dest.size())
+            )),
         }
     }
     for (var, t) in &m.vars {
@@ -491,7 +493,9 @@ fn plan(weights: &KerasWeights, model: &[ModelLayer]) -> Plan {
     // 1. Layers with names of their own, by name.
     for &(fi, f) in file.iter().filter(|(_, f)| !is_auto(f)) {
         let candidates: Vec<usize> = (0..model.len())
-            .filter(|&mi| !model_taken[mi] && (model[mi].name == f.name || model[mi].path == f.name))
+            .filter(|&mi| {
+                !model_taken[mi] && (model[mi].name == f.name || model[mi].path == f.name)
+            })
             .collect();
         if let [mi] = candidates[..] {
             pairs.push((fi, mi));

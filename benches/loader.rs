@@ -1,0 +1,116 @@
+//! Loader throughput: images per second decoded, resized to 256×256, augmented and
+//! batched into NCHW `f32` tensors by `df_data::Loader`, on
+//! `../shared/data/lfw-faceswap/train` (2,400 JPEGs of 250×250).
+//!
+//! The work per image, the same as the PyTorch peer `benches/peers/loader_torch.py`
+//! (torchvision `ImageFolder` + transforms, `DataLoader` with the same workers and batch):
+//! decode → resize to 256×256 (Pillow-style antialiased bilinear) → affine warp
+//! (rotation ±10°, shifts ±10 %, zoom 0.9–1.1, shear ±5°) → horizontal flip (p = 1/2)
+//! → brightness 0.8–1.2 → pixels/255 → batches of 32, shuffled.
+//!
+//! One iteration is one full epoch (a new shuffle each time); the id is
+//! `cpu/loader/w{workers}_b{batch}`. Workers default to 2, or `$DF_BENCH_LOADER_WORKERS`.
+//! Without `../shared`, the bench runs on a generated synthetic set of 250×250 JPEGs
+//! instead, under the id `cpu/loader_synthetic/...`, so that it never fails for want of data.
+//!
+//! ```text
+//! cargo bench --bench loader
+//! .venv-tools/bin/python benches/peers/loader_torch.py     # the peer, same settings
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use df_data::{Augment, ImageFolder, Loader, LoaderConfig, ResizeFilter, Transform};
+
+const BATCH: usize = 32;
+const SIZE: u32 = 256;
+
+fn workers() -> usize {
+    std::env::var("DF_BENCH_LOADER_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+/// The LFW face-swap training folder, or a synthetic stand-in (and the id's group).
+fn dataset() -> (ImageFolder, &'static str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/lfw-faceswap/train");
+    if root.is_dir() {
+        let ds = ImageFolder::open(&root).expect("lfw-faceswap/train opens");
+        return (ds, "loader");
+    }
+    eprintln!(
+        "note: {} is missing; benchmarking a synthetic set of 250×250 JPEGs instead",
+        root.display()
+    );
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/synthetic-250");
+    let ds = df_data::synthetic::generate(&dir, 300, 250, 1).expect("synthetic set");
+    (ds, "loader_synthetic")
+}
+
+/// The study's augmentation, matching the peer's torchvision transforms.
+fn augment() -> Augment {
+    Augment::study()
+}
+
+fn loader_throughput(c: &mut Criterion) {
+    let (ds, group_name) = dataset();
+    let n = ds.len();
+    let w = workers();
+    let config = LoaderConfig::default()
+        .with_batch_size(BATCH)
+        .with_workers(w)
+        .with_transform(Transform::unit(SIZE, SIZE).with_resize(ResizeFilter::Bilinear))
+        .with_augment(augment())
+        .with_seed(1);
+    let loader = Loader::new(ds, config).expect("loader");
+    let epoch = AtomicU64::new(0);
+
+    let mut group = c.benchmark_group(format!("cpu/{group_name}"));
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(format!("w{w}_b{BATCH}"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let e = epoch.fetch_add(1, Ordering::Relaxed);
+                let start = Instant::now();
+                let mut images = 0;
+                for batch in loader.epoch(e) {
+                    let batch = batch.expect("batch");
+                    images += batch.len();
+                    std::hint::black_box(&batch.images);
+                }
+                total += start.elapsed();
+                assert_eq!(images, n, "every image once per epoch");
+            }
+            total
+        })
+    });
+    group.finish();
+    assert!(
+        loader.skipped().is_empty(),
+        "skipped: {:?}",
+        loader.skipped()
+    );
+}
+
+// A private module: `criterion_group!` generates an undocumented `pub fn`.
+mod suite {
+    use super::{criterion_group, loader_throughput, Criterion, Duration};
+
+    criterion_group! {
+        name = benches;
+        // One iteration is a whole epoch (about a second or more): ten of them.
+        // Command-line options (`--sample-size`, `--measurement-time`) override these.
+        config = Criterion::default()
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(20));
+        targets = loader_throughput
+    }
+}
+criterion_main!(suite::benches);

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""The LFW face-swap training check in Keras 3 (torch backend): the peer of
+`tests/shared_data/lfw.rs`, same data, same recipe.
+
+Usage:
+    KERAS_BACKEND=torch .venv-tools/bin/python benches/peers/keras_train_lfw.py \
+        [--data ../shared/data/lfw-faceswap] [--epochs 4] [--batch-size 32] [--size 128] \
+        [--lr 1e-3] [--seed 1] [--threads N]
+
+Recipe (the same as the Rust check): MesoInception4 as in the MesoNet authors'
+`classifiers.py` (written out below with Keras layers), input `size`x`size` RGB resized
+from the 250x250 JPEGs with Pillow's nearest filter (Keras `flow_from_directory`'s
+default), pixels / 255, labels fake = 1, real = 0; Adam (lr 1e-3, epsilon 1e-7), binary
+cross-entropy, `epochs` epochs of shuffled batches of `batch_size`, no augmentation;
+evaluation of the final model on `val` at threshold 0.5.
+
+Prints one JSON object: accuracy, AUC (scikit-learn), log loss, seconds per epoch (each
+epoch's wall time, training and validation, from a callback), the per-epoch history.
+Images are decoded once before training (the time is reported apart as
+`load_seconds`), as Keras users feeding NumPy arrays do.
+"""
+import argparse
+import json
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def load_folder(root, size):
+    """Images of root/{real,fake} as float32 NHWC in [0, 1], labels fake = 1."""
+    xs, ys = [], []
+    for label, cls in [(0, "real"), (1, "fake")]:
+        folder = os.path.join(root, cls)
+        for name in sorted(os.listdir(folder)):
+            with Image.open(os.path.join(folder, name)) as im:
+                im = im.convert("RGB")
+                if im.size != (size, size):
+                    im = im.resize((size, size), Image.NEAREST)
+                xs.append(np.asarray(im, dtype=np.float32) / 255.0)
+            ys.append(label)
+    return np.stack(xs), np.asarray(ys, dtype=np.float32)
+
+
+def build(size):
+    import keras
+    from keras import layers
+
+    def inception(x, a, b, c, d):
+        x1 = layers.Conv2D(a, (1, 1), padding="same", activation="relu")(x)
+        x2 = layers.Conv2D(b, (1, 1), padding="same", activation="relu")(x)
+        x2 = layers.Conv2D(b, (3, 3), padding="same", activation="relu")(x2)
+        x3 = layers.Conv2D(c, (1, 1), padding="same", activation="relu")(x)
+        x3 = layers.Conv2D(c, (3, 3), dilation_rate=2, padding="same", activation="relu")(x3)
+        x4 = layers.Conv2D(d, (1, 1), padding="same", activation="relu")(x)
+        x4 = layers.Conv2D(d, (3, 3), dilation_rate=3, padding="same", activation="relu")(x4)
+        return layers.Concatenate(axis=-1)([x1, x2, x3, x4])
+
+    x = keras.Input((size, size, 3))
+    y = inception(x, 1, 4, 4, 2)
+    y = layers.BatchNormalization()(y)
+    y = layers.MaxPooling2D((2, 2), padding="same")(y)
+    y = inception(y, 2, 4, 4, 2)
+    y = layers.BatchNormalization()(y)
+    y = layers.MaxPooling2D((2, 2), padding="same")(y)
+    for pool in (2, 4):
+        y = layers.Conv2D(16, (5, 5), padding="same", activation="relu")(y)
+        y = layers.BatchNormalization()(y)
+        y = layers.MaxPooling2D((pool, pool), padding="same")(y)
+    y = layers.Flatten()(y)
+    y = layers.Dropout(0.5)(y)
+    y = layers.Dense(16)(y)
+    y = layers.LeakyReLU(negative_slope=0.1)(y)
+    y = layers.Dropout(0.5)(y)
+    y = layers.Dense(1, activation="sigmoid")(y)
+    return keras.Model(x, y)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", default=os.path.join(here, "../../../shared/data/lfw-faceswap"))
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args()
+
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    import keras
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    keras.utils.set_random_seed(args.seed)
+    t0 = time.perf_counter()
+    x_train, y_train = load_folder(os.path.join(args.data, "train"), args.size)
+    x_val, y_val = load_folder(os.path.join(args.data, "val"), args.size)
+    load_seconds = time.perf_counter() - t0
+
+    model = build(args.size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=args.lr, epsilon=1e-7),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+
+    class Timer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    timer = Timer()
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        validation_data=(x_val, y_val),
+        shuffle=True,
+        callbacks=[timer],
+        verbose=0,
+    )
+    scores = model.predict(x_val, batch_size=args.batch_size, verbose=0).reshape(-1)
+    result = {
+        "framework": f"keras {keras.__version__} (torch {torch.__version__} backend)",
+        "model": "meso_inception4",
+        "size": args.size,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "threads": torch.get_num_threads(),
+        "n_train": int(len(y_train)),
+        "n_val": int(len(y_val)),
+        "accuracy": float(np.mean((scores > 0.5) == (y_val > 0.5))),
+        "auc": float(roc_auc_score(y_val, scores)),
+        "log_loss": float(log_loss(y_val, np.clip(scores, 1e-7, 1 - 1e-7))),
+        "seconds_per_epoch": float(np.mean(timer.seconds)),
+        "epoch_seconds": [float(s) for s in timer.seconds],
+        "load_seconds": load_seconds,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+//! Weight I/O: native safetensors checkpoints (round trip, atomic writes, strict loading)
+//! and the errors of Keras import (a file of another model, a truncated file, a file that
+//! is not HDF5), which must name the file and the tensors at fault and load nothing.
+
+use std::path::{Path, PathBuf};
+
+use df_models::checkpoint::{
+    load_checkpoint, load_checkpoint_into, open_checkpoint, read_checkpoint_meta, save_checkpoint,
+    CHECKPOINT_FORMAT_VERSION,
+};
+use df_models::keras::{import_keras, KerasImportOptions};
+use df_models::registry::{self, BuildOptions};
+use df_models::{Error, Model, Polarity, Top};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fixtures/generated/keras_apps"
+);
+
+fn fixture(name: &str) -> PathBuf {
+    let path = Path::new(FIXTURES).join(name);
+    assert!(
+        path.exists(),
+        "missing fixture {}: run `make fixtures` (scripts/make-fixtures.sh keras_apps)",
+        path.display()
+    );
+    path
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary directory")
+}
+
+/// Random values in every variable, batch-norm statistics included (a fresh model has
+/// zeros and ones there, which a broken save/load could reproduce by accident).
+fn randomize(vs: &VarStore) {
+    tch::manual_seed(7);
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            let r = Tensor::rand_like(&t);
+            let v = if name.ends_with("running_var") {
+                r + 0.5
+            } else {
+                r - 0.5
+            };
+            t.copy_(&v);
+        }
+    });
+}
+
+fn build(name: &str, options: &BuildOptions) -> (VarStore, Box<dyn Model>) {
+    let vs = VarStore::new(Device::Cpu);
+    let model = registry::build(name, &vs.root(), options).expect("build");
+    (vs, model)
+}
+
+fn forward(model: &dyn Model, x: &Tensor) -> Tensor {
+    tch::no_grad(|| model.forward_t(x, false))
+}
+
+fn input(size: i64) -> Tensor {
+    tch::manual_seed(11);
+    Tensor::rand([2, 3, size, size], (Kind::Float, Device::Cpu))
+}
+
+#[test]
+fn checkpoint_round_trip_restores_model_config_and_outputs() {
+    let dir = temp_dir();
+    let cases = [
+        (
+            "meso4",
+            BuildOptions::default()
+                .with_input_size(96, 96)
+                .with_top(Top::study([8, 4], 0.3, 1e-3)),
+            96,
+        ),
+        (
+            "efficientnet_b0",
+            BuildOptions::default()
+                .with_input_size(64, 64)
+                .with_top(Top::study([16, 8], 0.5, 0.0)),
+            64,
+        ),
+    ];
+    for (name, options, size) in cases {
+        let (vs, model) = build(name, &options);
+        randomize(&vs);
+        let x = input(size);
+        let before = forward(model.as_ref(), &x);
+        let path = dir.path().join(format!("{name}.safetensors"));
+        save_checkpoint(&vs, model.as_ref(), &path).expect("save");
+
+        let meta = read_checkpoint_meta(&path).expect("meta");
+        assert_eq!(meta.model, name);
+        assert_eq!(meta.config, model.config_json());
+        assert_eq!(meta.polarity, Polarity::Fake);
+        assert_eq!(meta.format_version, CHECKPOINT_FORMAT_VERSION);
+
+        // Reopened from the file alone: same configuration, same outputs, bit for bit.
+        let reopened = load_checkpoint(&path, Device::Cpu).expect("load");
+        assert_eq!(reopened.name(), name);
+        assert_eq!(reopened.config_json(), model.config_json());
+        let after = forward(reopened.as_ref(), &x);
+        assert_eq!(before.size(), after.size());
+        assert!(
+            before.equal(&after),
+            "{name}: outputs differ after reload by {}",
+            (&before - &after).abs().max().double_value(&[])
+        );
+        // Every variable came back (a model left at its initial values would differ).
+        let loaded = open_checkpoint(&path, Device::Cpu).expect("open");
+        let saved = vs.variables();
+        for (var, t) in loaded.var_store.variables() {
+            assert!(t.equal(&saved[&var]), "{name}: variable {var} differs");
+        }
+    }
+}
+
+#[test]
+fn checkpoint_of_another_model_is_refused_with_names() {
+    let dir = temp_dir();
+    let (vs, model) = build("meso4", &BuildOptions::default());
+    let path = dir.path().join("meso4.safetensors");
+    save_checkpoint(&vs, model.as_ref(), &path).expect("save");
+
+    let (other_vs, other) = build("meso_inception4", &BuildOptions::default());
+    let probe = other_vs.variables()["conv2d_14.weight"].copy();
+    let err = load_checkpoint_into(&other_vs, other.as_ref(), &path).expect_err("wrong model");
+    match &err {
+        Error::WeightMismatch {
+            missing,
+            mis_shaped,
+            ..
+        } => {
+            assert!(
+                missing.iter().any(|m| m.contains("`conv2d_14.weight`")),
+                "{missing:?}"
+            );
+            assert!(
+                mis_shaped.iter().any(|m| m.contains("`conv2d_1.weight`")),
+                "{mis_shaped:?}"
+            );
+        }
+        other => panic!("expected a weight mismatch, got {other}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("meso4.safetensors"), "{msg}");
+    assert!(msg.contains("nothing was loaded"), "{msg}");
+    assert!(
+        other_vs.variables()["conv2d_14.weight"].equal(&probe),
+        "a refused checkpoint must not change any variable"
+    );
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn checkpoint_writes_are_atomic() {
+    let dir = temp_dir();
+    let path = dir.path().join("model.safetensors");
+    let (vs, model) = build("meso4", &BuildOptions::default());
+    randomize(&vs);
+    save_checkpoint(&vs, model.as_ref(), &path).expect("first save");
+    let first = std::fs::read(&path).expect("read");
+    // Only the destination is left: the temporary file was renamed over it.
+    assert_eq!(entries(dir.path()), ["model.safetensors"]);
+
+    // Overwriting replaces the whole content.
+    tch::no_grad(|| {
+        let _ = vs.variables()["dense.bias"].shallow_clone().fill_(3.0);
+    });
+    save_checkpoint(&vs, model.as_ref(), &path).expect("second save");
+    assert_eq!(entries(dir.path()), ["model.safetensors"]);
+    let second = std::fs::read(&path).expect("read");
+    assert_ne!(first, second);
+    let reloaded = open_checkpoint(&path, Device::Cpu).expect("open");
+    let bias = &reloaded.var_store.variables()["dense.bias"];
+    assert!(bias.equal(&Tensor::full([16], 3.0, (Kind::Float, Device::Cpu))));
+
+    // A write that cannot complete (the destination is a directory, so the final rename
+    // fails) leaves no temporary file behind and the old content in place.
+    let blocked = dir.path().join("blocked.safetensors");
+    std::fs::create_dir(&blocked).expect("mkdir");
+    let err = save_checkpoint(&vs, model.as_ref(), &blocked).expect_err("rename over a dir");
+    assert!(
+        matches!(err, Error::Io { .. }),
+        "expected an I/O error, got {err}"
+    );
+    assert!(err.to_string().contains("blocked.safetensors"), "{err}");
+    assert_eq!(
+        entries(dir.path()),
+        ["blocked.safetensors", "model.safetensors"]
+    );
+    assert_eq!(std::fs::read(&path).expect("read"), second);
+
+    // A missing directory is an error naming it, and creates nothing.
+    let missing = dir.path().join("no/such/dir/model.safetensors");
+    let err = save_checkpoint(&vs, model.as_ref(), &missing).expect_err("missing dir");
+    assert!(err.to_string().contains("no/such/dir"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_no_checkpoint_is_an_error() {
+    let dir = temp_dir();
+    let path = dir.path().join("junk.safetensors");
+    std::fs::write(&path, b"definitely not safetensors").expect("write");
+    let err = load_checkpoint(&path, Device::Cpu).expect_err("junk");
+    assert!(matches!(err, Error::Checkpoint { .. }), "{err}");
+    assert!(err.to_string().contains("junk.safetensors"), "{err}");
+}
+
+/// The study-form EfficientNet-B0 file imported into a ResNet50: every tensor of both is
+/// listed by name, and nothing is loaded.
+#[test]
+fn keras_file_of_another_model_lists_the_tensors() {
+    let (vs, model) = build("resnet50", &BuildOptions::default());
+    let probe = vs.variables()["conv1_conv.weight"].copy();
+    let file = fixture("study_b0_flat.weights.h5");
+    let err = import_keras(&vs, model.as_ref(), &file, &KerasImportOptions::default())
+        .expect_err("an EfficientNet file into a ResNet50");
+    match &err {
+        Error::WeightMismatch {
+            missing,
+            unexpected,
+            ..
+        } => {
+            assert!(
+                missing.iter().any(|m| m.contains("`conv1_conv.weight`")),
+                "{missing:?}"
+            );
+            assert!(
+                missing
+                    .iter()
+                    .any(|m| m.contains("`conv5_block3_3_bn.running_var`")),
+                "{missing:?}"
+            );
+            assert!(
+                unexpected
+                    .iter()
+                    .any(|u| u.contains("block1a_dwconv") || u.contains("stem_conv")),
+                "{unexpected:?}"
+            );
+        }
+        other => panic!("expected a weight mismatch, got {other}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("study_b0_flat.weights.h5"), "{msg}");
+    assert!(msg.contains("`resnet50`"), "{msg}");
+    assert!(msg.contains("missing from the file"), "{msg}");
+    assert!(msg.contains("unexpected in the file"), "{msg}");
+    assert!(vs.variables()["conv1_conv.weight"].equal(&probe));
+}
+
+/// The right architecture with a head of other sizes: the mis-shaped tensors are named
+/// with both shapes.
+#[test]
+fn keras_file_with_other_head_sizes_lists_mis_shaped_tensors() {
+    let options = BuildOptions::default()
+        .with_input_size(64, 64)
+        .with_top(Top::study([64, 16], 0.5, 0.0));
+    let (vs, model) = build("efficientnet_b0", &options);
+    let file = fixture("study_b0_flat.weights.h5");
+    let err = import_keras(&vs, model.as_ref(), &file, &KerasImportOptions::default())
+        .expect_err("head of 64 units against a file of 32");
+    match &err {
+        Error::WeightMismatch {
+            mis_shaped,
+            missing,
+            unexpected,
+            ..
+        } => {
+            assert!(
+                mis_shaped
+                    .iter()
+                    .any(|m| m.contains("`dense.weight`") && m.contains("[64, 5120]")),
+                "{mis_shaped:?}"
+            );
+            assert!(missing.is_empty(), "{missing:?}");
+            assert!(unexpected.is_empty(), "{unexpected:?}");
+        }
+        other => panic!("expected a weight mismatch, got {other}"),
+    }
+}
+
+#[test]
+fn truncated_keras_file_is_an_hdf5_error() {
+    let dir = temp_dir();
+    let bytes = std::fs::read(fixture("study_b0_flat.weights.h5")).expect("read");
+    let (vs, model) = build("efficientnet_b0", &BuildOptions::default());
+    for keep in [bytes.len() / 2, 4096, 600] {
+        let path = dir.path().join(format!("cut_{keep}.weights.h5"));
+        std::fs::write(&path, &bytes[..keep]).expect("write");
+        let err = import_keras(&vs, model.as_ref(), &path, &KerasImportOptions::default())
+            .expect_err("truncated");
+        assert!(matches!(err, Error::Hdf5 { .. }), "{keep} bytes: {err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("cut_{keep}.weights.h5")), "{msg}");
+    }
+}
+
+#[test]
+fn non_hdf5_file_is_an_error_saying_so() {
+    let dir = temp_dir();
+    let path = dir.path().join("notes.h5");
+    std::fs::write(&path, "these are not weights\n".repeat(100)).expect("write");
+    let (vs, model) = build("meso4", &BuildOptions::default());
+    let err = import_keras(&vs, model.as_ref(), &path, &KerasImportOptions::default())
+        .expect_err("text file");
+    assert!(matches!(err, Error::Hdf5 { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("notes.h5"), "{msg}");
+    assert!(msg.contains("not an HDF5 file"), "{msg}");
+
+    let err = import_keras(
+        &vs,
+        model.as_ref(),
+        dir.path().join("absent.h5"),
+        &KerasImportOptions::default(),
+    )
+    .expect_err("missing file");
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains("absent.h5"), "{err}");
+}
+
+#[test]
+fn unknown_model_names_the_known_ones() {
+    let vs = VarStore::new(Device::Cpu);
+    let err = registry::build("efficientnet_b9", &vs.root(), &BuildOptions::default())
+        .expect_err("no B9");
+    let msg = err.to_string();
+    assert!(msg.contains("efficientnet_b9"), "{msg}");
+    for name in [
+        "meso4",
+        "meso_inception4",
+        "vgg16",
+        "vgg16_c",
+        "resnet50",
+        "efficientnet_b0",
+        "efficientnet_b7",
+        "inception_resnet_v2",
+    ] {
+        assert!(msg.contains(name), "{msg}");
+    }
+}
+
+#[test]
+fn registry_lists_every_model_with_keras_counts() {
+    let names = registry::names();
+    assert_eq!(
+        names,
+        [
+            "meso4",
+            "meso_inception4",
+            "vgg16",
+            "vgg16_c",
+            "resnet50",
+            "efficientnet_b0",
+            "efficientnet_b1",
+            "efficientnet_b2",
+            "efficientnet_b3",
+            "efficientnet_b4",
+            "efficientnet_b5",
+            "efficientnet_b6",
+            "efficientnet_b7",
+            "inception_resnet_v2",
+        ]
+    );
+    // Sizes from Keras' applications (default input shapes) and the MesoNet paper.
+    let sizes: Vec<i64> = registry::registry()
+        .iter()
+        .map(|m| m.input_size[0])
+        .collect();
+    assert_eq!(
+        sizes,
+        [256, 256, 224, 224, 224, 224, 240, 260, 300, 380, 456, 528, 600, 299]
+    );
+    // Building a small model with its defaults gives Keras' parameter count.
+    for name in ["meso4", "meso_inception4"] {
+        let (vs, model) = build(name, &BuildOptions::default());
+        let counts = df_layers::util::param_count(&vs);
+        let info = registry::info(name).expect("info");
+        let keras = info.keras_params.expect("counts");
+        assert_eq!(counts, keras.with_top, "{name}");
+        assert_eq!(model.input_spec(), info.input_spec(), "{name}");
+    }
+}
