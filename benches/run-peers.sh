@@ -136,10 +136,13 @@ cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -
 import datetime
 import json
 import os
+import re
 import sys
 
 crit_home, marker, peer_path, out_dir, threads, commit, cpu_model, cores, peer_min, clock = sys.argv[1:]
 since = os.path.getmtime(marker)
+
+BLOCK_ID = re.compile(r"^(cpu|cuda)/[a-z0-9_]+/b\d+x\d+/(eval|train)$")
 
 # Criterion: <home>/<group>/<function>/new/{benchmark,estimates}.json, written this run.
 rust = {}
@@ -151,6 +154,9 @@ for root, _dirs, files in os.walk(crit_home):
         continue
     with open(os.path.join(root, "benchmark.json")) as f:
         bench = json.load(f)
+    # Other benches (models, loader) share the criterion directory.
+    if not BLOCK_ID.match(bench["full_id"]):
+        continue
     with open(est_path) as f:
         est = json.load(f)
     batch = (bench.get("throughput") or {}).get("Elements")

@@ -196,7 +196,7 @@ fn predict_agrees_with_keras_on_the_test_images() {
                 Device::Cpu,
             )
             .expect("open scorer");
-            let (files, failures) = score::expand_inputs(&[test_images.clone()]);
+            let (files, failures) = score::expand_inputs(std::slice::from_ref(&test_images));
             assert!(failures.is_empty(), "{failures:?}");
             assert_eq!(files.len(), r.images.len());
             for path in files {

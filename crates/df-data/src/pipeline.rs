@@ -4,7 +4,7 @@ use image::RgbImage;
 use rand::Rng;
 use tch::Tensor;
 
-use crate::augment::{bilinear, to_rgb32f, Affine, Augment, AugmentParams};
+use crate::augment::{to_rgb32f, warp_row, Affine, Augment, AugmentParams};
 use crate::decode::load_rgb;
 use crate::error::{Error, Result};
 use crate::resize::resize_rgb;
@@ -99,41 +99,44 @@ fn write_geometric(
         .then(|| Affine::from_params(&params.affine, transform.width, transform.height));
     let (planes0, rest) = out.split_at_mut(plane);
     let (planes1, planes2) = rest.split_at_mut(plane);
+    let mut row = vec![0f32; w * 3];
+    // Sampling from floats is cheaper than converting 12 bytes per output pixel.
+    let src_f: Vec<f32> = if warp.is_some() {
+        src.iter().map(|&v| f32::from(v)).collect()
+    } else {
+        Vec::new()
+    };
     for yw in 0..h {
-        // Pixel (xw, yw) of the warped image lands at (x, y) after the flips.
-        let y = if params.flip_vertical { h - 1 - yw } else { yw };
-        let (mut sx, mut sy) = warp.map(|m| m.apply(0.0, yw as f64)).unwrap_or((0.0, 0.0));
-        for xw in 0..w {
-            let mut v = match &warp {
-                Some(m) => {
-                    let v = bilinear(src, w, h, sx, sy);
-                    sx += m.m[0][0];
-                    sy += m.m[1][0];
-                    v
-                }
-                None => {
-                    let i = (yw * w + xw) * 3;
-                    [
-                        f32::from(src[i]),
-                        f32::from(src[i + 1]),
-                        f32::from(src[i + 2]),
-                    ]
-                }
-            };
-            if let Some(b) = params.brightness {
-                for c in &mut v {
-                    *c = (*c * b).clamp(0.0, 255.0);
+        match &warp {
+            Some(m) => warp_row(&src_f, w, h, m, yw, &mut row),
+            None => {
+                for (d, s) in row.iter_mut().zip(&src[yw * w * 3..(yw + 1) * w * 3]) {
+                    *d = f32::from(*s);
                 }
             }
+        }
+        if let Some(b) = params.brightness {
+            for v in row.iter_mut() {
+                *v = (*v * b).clamp(0.0, 255.0);
+            }
+        }
+        // Pixel (xw, yw) of the warped image lands at (x, y) after the flips.
+        let y = if params.flip_vertical { h - 1 - yw } else { yw };
+        let span = y * w..(y + 1) * w;
+        let (o0, o1, o2) = (
+            &mut planes0[span.clone()],
+            &mut planes1[span.clone()],
+            &mut planes2[span],
+        );
+        for (xw, v) in row.chunks_exact(3).enumerate() {
             let x = if params.flip_horizontal {
                 w - 1 - xw
             } else {
                 xw
             };
-            let o = y * w + x;
-            planes0[o] = v[order[0]] * coef[0].0 + coef[0].1;
-            planes1[o] = v[order[1]] * coef[1].0 + coef[1].1;
-            planes2[o] = v[order[2]] * coef[2].0 + coef[2].1;
+            o0[x] = v[order[0]] * coef[0].0 + coef[0].1;
+            o1[x] = v[order[1]] * coef[1].0 + coef[1].1;
+            o2[x] = v[order[2]] * coef[2].0 + coef[2].1;
         }
     }
     Ok(())

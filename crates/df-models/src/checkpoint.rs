@@ -31,7 +31,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightMismatchReport};
 use crate::keras::flip_final_logit;
 use crate::registry::{self, LoadedModel};
 use crate::spec::{Model, Polarity};
@@ -298,7 +298,7 @@ pub fn load_checkpoint_into(
         missing.sort();
         unexpected.sort();
         mis_shaped.sort();
-        return Err(Error::WeightMismatch {
+        return Err(Error::WeightMismatch(Box::new(WeightMismatchReport {
             source_file: path.to_path_buf(),
             model: model.name().to_string(),
             missing,
@@ -308,7 +308,7 @@ pub fn load_checkpoint_into(
                 "the checkpoint was written for model `{}`",
                 meta.model
             )],
-        });
+        })));
     }
     tch::no_grad(|| -> Result<()> {
         for (name, shape, values) in &copies {

@@ -76,21 +76,8 @@ pub enum Error {
         reason: String,
     },
     /// The tensors of a weight file do not fit the model: nothing was loaded.
-    #[error("{}", mismatch_message(source_file, model, missing, unexpected, mis_shaped, notes))]
-    WeightMismatch {
-        /// The weight file.
-        source_file: PathBuf,
-        /// The model's registry name.
-        model: String,
-        /// Model variables the file has no value for.
-        missing: Vec<String>,
-        /// File tensors with no model variable to go to.
-        unexpected: Vec<String>,
-        /// Pairs whose shapes differ: `variable: model [..] vs file `tensor` [..]`.
-        mis_shaped: Vec<String>,
-        /// How layers were paired where that explains the mismatch.
-        notes: Vec<String>,
-    },
+    #[error("{0}")]
+    WeightMismatch(Box<WeightMismatchReport>),
     /// A native checkpoint is malformed (header, metadata, tensor data).
     #[error("{path}: invalid checkpoint: {reason}")]
     Checkpoint {
@@ -101,8 +88,38 @@ pub enum Error {
     },
 }
 
-/// At most this many names per list in [`Error::WeightMismatch`]'s message; the fields
-/// hold them all.
+/// What did not fit when weights were loaded into a model ([`Error::WeightMismatch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightMismatchReport {
+    /// The weight file.
+    pub source_file: PathBuf,
+    /// The model's registry name.
+    pub model: String,
+    /// Model variables the file has no value for (name and shape).
+    pub missing: Vec<String>,
+    /// File tensors with no model variable to go to (path in the file and shape).
+    pub unexpected: Vec<String>,
+    /// Pairs whose shapes differ: `variable: model [..], file `tensor` [..]`.
+    pub mis_shaped: Vec<String>,
+    /// How layers were paired, where that explains the mismatch.
+    pub notes: Vec<String>,
+}
+
+impl std::fmt::Display for WeightMismatchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&mismatch_message(
+            &self.source_file,
+            &self.model,
+            &self.missing,
+            &self.unexpected,
+            &self.mis_shaped,
+            &self.notes,
+        ))
+    }
+}
+
+/// At most this many names per list in [`Error::WeightMismatch`]'s message; the report
+/// holds them all.
 const MAX_LISTED: usize = 25;
 
 fn mismatch_message(

@@ -112,8 +112,9 @@ impl ResNetConfig {
 /// A block of a ResNet stage.
 #[derive(Debug)]
 enum Residual {
-    Conv(ConvBlock),
-    Identity(IdentityBlock),
+    // Boxed: the blocks are large and of different sizes.
+    Conv(Box<ConvBlock>),
+    Identity(Box<IdentityBlock>),
 }
 
 impl ModuleT for Residual {
@@ -173,15 +174,15 @@ impl ResNet50 {
         let mut blocks = Vec::new();
         let mut in_channels = 64;
         for (stack, filters, count, stride) in RESNET50_STAGES {
-            blocks.push(Residual::Conv(ConvBlock::new(
+            blocks.push(Residual::Conv(Box::new(ConvBlock::new(
                 p,
                 &ConvBlockConfig::new(in_channels, filters, stride, format!("{stack}_block1")),
-            )?));
+            )?)));
             for i in 2..=count {
-                blocks.push(Residual::Identity(IdentityBlock::new(
+                blocks.push(Residual::Identity(Box::new(IdentityBlock::new(
                     p,
                     &IdentityBlockConfig::new(filters, format!("{stack}_block{i}")),
-                )?));
+                )?)));
             }
             in_channels = 4 * filters;
         }

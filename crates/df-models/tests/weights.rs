@@ -129,11 +129,8 @@ fn checkpoint_of_another_model_is_refused_with_names() {
     let probe = other_vs.variables()["conv2d_14.weight"].copy();
     let err = load_checkpoint_into(&other_vs, other.as_ref(), &path).expect_err("wrong model");
     match &err {
-        Error::WeightMismatch {
-            missing,
-            mis_shaped,
-            ..
-        } => {
+        Error::WeightMismatch(report) => {
+            let (missing, mis_shaped) = (&report.missing, &report.mis_shaped);
             assert!(
                 missing.iter().any(|m| m.contains("`conv2d_14.weight`")),
                 "{missing:?}"
@@ -228,11 +225,8 @@ fn keras_file_of_another_model_lists_the_tensors() {
     let err = import_keras(&vs, model.as_ref(), &file, &KerasImportOptions::default())
         .expect_err("an EfficientNet file into a ResNet50");
     match &err {
-        Error::WeightMismatch {
-            missing,
-            unexpected,
-            ..
-        } => {
+        Error::WeightMismatch(report) => {
+            let (missing, unexpected) = (&report.missing, &report.unexpected);
             assert!(
                 missing.iter().any(|m| m.contains("`conv1_conv.weight`")),
                 "{missing:?}"
@@ -272,12 +266,9 @@ fn keras_file_with_other_head_sizes_lists_mis_shaped_tensors() {
     let err = import_keras(&vs, model.as_ref(), &file, &KerasImportOptions::default())
         .expect_err("head of 64 units against a file of 32");
     match &err {
-        Error::WeightMismatch {
-            mis_shaped,
-            missing,
-            unexpected,
-            ..
-        } => {
+        Error::WeightMismatch(report) => {
+            let (mis_shaped, missing, unexpected) =
+                (&report.mis_shaped, &report.missing, &report.unexpected);
             assert!(
                 mis_shaped
                     .iter()

@@ -57,7 +57,7 @@ pub use file::{
     auto_name_parts, KerasFormat, KerasLayer, KerasLayerKind, KerasTensor, KerasWeights,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WeightMismatchReport};
 use crate::layout::{self, KerasRole};
 use crate::spec::{ChannelOrder, Model, Polarity, Preprocessing};
 
@@ -198,14 +198,14 @@ pub fn import_keras_weights(
     let model_layers = model_layers(vs, &flatten_at);
     let plan = plan(weights, &model_layers);
     if !plan.is_complete() {
-        return Err(Error::WeightMismatch {
+        return Err(Error::WeightMismatch(Box::new(WeightMismatchReport {
             source_file: weights.path.clone(),
             model: model.name().to_string(),
             missing: plan.missing,
             unexpected: plan.unexpected,
             mis_shaped: plan.mis_shaped,
             notes: plan.notes,
-        });
+        })));
     }
     let mut tensors = 0;
     let mut values = 0;
