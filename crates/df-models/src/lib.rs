@@ -28,3 +28,8 @@ pub use meso::{meso4, meso_inception4, Meso4, MesoConfig, MesoInception4};
 pub use resnet::{resnet50, ResNet50, ResNetConfig};
 pub use vgg::{vgg16, Vgg16, VggConfig, VggVariant};
 pub use registry::{build, registry, BuildOptions, LoadedModel, ModelInfo};
+
+// Compiles (and runs, where not `no_run`) the Rust examples of docs/models.md.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/models.md")]
+struct ModelsDoc;

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""FLOPs per image of every registered model, counted on its Keras reference.
+
+Usage (from the repository root; prints a Markdown table on stdout, progress on stderr):
+
+    KERAS_BACKEND=torch .venv-tools/bin/python scripts/model_flops.py [NAME ...]
+
+For each model of `df_models::registry()` this builds the Keras reference (Keras 3, torch
+backend, `weights=None`, the model's default input size and default top) and runs one
+forward pass of a single image (batch 1, inference mode) under
+`torch.utils.flop_counter.FlopCounterMode`:
+
+- `keras.applications` VGG16, ResNet50, EfficientNetB0..B7, InceptionResNetV2 with the
+  ImageNet top (1000 classes);
+- Meso4 and MesoInception-4 rebuilt as the authors' code builds them (the same
+  functions as `scripts/fixtures/keras_blocks_a.py`), 256×256, the authors' head;
+- `vgg16_c`, the study's VGG16 configuration C with its binary head
+  (Flatten → Dense(1024) → Dropout → Dense(2048) → Dense(1)), also as in
+  `keras_blocks_a.py`.
+
+What is counted: FlopCounterMode counts the matrix products only — convolutions
+(`aten.convolution`, depthwise ones included) and dense layers (`aten.mm`/`addmm`) —
+each multiply-add as 2 FLOPs (2·MAC), biases not included. Batch normalisation,
+activations, pooling, squeeze-excitation's global pooling and elementwise products,
+residual additions and the input preprocessing are not counted (they are a few percent
+at most of these models' totals). Papers that give "FLOPs" as multiply-adds (the
+EfficientNet paper's Table 2, for instance) report half of these figures.
+
+Columns: "conv" is every convolution (EfficientNet's squeeze-excitation layers and its
+`top_conv` are Keras Conv2D layers, so they are here), which is also the model without
+its top (`include_top=False` keeps `top_conv`); "dense" is the top's dense layers.
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+import keras  # noqa: E402
+from keras import applications as apps  # noqa: E402
+from keras import layers  # noqa: E402
+
+# ---- the MesoNet models and VGG16 configuration C, as keras_blocks_a.py builds them ----
+
+
+def meso_inception(x, a, b, c, d):
+    """InceptionLayer of MesoInception4 in DariusAf/MesoNet classifiers.py."""
+    x1 = layers.Conv2D(a, (1, 1), padding="same", activation="relu")(x)
+    x2 = layers.Conv2D(b, (1, 1), padding="same", activation="relu")(x)
+    x2 = layers.Conv2D(b, (3, 3), padding="same", activation="relu")(x2)
+    x3 = layers.Conv2D(c, (1, 1), padding="same", activation="relu")(x)
+    x3 = layers.Conv2D(c, (3, 3), dilation_rate=2, padding="same", activation="relu")(x3)
+    x4 = layers.Conv2D(d, (1, 1), padding="same", activation="relu")(x)
+    x4 = layers.Conv2D(d, (3, 3), dilation_rate=3, padding="same", activation="relu")(x4)
+    return layers.Concatenate(axis=-1)([x1, x2, x3, x4])
+
+
+def mesonet_head(x):
+    y = layers.Flatten()(x)
+    y = layers.Dropout(0.5)(y)
+    y = layers.Dense(16)(y)
+    y = layers.LeakyReLU(negative_slope=0.1)(y)
+    y = layers.Dropout(0.5)(y)
+    return layers.Dense(1, activation="sigmoid")(y)
+
+
+def meso4(size=256):
+    """Meso4.init_model of DariusAf/MesoNet classifiers.py."""
+    x = keras.Input((size, size, 3))
+    y = x
+    for filters, k, pool in [(8, 3, 2), (8, 5, 2), (16, 5, 2), (16, 5, 4)]:
+        y = layers.Conv2D(filters, (k, k), padding="same", activation="relu")(y)
+        y = layers.BatchNormalization()(y)
+        y = layers.MaxPooling2D(pool_size=(pool, pool), padding="same")(y)
+    return keras.Model(x, mesonet_head(y))
+
+
+def meso_inception4(size=256):
+    """MesoInception4.init_model of DariusAf/MesoNet classifiers.py."""
+    x = keras.Input((size, size, 3))
+    y = meso_inception(x, 1, 4, 4, 2)
+    y = layers.BatchNormalization()(y)
+    y = layers.MaxPooling2D(pool_size=(2, 2), padding="same")(y)
+    y = meso_inception(y, 2, 4, 4, 2)
+    y = layers.BatchNormalization()(y)
+    y = layers.MaxPooling2D(pool_size=(2, 2), padding="same")(y)
+    for pool in [2, 4]:
+        y = layers.Conv2D(16, (5, 5), padding="same", activation="relu")(y)
+        y = layers.BatchNormalization()(y)
+        y = layers.MaxPooling2D(pool_size=(pool, pool), padding="same")(y)
+    return keras.Model(x, mesonet_head(y))
+
+
+VGG16_C = [(64, 2, False), (128, 2, False), (256, 2, True), (512, 2, True), (512, 2, True)]
+
+
+def vgg16_c(size=224):
+    """VGG16 configuration C (1×1 convolutions closing stages 3-5) + the study's head."""
+    x = keras.Input((size, size, 3))
+    y = x
+    for i, (filters, convs, pointwise) in enumerate(VGG16_C, start=1):
+        for j in range(1, convs + 1):
+            y = layers.Conv2D(
+                filters, (3, 3), activation="relu", padding="same", name=f"block{i}_conv{j}"
+            )(y)
+        if pointwise:
+            y = layers.Conv2D(
+                filters, (1, 1), activation="relu", padding="same", name=f"block{i}_conv{convs + 1}"
+            )(y)
+        y = layers.MaxPooling2D((2, 2), strides=(2, 2), name=f"block{i}_pool")(y)
+    y = layers.Flatten()(y)
+    y = layers.Dense(1024, activation="relu")(y)
+    y = layers.Dropout(0.5)(y)
+    y = layers.Dense(2048, activation="relu")(y)
+    y = layers.Dense(1, activation="sigmoid")(y)
+    return keras.Model(x, y)
+
+
+def app(ctor):
+    return lambda size: ctor(weights=None, input_shape=(size, size, 3))
+
+
+# (registry name, Keras reference, constructor, default input size), in registry order.
+MODELS = [
+    ("meso4", "MesoNet `Meso4` (authors' code)", meso4, 256),
+    ("meso_inception4", "MesoNet `MesoInception4` (authors' code)", meso_inception4, 256),
+    ("vgg16", "`VGG16`", app(apps.VGG16), 224),
+    ("vgg16_c", "VGG16 config. C + study head", vgg16_c, 224),
+    ("resnet50", "`ResNet50`", app(apps.ResNet50), 224),
+    ("efficientnet_b0", "`EfficientNetB0`", app(apps.EfficientNetB0), 224),
+    ("efficientnet_b1", "`EfficientNetB1`", app(apps.EfficientNetB1), 240),
+    ("efficientnet_b2", "`EfficientNetB2`", app(apps.EfficientNetB2), 260),
+    ("efficientnet_b3", "`EfficientNetB3`", app(apps.EfficientNetB3), 300),
+    ("efficientnet_b4", "`EfficientNetB4`", app(apps.EfficientNetB4), 380),
+    ("efficientnet_b5", "`EfficientNetB5`", app(apps.EfficientNetB5), 456),
+    ("efficientnet_b6", "`EfficientNetB6`", app(apps.EfficientNetB6), 528),
+    ("efficientnet_b7", "`EfficientNetB7`", app(apps.EfficientNetB7), 600),
+    ("inception_resnet_v2", "`InceptionResNetV2`", app(apps.InceptionResNetV2), 299),
+]
+
+CONV_OPS = {"convolution", "_convolution", "conv2d", "cudnn_convolution"}
+DENSE_OPS = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear"}
+
+
+def op_name(op):
+    """`aten.convolution.default` / OpOverloadPacket -> `convolution`."""
+    return str(op).split(".")[1] if str(op).startswith("aten.") else str(op)
+
+
+def count(build, size):
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = build(size)
+    x = torch.zeros((1, size, size, 3), dtype=torch.float32)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(x, training=False)
+    conv = dense = other = 0
+    for op, n in counter.get_flop_counts()["Global"].items():
+        name = op_name(op)
+        if name in CONV_OPS:
+            conv += n
+        elif name in DENSE_OPS:
+            dense += n
+        else:
+            other += n
+    total = counter.get_total_flops()
+    assert conv + dense + other == total, (conv, dense, other, total)
+    return total, conv, dense, other, int(model.count_params())
+
+
+def giga(n):
+    return f"{n / 1e9:,.3f}"
+
+
+def main(argv):
+    wanted = set(argv)
+    unknown = wanted - {m[0] for m in MODELS}
+    if unknown:
+        sys.exit(f"unknown model(s) {sorted(unknown)}; known: {[m[0] for m in MODELS]}")
+    rows = []
+    start = time.time()
+    for name, reference, build, size in MODELS:
+        if wanted and name not in wanted:
+            continue
+        t0 = time.time()
+        total, conv, dense, other, params = count(build, size)
+        print(f"[model_flops] {name}: {total / 1e9:.3f} GFLOPs, {time.time() - t0:.1f}s",
+              file=sys.stderr)
+        rows.append((name, reference, size, total, conv, dense, other, params))
+    print(
+        f"FLOPs of one forward pass of one image (batch 1, inference), counted by "
+        f"`torch.utils.flop_counter.FlopCounterMode` on the Keras {keras.__version__} model "
+        f"(torch {torch.__version__.split('+')[0]} backend, `weights=None`); "
+        "convolutions and dense layers only, 1 multiply-add = 2 FLOPs.\n"
+    )
+    print("| model | Keras reference | input | GFLOPs | conv GFLOPs | dense MFLOPs | Keras params |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for name, reference, size, total, conv, dense, other, params in rows:
+        extra = f" (incl. {giga(other)} in other ops)" if other else ""
+        print(
+            f"| `{name}` | {reference} | {size}×{size} | {giga(total)}{extra} | {giga(conv)} "
+            f"| {dense / 1e6:,.2f} | {params:,} |"
+        )
+    print(f"\n({time.time() - start:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
