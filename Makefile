@@ -10,7 +10,7 @@ fixtures: setup
 	scripts/make-fixtures.sh
 
 demo: setup
-	cargo run --release --example blocks
+	cargo run --release --example demo
 
 test: fixtures
 	cargo test --workspace
