@@ -32,6 +32,11 @@
 #                     goes first), so that drifting load on a shared machine hits both alike;
 #                     the cases are those the Rust bench lists (CUDA ones only where it sees
 #                     a GPU).
+#   GLIBC_TUNABLES, LD_PRELOAD, THP_MEM_ALLOC_ENABLE
+#                     allocator settings, inherited by both sides and recorded in the report.
+#                     Where page faults are costly (VMs), large tensors dominate: e.g.
+#                     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967296
+#                     keeps freed memory for reuse instead of returning it to the kernel.
 #   BENCH_ARGS        extra criterion arguments, e.g. `--measurement-time 5`.
 #   DF_BENCH_COMMIT   the commit to report when there is no git checkout.
 #   OUT_DIR           where the report goes (default: target/bench-report).
@@ -198,6 +203,10 @@ meta = {
     "torch": torch.__version__,
     "peer_min_time_s": float(peer_min),
     "clock": clock,
+    # Allocator settings change the results a lot on machines with costly page faults
+    # (both sides inherit them); recorded so that runs compare like with like.
+    "env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "LD_PRELOAD", "THP_MEM_ALLOC_ENABLE")
+            if os.environ.get(k)},
 }
 with open(os.path.join(out_dir, "blocks.json"), "w") as f:
     json.dump({"meta": meta, "rows": rows}, f, indent=2)
@@ -216,6 +225,8 @@ lines = [
 ]
 if gpu:
     lines.append(f"- GPU: {gpu}")
+for k, v in meta["env"].items():
+    lines.append(f"- {k}={v} (both sides)")
 lines += [
     f"- libtorch / PyTorch: {torch.__version__} (the same wheel on both sides)",
     f"- Rust: criterion mean; PyTorch: mean over ≥ {peer_min} s"
