@@ -353,9 +353,10 @@ impl CropFraction {
     pub fn rect(&self, w: u32, h: u32) -> (u32, u32, u32, u32) {
         let cw = ((w as f32 * self.scale).round() as u32).clamp(1, w.max(1));
         let ch = ((h as f32 * self.scale).round() as u32).clamp(1, h.max(1));
-        let x = ((w - cw) as f32 * self.x).floor() as u32;
-        let y = ((h - ch) as f32 * self.y).floor() as u32;
-        (x.min(w - cw), y.min(h - ch), cw, ch)
+        let (free_x, free_y) = (w.saturating_sub(cw), h.saturating_sub(ch));
+        let x = (free_x as f32 * self.x.clamp(0.0, 1.0)).floor() as u32;
+        let y = (free_y as f32 * self.y.clamp(0.0, 1.0)).floor() as u32;
+        (x.min(free_x), y.min(free_y), cw, ch)
     }
 }
 
@@ -607,6 +608,69 @@ pub(crate) fn warp_row<T: Copy + Into<f32>>(
     } else {
         for px in row.chunks_exact_mut(3) {
             px.copy_from_slice(&bilinear(src, w, h, sx, sy));
+            sx += dx;
+            sy += dy;
+        }
+    }
+}
+
+/// As [`warp_row`] for a source of RGBX pixels (a padding lane), which the compiler
+/// turns into 4-wide vector arithmetic; lane 3 is ignored. Same values as
+/// [`warp_row`] (the same operations in the same order per channel).
+#[inline]
+pub(crate) fn warp_row4(
+    src: &[[f32; 4]],
+    w: usize,
+    h: usize,
+    m: &Affine,
+    y: usize,
+    row: &mut [[f32; 4]],
+) {
+    let (mut sx, mut sy) = m.apply(0.0, y as f64);
+    let (dx, dy) = (m.m[0][0], m.m[1][0]);
+    let last = w.saturating_sub(1) as f64;
+    let (ex, ey) = (sx + dx * last, sy + dy * last);
+    let inside =
+        |x: f64, y: f64| x >= 0.0 && y >= 0.0 && x < last - 1e-6 && y < (h as f64 - 1.0) - 1e-6;
+    let lerp = |p00: [f32; 4], p01: [f32; 4], p10: [f32; 4], p11: [f32; 4], fx: f32, fy: f32| {
+        let mut out = [0f32; 4];
+        for c in 0..4 {
+            let t = p00[c] + (p01[c] - p00[c]) * fx;
+            let u = p10[c] + (p11[c] - p10[c]) * fx;
+            out[c] = t + (u - t) * fy;
+        }
+        out
+    };
+    if w >= 2 && h >= 2 && inside(sx, sy) && inside(ex, ey) {
+        for px in row.iter_mut() {
+            let (x0, y0) = (sx as usize, sy as usize);
+            let fx = (sx - x0 as f64) as f32;
+            let fy = (sy - y0 as f64) as f32;
+            let i = y0 * w + x0;
+            *px = lerp(src[i], src[i + 1], src[i + w], src[i + w + 1], fx, fy);
+            sx += dx;
+            sy += dy;
+        }
+    } else {
+        let (wi, hi) = (w as i64 - 1, h as i64 - 1);
+        for px in row.iter_mut() {
+            let x0f = fast_floor(sx);
+            let y0f = fast_floor(sy);
+            let fx = (sx - x0f) as f32;
+            let fy = (sy - y0f) as f32;
+            let (x0, y0) = (x0f as i64, y0f as i64);
+            let cx0 = x0.clamp(0, wi) as usize;
+            let cx1 = (x0 + 1).clamp(0, wi) as usize;
+            let cy0 = y0.clamp(0, hi) as usize * w;
+            let cy1 = (y0 + 1).clamp(0, hi) as usize * w;
+            *px = lerp(
+                src[cy0 + cx0],
+                src[cy0 + cx1],
+                src[cy1 + cx0],
+                src[cy1 + cx1],
+                fx,
+                fy,
+            );
             sx += dx;
             sy += dy;
         }

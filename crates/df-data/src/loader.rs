@@ -48,10 +48,12 @@ pub struct LoaderConfig {
     pub shuffle: bool,
     /// Drop the last batch if it is incomplete.
     pub drop_last: bool,
-    /// Decoding threads; 0 decodes on the calling thread.
+    /// Decoding threads, started for each epoch; 0 decodes on the calling thread
+    /// (which then keeps one batch-sized staging buffer).
     pub workers: usize,
-    /// Batches prepared ahead beyond one per worker. At most `workers + prefetch`
-    /// batches exist at once (memory is bounded by that, whatever the dataset size).
+    /// Batches prepared ahead beyond one per worker (at least 1 is used). At most
+    /// `workers + prefetch` batches exist at once, made or waiting to be taken: memory
+    /// is bounded by that, whatever the dataset size.
     pub prefetch: usize,
     /// Seed of the shuffling, sampling and augmentation.
     pub seed: u64,
@@ -550,7 +552,31 @@ fn run_job(shared: &Shared, epoch: u64, job: &[(usize, usize)]) -> Result<Option
     let cfg = &shared.config;
     let t = &cfg.transform;
     let per = t.numel();
-    let mut data = vec![0f32; per * job.len()];
+    BATCH_BUFFER.with(|buf| {
+        let mut data = buf.borrow_mut();
+        // Every value used is written below; growing (not re-zeroing) the worker's
+        // buffer saves a memset of the whole batch (libtorch copies it anyway).
+        if data.len() < per * job.len() {
+            data.resize(per * job.len(), 0.0);
+        }
+        fill_batch(shared, epoch, job, &mut data)
+    })
+}
+
+thread_local! {
+    /// Each worker's batch staging buffer, reused from batch to batch.
+    static BATCH_BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn fill_batch(
+    shared: &Shared,
+    epoch: u64,
+    job: &[(usize, usize)],
+    data: &mut [f32],
+) -> Result<Option<Batch>> {
+    let cfg = &shared.config;
+    let t = &cfg.transform;
+    let per = t.numel();
     let mut labels = Vec::with_capacity(job.len());
     let mut paths = Vec::with_capacity(job.len());
     let mut indices = Vec::with_capacity(job.len());
@@ -582,8 +608,7 @@ fn run_job(shared: &Shared, epoch: u64, job: &[(usize, usize)]) -> Result<Option
     if n == 0 {
         return Ok(None);
     }
-    data.truncate(n * per);
-    let images = Tensor::f_from_slice(&data)?.f_view([
+    let images = Tensor::f_from_slice(&data[..n * per])?.f_view([
         n as i64,
         3,
         i64::from(t.height),

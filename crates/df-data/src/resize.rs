@@ -182,22 +182,39 @@ fn resample(img: &RgbImage, width: u32, height: u32, filter: &Filter) -> RgbImag
         let ch = coeffs(in_w, width, filter);
         let rows = last_row - first_row;
         let mut tmp = vec![0u8; rows * width as usize * 3];
-        for (r, out_row) in tmp.chunks_exact_mut(width as usize * 3).enumerate() {
-            let y = first_row + r;
-            let in_row = &src[y * in_w as usize * 3..(y + 1) * in_w as usize * 3];
-            for (xx, px) in out_row.chunks_exact_mut(3).enumerate() {
-                let (xmin, n) = ch.bounds[xx];
-                let k = &ch.weights[xx * ch.ksize..xx * ch.ksize + n];
-                let (mut s0, mut s1, mut s2) = (half, half, half);
-                let seg = &in_row[xmin * 3..(xmin + n) * 3];
-                for (w, p) in k.iter().zip(seg.chunks_exact(3)) {
-                    s0 += i32::from(p[0]) * w;
-                    s1 += i32::from(p[1]) * w;
-                    s2 += i32::from(p[2]) * w;
+        let row_len = in_w as usize * 3;
+        let rows_in = &src[first_row * row_len..last_row * row_len];
+        match aligned(&ch, in_w as usize) {
+            // Fixed tap counts, unrolled: the common up- and downscales.
+            Some(a) if a.ksize == 3 => {
+                horizontal_fixed::<3>(rows_in, row_len, &a, &mut tmp, width as usize)
+            }
+            Some(a) if a.ksize == 5 => {
+                horizontal_fixed::<5>(rows_in, row_len, &a, &mut tmp, width as usize)
+            }
+            Some(a) if a.ksize == 7 => {
+                horizontal_fixed::<7>(rows_in, row_len, &a, &mut tmp, width as usize)
+            }
+            _ => {
+                for (in_row, out_row) in rows_in
+                    .chunks_exact(row_len)
+                    .zip(tmp.chunks_exact_mut(width as usize * 3))
+                {
+                    for (xx, px) in out_row.chunks_exact_mut(3).enumerate() {
+                        let (xmin, n) = ch.bounds[xx];
+                        let k = &ch.weights[xx * ch.ksize..xx * ch.ksize + n];
+                        let (mut s0, mut s1, mut s2) = (half, half, half);
+                        let seg = &in_row[xmin * 3..(xmin + n) * 3];
+                        for (w, p) in k.iter().zip(seg.chunks_exact(3)) {
+                            s0 += i32::from(p[0]) * w;
+                            s1 += i32::from(p[1]) * w;
+                            s2 += i32::from(p[2]) * w;
+                        }
+                        px[0] = clip8(s0);
+                        px[1] = clip8(s1);
+                        px[2] = clip8(s2);
+                    }
                 }
-                px[0] = clip8(s0);
-                px[1] = clip8(s1);
-                px[2] = clip8(s2);
             }
         }
         (tmp, width as usize)
@@ -232,4 +249,64 @@ fn resample(img: &RgbImage, width: u32, height: u32, filter: &Filter) -> RgbImag
         }
     }
     RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
+}
+
+/// Coefficients with exactly `ksize` taps per output, each window moved left where it
+/// would pass the right edge (the extra taps get weight 0, so sums are unchanged).
+struct Aligned {
+    ksize: usize,
+    starts: Vec<usize>,
+    weights: Vec<i32>,
+}
+
+fn aligned(c: &Coeffs, in_size: usize) -> Option<Aligned> {
+    if c.ksize > in_size {
+        return None;
+    }
+    let mut starts = Vec::with_capacity(c.bounds.len());
+    let mut weights = vec![0i32; c.bounds.len() * c.ksize];
+    for (xx, &(xmin, n)) in c.bounds.iter().enumerate() {
+        let start = xmin.min(in_size - c.ksize);
+        let shift = xmin - start;
+        let src = &c.weights[xx * c.ksize..xx * c.ksize + n];
+        weights[xx * c.ksize + shift..xx * c.ksize + shift + n].copy_from_slice(src);
+        starts.push(start);
+    }
+    Some(Aligned {
+        ksize: c.ksize,
+        starts,
+        weights,
+    })
+}
+
+fn horizontal_fixed<const K: usize>(
+    rows_in: &[u8],
+    row_len: usize,
+    a: &Aligned,
+    tmp: &mut [u8],
+    width: usize,
+) {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    let weights: Vec<[i32; K]> = a
+        .weights
+        .chunks_exact(K)
+        .map(|w| std::array::from_fn(|t| w[t]))
+        .collect();
+    for (in_row, out_row) in rows_in
+        .chunks_exact(row_len)
+        .zip(tmp.chunks_exact_mut(width * 3))
+    {
+        for ((px, &start), k) in out_row.chunks_exact_mut(3).zip(&a.starts).zip(&weights) {
+            let seg = &in_row[start * 3..start * 3 + 3 * K];
+            let (mut s0, mut s1, mut s2) = (half, half, half);
+            for t in 0..K {
+                s0 += i32::from(seg[3 * t]) * k[t];
+                s1 += i32::from(seg[3 * t + 1]) * k[t];
+                s2 += i32::from(seg[3 * t + 2]) * k[t];
+            }
+            px[0] = clip8(s0);
+            px[1] = clip8(s1);
+            px[2] = clip8(s2);
+        }
+    }
 }

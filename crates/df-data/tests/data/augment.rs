@@ -353,3 +353,30 @@ fn brightness_crop_jpeg_and_noise_do_what_they_say() {
     assert!(Augment::forensic().validate().is_ok() && Augment::study().validate().is_ok());
     assert!(Augment::default().is_none());
 }
+
+#[test]
+fn fused_fast_path_equals_the_step_by_step_composition() {
+    // The loader warps, flips, brightens and normalises in one pass; the result must be
+    // the values of the documented steps: resize, `AugmentParams::apply`, then the
+    // transform's normalisation.
+    let img = pattern(40, 30, 2);
+    let aug = Augment {
+        vertical_flip: true,
+        ..Augment::study()
+    };
+    for t in [
+        Transform::unit(32, 28).with_resize(df_data::ResizeFilter::Bilinear),
+        Transform::imagenet(28, 32).with_channel_order(df_data::ChannelOrder::Bgr),
+    ] {
+        for i in 0..40 {
+            let params = aug.sample(&mut sample_rng(5, 0, i), t.width, t.height);
+            let mut fast = vec![0f32; t.numel()];
+            prepare_with_params(&img, &t, &params, &mut fast).expect("prepare");
+            let resized = df_data::resize_rgb(&img, t.width, t.height, t.resize);
+            let stepwise = params.apply(to_rgb32f(&resized)).expect("apply");
+            let mut slow = vec![0f32; t.numel()];
+            t.write_chw_f32(&stepwise, &mut slow).expect("write");
+            assert_eq!(fast, slow, "sample {i}: {params:?}");
+        }
+    }
+}
