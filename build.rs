@@ -10,8 +10,12 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
-    let Some(libtorch) = std::env::var_os("LIBTORCH") else { return };
-    let Ok(lib) = PathBuf::from(libtorch).join("lib").canonicalize() else { return };
+    let Some(libtorch) = std::env::var_os("LIBTORCH") else {
+        return;
+    };
+    let Ok(lib) = PathBuf::from(libtorch).join("lib").canonicalize() else {
+        return;
+    };
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-L{}", lib.display());

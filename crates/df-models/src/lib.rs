@@ -21,13 +21,11 @@ mod top_head;
 pub mod vgg;
 
 pub use efficientnet::{efficientnet, EfficientNet, EfficientNetConfig};
-pub use inception_resnet_v2::{
-    inception_resnet_v2, InceptionResNetV2, InceptionResNetV2Config,
-};
+pub use inception_resnet_v2::{inception_resnet_v2, InceptionResNetV2, InceptionResNetV2Config};
 pub use meso::{meso4, meso_inception4, Meso4, MesoConfig, MesoInception4};
+pub use registry::{build, registry, BuildOptions, LoadedModel, ModelInfo};
 pub use resnet::{resnet50, ResNet50, ResNetConfig};
 pub use vgg::{vgg16, Vgg16, VggConfig, VggVariant};
-pub use registry::{build, registry, BuildOptions, LoadedModel, ModelInfo};
 
 // Compiles (and runs, where not `no_run`) the Rust examples of docs/models.md.
 #[cfg(doctest)]
