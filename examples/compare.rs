@@ -133,7 +133,9 @@ fn markdown(rows: &[Row], window: usize) -> String {
     let mut md = format!(
         "| model | params (trainable) | epochs | loss | accuracy | val_loss | val_accuracy | val AUC | best epoch (val_loss) | val_loss fluctuation (std, last {window}) | val_accuracy fluctuation (std, last {window}) | s/epoch |\n"
     );
-    md.push_str("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    md.push_str(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
     for r in rows {
         md.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",

@@ -110,7 +110,10 @@ fn main() -> Result<()> {
     write_evaluation(&args.out, &evaluation)?;
     let skipped = loader.skipped();
     let n_skipped = skipped.len();
-    std::fs::write(args.out.join("skipped.json"), SkipSummary::new(skipped).to_json()?)?;
+    std::fs::write(
+        args.out.join("skipped.json"),
+        SkipSummary::new(skipped).to_json()?,
+    )?;
     let r = &evaluation.report;
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!(

@@ -51,7 +51,10 @@ impl WeightSnapshot {
         tch::no_grad(|| -> Result<()> {
             for (name, var) in vars.iter_mut() {
                 let src = by_name.get(name.as_str()).ok_or_else(|| {
-                    config("weights", format!("variable `{name}` is not in the snapshot"))
+                    config(
+                        "weights",
+                        format!("variable `{name}` is not in the snapshot"),
+                    )
                 })?;
                 if src.size() != var.size() {
                     return Err(Error::Shape {

@@ -70,7 +70,11 @@ pub fn evaluate(
 ///
 /// # Errors
 /// See [`evaluate`].
-pub fn evaluate_report(model: &dyn Model, source: &dyn BatchSource, device: Device) -> Result<Report> {
+pub fn evaluate_report(
+    model: &dyn Model,
+    source: &dyn BatchSource,
+    device: Device,
+) -> Result<Report> {
     Ok(evaluate(model, source, device, EvaluatorConfig::default())?.report)
 }
 

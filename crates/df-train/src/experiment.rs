@@ -240,7 +240,12 @@ fn one() -> usize {
 impl ExperimentConfig {
     /// Trains `model` on `data` for `epochs` epochs with Adam (lr 1e-3), binary
     /// cross-entropy, seed 0, writing to `out_dir`.
-    pub fn new(model: ModelChoice, data: DataConfig, epochs: usize, out_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        model: ModelChoice,
+        data: DataConfig,
+        epochs: usize,
+        out_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self {
             model,
             data,
@@ -364,7 +369,11 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
 
     let mut callbacks = cfg.callbacks.clone();
     if callbacks.model_checkpoint.is_none() {
-        let monitor = if val_loader.is_some() { "val_loss" } else { "loss" };
+        let monitor = if val_loader.is_some() {
+            "val_loss"
+        } else {
+            "loss"
+        };
         callbacks.model_checkpoint = Some(ModelCheckpointConfig::new(
             cfg.out_dir.join(files::BEST),
             monitor,
@@ -397,7 +406,12 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
 
     let (model, var_store) = trainer.into_parts();
     let evaluation = match &val_loader {
-        Some(v) => Some(evaluate(model.as_ref(), v, device, EvaluatorConfig::default())?),
+        Some(v) => Some(evaluate(
+            model.as_ref(),
+            v,
+            device,
+            EvaluatorConfig::default(),
+        )?),
         None => None,
     };
     let analysis = if val_loader.is_some() {

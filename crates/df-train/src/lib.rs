@@ -50,19 +50,19 @@ pub use callbacks::{
     ModelCheckpoint, ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
     WeightSnapshot,
 };
+pub use df_metrics::{EpochRecord, History};
 pub use error::{Error, Result};
+pub use evaluate::{evaluate, evaluate_report, predict, Predictions};
 pub use experiment::{
     run_experiment, write_evaluation, write_json, write_report, DataConfig, DeviceChoice,
     ExperimentConfig, ExperimentOutcome, ModelChoice,
 };
-pub use evaluate::{evaluate, evaluate_report, predict, Predictions};
-pub use df_metrics::{EpochRecord, History};
 pub use loss::Loss;
 pub use model_io::save_model;
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
 pub use progress::Verbosity;
 pub use source::{epoch_seed, permutation, transform_for, Batch, BatchSource, TensorBatches};
 pub use trainer::{
-    files, read_training_config, SECONDS, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
-    TrainingConfig,
+    files, read_training_config, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
+    TrainingConfig, SECONDS,
 };

@@ -29,9 +29,7 @@ impl Loss {
                 None,
                 Reduction::Mean,
             ),
-            Loss::MeanSquaredError => (logits.sigmoid() - labels)
-                .square()
-                .mean(Kind::Float),
+            Loss::MeanSquaredError => (logits.sigmoid() - labels).square().mean(Kind::Float),
         }
     }
 
@@ -40,7 +38,12 @@ impl Loss {
     ///
     /// # Shapes
     /// `logits`, `labels`, `weights`: `[N]` → scalar.
-    pub fn compute_weighted(&self, logits: &Tensor, labels: &Tensor, weights: Option<&Tensor>) -> Tensor {
+    pub fn compute_weighted(
+        &self,
+        logits: &Tensor,
+        labels: &Tensor,
+        weights: Option<&Tensor>,
+    ) -> Tensor {
         let Some(w) = weights else {
             return self.compute(logits, labels);
         };

@@ -31,10 +31,7 @@ pub trait BatchSource {
     ///
     /// # Errors
     /// Whatever the source reports (a loader that cannot start, a bad batch).
-    fn epoch_batches(
-        &self,
-        epoch: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>>;
+    fn epoch_batches(&self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>>;
 }
 
 /// SplitMix64: the seed expander behind [`epoch_seed`] and the shuffles here.
@@ -132,10 +129,7 @@ impl BatchSource for TensorBatches {
             n.div_ceil(self.batch_size)
         }
     }
-    fn epoch_batches(
-        &self,
-        epoch: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
+    fn epoch_batches(&self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
         let n = self.labels.size()[0] as usize;
         let order: Vec<i64> = if self.shuffle {
             permutation(n, epoch_seed(self.seed, epoch))
@@ -175,10 +169,7 @@ impl BatchSource for df_data::Loader {
     fn num_batches(&self) -> usize {
         self.len()
     }
-    fn epoch_batches(
-        &self,
-        epoch: usize,
-    ) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
+    fn epoch_batches(&self, epoch: usize) -> Result<Box<dyn Iterator<Item = Result<Batch>> + '_>> {
         Ok(Box::new(self.epoch(epoch as u64).map(|b| {
             let b = b?;
             Ok(Batch {
@@ -193,7 +184,10 @@ impl BatchSource for df_data::Loader {
 /// The `df-data` transform that produces a model's input: its size, and its
 /// preprocessing `(pixel·scale − mean) / std` in its channel order, with `resize` as the
 /// resize filter (Keras' `flow_from_directory` uses nearest, the MesoNet default).
-pub fn transform_for(spec: &df_models::InputSpec, resize: df_data::ResizeFilter) -> df_data::Transform {
+pub fn transform_for(
+    spec: &df_models::InputSpec,
+    resize: df_data::ResizeFilter,
+) -> df_data::Transform {
     let p = &spec.preprocessing;
     let normalize = if p.std.iter().all(|&s| s == 1.0) {
         if p.mean.iter().all(|&m| m == 0.0) {

@@ -665,7 +665,8 @@ impl Trainer {
             }
             Ok(())
         })?;
-        let l2 = f64::try_from(&self.model.l2_penalty()).map_err(torch("reading the L2 penalty"))?;
+        let l2 =
+            f64::try_from(&self.model.l2_penalty()).map_err(torch("reading the L2 penalty"))?;
         let auc = if mean.n > 0 && evaluator.count() == mean.n as u64 {
             evaluator.compute().ok().and_then(|r| r.auc)
         } else {
@@ -680,10 +681,11 @@ impl Trainer {
 
     fn write_config(&self) -> Result<()> {
         if let Some(path) = self.out_path(files::CONFIG) {
-            let mut text = serde_json::to_string_pretty(&self.config).map_err(|source| Error::Json {
-                path: path.clone(),
-                source,
-            })?;
+            let mut text =
+                serde_json::to_string_pretty(&self.config).map_err(|source| Error::Json {
+                    path: path.clone(),
+                    source,
+                })?;
             text.push('\n');
             atomic_write_bytes(&path, text.as_bytes())?;
         }
@@ -749,16 +751,18 @@ impl Trainer {
 
     fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
         let file = read_safetensors(path)?;
-        let raw = file
-            .metadata
-            .get("train_state")
-            .ok_or_else(|| checkpoint(path, "no `train_state` metadata: not a df-train checkpoint"))?;
+        let raw = file.metadata.get("train_state").ok_or_else(|| {
+            checkpoint(path, "no `train_state` metadata: not a df-train checkpoint")
+        })?;
         let state: TrainState = serde_json::from_str(raw).map_err(|source| Error::Json {
             path: path.to_path_buf(),
             source,
         })?;
         if state.format != STATE_FORMAT {
-            return Err(checkpoint(path, format!("unknown format `{}`", state.format)));
+            return Err(checkpoint(
+                path,
+                format!("unknown format `{}`", state.format),
+            ));
         }
         if state.model != self.model.name() {
             return Err(checkpoint(

@@ -90,8 +90,13 @@ fn drive(case: &serde_json::Value, split_at: Option<usize>) -> Outcome {
     let monitor = case["monitor"].as_str().expect("monitor");
     let mut cb = build(case);
     let mut stop = false;
-    cb.on_train_begin(&mut CallbackContext::new(&vs, model.as_ref(), &mut opt, &mut stop))
-        .expect("begin");
+    cb.on_train_begin(&mut CallbackContext::new(
+        &vs,
+        model.as_ref(),
+        &mut opt,
+        &mut stop,
+    ))
+    .expect("begin");
     let mut out = Outcome {
         lrs: Vec::new(),
         epochs_run: 0,
@@ -102,8 +107,13 @@ fn drive(case: &serde_json::Value, split_at: Option<usize>) -> Outcome {
         if split_at == Some(epoch) {
             let state = cb.state();
             cb = build(case);
-            cb.on_train_begin(&mut CallbackContext::new(&vs, model.as_ref(), &mut opt, &mut stop))
-                .expect("begin");
+            cb.on_train_begin(&mut CallbackContext::new(
+                &vs,
+                model.as_ref(),
+                &mut opt,
+                &mut stop,
+            ))
+            .expect("begin");
             cb.load_state(state).expect("load state");
         }
         fill(&vs, epoch as f64);
@@ -123,8 +133,13 @@ fn drive(case: &serde_json::Value, split_at: Option<usize>) -> Outcome {
             break;
         }
     }
-    cb.on_train_end(&mut CallbackContext::new(&vs, model.as_ref(), &mut opt, &mut stop))
-        .expect("end");
+    cb.on_train_end(&mut CallbackContext::new(
+        &vs,
+        model.as_ref(),
+        &mut opt,
+        &mut stop,
+    ))
+    .expect("end");
     let any = vs.variables().into_values().next().expect("a variable");
     out.final_weights = values(&any)[0];
     out
@@ -141,7 +156,11 @@ fn callbacks_match_keras() {
         for split in [None, Some(1), Some(n / 2), Some(n - 1)] {
             let got = drive(case, split);
             let want_lrs = f64s(&case["lrs"]);
-            assert_eq!(got.epochs_run, case["epochs_run"].as_u64().expect("n") as usize, "{name} {split:?}: epochs run");
+            assert_eq!(
+                got.epochs_run,
+                case["epochs_run"].as_u64().expect("n") as usize,
+                "{name} {split:?}: epochs run"
+            );
             assert_eq!(
                 got.stopped_after,
                 case["stopped_after"].as_u64().map(|e| e as usize),
@@ -150,10 +169,16 @@ fn callbacks_match_keras() {
             assert_eq!(got.lrs.len(), want_lrs.len(), "{name}");
             for (e, (a, b)) in got.lrs.iter().zip(&want_lrs).enumerate() {
                 // Keras keeps the rate in float32.
-                assert!((a - b).abs() <= 1e-6 * b.abs(), "{name} {split:?}: lr after epoch {e}: {a} vs Keras {b}");
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.abs(),
+                    "{name} {split:?}: lr after epoch {e}: {a} vs Keras {b}"
+                );
             }
             let want_final = case["final_weights_epoch"].as_f64().expect("final");
-            assert_eq!(got.final_weights, want_final, "{name} {split:?}: final weights' epoch");
+            assert_eq!(
+                got.final_weights, want_final,
+                "{name} {split:?}: final weights' epoch"
+            );
         }
     }
 }
@@ -167,7 +192,11 @@ fn missing_monitor_is_a_clear_error() {
     let mut logs = Logs::new();
     logs.insert("loss".into(), 0.5);
     let err = cb
-        .on_epoch_end(0, &logs, &mut CallbackContext::new(&vs, model.as_ref(), &mut opt, &mut stop))
+        .on_epoch_end(
+            0,
+            &logs,
+            &mut CallbackContext::new(&vs, model.as_ref(), &mut opt, &mut stop),
+        )
         .expect_err("val_auc is not logged");
     let msg = err.to_string();
     assert!(msg.contains("val_auc") && msg.contains("loss"), "{msg}");
@@ -175,8 +204,12 @@ fn missing_monitor_is_a_clear_error() {
 
 #[test]
 fn invalid_callback_configs_are_errors() {
-    assert!(ReduceLROnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_factor(1.0)).is_err());
-    assert!(ReduceLROnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_min_lr(-1.0)).is_err());
+    assert!(
+        ReduceLROnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_factor(1.0)).is_err()
+    );
+    assert!(
+        ReduceLROnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_min_lr(-1.0)).is_err()
+    );
     assert!(EarlyStopping::new(EarlyStoppingConfig::new("")).is_err());
     assert!(Mode::Auto.minimises("val_loss"));
     assert!(!Mode::Auto.minimises("val_accuracy"));

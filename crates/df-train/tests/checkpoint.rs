@@ -60,7 +60,11 @@ fn killed_writer_never_leaves_a_partial_checkpoint() {
     let exe = std::env::current_exe().expect("test binary");
     for (i, delay_ms) in [40u64, 95, 150, 230, 310, 420].into_iter().enumerate() {
         let mut child = Command::new(&exe)
-            .args(["--exact", "checkpoint::killed_writer_never_leaves_a_partial_checkpoint", "--test-threads=1"])
+            .args([
+                "--exact",
+                "checkpoint::killed_writer_never_leaves_a_partial_checkpoint",
+                "--test-threads=1",
+            ])
             .env("DF_TRAIN_CHILD_PATH", &path)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -69,8 +73,9 @@ fn killed_writer_never_leaves_a_partial_checkpoint() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().expect("kill");
         child.wait().expect("wait");
-        let file = read_safetensors(&path)
-            .unwrap_or_else(|e| panic!("kill {i} after {delay_ms} ms left an unreadable file: {e}"));
+        let file = read_safetensors(&path).unwrap_or_else(|e| {
+            panic!("kill {i} after {delay_ms} ms left an unreadable file: {e}")
+        });
         let v: f32 = file.metadata["version"].parse().expect("version");
         let x = &file.tensors["x"];
         assert_eq!(x.size(), [ELEMS]);
@@ -78,7 +83,10 @@ fn killed_writer_never_leaves_a_partial_checkpoint() {
             f64::try_from(x.min()).expect("min"),
             f64::try_from(x.max()).expect("max"),
         );
-        assert!(lo == hi && lo == v as f64, "kill {i}: mixed content {lo}..{hi}, version {v}");
+        assert!(
+            lo == hi && lo == v as f64,
+            "kill {i}: mixed content {lo}..{hi}, version {v}"
+        );
     }
 }
 
@@ -106,7 +114,14 @@ fn best_checkpoint_holds_the_best_epochs_weights() {
         .iter()
         .map(|e| e.metrics["val_loss"])
         .fold(f64::INFINITY, f64::min);
-    for f in [files::LAST, files::BEST, files::FINAL, files::CONFIG, files::HISTORY_JSON, files::HISTORY_CSV] {
+    for f in [
+        files::LAST,
+        files::BEST,
+        files::FINAL,
+        files::CONFIG,
+        files::HISTORY_JSON,
+        files::HISTORY_CSV,
+    ] {
         assert!(dir.path().join(f).exists(), "{f} missing");
     }
     // Load the best file into a fresh model and recompute its validation loss by hand.
@@ -121,15 +136,28 @@ fn best_checkpoint_holds_the_best_epochs_weights() {
     let logits = tch::no_grad(|| fresh.forward_t(&vx, false)).view([-1]);
     let bce = f64::try_from(Loss::BinaryCrossEntropy.compute(&logits, &vy)).expect("bce");
     let val_loss = bce + f64::try_from(fresh.l2_penalty()).expect("l2");
-    assert!((val_loss - best).abs() < 1e-5, "best file's val_loss {val_loss} vs best logged {best}");
+    assert!(
+        (val_loss - best).abs() < 1e-5,
+        "best file's val_loss {val_loss} vs best logged {best}"
+    );
     // The history files agree with the returned history.
-    let on_disk = df_train::History::from_json_file(dir.path().join(files::HISTORY_JSON)).expect("json");
+    let on_disk =
+        df_train::History::from_json_file(dir.path().join(files::HISTORY_JSON)).expect("json");
     assert_eq!(on_disk, history);
-    let from_csv = df_train::History::from_csv_file(dir.path().join(files::HISTORY_CSV)).expect("csv");
+    let from_csv =
+        df_train::History::from_csv_file(dir.path().join(files::HISTORY_CSV)).expect("csv");
     assert_eq!(from_csv, history);
     assert_eq!(
         history.metric_names(),
-        ["accuracy", "learning_rate", "loss", "seconds", "val_accuracy", "val_auc", "val_loss"]
+        [
+            "accuracy",
+            "learning_rate",
+            "loss",
+            "seconds",
+            "val_accuracy",
+            "val_auc",
+            "val_loss"
+        ]
     );
     let _ = values(&logits);
 }
@@ -144,12 +172,22 @@ fn only_rank_zero_writes() {
         .epochs(1)
         .out_dir(dir.path())
         .distributed(1, 2)
-        .model_checkpoint(ModelCheckpointConfig::new(dir.path().join(files::BEST), "loss"))
+        .model_checkpoint(ModelCheckpointConfig::new(
+            dir.path().join(files::BEST),
+            "loss",
+        ))
         .verbosity(Verbosity::Quiet)
         .build()
         .expect("trainer");
     trainer.fit(&data, None).expect("fit");
-    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0, "rank 1 wrote files");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "rank 1 wrote files"
+    );
     let (model, vs) = tiny(1, 0.0, 0.0);
-    assert!(Trainer::builder(model, vs).distributed(2, 2).build().is_err());
+    assert!(Trainer::builder(model, vs)
+        .distributed(2, 2)
+        .build()
+        .is_err());
 }

@@ -12,7 +12,13 @@ fn streamed_report_matches_predictions() {
     let (model, _vs) = tiny(4, 0.0, 0.0);
     let (x, y) = toy_data(50, 8);
     let data = TensorBatches::new(x.shallow_clone(), y.shallow_clone(), 7).expect("data");
-    let eval = evaluate(model.as_ref(), &data, Device::Cpu, EvaluatorConfig::default()).expect("eval");
+    let eval = evaluate(
+        model.as_ref(),
+        &data,
+        Device::Cpu,
+        EvaluatorConfig::default(),
+    )
+    .expect("eval");
     let preds = predict(model.as_ref(), &data, Device::Cpu).expect("predict");
     assert_eq!(preds.scores.len(), 50);
     let labels: Vec<u8> = values(&y).into_iter().map(|v| v as u8).collect();

@@ -23,7 +23,11 @@ fn penalty_is_lambda_times_sum_of_squared_kernels() {
     let (model, vs) = tiny(3, lambda, 0.0);
     let kernels = head_kernels(&vs);
     assert_eq!(kernels.len(), 2, "two dense kernels");
-    let want: f64 = kernels.iter().flat_map(|(_, w)| w.iter()).map(|w| lambda * w * w).sum();
+    let want: f64 = kernels
+        .iter()
+        .flat_map(|(_, w)| w.iter())
+        .map(|w| lambda * w * w)
+        .sum();
     let got = f64::try_from(&model.l2_penalty()).expect("scalar");
     assert!((got - want).abs() <= 1e-6 * want, "{got} vs {want}");
     // Biases and the convolution carry no penalty: zeroing the kernels zeroes it.
@@ -45,7 +49,11 @@ fn trainer_adds_the_penalty_to_loss_and_gradient() {
     let (lambda, lr) = (0.05, 0.1);
     let (model, vs) = tiny(5, lambda, 0.0);
     let before = head_kernels(&vs);
-    let penalty: f64 = before.iter().flat_map(|(_, w)| w.iter()).map(|w| lambda * w * w).sum();
+    let penalty: f64 = before
+        .iter()
+        .flat_map(|(_, w)| w.iter())
+        .map(|w| lambda * w * w)
+        .sum();
     let x = Tensor::zeros([4, 3, 8, 8], (Kind::Float, Device::Cpu));
     let y = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 0.0]);
     let data = TensorBatches::new(x, y, 4).expect("batches");
@@ -58,7 +66,10 @@ fn trainer_adds_the_penalty_to_loss_and_gradient() {
     let history = trainer.fit(&data, None).expect("fit");
     let loss = history.epochs[0].metrics["loss"];
     let want = std::f64::consts::LN_2 + penalty;
-    assert!((loss - want).abs() < 1e-6, "loss {loss}, want ln2 + λΣw² = {want}");
+    assert!(
+        (loss - want).abs() < 1e-6,
+        "loss {loss}, want ln2 + λΣw² = {want}"
+    );
     let after = head_kernels(trainer.var_store());
     for ((name, w0), (_, w1)) in before.iter().zip(&after) {
         for (a, b) in w0.iter().zip(w1) {
@@ -72,8 +83,11 @@ fn trainer_adds_the_penalty_to_loss_and_gradient() {
 fn frozen_backbone_keeps_every_backbone_value() {
     let (model, vs) = tiny(7, 0.0, 0.0);
     let snapshot = |vs: &tch::nn::VarStore| {
-        let mut v: Vec<(String, Vec<f64>)> =
-            vs.variables().into_iter().map(|(n, t)| (n, values(&t))).collect();
+        let mut v: Vec<(String, Vec<f64>)> = vs
+            .variables()
+            .into_iter()
+            .map(|(n, t)| (n, values(&t)))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
@@ -92,13 +106,21 @@ fn frozen_backbone_keeps_every_backbone_value() {
     let names: Vec<&str> = trainer.optimizer().param_names().collect();
     assert_eq!(
         names,
-        ["head.dense.bias", "head.dense.weight", "head.dense_1.bias", "head.dense_1.weight"]
+        [
+            "head.dense.bias",
+            "head.dense.weight",
+            "head.dense_1.bias",
+            "head.dense_1.weight"
+        ]
     );
     for ((name, a), (_, b)) in before.iter().zip(&after) {
         if name.starts_with("head.") {
             assert_ne!(a, b, "{name} should train");
         } else {
-            assert_eq!(a, b, "{name} should stay frozen (weights and BN statistics)");
+            assert_eq!(
+                a, b,
+                "{name} should stay frozen (weights and BN statistics)"
+            );
         }
     }
 }

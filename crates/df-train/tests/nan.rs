@@ -66,7 +66,9 @@ fn injected_nan_names_epoch_and_batch_and_keeps_the_checkpoint() {
         .verbosity(Verbosity::Quiet)
         .build()
         .expect("trainer");
-    let err = trainer.fit(&train, Some(&val)).expect_err("NaN must stop the run");
+    let err = trainer
+        .fit(&train, Some(&val))
+        .expect_err("NaN must stop the run");
     let last = dir.path().join(files::LAST);
     match &err {
         Error::NonFiniteLoss {
@@ -82,17 +84,26 @@ fn injected_nan_names_epoch_and_batch_and_keeps_the_checkpoint() {
         other => panic!("expected NonFiniteLoss, got {other}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("epoch 2") && msg.contains("batch 3") && msg.contains("last.safetensors"), "{msg}");
+    assert!(
+        msg.contains("epoch 2") && msg.contains("batch 3") && msg.contains("last.safetensors"),
+        "{msg}"
+    );
     let file = read_safetensors(&last).expect("the last good checkpoint is readable");
     let state: serde_json::Value =
         serde_json::from_str(&file.metadata["train_state"]).expect("state");
     assert_eq!(state["epochs_done"], 1);
     for (name, t) in &file.tensors {
-        assert!(values(t).iter().all(|v| v.is_finite()), "{name} not finite in the checkpoint");
+        assert!(
+            values(t).iter().all(|v| v.is_finite()),
+            "{name} not finite in the checkpoint"
+        );
     }
     // The weights in memory are those before the poisoned batch: still finite.
     for (name, t) in trainer.var_store().variables() {
-        assert!(values(&t).iter().all(|v| v.is_finite()), "{name} not finite in memory");
+        assert!(
+            values(&t).iter().all(|v| v.is_finite()),
+            "{name} not finite in memory"
+        );
     }
     assert!(!dir.path().join(files::FINAL).exists());
 }
@@ -109,7 +120,12 @@ fn diverging_learning_rate_stops_with_an_error() {
         .build()
         .expect("trainer");
     match trainer.fit(&train, None) {
-        Err(Error::NonFiniteLoss { epoch, batch, value, last_checkpoint }) => {
+        Err(Error::NonFiniteLoss {
+            epoch,
+            batch,
+            value,
+            last_checkpoint,
+        }) => {
             assert!(!value.is_finite());
             assert!(epoch >= 1 && batch >= 1);
             assert!(last_checkpoint.is_none());

@@ -44,7 +44,12 @@ fn steps_match_pytorch_and_keras() {
         .iter()
         .map(|s| f64s(s).into_iter().map(|d| d as i64).collect())
         .collect();
-    let init: Vec<Vec<f64>> = doc["init"].as_array().expect("init").iter().map(f64s).collect();
+    let init: Vec<Vec<f64>> = doc["init"]
+        .as_array()
+        .expect("init")
+        .iter()
+        .map(f64s)
+        .collect();
     let grads: Vec<Vec<Vec<f64>>> = doc["grads"]
         .as_array()
         .expect("grads")
@@ -62,7 +67,9 @@ fn steps_match_pytorch_and_keras() {
             .zip(&shapes)
             .enumerate()
             .map(|(i, (v, s))| {
-                let t = Tensor::from_slice(v).to_kind(Kind::Float).view(s.as_slice());
+                let t = Tensor::from_slice(v)
+                    .to_kind(Kind::Float)
+                    .view(s.as_slice());
                 (format!("p{i}"), t.set_requires_grad(true))
             })
             .collect();
@@ -80,10 +87,15 @@ fn steps_match_pytorch_and_keras() {
                 .iter()
                 .zip(g)
                 .map(|(p, gi)| {
-                    (p * Tensor::from_slice(gi).to_kind(Kind::Float).view(p.size().as_slice()))
-                        .sum(Kind::Float)
+                    (p * Tensor::from_slice(gi)
+                        .to_kind(Kind::Float)
+                        .view(p.size().as_slice()))
+                    .sum(Kind::Float)
                 })
-                .fold(Tensor::zeros([], (Kind::Float, tch::Device::Cpu)), |a, b| a + b);
+                .fold(
+                    Tensor::zeros([], (Kind::Float, tch::Device::Cpu)),
+                    |a, b| a + b,
+                );
             loss.backward();
             opt.step().expect("step");
             let want = expected[step].as_array().expect("step params");
@@ -118,7 +130,10 @@ fn state_round_trips_and_continues_identically() {
     ] {
         let make = || {
             let p = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25]).set_requires_grad(true);
-            (p.shallow_clone(), Optimizer::new(cfg, vec![("w".into(), p)]).expect("opt"))
+            (
+                p.shallow_clone(),
+                Optimizer::new(cfg, vec![("w".into(), p)]).expect("opt"),
+            )
         };
         let (pa, mut a) = make();
         let (pb, mut b) = make();
@@ -149,9 +164,11 @@ fn state_round_trips_and_continues_identically() {
 fn invalid_configs_are_errors() {
     assert!(OptimizerConfig::adam(0.0).validate().is_err());
     assert!(OptimizerConfig::adam(f64::NAN).validate().is_err());
-    assert!(OptimizerConfig::Adam(AdamConfig::new(1e-3).with_betas(1.0, 0.999))
-        .validate()
-        .is_err());
+    assert!(
+        OptimizerConfig::Adam(AdamConfig::new(1e-3).with_betas(1.0, 0.999))
+            .validate()
+            .is_err()
+    );
     assert!(OptimizerConfig::adamw(1e-3, -0.1).validate().is_err());
     assert!(OptimizerConfig::Sgd(SgdConfig {
         lr: 0.1,

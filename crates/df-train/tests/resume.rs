@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use df_train::checkpoint::read_safetensors;
 use df_train::{
-    files, Callback, CallbackContext, EarlyStoppingConfig, Logs, ModelCheckpointConfig,
-    History, OptimizerConfig, ReduceLrOnPlateauConfig, TensorBatches, Trainer, Verbosity, SECONDS,
+    files, Callback, CallbackContext, EarlyStoppingConfig, History, Logs, ModelCheckpointConfig,
+    OptimizerConfig, ReduceLrOnPlateauConfig, TensorBatches, Trainer, Verbosity, SECONDS,
 };
 
 use crate::common::{tiny, toy_data, values};
@@ -23,7 +23,12 @@ impl Callback for Sleep {
     fn name(&self) -> String {
         "sleep".into()
     }
-    fn on_epoch_end(&mut self, _: usize, _: &Logs, _: &mut CallbackContext<'_>) -> df_train::Result<()> {
+    fn on_epoch_end(
+        &mut self,
+        _: usize,
+        _: &Logs,
+        _: &mut CallbackContext<'_>,
+    ) -> df_train::Result<()> {
         std::thread::sleep(Duration::from_millis(self.0));
         Ok(())
     }
@@ -52,7 +57,10 @@ fn run(dir: &Path, sleep_ms: u64) {
                 .with_factor(0.5)
                 .with_min_delta(0.1),
         )
-        .model_checkpoint(ModelCheckpointConfig::new(dir.join(files::BEST), "val_accuracy"))
+        .model_checkpoint(ModelCheckpointConfig::new(
+            dir.join(files::BEST),
+            "val_accuracy",
+        ))
         .callback(Box::new(Sleep(sleep_ms)))
         .out_dir(dir)
         .resume(true)
@@ -70,7 +78,11 @@ fn epochs_done(path: &Path) -> Option<usize> {
 
 fn spawn(dir: &Path, sleep_ms: u64) -> std::process::Child {
     Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "resume::killed_run_resumes_to_the_same_history", "--test-threads=1"])
+        .args([
+            "--exact",
+            "resume::killed_run_resumes_to_the_same_history",
+            "--test-threads=1",
+        ])
         .env("DF_TRAIN_RESUME_DIR", dir)
         .env("DF_TRAIN_RESUME_SLEEP_MS", sleep_ms.to_string())
         .stdout(Stdio::null())
@@ -102,15 +114,27 @@ fn killed_run_resumes_to_the_same_history() {
         if epochs_done(&last).is_some_and(|e| e >= KILL_AFTER) {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint of epoch {KILL_AFTER}");
-        assert!(child.try_wait().expect("child").is_none(), "child ended before it was killed");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint of epoch {KILL_AFTER}"
+        );
+        assert!(
+            child.try_wait().expect("child").is_none(),
+            "child ended before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     child.kill().expect("kill");
     child.wait().expect("wait");
     let at_kill = epochs_done(&last).expect("a readable last checkpoint after the kill");
-    assert!((KILL_AFTER..EPOCHS).contains(&at_kill), "killed after {at_kill} epochs");
-    assert!(!killed.path().join(files::FINAL).exists(), "the killed run had finished");
+    assert!(
+        (KILL_AFTER..EPOCHS).contains(&at_kill),
+        "killed after {at_kill} epochs"
+    );
+    assert!(
+        !killed.path().join(files::FINAL).exists(),
+        "the killed run had finished"
+    );
 
     let status = spawn(killed.path(), 0).wait().expect("wait");
     assert!(status.success(), "resumed run failed");
@@ -119,14 +143,28 @@ fn killed_run_resumes_to_the_same_history() {
     let b = History::from_json_file(killed.path().join(files::HISTORY_JSON)).expect("history");
     assert_eq!(a.epochs.len(), EPOCHS);
     assert_eq!(b.epochs.len(), a.epochs.len());
-    let lrs: Vec<f64> = a.epochs.iter().map(|e| e.metrics["learning_rate"]).collect();
-    assert!(lrs.windows(2).any(|w| w[1] < w[0]), "the run should reduce its learning rate: {lrs:?}");
+    let lrs: Vec<f64> = a
+        .epochs
+        .iter()
+        .map(|e| e.metrics["learning_rate"])
+        .collect();
+    assert!(
+        lrs.windows(2).any(|w| w[1] < w[0]),
+        "the run should reduce its learning rate: {lrs:?}"
+    );
     for (ea, eb) in a.epochs.iter().zip(&b.epochs) {
         assert_eq!(ea.epoch, eb.epoch);
-        assert_eq!(ea.metrics.keys().collect::<Vec<_>>(), eb.metrics.keys().collect::<Vec<_>>());
+        assert_eq!(
+            ea.metrics.keys().collect::<Vec<_>>(),
+            eb.metrics.keys().collect::<Vec<_>>()
+        );
         for (k, va) in ea.metrics.iter().filter(|(k, _)| k.as_str() != SECONDS) {
             let vb = eb.metrics[k];
-            assert!((va - vb).abs() <= 1e-6, "epoch {} {k}: {va} uninterrupted vs {vb} resumed", ea.epoch);
+            assert!(
+                (va - vb).abs() <= 1e-6,
+                "epoch {} {k}: {va} uninterrupted vs {vb} resumed",
+                ea.epoch
+            );
         }
     }
     for f in [files::FINAL, files::BEST] {
@@ -135,7 +173,11 @@ fn killed_run_resumes_to_the_same_history() {
         assert_eq!(fa.tensors.len(), fb.tensors.len());
         for (name, ta) in &fa.tensors {
             let (va, vb) = (values(ta), values(&fb.tensors[name]));
-            let diff = va.iter().zip(&vb).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+            let diff = va
+                .iter()
+                .zip(&vb)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
             assert!(diff <= 1e-6, "{f} {name}: max difference {diff}");
         }
     }
