@@ -72,7 +72,11 @@ impl Progress {
         }
         let mut line = format!("epoch {}/{} ({seconds:.1}s)", epoch + 1, epochs);
         for (k, v) in logs {
-            line.push_str(&format!(" {k} {v:.4}"));
+            if k == "learning_rate" {
+                line.push_str(&format!(" {k} {v:.3e}"));
+            } else {
+                line.push_str(&format!(" {k} {v:.4}"));
+            }
         }
         match &self.bar {
             Some(pb) => pb.println(line),
