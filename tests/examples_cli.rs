@@ -1,0 +1,247 @@
+//! The programs people run, end to end on a small synthetic set: `train` writes every
+//! file it documents, `evaluate` and `predict` reopen its checkpoint, `compare` writes
+//! the study's table, and bad input (an unknown model, a corrupt image) gives a clear
+//! error naming what is at fault.
+//!
+//! `cargo test` builds the examples before the tests; this runs the binaries it built
+//! (`target/<profile>/examples/`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use deepfake::data::synthetic;
+
+/// `target/<profile>/examples/<name>`, next to this test's `deps/` directory.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test` builds the examples before running this test",
+        path.display()
+    );
+    path
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    let output = Command::new(example(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running example {name}: {e}"));
+    output
+}
+
+fn ok(name: &str, args: &[&str]) -> (String, String) {
+    let out = run(name, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "example {name} {args:?} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temporary path")
+}
+
+#[test]
+fn train_evaluate_predict_and_compare_on_a_synthetic_set() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 24, 64, 3).expect("synthetic set");
+    // One corrupt file among the images: skipped and listed, not fatal.
+    let corrupt = data.join("fake").join("zz-corrupt.jpg");
+    std::fs::write(&corrupt, b"\xff\xd8\xff\xe0 this is not a JPEG").expect("corrupt file");
+
+    // train
+    let run_dir = tmp.path().join("run");
+    let (stdout, _) = ok(
+        "train",
+        &[
+            "--model",
+            "meso4",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.25",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "64",
+            "--early-stop",
+            "val_loss",
+            "--reduce-lr",
+            "val_loss",
+            "--l2",
+            "0.001",
+            "--dropout",
+            "0.3",
+            "--seed",
+            "5",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            s(&run_dir),
+        ],
+    );
+    assert!(stdout.contains("val accuracy"), "train's summary line: {stdout}");
+    for file in [
+        "config.json",
+        "experiment.json",
+        "last.safetensors",
+        "best.safetensors",
+        "model.safetensors",
+        "history.json",
+        "history.csv",
+        "history.png",
+        "history.svg",
+        "metrics.json",
+        "roc.png",
+        "pr.png",
+        "calibration.png",
+        "skipped.json",
+    ] {
+        assert!(run_dir.join(file).is_file(), "train did not write {file}");
+    }
+    let history = json(&run_dir.join("history.json"));
+    let epochs = history["epochs"]
+        .as_array()
+        .or_else(|| history.as_array())
+        .expect("history.json lists epochs");
+    assert_eq!(epochs.len(), 2, "two epochs were asked for: {history}");
+    let csv = std::fs::read_to_string(run_dir.join("history.csv")).expect("history.csv");
+    assert_eq!(csv.lines().count(), 3, "header and two epochs: {csv}");
+    assert!(csv.lines().next().is_some_and(|h| h.contains("val_loss")));
+    let skipped = std::fs::read_to_string(run_dir.join("skipped.json")).expect("skipped.json");
+    assert!(
+        skipped.contains("zz-corrupt.jpg"),
+        "the corrupt file is listed as skipped: {skipped}"
+    );
+    let experiment = std::fs::read_to_string(run_dir.join("experiment.json")).expect("json");
+    assert!(experiment.contains("meso4") && experiment.contains("0.3"), "{experiment}");
+    let metrics = json(&run_dir.join("metrics.json"));
+    for key in ["accuracy", "auc", "log_loss", "ece"] {
+        assert!(metrics.to_string().contains(key), "metrics.json has {key}: {metrics}");
+    }
+
+    // evaluate: the checkpoint names its model, so --model may be left out.
+    let eval_dir = tmp.path().join("eval");
+    let model = run_dir.join("model.safetensors");
+    ok(
+        "evaluate",
+        &[
+            "--weights",
+            s(&model),
+            "--data",
+            s(&data),
+            "--device",
+            "cpu",
+            "--out",
+            s(&eval_dir),
+        ],
+    );
+    let metrics = json(&eval_dir.join("metrics.json"));
+    let text = metrics.to_string();
+    for key in ["accuracy", "auc", "ap", "eer", "log_loss", "ece", "confusion"] {
+        assert!(text.contains(key), "evaluate's metrics.json has {key}: {text}");
+    }
+    for plot in ["roc.png", "pr.png"] {
+        assert!(eval_dir.join(plot).is_file(), "evaluate wrote {plot}");
+    }
+
+    // predict: one JSON line per readable image, an error line naming the corrupt one,
+    // exit code 1.
+    let out = run("predict", &["--weights", s(&model), "--cpu", s(&data)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a failed image makes the exit code 1");
+    assert!(stderr.contains("zz-corrupt.jpg"), "stderr names the file: {stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("JSON line {l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 48, "every readable image is scored");
+    for line in &lines {
+        let p = line["p_fake"].as_f64().expect("p_fake");
+        assert!((0.0..=1.0).contains(&p), "{line}");
+        let label = line["label"].as_str().expect("label");
+        assert_eq!(label, if p >= 0.5 { "fake" } else { "real" }, "{line}");
+        assert!(line["path"].as_str().is_some_and(|p| p.ends_with(".jpg")));
+    }
+
+    // compare: two models, the study's columns, Markdown and JSON.
+    let cmp_dir = tmp.path().join("compare");
+    ok(
+        "compare",
+        &[
+            "--models",
+            "meso4,meso_inception4",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "64",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            s(&cmp_dir),
+        ],
+    );
+    let md = std::fs::read_to_string(cmp_dir.join("comparison.md")).expect("comparison.md");
+    for column in ["loss", "accuracy", "val_loss", "val_accuracy", "best epoch", "fluctuation"] {
+        assert!(md.contains(column), "comparison.md has {column}: {md}");
+    }
+    assert!(md.contains("| meso4 |") && md.contains("| meso_inception4 |"), "{md}");
+    let table = json(&cmp_dir.join("comparison.json"));
+    assert!(table.to_string().contains("meso_inception4"), "{table}");
+}
+
+#[test]
+fn unknown_model_and_missing_data_are_clear_errors() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 4, 32, 1).expect("synthetic set");
+    let out = run(
+        "train",
+        &["--model", "mesonet9", "--data", s(&data), "--out", s(tmp.path())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("mesonet9") && stderr.contains("meso4"),
+        "names the unknown model and the known ones: {stderr}"
+    );
+
+    let missing = tmp.path().join("no-such-dir");
+    let out = run(
+        "train",
+        &["--model", "meso4", "--data", s(&missing), "--out", s(tmp.path())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("no-such-dir"), "names the directory: {stderr}");
+}
