@@ -6,23 +6,33 @@
 //! cargo run --release --example summary -- --list
 //! ```
 //!
-//! One row per layer that holds weights (Keras layer name, Keras class, the libtorch
-//! shapes of its variables, parameter count), in the order the model creates them, then
-//! the totals (total, trainable, non-trainable) next to Keras' reference counts when the
-//! registry has them. The model's input and output shapes come from one forward pass on a
-//! zero image.
+//! One forward pass of a zero image (batch 1, eval mode, no gradients) runs inside
+//! [`deepfake::layers::trace::capture`], which records the layers in execution order;
+//! each becomes a row: Keras layer name, Keras class, output shape and parameter count,
+//! then the totals (total, trainable, non-trainable) next to Keras' reference counts when
+//! the registry has them.
 //!
-//! What this does not show, unlike Keras: per-layer output shapes, and layers without
-//! weights (activations, pooling, dropout, flatten). libtorch modules have no forward
-//! hooks in `tch`, so the table is built from the model's variables, which are named after
-//! Keras' layers; the class is read from the variables (`running_mean` → batch norm,
-//! a 4-D kernel → convolution, depthwise when it has one input channel per group, a 2-D
-//! kernel → dense).
+//! Output shapes are this crate's NCHW shapes with `None` for the batch axis
+//! (`(None, 16, 8, 8)` is Keras' `(None, 8, 8, 16)`). The parameters of a row are those of
+//! the variables named after that layer. Every layer with weights is listed; one that the
+//! forward pass did not reach (none in the registered models) comes last with output shape
+//! `?`, so the rows always add up to the totals. Layers without weights are listed where
+//! the blocks record them under Keras' name (pooling, padding, flatten, reshape, add,
+//! multiply, concatenate, and activations Keras names, such as `conv1_relu` or
+//! `block1a_activation`); not listed are layers Keras names automatically inside blocks
+//! (Inception-ResNet's `activation_12` ...), activations that Keras fuses into a
+//! convolution or dense layer, dropout inside dense heads, and Keras' input preprocessing
+//! layers (`Rescaling`, `Normalization`), which are the model's `InputSpec` here. See
+//! [`deepfake::layers::trace`] for the full list.
+//!
+//! With `--json` the same rows are printed as JSON, each with its variables' libtorch
+//! shapes and `output_shape` with the batch axis (1), `null` when not traced.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
+use deepfake::layers::trace;
 use deepfake::layers::util::param_count;
 use deepfake::models::registry::{self, BuildOptions};
 use deepfake::models::Top;
@@ -72,12 +82,24 @@ struct Variable {
     trainable: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// The variables of one layer (those named `{layer}.{variable}`).
+#[derive(Debug)]
 struct Layer {
     name: String,
     class: &'static str,
     variables: Vec<Variable>,
     params: i64,
+}
+
+/// One row of the table.
+#[derive(Debug, Serialize)]
+struct Row {
+    name: String,
+    class: &'static str,
+    /// With the batch axis; `None` for a layer with weights the forward pass did not reach.
+    output_shape: Option<Vec<i64>>,
+    params: i64,
+    variables: Vec<Variable>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,7 +115,7 @@ struct Summary {
     model: String,
     input_shape: Vec<i64>,
     output_shape: Vec<i64>,
-    layers: Vec<Layer>,
+    layers: Vec<Row>,
     total: i64,
     trainable: i64,
     non_trainable: i64,
@@ -188,45 +210,53 @@ fn thousands(n: i64) -> String {
     }
 }
 
+/// Keras' way of writing a shape: the batch axis as `None`, `?` when unknown.
+fn keras_shape(shape: Option<&[i64]>) -> String {
+    match shape {
+        Some([_, rest @ ..]) => {
+            let dims: Vec<String> = rest.iter().map(i64::to_string).collect();
+            format!("(None, {})", dims.join(", "))
+        }
+        _ => "?".into(),
+    }
+}
+
 fn print_table(s: &Summary) {
-    let shapes = |l: &Layer| {
-        l.variables
-            .iter()
-            .map(|v| format!("{}{:?}", v.name, v.shape))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let label = |r: &Row| format!("{} ({})", r.name, r.class);
+    let shape = |r: &Row| keras_shape(r.output_shape.as_deref());
     let w0 = s
         .layers
         .iter()
-        .map(|l| l.name.len() + l.class.len() + 3)
+        .map(|r| label(r).len())
         .max()
-        .unwrap_or(10)
+        .unwrap_or(0)
         .max(20);
     let w1 = s
         .layers
         .iter()
-        .map(|l| shapes(l).len())
+        .map(|r| shape(r).len())
         .max()
-        .unwrap_or(10)
-        .max(16);
+        .unwrap_or(0)
+        .max(20);
     println!(
-        "Model: \"{}\"   input {:?} → output {:?}",
-        s.model, s.input_shape, s.output_shape
+        "Model: \"{}\"   input {} → output {} (NCHW)",
+        s.model,
+        keras_shape(Some(&s.input_shape)),
+        keras_shape(Some(&s.output_shape))
     );
     let rule = "━".repeat(w0 + w1 + 16);
     println!("{rule}");
     println!(
         "{:<w0$}  {:<w1$}  {:>12}",
-        "Layer (type)", "Weights (libtorch shapes)", "Param #"
+        "Layer (type)", "Output Shape (NCHW)", "Param #"
     );
     println!("{rule}");
-    for l in &s.layers {
+    for r in &s.layers {
         println!(
             "{:<w0$}  {:<w1$}  {:>12}",
-            format!("{} ({})", l.name, l.class),
-            shapes(l),
-            thousands(l.params)
+            label(r),
+            shape(r),
+            thousands(r.params)
         );
     }
     println!("{rule}");
@@ -247,10 +277,50 @@ fn print_table(s: &Summary) {
         }
         None => println!(" Keras reference: none for this model and top"),
     }
+    let untraced = s.layers.iter().filter(|r| r.output_shape.is_none()).count();
     println!(
-        " ({} layers with weights; layers without weights are not listed)",
-        s.layers.len()
+        " ({} rows in execution order{}; weightless layers Keras names automatically, fused \
+         activations, dropout and input preprocessing are not listed)",
+        s.layers.len(),
+        if untraced > 0 {
+            format!(", then {untraced} layers with weights not reached by the forward pass")
+        } else {
+            String::new()
+        }
     );
+}
+
+/// The traced layers in execution order, each with the variables of its name (on its
+/// first appearance), then the layers with variables that the trace never reached, in
+/// creation order.
+fn rows(records: Vec<trace::LayerRecord>, layers: Vec<Layer>) -> Vec<Row> {
+    let index: HashMap<String, usize> = layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.name.clone(), i))
+        .collect();
+    let mut layers: Vec<Option<Layer>> = layers.into_iter().map(Some).collect();
+    let mut out: Vec<Row> = records
+        .into_iter()
+        .map(|r| {
+            let layer = index.get(&r.name).and_then(|&i| layers[i].take());
+            Row {
+                name: r.name,
+                class: r.class,
+                output_shape: Some(r.output_shape),
+                params: layer.as_ref().map_or(0, |l| l.params),
+                variables: layer.map_or_else(Vec::new, |l| l.variables),
+            }
+        })
+        .collect();
+    out.extend(layers.into_iter().flatten().map(|l| Row {
+        name: l.name,
+        class: l.class,
+        output_shape: None,
+        params: l.params,
+        variables: l.variables,
+    }));
+    out
 }
 
 fn main() -> std::process::ExitCode {
@@ -295,12 +365,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let model = info.build(&vs.root(), &options)?;
     let spec = model.input_spec();
     let input_shape = vec![1, 3, spec.height, spec.width];
-    let y = deepfake::tch::no_grad(|| {
-        model.forward_t(
-            &Tensor::zeros(input_shape.as_slice(), (Kind::Float, Device::Cpu)),
-            false,
-        )
-    });
+    let x = Tensor::zeros(input_shape.as_slice(), (Kind::Float, Device::Cpu));
+    let (y, records) = deepfake::tch::no_grad(|| trace::capture(|| model.forward_t(&x, false)));
     let counts = param_count(&vs);
     let default_top =
         matches!(args.top, TopArg::Default) || top.as_ref() == Some(&info.default_top());
@@ -317,7 +383,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         model: name,
         input_shape,
         output_shape: y.size(),
-        layers: layers(&vs),
+        layers: rows(records, layers(&vs)),
         total: counts.total,
         trainable: counts.trainable,
         non_trainable: counts.non_trainable(),

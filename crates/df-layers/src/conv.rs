@@ -11,6 +11,7 @@ use tch::Tensor;
 
 use crate::activation::Activation;
 use crate::error::{invalid, Result};
+use crate::trace;
 
 /// Keras' padding modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -124,6 +125,8 @@ pub struct BatchNorm {
     /// The moving variance.
     pub running_var: Tensor,
     config: BatchNormConfig,
+    /// The Keras layer name (the last component of the variable path), for [`crate::trace`].
+    name: String,
 }
 
 impl BatchNorm {
@@ -162,13 +165,18 @@ impl BatchNorm {
             running_mean: p.zeros_no_train("running_mean", &[channels]),
             running_var: p.ones_no_train("running_var", &[channels]),
             config: *config,
+            name: p
+                .components()
+                .last()
+                .unwrap_or("batch_normalization")
+                .to_owned(),
         })
     }
 }
 
 impl ModuleT for BatchNorm {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        Tensor::batch_norm(
+        let ys = Tensor::batch_norm(
             xs,
             self.weight.as_ref(),
             self.bias.as_ref(),
@@ -178,7 +186,9 @@ impl ModuleT for BatchNorm {
             1.0 - self.config.momentum,
             self.config.eps,
             true,
-        )
+        );
+        trace::record(|| self.name.clone(), "BatchNormalization", &ys);
+        ys
     }
 }
 
@@ -419,6 +429,13 @@ impl ConvBnAct {
 impl ModuleT for ConvBnAct {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let ys = self.conv(xs);
+        let c = &self.config;
+        let class = if c.groups > 1 && c.groups == c.in_channels {
+            "DepthwiseConv2D"
+        } else {
+            "Conv2D"
+        };
+        trace::record(|| c.conv_name.clone(), class, &ys);
         let ys = match &self.bn {
             Some(bn) => bn.forward_t(&ys, train),
             None => ys,

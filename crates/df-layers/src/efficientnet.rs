@@ -16,6 +16,7 @@ use crate::activation::Activation;
 use crate::conv::{path_name, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
 use crate::head::DropPath;
+use crate::trace;
 
 /// How Keras' EfficientNet pads before a stride-2 convolution: `ZeroPadding2D(
 /// correct_pad(x, k))` followed by a `"valid"` convolution.
@@ -161,11 +162,22 @@ impl SqueezeExcite {
 
 impl ModuleT for SqueezeExcite {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let prefix = &self.config.prefix;
         let squeezed = xs.mean_dim(&[-2i64, -1][..], true, xs.kind()); // [N, C, 1, 1]
+
+        // Keras pools to [N, C], then reshapes to [N, 1, 1, C].
+        trace::record_shape(
+            || format!("{prefix}se_squeeze"),
+            "GlobalAveragePooling2D",
+            || squeezed.size()[..2].to_vec(),
+        );
+        trace::record(|| format!("{prefix}se_reshape"), "Reshape", &squeezed);
         let gate = self
             .expand
             .forward_t(&self.reduce.forward_t(&squeezed, train), train);
-        xs * gate
+        let ys = xs * gate;
+        trace::record(|| format!("{prefix}se_excite"), "Multiply", &ys);
+        ys
     }
 }
 
@@ -416,16 +428,24 @@ impl MbConv {
 impl ModuleT for MbConv {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let c = &self.config;
+        let prefix = &c.prefix;
         let ys = match &self.expand {
-            Some(expand) => expand.forward_t(xs, train), // [N, in * ratio, H, W]
+            Some(expand) => {
+                let ys = expand.forward_t(xs, train); // [N, in * ratio, H, W]
+                trace::record(|| format!("{prefix}expand_activation"), "Activation", &ys);
+                ys
+            }
             None => xs.shallow_clone(),
         };
         let ys = if c.stride == 2 {
-            c.padding.pad(&ys, c.kernel)
+            let ys = c.padding.pad(&ys, c.kernel);
+            trace::record(|| format!("{prefix}dwconv_pad"), "ZeroPadding2D", &ys);
+            ys
         } else {
             ys
         };
         let ys = self.depthwise.forward_t(&ys, train); // [N, in * ratio, H / s, W / s]
+        trace::record(|| format!("{prefix}activation"), "Activation", &ys);
         let ys = match &self.se {
             Some(se) => se.forward_t(&ys, train),
             None => ys,
@@ -434,9 +454,16 @@ impl ModuleT for MbConv {
         if !c.has_skip() {
             return ys;
         }
-        match &self.drop {
-            Some(drop) => drop.forward_t(&ys, train) + xs,
-            None => ys + xs,
-        }
+        let ys = match &self.drop {
+            Some(drop) => {
+                let ys = drop.forward_t(&ys, train);
+                trace::record(|| format!("{prefix}drop"), "Dropout", &ys);
+                ys
+            }
+            None => ys,
+        };
+        let ys = ys + xs;
+        trace::record(|| format!("{prefix}add"), "Add", &ys);
+        ys
     }
 }

@@ -6,6 +6,7 @@ use tch::{Kind, Tensor};
 use crate::activation::Activation;
 use crate::conv::path_name;
 use crate::error::{invalid, Result};
+use crate::trace;
 
 /// How a head turns a feature map `[N, C, H, W]` into a vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -213,9 +214,12 @@ impl ModuleT for Dense {
         } else {
             xs.shallow_clone()
         };
-        self.config
+        let ys = self
+            .config
             .activation
-            .apply(&xs.linear(&self.weight, Some(&self.bias)))
+            .apply(&xs.linear(&self.weight, Some(&self.bias)));
+        trace::record(|| self.config.name.clone(), "Dense", &ys);
+        ys
     }
 }
 
@@ -297,11 +301,22 @@ impl DenseHead {
 
 impl ModuleT for DenseHead {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = match self.config.input {
-            HeadInput::Flatten => xs.flatten(1, -1),
-            HeadInput::GlobalAvgPool => xs.mean_dim(&[-2i64, -1][..], false, None::<Kind>),
-            HeadInput::GlobalMaxPool => xs.amax(&[-2i64, -1][..], false),
+        // Keras' names: VGG16's and MesoNet's `flatten`, the applications' `avg_pool` and
+        // `max_pool`.
+        let (mut ys, name, class) = match self.config.input {
+            HeadInput::Flatten => (xs.flatten(1, -1), "flatten", "Flatten"),
+            HeadInput::GlobalAvgPool => (
+                xs.mean_dim(&[-2i64, -1][..], false, None::<Kind>),
+                "avg_pool",
+                "GlobalAveragePooling2D",
+            ),
+            HeadInput::GlobalMaxPool => (
+                xs.amax(&[-2i64, -1][..], false),
+                "max_pool",
+                "GlobalMaxPooling2D",
+            ),
         };
+        trace::record(|| name.into(), class, &ys);
         for layer in &self.layers {
             ys = layer.forward_t(&ys, train);
         }

@@ -17,6 +17,7 @@ use tch::Tensor;
 use crate::activation::Activation;
 use crate::conv::{path_name, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
+use crate::trace;
 
 /// Keras InceptionResNetV2's batch normalisation: epsilon 1e-3, momentum 0.99, no scale.
 pub fn inception_resnet_batch_norm() -> BatchNormConfig {
@@ -267,7 +268,9 @@ impl ModuleT for Stem {
                 .fold(ys.shallow_clone(), |t, u| u.forward_t(&t, train)),
             b[3][0].forward_t(&pooled, train),
         ];
-        Tensor::cat(&outs, 1) // [N, 320, 35, 35]
+        let ys = Tensor::cat(&outs, 1); // [N, 320, 35, 35]
+        trace::record(|| self.config.mixed_name.clone(), "Concatenate", &ys);
+        ys
     }
 }
 
@@ -369,9 +372,17 @@ impl Residual {
     }
 
     fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mixed = Tensor::cat(&self.branches.forward(xs, train), 1); // `{name}_mixed`
+        let name = &self.config.name;
+        let mixed = Tensor::cat(&self.branches.forward(xs, train), 1);
+        trace::record(|| format!("{name}_mixed"), "Concatenate", &mixed);
         let up = self.up.forward_t(&mixed, train); // [N, in_channels, H, W]
-        self.config.activation.apply(&(xs + up * self.config.scale))
+        let ys = self.config.activation.apply(&(xs + up * self.config.scale));
+        // Keras' scaled sum (`CustomScaleLayer`) is auto-named; its activation is not, and
+        // the model's last block has none.
+        if self.config.activation != Activation::Linear {
+            trace::record(|| format!("{name}_ac"), "Activation", &ys);
+        }
+        ys
     }
 }
 
@@ -529,7 +540,9 @@ impl Reduction {
     fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut outs = self.branches.forward(xs, train);
         outs.push(max_pool_3x3_s2(xs));
-        Tensor::cat(&outs, 1)
+        let ys = Tensor::cat(&outs, 1);
+        trace::record(|| self.config.name.clone(), "Concatenate", &ys);
+        ys
     }
 
     fn out_channels(&self) -> i64 {

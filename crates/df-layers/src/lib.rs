@@ -33,6 +33,7 @@ mod inception_resnet;
 mod mesonet;
 mod pool;
 mod resnet;
+pub mod trace;
 pub mod util;
 mod vgg;
 

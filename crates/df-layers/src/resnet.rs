@@ -12,6 +12,7 @@ use tch::Tensor;
 use crate::activation::Activation;
 use crate::conv::{path_name, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
+use crate::trace;
 
 /// Keras ResNet's batch-norm epsilon.
 pub const RESNET_BN_EPS: f64 = 1.001e-5;
@@ -183,9 +184,12 @@ impl Bottleneck {
         })
     }
 
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    /// The branch of block `name` (its Keras name prefix, for the trace).
+    fn forward_t(&self, xs: &Tensor, train: bool, name: &str) -> Tensor {
         let ys = self.convs[0].forward_t(xs, train);
+        trace::record(|| format!("{name}_1_relu"), "Activation", &ys);
         let ys = self.convs[1].forward_t(&ys, train);
+        trace::record(|| format!("{name}_2_relu"), "Activation", &ys);
         self.convs[2].forward_t(&ys, train)
     }
 }
@@ -236,7 +240,12 @@ impl IdentityBlock {
 
 impl ModuleT for IdentityBlock {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        (self.residual.forward_t(xs, train) + xs).relu()
+        let name = &self.config.name;
+        let ys = self.residual.forward_t(xs, train, name) + xs;
+        trace::record(|| format!("{name}_add"), "Add", &ys);
+        let ys = ys.relu();
+        trace::record(|| format!("{name}_out"), "Activation", &ys);
+        ys
     }
 }
 
@@ -298,7 +307,12 @@ impl ConvBlock {
 
 impl ModuleT for ConvBlock {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let name = &self.config.name;
         let shortcut = self.shortcut.forward_t(xs, train);
-        (self.residual.forward_t(xs, train) + shortcut).relu()
+        let ys = self.residual.forward_t(xs, train, name) + shortcut;
+        trace::record(|| format!("{name}_add"), "Add", &ys);
+        let ys = ys.relu();
+        trace::record(|| format!("{name}_out"), "Activation", &ys);
+        ys
     }
 }

@@ -11,6 +11,7 @@ use crate::activation::Activation;
 use crate::conv::{path_name, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
 use crate::pool::{MaxPool2d, MaxPool2dConfig};
+use crate::trace;
 
 /// Configuration of a [`VggStage`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -138,6 +139,8 @@ impl ModuleT for VggStage {
         for conv in &self.convs {
             ys = conv.forward_t(&ys, train);
         }
-        self.pool.forward(&ys)
+        let ys = self.pool.forward(&ys);
+        trace::record(|| self.config.pool_name(), "MaxPooling2D", &ys);
+        ys
     }
 }

@@ -25,6 +25,7 @@
 //! chooses ([`CorrectPad`]). The default, [`CorrectPad::KnownSize`], is Keras with an input
 //! shape, as with the ImageNet top or any flattening head (the study's models).
 
+use df_layers::trace::record;
 use df_layers::{
     Activation, BatchNormConfig, ConvBnAct, ConvBnActConfig, CorrectPad, DenseHead,
     DenseHeadConfig, DenseLayerConfig, HeadInput, MbConv, MbConvConfig, Padding,
@@ -479,12 +480,16 @@ impl EfficientNet {
     /// # Shapes
     /// `[N, 3, H, W]` → `[N, C, H', W']` ([`EfficientNetConfig::feature_shape`]).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let xs = self.config.padding.pad(xs, 3); // `stem_conv_pad`
+        let xs = self.config.padding.pad(xs, 3);
+        record(|| "stem_conv_pad".into(), "ZeroPadding2D", &xs);
         let mut ys = self.stem.forward_t(&xs, train); // [N, 32·w, H/2, W/2]
+        record(|| "stem_activation".into(), "Activation", &ys);
         for block in &self.blocks {
             ys = block.forward_t(&ys, train);
         }
-        self.top_conv.forward_t(&ys, train) // [N, 1280·w, H/32, W/32]
+        let ys = self.top_conv.forward_t(&ys, train); // [N, 1280·w, H/32, W/32]
+        record(|| "top_activation".into(), "Activation", &ys);
+        ys
     }
 }
 

@@ -18,6 +18,7 @@
 //! them with the file's `k`-th auto-named `Conv2D` and `BatchNormalization` (sorted by the
 //! number in their names), checked by shape.
 
+use df_layers::trace::record;
 use df_layers::{
     inception_resnet_batch_norm, Activation, BatchNormConfig, ConvBnAct, ConvBnActConfig,
     DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput, InceptionResnetA, InceptionResnetB,
@@ -300,7 +301,9 @@ impl InceptionResNetV2 {
         for b in &self.blocks_c {
             ys = b.forward_t(&ys, train);
         }
-        self.conv_7b.forward_t(&ys, train) // [N, 1536, 8, 8]
+        let ys = self.conv_7b.forward_t(&ys, train); // [N, 1536, 8, 8]
+        record(|| "conv_7b_ac".into(), "Activation", &ys);
+        ys
     }
 }
 

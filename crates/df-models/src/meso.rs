@@ -14,6 +14,7 @@
 //! The authors' final activation is a sigmoid scoring "real"; these models return one
 //! logit of "fake" (see [`crate::Polarity`] for how their weights are converted).
 
+use df_layers::trace::record;
 use df_layers::{
     keras_auto_name, Activation, BatchNorm, BatchNormConfig, ConvBnAct, ConvBnActConfig, DenseHead,
     MaxPool2d, MaxPool2dConfig, MesoInception, MesoInceptionConfig, Padding,
@@ -198,8 +199,9 @@ impl Meso4 {
 impl ModuleT for Meso4 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = xs.shallow_clone(); // [N, 3, 256, 256]
-        for stage in &self.stages {
+        for (i, stage) in self.stages.iter().enumerate() {
             ys = stage.forward_t(&ys, train);
+            record(|| keras_auto_name("max_pooling2d", i), "MaxPooling2D", &ys);
         } // [N, 16, 8, 8]
         self.top.forward_t(&ys, train)
     }
@@ -294,13 +296,20 @@ impl MesoInception4 {
 
 impl ModuleT for MesoInception4 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        // Keras' automatic names in a fresh session: `concatenate`, `concatenate_1`, then
+        // `max_pooling2d` ... `max_pooling2d_3` in order.
         let mut ys = xs.shallow_clone(); // [N, 3, 256, 256]
-        for (inception, bn, pool) in &self.inceptions {
+        for (i, (inception, bn, pool)) in self.inceptions.iter().enumerate() {
             let zs = inception.forward_t(&ys, train);
+            record(|| keras_auto_name("concatenate", i), "Concatenate", &zs);
             ys = pool.forward(&bn.forward_t(&zs, train));
+            record(|| keras_auto_name("max_pooling2d", i), "MaxPooling2D", &ys);
         } // [N, 12, 64, 64]
-        for stage in &self.stages {
+        let pools = self.inceptions.len();
+        for (i, stage) in self.stages.iter().enumerate() {
             ys = stage.forward_t(&ys, train);
+            let name = || keras_auto_name("max_pooling2d", pools + i);
+            record(name, "MaxPooling2D", &ys);
         } // [N, 16, 8, 8]
         self.top.forward_t(&ys, train)
     }

@@ -8,6 +8,7 @@
 //! (epsilon 1.001e-5) → ReLU → `ZeroPadding2D(1)` → 3×3 stride-2 `"valid"` max pool; the
 //! explicit padding is not the same as `"same"` padding for even inputs, so it is kept.
 
+use df_layers::trace::record;
 use df_layers::{
     resnet_batch_norm, Activation, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
     DenseHead, DenseHeadConfig, DenseLayerConfig, HeadInput, IdentityBlock, IdentityBlockConfig,
@@ -214,11 +215,15 @@ impl ResNet50 {
 impl ModuleT for ResNet50 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         // [N, 3, 224, 224] → conv1_pad [N, 3, 230, 230] → [N, 64, 112, 112]
-        let ys = self
-            .stem
-            .forward_t(&xs.constant_pad_nd([3, 3, 3, 3]), train);
+        let padded = xs.constant_pad_nd([3, 3, 3, 3]);
+        record(|| "conv1_pad".into(), "ZeroPadding2D", &padded);
+        let ys = self.stem.forward_t(&padded, train);
+        record(|| "conv1_relu".into(), "Activation", &ys);
         // pool1_pad: zeros, which never win the max after the ReLU → [N, 64, 56, 56]
-        let mut ys = self.pool.forward(&ys.constant_pad_nd([1, 1, 1, 1]));
+        let padded = ys.constant_pad_nd([1, 1, 1, 1]);
+        record(|| "pool1_pad".into(), "ZeroPadding2D", &padded);
+        let mut ys = self.pool.forward(&padded);
+        record(|| "pool1_pool".into(), "MaxPooling2D", &ys);
         for block in &self.blocks {
             ys = block.forward_t(&ys, train);
         } // [N, 2048, 7, 7]

@@ -1,5 +1,6 @@
 //! Building and running a model's [`Top`], shared by the model families.
 
+use df_layers::trace::record;
 use df_layers::{DenseHead, DenseHeadConfig, HeadInput};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
@@ -66,10 +67,17 @@ impl ModuleT for TopLayer {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
             TopLayer::Backbone(HeadInput::Flatten) => xs.shallow_clone(),
+            // Keras' `pooling="avg"` / `"max"` layers.
             TopLayer::Backbone(HeadInput::GlobalAvgPool) => {
-                xs.mean_dim(&[-2i64, -1][..], false, None::<Kind>)
+                let ys = xs.mean_dim(&[-2i64, -1][..], false, None::<Kind>);
+                record(|| "avg_pool".into(), "GlobalAveragePooling2D", &ys);
+                ys
             }
-            TopLayer::Backbone(HeadInput::GlobalMaxPool) => xs.amax(&[-2i64, -1][..], false),
+            TopLayer::Backbone(HeadInput::GlobalMaxPool) => {
+                let ys = xs.amax(&[-2i64, -1][..], false);
+                record(|| "max_pool".into(), "GlobalMaxPooling2D", &ys);
+                ys
+            }
             TopLayer::Dense(head) => head.forward_t(xs, train),
         }
     }
