@@ -50,8 +50,8 @@ fn ok(name: &str, args: &[&str]) -> (String, String) {
 }
 
 fn json(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
@@ -102,7 +102,10 @@ fn train_evaluate_predict_and_compare_on_a_synthetic_set() {
             s(&run_dir),
         ],
     );
-    assert!(stdout.contains("val accuracy"), "train's summary line: {stdout}");
+    assert!(
+        stdout.contains("val accuracy"),
+        "train's summary line: {stdout}"
+    );
     for file in [
         "config.json",
         "experiment.json",
@@ -136,10 +139,16 @@ fn train_evaluate_predict_and_compare_on_a_synthetic_set() {
         "the corrupt file is listed as skipped: {skipped}"
     );
     let experiment = std::fs::read_to_string(run_dir.join("experiment.json")).expect("json");
-    assert!(experiment.contains("meso4") && experiment.contains("0.3"), "{experiment}");
+    assert!(
+        experiment.contains("meso4") && experiment.contains("0.3"),
+        "{experiment}"
+    );
     let metrics = json(&run_dir.join("metrics.json"));
     for key in ["accuracy", "auc", "log_loss", "ece"] {
-        assert!(metrics.to_string().contains(key), "metrics.json has {key}: {metrics}");
+        assert!(
+            metrics.to_string().contains(key),
+            "metrics.json has {key}: {metrics}"
+        );
     }
 
     // evaluate: the checkpoint names its model, so --model may be left out.
@@ -160,8 +169,19 @@ fn train_evaluate_predict_and_compare_on_a_synthetic_set() {
     );
     let metrics = json(&eval_dir.join("metrics.json"));
     let text = metrics.to_string();
-    for key in ["accuracy", "auc", "ap", "eer", "log_loss", "ece", "confusion"] {
-        assert!(text.contains(key), "evaluate's metrics.json has {key}: {text}");
+    for key in [
+        "accuracy",
+        "auc",
+        "ap",
+        "eer",
+        "log_loss",
+        "ece",
+        "confusion",
+    ] {
+        assert!(
+            text.contains(key),
+            "evaluate's metrics.json has {key}: {text}"
+        );
     }
     for plot in ["roc.png", "pr.png"] {
         assert!(eval_dir.join(plot).is_file(), "evaluate wrote {plot}");
@@ -172,8 +192,15 @@ fn train_evaluate_predict_and_compare_on_a_synthetic_set() {
     let out = run("predict", &["--weights", s(&model), "--cpu", s(&data)]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "a failed image makes the exit code 1");
-    assert!(stderr.contains("zz-corrupt.jpg"), "stderr names the file: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed image makes the exit code 1"
+    );
+    assert!(
+        stderr.contains("zz-corrupt.jpg"),
+        "stderr names the file: {stderr}"
+    );
     let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("JSON line {l}: {e}")))
@@ -212,10 +239,20 @@ fn train_evaluate_predict_and_compare_on_a_synthetic_set() {
         ],
     );
     let md = std::fs::read_to_string(cmp_dir.join("comparison.md")).expect("comparison.md");
-    for column in ["loss", "accuracy", "val_loss", "val_accuracy", "best epoch", "fluctuation"] {
+    for column in [
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "best epoch",
+        "fluctuation",
+    ] {
         assert!(md.contains(column), "comparison.md has {column}: {md}");
     }
-    assert!(md.contains("| meso4 |") && md.contains("| meso_inception4 |"), "{md}");
+    assert!(
+        md.contains("| meso4 |") && md.contains("| meso_inception4 |"),
+        "{md}"
+    );
     let table = json(&cmp_dir.join("comparison.json"));
     assert!(table.to_string().contains("meso_inception4"), "{table}");
 }
@@ -227,7 +264,14 @@ fn unknown_model_and_missing_data_are_clear_errors() {
     synthetic::generate(&data, 4, 32, 1).expect("synthetic set");
     let out = run(
         "train",
-        &["--model", "mesonet9", "--data", s(&data), "--out", s(tmp.path())],
+        &[
+            "--model",
+            "mesonet9",
+            "--data",
+            s(&data),
+            "--out",
+            s(tmp.path()),
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -239,9 +283,19 @@ fn unknown_model_and_missing_data_are_clear_errors() {
     let missing = tmp.path().join("no-such-dir");
     let out = run(
         "train",
-        &["--model", "meso4", "--data", s(&missing), "--out", s(tmp.path())],
+        &[
+            "--model",
+            "meso4",
+            "--data",
+            s(&missing),
+            "--out",
+            s(tmp.path()),
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("no-such-dir"), "names the directory: {stderr}");
+    assert!(
+        stderr.contains("no-such-dir"),
+        "names the directory: {stderr}"
+    );
 }
