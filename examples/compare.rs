@@ -74,6 +74,10 @@ struct Args {
     /// Training augmentation.
     #[arg(long, value_enum, default_value = "none")]
     augment: AugmentArg,
+    /// Keep the central fraction of each image side before resizing (e.g. 0.512: the
+    /// central 128×128 of a 250×250 face photo).
+    #[arg(long)]
+    center_crop: Option<f32>,
     /// Epochs over which the fluctuation of the validation curves is measured.
     #[arg(long, default_value_t = 5)]
     window: usize,
@@ -170,6 +174,7 @@ fn main() -> Result<()> {
     if let Some(w) = args.workers {
         data.workers = w;
     }
+    data.center_crop = args.center_crop;
     data.augment = match args.augment {
         AugmentArg::None => Augment::none(),
         AugmentArg::Study => Augment::study(),

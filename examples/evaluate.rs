@@ -59,6 +59,10 @@ struct Args {
     /// Resize filter.
     #[arg(long, value_enum, default_value = "nearest")]
     resize: ResizeArg,
+    /// Keep the central fraction of each image side before resizing (e.g. 0.512: the
+    /// central 128×128 of a 250×250 face photo).
+    #[arg(long)]
+    center_crop: Option<f32>,
     /// What a Keras file's output scores (ignored for checkpoints).
     #[arg(long, value_enum, default_value = "real")]
     polarity: PolarityArg,
@@ -92,7 +96,8 @@ fn main() -> Result<()> {
         ResizeArg::Bilinear => ResizeFilter::Bilinear,
         ResizeArg::Area => ResizeFilter::Area,
     };
-    let transform = transform_for(&loaded.input_spec(), resize);
+    let transform = transform_for(&loaded.input_spec(), resize).with_center_crop(args.center_crop);
+    transform.validate()?;
     let data = ImageFolder::open(&args.data)?;
     let mut config = LoaderConfig::eval(transform, args.batch_size);
     if let Some(w) = args.workers {

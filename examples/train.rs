@@ -132,6 +132,10 @@ struct Args {
     /// Resize filter.
     #[arg(long, value_enum, default_value = "nearest")]
     resize: ResizeArg,
+    /// Keep the central fraction of each image side before resizing (e.g. 0.512: the
+    /// central 128×128 of a 250×250 face photo).
+    #[arg(long)]
+    center_crop: Option<f32>,
     /// Decoding threads (default: cores, at most 8).
     #[arg(long)]
     workers: Option<usize>,
@@ -173,6 +177,7 @@ fn main() -> Result<()> {
         ResizeArg::Bilinear => ResizeFilter::Bilinear,
         ResizeArg::Area => ResizeFilter::Area,
     };
+    data.center_crop = args.center_crop;
     let mut model = ModelChoice::new(&args.model);
     model.l2 = args.l2;
     model.dropout = args.dropout;

@@ -48,6 +48,8 @@ pub fn prepare_with_params(
     params: &AugmentParams,
     out: &mut [f32],
 ) -> Result<()> {
+    let centered = transform.center_cropped(img);
+    let img: &RgbImage = &centered;
     let cropped;
     let src = match params.crop {
         Some(c) => {

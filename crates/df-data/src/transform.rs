@@ -43,7 +43,8 @@ pub enum Normalize {
     },
 }
 
-/// How decoded images become model inputs: resized to `height`×`width` with `resize`
+/// How decoded images become model inputs: optionally cropped to their central part
+/// ([`Transform::center_crop`]), resized to `height`×`width` with `resize`
 /// (Pillow-exact), then each 0–255 pixel value `p` becomes `p * scale`, then
 /// [`Normalize`], in `channel_order`, laid out NCHW.
 ///
@@ -63,6 +64,13 @@ pub struct Transform {
     pub normalize: Normalize,
     /// The order of the output channels.
     pub channel_order: ChannelOrder,
+    /// Keep only the central part of each decoded image, this fraction of each side
+    /// (as TensorFlow's `central_crop`), before resizing: for face images whose
+    /// manipulated region sits in the middle (LFW's 250×250 photographs: `0.512` keeps
+    /// the central 128×128 pixels). The side kept is `round(side · fraction)` pixels
+    /// (at least 1), starting at `(side − kept) / 2` rounded down. `None`: the whole image.
+    #[serde(default)]
+    pub center_crop: Option<f32>,
 }
 
 impl Default for Transform {
@@ -82,6 +90,7 @@ impl Transform {
             scale: 1.0 / 255.0,
             normalize: Normalize::None,
             channel_order: ChannelOrder::Rgb,
+            center_crop: None,
         }
     }
 
@@ -98,7 +107,15 @@ impl Transform {
                 std: [0.229, 0.224, 0.225],
             },
             channel_order: ChannelOrder::Rgb,
+            center_crop: None,
         }
+    }
+
+    /// Keeps the central `fraction` of each side before resizing (see
+    /// [`Transform::center_crop`]); `None` keeps the whole image.
+    pub fn with_center_crop(mut self, fraction: Option<f32>) -> Self {
+        self.center_crop = fraction;
+        self
     }
 
     /// Sets the resize filter.
@@ -145,6 +162,14 @@ impl Transform {
         if !self.scale.is_finite() {
             return Err(Error::config("transform.scale", "must be finite"));
         }
+        if let Some(f) = self.center_crop {
+            if !(f > 0.0 && f <= 1.0) {
+                return Err(Error::config(
+                    "transform.center_crop",
+                    format!("must be a fraction in (0, 1], got {f}"),
+                ));
+            }
+        }
         match self.normalize {
             Normalize::None => {}
             Normalize::Offset { offset } => {
@@ -170,9 +195,33 @@ impl Transform {
         Ok(())
     }
 
-    /// Resizes a decoded image to the target size with [`Transform::resize`].
+    /// Crops a decoded image to its central part ([`Transform::center_crop`]) and resizes
+    /// it to the target size with [`Transform::resize`].
     pub fn resize_image(&self, img: &RgbImage) -> RgbImage {
-        resize_rgb(img, self.width, self.height, self.resize)
+        let src = self.center_cropped(img);
+        resize_rgb(&src, self.width, self.height, self.resize)
+    }
+
+    /// The rectangle `(x, y, width, height)` that [`Transform::center_crop`] keeps of a
+    /// `width`×`height` image (the whole image without a crop).
+    pub fn center_crop_rect(&self, width: u32, height: u32) -> (u32, u32, u32, u32) {
+        let Some(f) = self.center_crop.filter(|f| *f > 0.0 && *f < 1.0) else {
+            return (0, 0, width, height);
+        };
+        let keep =
+            |side: u32| ((f64::from(side) * f64::from(f)).round() as u32).clamp(1, side.max(1));
+        let (w, h) = (keep(width), keep(height));
+        ((width - w) / 2, (height - h) / 2, w, h)
+    }
+
+    /// The image cropped to its central part, or the image itself without a crop.
+    pub fn center_cropped<'a>(&self, img: &'a RgbImage) -> std::borrow::Cow<'a, RgbImage> {
+        let (x, y, w, h) = self.center_crop_rect(img.width(), img.height());
+        if (w, h) == img.dimensions() {
+            std::borrow::Cow::Borrowed(img)
+        } else {
+            std::borrow::Cow::Owned(image::imageops::crop_imm(img, x, y, w, h).to_image())
+        }
     }
 
     /// The per-output-channel `(multiplier, addend)` pairs: `x = p * mul + add`.

@@ -31,4 +31,41 @@ impl Activation {
             Activation::Sigmoid => x.sigmoid(),
         }
     }
+
+    /// Applies the activation to a tensor the caller owns and no one else reads: in place
+    /// when autograd records nothing for it (inference under [`tch::no_grad`], or every
+    /// input frozen), which saves an allocation and a pass over memory; otherwise as
+    /// [`Activation::apply`]. The values are the same either way.
+    pub fn apply_owned(&self, mut x: Tensor) -> Tensor {
+        if x.requires_grad() {
+            return self.apply(&x);
+        }
+        match *self {
+            Activation::Linear => x,
+            Activation::Relu => {
+                let _ = x.relu_();
+                x
+            }
+            Activation::Swish => {
+                let _ = x.silu_();
+                x
+            }
+            Activation::Sigmoid => {
+                let _ = x.sigmoid_();
+                x
+            }
+            Activation::LeakyRelu(_) => self.apply(&x),
+        }
+    }
+}
+
+/// `a + b` written into `a` when autograd records nothing for either (`a` must be a tensor
+/// the caller owns), else a new tensor.
+pub(crate) fn add_owned(mut a: Tensor, b: &Tensor) -> Tensor {
+    if a.requires_grad() || b.requires_grad() {
+        a + b
+    } else {
+        let _ = a.g_add_(b);
+        a
+    }
 }

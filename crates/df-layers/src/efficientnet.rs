@@ -12,7 +12,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::activation::Activation;
+use crate::activation::{add_owned, Activation};
 use crate::conv::{path_name, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
 use crate::head::DropPath;
@@ -462,7 +462,7 @@ impl ModuleT for MbConv {
             }
             None => ys,
         };
-        let ys = ys + xs;
+        let ys = add_owned(ys, xs);
         trace::record(|| format!("{prefix}add"), "Add", &ys);
         ys
     }

@@ -376,7 +376,17 @@ impl Residual {
         let mixed = Tensor::cat(&self.branches.forward(xs, train), 1);
         trace::record(|| format!("{name}_mixed"), "Concatenate", &mixed);
         let up = self.up.forward_t(&mixed, train); // [N, in_channels, H, W]
-        let ys = self.config.activation.apply(&(xs + up * self.config.scale));
+        let scale = self.config.scale;
+        let sum = if up.requires_grad() || xs.requires_grad() {
+            xs + up * scale
+        } else {
+            // Inference: scale and add in the conv's own output (the same values).
+            let mut up = up;
+            let _ = up.g_mul_scalar_(scale);
+            let _ = up.g_add_(xs);
+            up
+        };
+        let ys = self.config.activation.apply_owned(sum);
         // Keras' scaled sum (`CustomScaleLayer`) is auto-named; its activation is not, and
         // the model's last block has none.
         if self.config.activation != Activation::Linear {

@@ -9,7 +9,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::activation::Activation;
+use crate::activation::{add_owned, Activation};
 use crate::conv::{path_name, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
 use crate::trace;
@@ -241,9 +241,9 @@ impl IdentityBlock {
 impl ModuleT for IdentityBlock {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let name = &self.config.name;
-        let ys = self.residual.forward_t(xs, train, name) + xs;
+        let ys = add_owned(self.residual.forward_t(xs, train, name), xs);
         trace::record(|| format!("{name}_add"), "Add", &ys);
-        let ys = ys.relu();
+        let ys = Activation::Relu.apply_owned(ys);
         trace::record(|| format!("{name}_out"), "Activation", &ys);
         ys
     }
@@ -309,9 +309,9 @@ impl ModuleT for ConvBlock {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let name = &self.config.name;
         let shortcut = self.shortcut.forward_t(xs, train);
-        let ys = self.residual.forward_t(xs, train, name) + shortcut;
+        let ys = add_owned(self.residual.forward_t(xs, train, name), &shortcut);
         trace::record(|| format!("{name}_add"), "Add", &ys);
-        let ys = ys.relu();
+        let ys = Activation::Relu.apply_owned(ys);
         trace::record(|| format!("{name}_out"), "Activation", &ys);
         ys
     }

@@ -106,6 +106,10 @@ pub struct DataConfig {
     pub augment: Augment,
     /// Resize filter (Keras `flow_from_directory`: nearest).
     pub resize: ResizeFilter,
+    /// Keep the central fraction of each image side before resizing (see
+    /// [`df_data::Transform::center_crop`]); `None`: the whole image.
+    #[serde(default)]
+    pub center_crop: Option<f32>,
     /// Class balancing.
     pub balance: Balance,
 }
@@ -125,6 +129,7 @@ impl DataConfig {
                 .unwrap_or(2),
             augment: Augment::none(),
             resize: ResizeFilter::Nearest,
+            center_crop: None,
             balance: Balance::None,
         }
     }
@@ -325,7 +330,9 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     let vs = VarStore::new(device);
     let model = df_models::build(&cfg.model.name, &vs.root(), &cfg.model.build_options())?;
     let params = param_count(&vs);
-    let transform = transform_for(&model.input_spec(), cfg.data.resize);
+    let transform =
+        transform_for(&model.input_spec(), cfg.data.resize).with_center_crop(cfg.data.center_crop);
+    transform.validate()?;
 
     let folder = ImageFolder::open(&cfg.data.train)?;
     let (train_set, val_set) = match (&cfg.data.val, cfg.data.val_split) {

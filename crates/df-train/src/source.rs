@@ -213,5 +213,6 @@ pub fn transform_for(
             df_models::ChannelOrder::Rgb => df_data::ChannelOrder::Rgb,
             df_models::ChannelOrder::Bgr => df_data::ChannelOrder::Bgr,
         },
+        center_crop: None,
     }
 }

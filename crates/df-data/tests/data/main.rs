@@ -2,6 +2,7 @@
 
 mod augment;
 mod common;
+mod crop;
 mod folder;
 mod loader;
 mod pillow;
