@@ -4,12 +4,13 @@
 
 Usage:
     KERAS_BACKEND=torch .venv-tools/bin/python benches/peers/keras_train_lfw.py \
-        [--data ../shared/data/lfw-faceswap] [--epochs 4] [--batch-size 32] [--size 128] \
-        [--lr 1e-3] [--seed 1] [--threads N]
+        [--data ../shared/data/lfw-faceswap] [--epochs 6] [--batch-size 16] [--size 128] \
+        [--center-crop 128] [--dropout 0.2] [--lr 1e-3] [--seed 1] [--threads N]
 
 Recipe (the same as the Rust check): MesoInception4 as in the MesoNet authors'
-`classifiers.py` (written out below with Keras layers), input `size`x`size` RGB resized
-from the 250x250 JPEGs with Pillow's nearest filter (Keras `flow_from_directory`'s
+`classifiers.py` (written out below with Keras layers; head dropout `dropout` instead
+of the authors' 0.5), input `size`x`size` RGB: the central `center_crop` pixels of
+the 250x250 JPEGs (Pillow's `crop`), resized with Pillow's nearest filter (Keras `flow_from_directory`'s
 default), pixels / 255, labels fake = 1, real = 0; Adam (lr 1e-3, epsilon 1e-7), binary
 cross-entropy, `epochs` epochs of shuffled batches of `batch_size`, no augmentation;
 evaluation of the final model on `val` at threshold 0.5.
@@ -30,14 +31,19 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
-def load_folder(root, size):
-    """Images of root/{real,fake} as float32 NHWC in [0, 1], labels fake = 1."""
+def load_folder(root, size, crop):
+    """Images of root/{real,fake} as float32 NHWC in [0, 1], labels fake = 1: the central
+    `crop`x`crop` pixels (when `crop`), resized to `size`x`size`."""
     xs, ys = [], []
     for label, cls in [(0, "real"), (1, "fake")]:
         folder = os.path.join(root, cls)
         for name in sorted(os.listdir(folder)):
             with Image.open(os.path.join(folder, name)) as im:
                 im = im.convert("RGB")
+                if crop:
+                    w, h = im.size
+                    left, top = (w - crop) // 2, (h - crop) // 2
+                    im = im.crop((left, top, left + crop, top + crop))
                 if im.size != (size, size):
                     im = im.resize((size, size), Image.NEAREST)
                 xs.append(np.asarray(im, dtype=np.float32) / 255.0)
@@ -45,7 +51,7 @@ def load_folder(root, size):
     return np.stack(xs), np.asarray(ys, dtype=np.float32)
 
 
-def build(size):
+def build(size, dropout):
     import keras
     from keras import layers
 
@@ -71,10 +77,10 @@ def build(size):
         y = layers.BatchNormalization()(y)
         y = layers.MaxPooling2D((pool, pool), padding="same")(y)
     y = layers.Flatten()(y)
-    y = layers.Dropout(0.5)(y)
+    y = layers.Dropout(dropout)(y)
     y = layers.Dense(16)(y)
     y = layers.LeakyReLU(negative_slope=0.1)(y)
-    y = layers.Dropout(0.5)(y)
+    y = layers.Dropout(dropout)(y)
     y = layers.Dense(1, activation="sigmoid")(y)
     return keras.Model(x, y)
 
@@ -83,9 +89,11 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=os.path.join(here, "../../../shared/data/lfw-faceswap"))
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--size", type=int, default=128)
+    p.add_argument("--center-crop", type=int, default=128, help="central square in pixels (0: none)")
+    p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -100,11 +108,11 @@ def main():
 
     keras.utils.set_random_seed(args.seed)
     t0 = time.perf_counter()
-    x_train, y_train = load_folder(os.path.join(args.data, "train"), args.size)
-    x_val, y_val = load_folder(os.path.join(args.data, "val"), args.size)
+    x_train, y_train = load_folder(os.path.join(args.data, "train"), args.size, args.center_crop)
+    x_val, y_val = load_folder(os.path.join(args.data, "val"), args.size, args.center_crop)
     load_seconds = time.perf_counter() - t0
 
-    model = build(args.size)
+    model = build(args.size, args.dropout)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=args.lr, epsilon=1e-7),
         loss="binary_crossentropy",
@@ -138,8 +146,11 @@ def main():
         "framework": f"keras {keras.__version__} (torch {torch.__version__} backend)",
         "model": "meso_inception4",
         "size": args.size,
+        "center_crop": args.center_crop,
+        "resize": "nearest",
         "epochs": args.epochs,
         "batch_size": args.batch_size,
+        "dropout": args.dropout,
         "lr": args.lr,
         "threads": torch.get_num_threads(),
         "n_train": int(len(y_train)),

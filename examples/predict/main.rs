@@ -58,6 +58,10 @@ struct Args {
     /// Resize filter.
     #[arg(long, value_enum, default_value = "nearest")]
     resize: Resize,
+    /// Keep the central fraction of each image side before resizing, as the model was
+    /// trained (e.g. 0.512: the central 128×128 of a 250×250 face photo).
+    #[arg(long)]
+    center_crop: Option<f32>,
     /// What a Keras file's output scores (ignored for checkpoints).
     #[arg(long, value_enum, default_value = "real")]
     polarity: PolarityArg,
@@ -89,7 +93,7 @@ fn main() -> ExitCode {
         PolarityArg::Real => Polarity::Real,
     };
     let input_size = args.input_size.map(|s| [s, s]);
-    let scorer = match Scorer::open(
+    let mut scorer = match Scorer::open(
         args.model.as_deref(),
         &args.weights,
         polarity,
@@ -103,6 +107,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    scorer.transform = scorer.transform.with_center_crop(args.center_crop);
+    if let Err(e) = scorer.transform.validate() {
+        eprintln!("error: --center-crop: {e}");
+        return ExitCode::from(2);
+    }
     let (files, mut failures) = expand_inputs(&args.inputs);
     for (path, reason) in &failures {
         eprintln!("error: {}: {reason}", path.display());

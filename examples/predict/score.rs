@@ -4,11 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use deepfake::data::{image_to_tensor, ChannelOrder, Normalize, ResizeFilter, Transform};
+use deepfake::data::{image_to_tensor, ResizeFilter, Transform};
 use deepfake::models::keras::KerasImportOptions;
 use deepfake::models::registry::{load_weights, KerasLoadOptions, LoadedModel};
-use deepfake::models::{InputSpec, Polarity};
+use deepfake::models::Polarity;
 use deepfake::tch::{Device, Tensor};
+use deepfake::train::transform_for;
 
 /// One scored image.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -29,23 +30,6 @@ pub struct Scorer {
     /// Decoding, resizing and preprocessing of the images.
     pub transform: Transform,
     device: Device,
-}
-
-/// The df-data transform for a model's input description, with `resize`.
-pub fn transform_for(spec: &InputSpec, resize: ResizeFilter) -> Transform {
-    let p = spec.preprocessing;
-    let order = match p.channel_order {
-        deepfake::models::ChannelOrder::Rgb => ChannelOrder::Rgb,
-        deepfake::models::ChannelOrder::Bgr => ChannelOrder::Bgr,
-    };
-    Transform::unit(spec.height as u32, spec.width as u32)
-        .with_resize(resize)
-        .with_scale(p.scale as f32)
-        .with_normalize(Normalize::MeanStd {
-            mean: p.mean.map(|m| m as f32),
-            std: p.std.map(|s| s as f32),
-        })
-        .with_channel_order(order)
 }
 
 impl Scorer {
