@@ -127,6 +127,10 @@ pub struct BatchNorm {
     config: BatchNormConfig,
     /// The Keras layer name (the last component of the variable path), for [`crate::trace`].
     name: String,
+    /// Constant gamma = 1 and beta = 0 (not variables) standing in for an absent `weight`
+    /// or `bias`: libtorch's CUDA batch-norm backward fails on an undefined weight
+    /// ("tensor does not have a device"; Inception-ResNet's `scale=False` layers).
+    unit: (Tensor, Tensor),
 }
 
 impl BatchNorm {
@@ -159,7 +163,13 @@ impl BatchNorm {
         }
         let weight = config.scale.then(|| p.ones("weight", &[channels]));
         let bias = config.center.then(|| p.zeros("bias", &[channels]));
+        let options = (tch::Kind::Float, p.device());
+        let unit = (
+            Tensor::ones([channels], options),
+            Tensor::zeros([channels], options),
+        );
         Ok(Self {
+            unit,
             weight,
             bias,
             running_mean: p.zeros_no_train("running_mean", &[channels]),
@@ -176,10 +186,28 @@ impl BatchNorm {
 
 impl ModuleT for BatchNorm {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        // The constants were made where and as the layer was built; should the variables
+        // have moved to another device or kind since, make them anew like those.
+        let like = &self.running_var;
+        let constant = |t: &Tensor, value: f64| {
+            if t.device() == like.device() && t.kind() == like.kind() {
+                t.shallow_clone()
+            } else {
+                like.full_like(value)
+            }
+        };
+        let weight = match &self.weight {
+            Some(w) => w.shallow_clone(),
+            None => constant(&self.unit.0, 1.0),
+        };
+        let bias = match &self.bias {
+            Some(b) => b.shallow_clone(),
+            None => constant(&self.unit.1, 0.0),
+        };
         let ys = Tensor::batch_norm(
             xs,
-            self.weight.as_ref(),
-            self.bias.as_ref(),
+            Some(&weight),
+            Some(&bias),
             Some(&self.running_mean),
             Some(&self.running_var),
             train,
