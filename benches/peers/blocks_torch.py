@@ -46,8 +46,11 @@ class ConvBnAct(nn.Module):
         self.conv = nn.Conv2d(cin, cout, k, s, 0, d, groups, bias=(not bn) if bias is None else bias)
         self.bn = nn.BatchNorm2d(cout, eps=eps, momentum=0.01) if bn else None
         if self.bn is not None and not scale:
-            # Keras BatchNormalization(scale=False): a learned offset, no learned gamma.
-            self.bn.register_parameter("weight", None)
+            # Keras BatchNormalization(scale=False): a learned offset, no learned gamma. A
+            # constant gamma = 1 buffer, as df-layers does: PyTorch's CUDA batch-norm
+            # backward fails on weight=None ("tensor does not have a device").
+            del self.bn.weight
+            self.bn.register_buffer("weight", torch.ones(cout))
         self.act = act
 
     def forward(self, x):

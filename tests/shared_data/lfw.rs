@@ -33,8 +33,10 @@ pub const LR: f64 = 1e-3;
 /// The resize filter.
 pub const RESIZE: ResizeFilter = ResizeFilter::Nearest;
 
-/// The bound, set from measured runs with margin (see the report in the test output).
-const MIN_AUC: f64 = 0.6;
+/// The bound, set from measured runs with margin: this recipe gave a validation AUC of
+/// 0.982 here (seed 1, deterministic on the CPU: two runs gave the same epochs), the
+/// Keras peer 0.86–0.9; chance is 0.5. See `docs/benchmarks.md`.
+const MIN_AUC: f64 = 0.85;
 
 #[test]
 fn meso_inception4_learns_lfw_faceswap() {
