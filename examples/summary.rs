@@ -221,7 +221,11 @@ fn keras_shape(shape: Option<&[i64]>) -> String {
     }
 }
 
-fn print_table(s: &Summary) {
+/// The table as text (written at once, so that a closed pipe, as with `| head`, ends
+/// the program quietly instead of panicking in `println!`).
+fn table(s: &Summary) -> Result<String, std::fmt::Error> {
+    use std::fmt::Write;
+    let mut out = String::new();
     let label = |r: &Row| format!("{} ({})", r.name, r.class);
     let shape = |r: &Row| keras_shape(r.output_shape.as_deref());
     let w0 = s
@@ -238,47 +242,52 @@ fn print_table(s: &Summary) {
         .max()
         .unwrap_or(0)
         .max(20);
-    println!(
+    writeln!(
+        out,
         "Model: \"{}\"   input {} → output {} (NCHW)",
         s.model,
         keras_shape(Some(&s.input_shape)),
         keras_shape(Some(&s.output_shape))
-    );
+    )?;
     let rule = "━".repeat(w0 + w1 + 16);
-    println!("{rule}");
-    println!(
+    writeln!(out, "{rule}")?;
+    writeln!(
+        out,
         "{:<w0$}  {:<w1$}  {:>12}",
         "Layer (type)", "Output Shape (NCHW)", "Param #"
-    );
-    println!("{rule}");
+    )?;
+    writeln!(out, "{rule}")?;
     for r in &s.layers {
-        println!(
+        writeln!(
+            out,
             "{:<w0$}  {:<w1$}  {:>12}",
             label(r),
             shape(r),
             thousands(r.params)
-        );
+        )?;
     }
-    println!("{rule}");
-    println!(" Total params: {}", thousands(s.total));
-    println!(" Trainable params: {}", thousands(s.trainable));
-    println!(" Non-trainable params: {}", thousands(s.non_trainable));
+    writeln!(out, "{rule}")?;
+    writeln!(out, " Total params: {}", thousands(s.total))?;
+    writeln!(out, " Trainable params: {}", thousands(s.trainable))?;
+    writeln!(out, " Non-trainable params: {}", thousands(s.non_trainable))?;
     match &s.keras {
         Some(k) => {
-            println!(
+            writeln!(
+                out,
                 " Keras reference: {} total, {} trainable ({})",
                 thousands(k.total),
                 thousands(k.trainable),
                 if k.matches { "equal" } else { "DIFFERENT" }
-            );
+            )?;
             if let Some(note) = k.note {
-                println!("   ({note})");
+                writeln!(out, "   ({note})")?;
             }
         }
-        None => println!(" Keras reference: none for this model and top"),
+        None => writeln!(out, " Keras reference: none for this model and top")?,
     }
     let untraced = s.layers.iter().filter(|r| r.output_shape.is_none()).count();
-    println!(
+    writeln!(
+        out,
         " ({} rows in execution order{}; weightless layers Keras names automatically, fused \
          activations, dropout and input preprocessing are not listed)",
         s.layers.len(),
@@ -287,7 +296,8 @@ fn print_table(s: &Summary) {
         } else {
             String::new()
         }
-    );
+    )?;
+    Ok(out)
 }
 
 /// The traced layers in execution order, each with the variables of its name (on its
@@ -406,10 +416,14 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
         }),
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&summary)? + "\n"
     } else {
-        print_table(&summary);
+        table(&summary)?
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
     }
-    Ok(())
 }

@@ -4,8 +4,10 @@
 //! cargo run --release --example predict -- --model meso4 \
 //!     --weights ../shared/data/mesonet/weights/Meso4_DF.h5 \
 //!     ../shared/data/mesonet/test_images
-//! {"path":"../shared/data/mesonet/test_images/df/df00204.jpg","p_fake":0.958588,"label":"fake"}
-//! ...
+//! {"path":"../shared/data/mesonet/test_images/df/df00204.jpg","p_fake":0.9548296332359314,"label":"fake"}
+//! {"path":"../shared/data/mesonet/test_images/df/df01254.jpg","p_fake":0.951840877532959,"label":"fake"}
+//! {"path":"../shared/data/mesonet/test_images/real/real00240.jpg","p_fake":0.009966189973056316,"label":"real"}
+//! {"path":"../shared/data/mesonet/test_images/real/real00772.jpg","p_fake":0.002235960680991411,"label":"real"}
 //! ```
 //!
 //! `--weights` takes a native checkpoint (`.safetensors`, which names its model: `--model`
