@@ -13,23 +13,38 @@
 //! [`TrainerBuilder::resume`] continues from its last completed epoch and ends with the
 //! same history as an uninterrupted run (on the CPU).
 //!
-//! ```no_run
-//! use df_train::{EarlyStoppingConfig, OptimizerConfig, TensorBatches, Trainer};
+//! [`run_experiment`] does a whole run from image folders (model from the registry,
+//! loaders with the model's input transform, training, evaluation, plots); the
+//! `train`, `compare` and `demo` examples are thin command lines over it.
+//!
+//! ```
+//! use df_models::BuildOptions;
+//! use df_train::{EarlyStoppingConfig, OptimizerConfig, TensorBatches, Trainer, Verbosity};
+//! use tch::{nn::VarStore, Device, Kind, Tensor};
+//!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let (model, vs): (Box<dyn df_models::Model>, tch::nn::VarStore) = unimplemented!();
-//! # let (x, y, vx, vy): (tch::Tensor, tch::Tensor, tch::Tensor, tch::Tensor) = unimplemented!();
-//! let train = TensorBatches::new(x, y, 32)?.shuffled(7);
-//! let val = TensorBatches::new(vx, vy, 64)?;
+//! let vs = VarStore::new(Device::Cpu);
+//! let options = BuildOptions::default().with_input_size(64, 64);
+//! let model = df_models::build("meso4", &vs.root(), &options)?;
+//! // Preprocessed images [N, 3, 64, 64] and labels (1 = fake).
+//! let x = Tensor::rand([24, 3, 64, 64], (Kind::Float, Device::Cpu));
+//! let y = Tensor::from_slice(&[0.0f32, 1.0]).repeat([12]);
+//! let train = TensorBatches::new(x.shallow_clone(), y.shallow_clone(), 8)?.shuffled(7);
+//! let val = TensorBatches::new(x, y, 8)?;
+//! let dir = std::env::temp_dir().join(format!("df-train-doc-{}", std::process::id()));
 //! let mut trainer = Trainer::builder(model, vs)
 //!     .optimizer(OptimizerConfig::adam(1e-3))
-//!     .epochs(20)
+//!     .epochs(2)
 //!     .seed(7)
 //!     .early_stopping(EarlyStoppingConfig::new("val_loss").with_patience(3))
-//!     .out_dir("runs/example")
+//!     .out_dir(&dir)
 //!     .resume(true)
+//!     .verbosity(Verbosity::Quiet)
 //!     .build()?;
 //! let history = trainer.fit(&train, Some(&val))?;
-//! println!("{} epochs", history.epochs.len());
+//! assert_eq!(history.len(), 2);
+//! assert!(dir.join("last.safetensors").exists());
+//! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok(()) }
 //! ```
 

@@ -539,6 +539,10 @@ impl Trainer {
         };
         if let Some(path) = resume_from {
             self.load_checkpoint(&path)?;
+            // The frozen values are those of the checkpoint, not of the fresh model.
+            for (_, var, saved) in &mut self.frozen_buffers {
+                *saved = var.detach().copy();
+            }
         } else if self.is_main() {
             self.write_config()?;
         }
