@@ -4,16 +4,19 @@
 //! ```text
 //! cargo run --release --example demo
 //! generated 1000 images in runs/demo/data (real/, fake/)
-//! epoch 1/8 (21.0s) accuracy 0.6125 learning_rate 0.0010 loss 0.6512 val_accuracy 0.7050 ...
+//! epoch 1/16 (3.9s) accuracy 0.5312 learning_rate 1.000e-3 loss 1.2636 val_accuracy 0.4550 val_auc 0.4478 val_loss 0.7031
+//! epoch 2/16 (3.6s) accuracy 0.5600 learning_rate 1.000e-3 loss 0.8264 val_accuracy 0.5000 val_auc 0.4837 val_loss 0.7076
 //! ...
-//! runs/demo/report.md: Meso4, 8 epochs (20.4 s/epoch); validation accuracy 0.9750, AUC 0.9962, EER 0.0250
+//! epoch 16/16 (3.9s) accuracy 0.8862 learning_rate 4.000e-5 loss 0.2733 val_accuracy 0.9600 val_auc 0.9945 val_loss 0.2278
+//! runs/demo/report.md: Meso4, 16 epochs (3.7 s/epoch); validation accuracy 0.9600, AUC 0.9945, EER 0.0400
 //! ```
 //!
 //! `runs/demo/` then holds `report.md` (the summary, linking the plots), `metrics.json`,
 //! `history.{json,csv,png,svg}`, `roc.png`, `pr.png`, `calibration.png`, the checkpoints
 //! (`best.safetensors`, `model.safetensors`, `last.safetensors`) and the configuration
 //! (`config.json`, `experiment.json`). Run again with `--resume` to continue an
-//! interrupted demo. Takes a few minutes on two CPU cores in release mode.
+//! interrupted demo. The run above took 62 s (wall, the build not counted) on two CPU
+//! cores in release mode: generating the set, 16 epochs, evaluation and plots.
 
 use std::path::PathBuf;
 

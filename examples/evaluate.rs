@@ -1,10 +1,12 @@
 //! Evaluates a detector on an image folder: metrics JSON and ROC/PR plots.
 //!
 //! ```text
-//! cargo run --release --example evaluate -- --model meso4 \
-//!     --weights runs/meso4/model.safetensors --data DIR/val --out runs/meso4/eval
-//! runs/meso4/eval/metrics.json: n 600, accuracy 0.8683, AUC 0.9412, AP 0.9377, EER 0.1317, log loss 0.3121, ECE 0.0412
+//! cargo run --release --example evaluate -- --weights runs/lfw/model.safetensors \
+//!     --data ../shared/data/lfw-faceswap/val --center-crop 0.512 --out runs/lfw/eval
+//! runs/lfw/eval/metrics.json: n 600, accuracy 0.9283, AUC 0.9824, AP 0.9771, EER 0.0633, log loss 0.1853, ECE 0.0372
 //! ```
+//!
+//! (`runs/lfw` from the `train` example's documented run.)
 //!
 //! `--weights` takes a native checkpoint (`.safetensors`, which names its model, so
 //! `--model` may be left out) or a Keras `.h5` file (`--model` required; `--polarity`
