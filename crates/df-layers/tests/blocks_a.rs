@@ -464,3 +464,46 @@ fn dense_head_param_counts_match_keras() {
         assert_eq!(y.size(), [2, 1], "{case}");
     }
 }
+
+/// Inference writes activations in place; with autograd recording it must not, so that
+/// the tensors autograd saved stay intact. Reference: the textbook formulas, computed on
+/// copies.
+#[test]
+fn in_place_activations_equal_the_formulas_and_respect_autograd() {
+    let x = Tensor::from_slice(&[-2.0f32, -0.5, 0.0, 0.5, 3.0]);
+    let relu: Vec<f32> = vec![0.0, 0.0, 0.0, 0.5, 3.0];
+    let swish: Vec<f32> = Vec::<f32>::try_from(&x)
+        .expect("values")
+        .iter()
+        .map(|v| v / (1.0 + (-v).exp()))
+        .collect();
+    for (act, want) in [(Activation::Relu, &relu), (Activation::Swish, &swish)] {
+        // No gradient recorded: in place, same values.
+        let owned = x.copy();
+        let out = tch::no_grad(|| act.apply_owned(owned.shallow_clone()));
+        let got = Vec::<f32>::try_from(&out).expect("values");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{act:?}: {got:?} vs {want:?}");
+        }
+        assert_eq!(
+            out.data_ptr(),
+            owned.data_ptr(),
+            "{act:?} under no_grad is in place"
+        );
+        // Recording: a new tensor, the input untouched, gradients flow.
+        let leaf = x.copy().set_requires_grad(true);
+        let input = &leaf * 1.0;
+        let out = act.apply_owned(input.shallow_clone());
+        assert_ne!(
+            out.data_ptr(),
+            input.data_ptr(),
+            "{act:?} with autograd is not in place"
+        );
+        assert_eq!(
+            Vec::<f32>::try_from(&input.detach()).expect("values"),
+            Vec::<f32>::try_from(&x).expect("values")
+        );
+        out.sum(Kind::Float).backward();
+        assert!(leaf.grad().defined(), "{act:?}: gradient reaches the input");
+    }
+}
