@@ -35,7 +35,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, set_top_dropout, set_top_l2, TopLayer};
+use crate::top_head::{check_input_size, config_builders, TopLayer};
 
 /// One row of EfficientNet's block table (Keras' `DEFAULT_BLOCKS_ARGS`): a stage of
 /// `repeats` MBConv blocks, the first of which changes the width and applies the stride.
@@ -164,6 +164,8 @@ impl Default for EfficientNetConfig {
     }
 }
 
+config_builders!(EfficientNetConfig; dropout also sets dropout_rate);
+
 impl EfficientNetConfig {
     /// The preset `index` (0 for B0 … 7 for B7) from [`EFFICIENTNET_SCALING`], with
     /// Keras' defaults: ImageNet top with 1000 classes, drop-connect 0.2, divisor 8.
@@ -230,28 +232,6 @@ impl EfficientNetConfig {
         Self::from_scaling(&EFFICIENTNET_SCALING[7])
     }
 
-    /// Sets the input size.
-    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
-        self.input_size = [height, width];
-        self
-    }
-    /// Sets the top.
-    pub fn with_top(mut self, top: Top) -> Self {
-        self.top = top;
-        self
-    }
-    /// Sets the dropout of the top: `top_dropout` of the ImageNet top and every dropout
-    /// layer of a binary head.
-    pub fn with_dropout(mut self, rate: f64) -> Self {
-        self.dropout_rate = rate;
-        set_top_dropout(&mut self.top, rate);
-        self
-    }
-    /// Sets the L2 coefficient of every kernel of a binary head (other tops carry none).
-    pub fn with_l2(mut self, l2: f64) -> Self {
-        set_top_l2(&mut self.top, l2);
-        self
-    }
     /// Sets the drop-connect (drop-path) rate.
     pub fn with_drop_connect(mut self, rate: f64) -> Self {
         self.drop_connect_rate = rate;

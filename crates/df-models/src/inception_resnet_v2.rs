@@ -30,7 +30,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, set_top_dropout, set_top_l2, TopLayer};
+use crate::top_head::{check_input_size, config_builders, TopLayer};
 
 /// Configuration of an [`InceptionResNetV2`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -64,31 +64,11 @@ impl Default for InceptionResNetV2Config {
     }
 }
 
+config_builders!(InceptionResNetV2Config);
+
 impl InceptionResNetV2Config {
     /// Channels of `conv_7b`.
     pub const FEATURE_CHANNELS: i64 = 1536;
-
-    /// Sets the input size.
-    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
-        self.input_size = [height, width];
-        self
-    }
-    /// Sets the top.
-    pub fn with_top(mut self, top: Top) -> Self {
-        self.top = top;
-        self
-    }
-    /// Sets the dropout of every dropout layer of a binary head (Keras' ImageNet top has
-    /// none).
-    pub fn with_dropout(mut self, rate: f64) -> Self {
-        set_top_dropout(&mut self.top, rate);
-        self
-    }
-    /// Sets the L2 coefficient of every kernel of a binary head.
-    pub fn with_l2(mut self, l2: f64) -> Self {
-        set_top_l2(&mut self.top, l2);
-        self
-    }
 
     /// The `[C, H, W]` feature map of `conv_7b` for the configured input size.
     pub fn feature_shape(&self) -> [i64; 3] {

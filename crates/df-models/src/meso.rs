@@ -24,7 +24,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, set_top_dropout, set_top_l2, TopLayer};
+use crate::top_head::{check_input_size, config_builders, TopLayer};
 
 /// Pool sizes (and strides) of the four stages of both MesoNet models.
 const POOLS: [i64; 4] = [2, 2, 2, 4];
@@ -46,6 +46,8 @@ impl Default for MesoConfig {
     }
 }
 
+config_builders!(MesoConfig);
+
 impl MesoConfig {
     /// The paper's models: 256×256 input, the authors' head.
     pub fn paper() -> Self {
@@ -53,30 +55,6 @@ impl MesoConfig {
             input_size: [256, 256],
             top: Top::mesonet(),
         }
-    }
-
-    /// Sets the input size.
-    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
-        self.input_size = [height, width];
-        self
-    }
-
-    /// Sets the top.
-    pub fn with_top(mut self, top: Top) -> Self {
-        self.top = top;
-        self
-    }
-
-    /// Sets the rate of every dropout of a binary top (0.5 in the authors' head).
-    pub fn with_dropout(mut self, rate: f64) -> Self {
-        set_top_dropout(&mut self.top, rate);
-        self
-    }
-
-    /// Sets the L2 coefficient of every kernel of a binary top.
-    pub fn with_l2(mut self, l2: f64) -> Self {
-        set_top_l2(&mut self.top, l2);
-        self
     }
 
     /// The last feature map, `[16, H', W']`, after the four `"same"` poolings (2, 2, 2, 4):

@@ -19,7 +19,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, set_top_dropout, set_top_l2, TopLayer};
+use crate::top_head::{check_input_size, config_builders, TopLayer};
 
 /// ResNet50's stages: Keras stack name, bottleneck width, blocks, stride of the first block.
 const RESNET50_STAGES: [(&str, i64, usize, i64); 4] = [
@@ -49,6 +49,8 @@ impl Default for ResNetConfig {
     }
 }
 
+config_builders!(ResNetConfig);
+
 impl ResNetConfig {
     /// Keras' `ResNet50()`: 224×224 input, 1000-class ImageNet top (25,636,712
     /// parameters, 25,583,592 trainable).
@@ -63,30 +65,6 @@ impl ResNetConfig {
     /// parameters, 23,534,592 trainable).
     pub fn backbone(pooling: HeadInput) -> Self {
         Self::imagenet().with_top(Top::Backbone { pooling })
-    }
-
-    /// Sets the input size.
-    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
-        self.input_size = [height, width];
-        self
-    }
-
-    /// Sets the top.
-    pub fn with_top(mut self, top: Top) -> Self {
-        self.top = top;
-        self
-    }
-
-    /// Sets the rate of every dropout of a binary top.
-    pub fn with_dropout(mut self, rate: f64) -> Self {
-        set_top_dropout(&mut self.top, rate);
-        self
-    }
-
-    /// Sets the L2 coefficient of every kernel of a binary top.
-    pub fn with_l2(mut self, l2: f64) -> Self {
-        set_top_l2(&mut self.top, l2);
-        self
     }
 
     /// The last feature map, `[2048, H', W']`: every one of the five stride-2 steps (stem

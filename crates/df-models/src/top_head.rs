@@ -101,6 +101,49 @@ pub(crate) fn set_top_l2(top: &mut Top, l2: f64) {
     }
 }
 
+/// The builders every model configuration shares (`with_input_size`, `with_top`,
+/// `with_dropout`, `with_l2`), for a struct with `input_size: [i64; 2]` and `top: Top`.
+/// `config_builders!(T; dropout also sets field)` makes `with_dropout` set that field to
+/// the rate too (EfficientNet's ImageNet-top `dropout_rate`).
+macro_rules! config_builders {
+    ($config:ty; dropout also sets $field:ident) => {
+        $crate::top_head::config_builders!(@impl $config, |c: &mut $config, rate: f64| c.$field = rate);
+    };
+    ($config:ty) => {
+        $crate::top_head::config_builders!(@impl $config, |_: &mut $config, _: f64| ());
+    };
+    (@impl $config:ty, $also:expr) => {
+        impl $config {
+            /// Sets the input size.
+            pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
+                self.input_size = [height, width];
+                self
+            }
+
+            /// Sets the top.
+            pub fn with_top(mut self, top: $crate::Top) -> Self {
+                self.top = top;
+                self
+            }
+
+            /// Sets the rate of every dropout of a binary top (the layers that have one;
+            /// for EfficientNet also the ImageNet top's `dropout_rate`).
+            pub fn with_dropout(mut self, rate: f64) -> Self {
+                ($also)(&mut self, rate);
+                $crate::top_head::set_top_dropout(&mut self.top, rate);
+                self
+            }
+
+            /// Sets the L2 coefficient of every kernel of a binary top.
+            pub fn with_l2(mut self, l2: f64) -> Self {
+                $crate::top_head::set_top_l2(&mut self.top, l2);
+                self
+            }
+        }
+    };
+}
+pub(crate) use config_builders;
+
 /// Checks a model's input size against the smallest one it accepts.
 pub(crate) fn check_input_size(model: &str, size: [i64; 2], min: i64) -> Result<()> {
     if size.iter().any(|&s| s < min) {

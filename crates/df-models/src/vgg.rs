@@ -14,7 +14,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, set_top_dropout, set_top_l2, TopLayer};
+use crate::top_head::{check_input_size, config_builders, TopLayer};
 
 /// Keras' smallest input for VGG16.
 const MIN_SIZE: i64 = 32;
@@ -76,6 +76,8 @@ impl Default for VggConfig {
     }
 }
 
+config_builders!(VggConfig);
+
 impl VggConfig {
     /// Keras' `VGG16()`: configuration D, 224×224, ImageNet top (138,357,544 parameters;
     /// 14,714,688 without the top).
@@ -98,30 +100,6 @@ impl VggConfig {
             input_size: [224, 224],
             top: Top::study([1024, 2048], 0.5, 0.0),
         }
-    }
-
-    /// Sets the input size.
-    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
-        self.input_size = [height, width];
-        self
-    }
-
-    /// Sets the top.
-    pub fn with_top(mut self, top: Top) -> Self {
-        self.top = top;
-        self
-    }
-
-    /// Sets the rate of every dropout of a binary top.
-    pub fn with_dropout(mut self, rate: f64) -> Self {
-        set_top_dropout(&mut self.top, rate);
-        self
-    }
-
-    /// Sets the L2 coefficient of every kernel of a binary top.
-    pub fn with_l2(mut self, l2: f64) -> Self {
-        set_top_l2(&mut self.top, l2);
-        self
     }
 
     /// The last feature map, `[512, H', W']`: five `"valid"` 2×2 pools, each `floor(n / 2)`
