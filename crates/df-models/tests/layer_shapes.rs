@@ -239,15 +239,22 @@ fn check(
     );
 }
 
-/// Builds `case` from the registry with its default top (Keras' ImageNet classifier, the
-/// MesoNet head) and checks it.
-fn check_registry_model(case: &str) {
+/// Keras' table for `case` and the registry entry it names, whose default input size
+/// must be Keras' own.
+fn keras_and_registry(case: &str) -> (KerasModel, &'static registry::ModelInfo) {
     let keras = keras_model(case);
     let info = registry::info(&keras.registry).expect("registered");
     assert_eq!(
         info.input_size, keras.input_size,
         "{case}: default input size"
     );
+    (keras, info)
+}
+
+/// Builds `case` from the registry with its default top (Keras' ImageNet classifier, the
+/// MesoNet head) and checks it.
+fn check_registry_model(case: &str) {
+    let (keras, info) = keras_and_registry(case);
     let vs = VarStore::new(Device::Cpu);
     let model = info
         .build(&vs.root(), &BuildOptions::default())
@@ -284,12 +291,7 @@ fn efficientnet_b0_layers_match_keras() {
 #[test]
 fn inception_resnet_v2_layers_match_keras() {
     let case = "inception_resnet_v2";
-    let keras = keras_model(case);
-    let info = registry::info(&keras.registry).expect("registered");
-    assert_eq!(
-        info.input_size, keras.input_size,
-        "{case}: default input size"
-    );
+    let (keras, _) = keras_and_registry(case);
     let vs = VarStore::new(Device::Cpu);
     let cfg = InceptionResNetV2Config::default();
     assert_eq!(cfg.input_size, keras.input_size);
