@@ -41,82 +41,10 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 import keras  # noqa: E402
 from keras import applications as apps  # noqa: E402
-from keras import layers  # noqa: E402
 
-# ---- the MesoNet models and VGG16 configuration C, as keras_blocks_a.py builds them ----
-
-
-def meso_inception(x, a, b, c, d):
-    """InceptionLayer of MesoInception4 in DariusAf/MesoNet classifiers.py."""
-    x1 = layers.Conv2D(a, (1, 1), padding="same", activation="relu")(x)
-    x2 = layers.Conv2D(b, (1, 1), padding="same", activation="relu")(x)
-    x2 = layers.Conv2D(b, (3, 3), padding="same", activation="relu")(x2)
-    x3 = layers.Conv2D(c, (1, 1), padding="same", activation="relu")(x)
-    x3 = layers.Conv2D(c, (3, 3), dilation_rate=2, padding="same", activation="relu")(x3)
-    x4 = layers.Conv2D(d, (1, 1), padding="same", activation="relu")(x)
-    x4 = layers.Conv2D(d, (3, 3), dilation_rate=3, padding="same", activation="relu")(x4)
-    return layers.Concatenate(axis=-1)([x1, x2, x3, x4])
-
-
-def mesonet_head(x):
-    y = layers.Flatten()(x)
-    y = layers.Dropout(0.5)(y)
-    y = layers.Dense(16)(y)
-    y = layers.LeakyReLU(negative_slope=0.1)(y)
-    y = layers.Dropout(0.5)(y)
-    return layers.Dense(1, activation="sigmoid")(y)
-
-
-def meso4(size=256):
-    """Meso4.init_model of DariusAf/MesoNet classifiers.py."""
-    x = keras.Input((size, size, 3))
-    y = x
-    for filters, k, pool in [(8, 3, 2), (8, 5, 2), (16, 5, 2), (16, 5, 4)]:
-        y = layers.Conv2D(filters, (k, k), padding="same", activation="relu")(y)
-        y = layers.BatchNormalization()(y)
-        y = layers.MaxPooling2D(pool_size=(pool, pool), padding="same")(y)
-    return keras.Model(x, mesonet_head(y))
-
-
-def meso_inception4(size=256):
-    """MesoInception4.init_model of DariusAf/MesoNet classifiers.py."""
-    x = keras.Input((size, size, 3))
-    y = meso_inception(x, 1, 4, 4, 2)
-    y = layers.BatchNormalization()(y)
-    y = layers.MaxPooling2D(pool_size=(2, 2), padding="same")(y)
-    y = meso_inception(y, 2, 4, 4, 2)
-    y = layers.BatchNormalization()(y)
-    y = layers.MaxPooling2D(pool_size=(2, 2), padding="same")(y)
-    for pool in [2, 4]:
-        y = layers.Conv2D(16, (5, 5), padding="same", activation="relu")(y)
-        y = layers.BatchNormalization()(y)
-        y = layers.MaxPooling2D(pool_size=(pool, pool), padding="same")(y)
-    return keras.Model(x, mesonet_head(y))
-
-
-VGG16_C = [(64, 2, False), (128, 2, False), (256, 2, True), (512, 2, True), (512, 2, True)]
-
-
-def vgg16_c(size=224):
-    """VGG16 configuration C (1×1 convolutions closing stages 3-5) + the study's head."""
-    x = keras.Input((size, size, 3))
-    y = x
-    for i, (filters, convs, pointwise) in enumerate(VGG16_C, start=1):
-        for j in range(1, convs + 1):
-            y = layers.Conv2D(
-                filters, (3, 3), activation="relu", padding="same", name=f"block{i}_conv{j}"
-            )(y)
-        if pointwise:
-            y = layers.Conv2D(
-                filters, (1, 1), activation="relu", padding="same", name=f"block{i}_conv{convs + 1}"
-            )(y)
-        y = layers.MaxPooling2D((2, 2), strides=(2, 2), name=f"block{i}_pool")(y)
-    y = layers.Flatten()(y)
-    y = layers.Dense(1024, activation="relu")(y)
-    y = layers.Dropout(0.5)(y)
-    y = layers.Dense(2048, activation="relu")(y)
-    y = layers.Dense(1, activation="sigmoid")(y)
-    return keras.Model(x, y)
+# The MesoNet models and VGG16 configuration C, as the fixtures declare them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+import keras_blocks_a  # noqa: E402
 
 
 def app(ctor):
@@ -125,10 +53,10 @@ def app(ctor):
 
 # (registry name, Keras reference, constructor, default input size), in registry order.
 MODELS = [
-    ("meso4", "MesoNet `Meso4` (authors' code)", meso4, 256),
-    ("meso_inception4", "MesoNet `MesoInception4` (authors' code)", meso_inception4, 256),
+    ("meso4", "MesoNet `Meso4` (authors' code)", keras_blocks_a.meso4, 256),
+    ("meso_inception4", "MesoNet `MesoInception4` (authors' code)", keras_blocks_a.meso_inception4, 256),
     ("vgg16", "`VGG16`", app(apps.VGG16), 224),
-    ("vgg16_c", "VGG16 config. C + study head", vgg16_c, 224),
+    ("vgg16_c", "VGG16 config. C + study head", lambda size: keras_blocks_a.vgg16_c(size, head=True), 224),
     ("resnet50", "`ResNet50`", app(apps.ResNet50), 224),
     ("efficientnet_b0", "`EfficientNetB0`", app(apps.EfficientNetB0), 224),
     ("efficientnet_b1", "`EfficientNetB1`", app(apps.EfficientNetB1), 240),

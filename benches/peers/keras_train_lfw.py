@@ -8,7 +8,7 @@ Usage:
         [--center-crop 128] [--dropout 0.2] [--lr 1e-3] [--seed 1] [--threads N]
 
 Recipe (the same as the Rust check): MesoInception4 as in the MesoNet authors'
-`classifiers.py` (written out below with Keras layers; head dropout `dropout` instead
+`classifiers.py` (as `scripts/fixtures/keras_blocks_a.py` declares it; head dropout `dropout` instead
 of the authors' 0.5), input `size`x`size` RGB: the central `center_crop` pixels of
 the 250x250 JPEGs (Pillow's `crop`), resized with Pillow's nearest filter (Keras `flow_from_directory`'s
 default), pixels / 255, labels fake = 1, real = 0; Adam (lr 1e-3, epsilon 1e-7), binary
@@ -52,37 +52,14 @@ def load_folder(root, size, crop):
 
 
 def build(size, dropout):
-    import keras
-    from keras import layers
+    """MesoInception4 as scripts/fixtures/keras_blocks_a.py declares it (imported here, after
+    the thread settings, since it imports Keras)."""
+    import sys
 
-    def inception(x, a, b, c, d):
-        x1 = layers.Conv2D(a, (1, 1), padding="same", activation="relu")(x)
-        x2 = layers.Conv2D(b, (1, 1), padding="same", activation="relu")(x)
-        x2 = layers.Conv2D(b, (3, 3), padding="same", activation="relu")(x2)
-        x3 = layers.Conv2D(c, (1, 1), padding="same", activation="relu")(x)
-        x3 = layers.Conv2D(c, (3, 3), dilation_rate=2, padding="same", activation="relu")(x3)
-        x4 = layers.Conv2D(d, (1, 1), padding="same", activation="relu")(x)
-        x4 = layers.Conv2D(d, (3, 3), dilation_rate=3, padding="same", activation="relu")(x4)
-        return layers.Concatenate(axis=-1)([x1, x2, x3, x4])
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../scripts/fixtures"))
+    import keras_blocks_a
 
-    x = keras.Input((size, size, 3))
-    y = inception(x, 1, 4, 4, 2)
-    y = layers.BatchNormalization()(y)
-    y = layers.MaxPooling2D((2, 2), padding="same")(y)
-    y = inception(y, 2, 4, 4, 2)
-    y = layers.BatchNormalization()(y)
-    y = layers.MaxPooling2D((2, 2), padding="same")(y)
-    for pool in (2, 4):
-        y = layers.Conv2D(16, (5, 5), padding="same", activation="relu")(y)
-        y = layers.BatchNormalization()(y)
-        y = layers.MaxPooling2D((pool, pool), padding="same")(y)
-    y = layers.Flatten()(y)
-    y = layers.Dropout(dropout)(y)
-    y = layers.Dense(16)(y)
-    y = layers.LeakyReLU(negative_slope=0.1)(y)
-    y = layers.Dropout(dropout)(y)
-    y = layers.Dense(1, activation="sigmoid")(y)
-    return keras.Model(x, y)
+    return keras_blocks_a.meso_inception4(size, dropout)
 
 
 def main():
