@@ -28,12 +28,13 @@
 //! With `--json` the same rows are printed as JSON, each with its variables' libtorch
 //! shapes and `output_shape` with the batch axis (1), `null` when not traced.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use deepfake::layers::trace;
-use deepfake::layers::util::param_count;
+use deepfake::layers::util::{param_count, variables_by_layer};
+use deepfake::models::keras::KerasLayerKind;
 use deepfake::models::registry::{self, BuildOptions};
 use deepfake::models::Top;
 use deepfake::tch::nn::VarStore;
@@ -123,43 +124,12 @@ struct Summary {
     keras: Option<KerasCounts>,
 }
 
-fn class_of(vars: &BTreeMap<String, Tensor>) -> &'static str {
-    if vars.contains_key("running_mean") {
-        return "BatchNormalization";
-    }
-    match vars.get("weight").map(|w| w.size()) {
-        Some(s) if s.len() == 4 && s[1] == 1 && s[0] > 1 => "DepthwiseConv2D",
-        Some(s) if s.len() == 4 => "Conv2D",
-        Some(s) if s.len() == 2 => "Dense",
-        _ => "?",
-    }
-}
-
 /// Variables grouped by layer (path without its last component), in creation order.
 fn layers(vs: &VarStore) -> Vec<Layer> {
-    let order: HashMap<usize, usize> = vs
-        .trainable_variables()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.data_ptr() as usize, i))
-        .collect();
-    let mut groups: BTreeMap<String, BTreeMap<String, Tensor>> = BTreeMap::new();
-    for (name, t) in vs.variables() {
-        let (layer, var) = name.rsplit_once('.').unwrap_or(("", name.as_str()));
-        groups
-            .entry(layer.to_string())
-            .or_default()
-            .insert(var.to_string(), t);
-    }
-    let mut rows: Vec<(usize, Layer)> = groups
+    variables_by_layer(vs)
         .into_iter()
         .map(|(name, vars)| {
-            let first = vars
-                .values()
-                .filter_map(|t| order.get(&(t.data_ptr() as usize)).copied())
-                .min()
-                .unwrap_or(usize::MAX);
-            let class = class_of(&vars);
+            let class = KerasLayerKind::of_variables(&vars).map_or("?", KerasLayerKind::class_name);
             // Keras' order: kernel (gamma), bias (beta), moving mean, moving variance.
             let rank = |n: &str| match n {
                 "weight" => 0,
@@ -179,19 +149,14 @@ fn layers(vs: &VarStore) -> Vec<Layer> {
                 })
                 .collect();
             let params = vars.values().map(|t| t.numel() as i64).sum();
-            (
-                first,
-                Layer {
-                    name,
-                    class,
-                    variables,
-                    params,
-                },
-            )
+            Layer {
+                name,
+                class,
+                variables,
+                params,
+            }
         })
-        .collect();
-    rows.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
-    rows.into_iter().map(|(_, l)| l).collect()
+        .collect()
 }
 
 fn thousands(n: i64) -> String {

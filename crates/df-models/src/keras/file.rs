@@ -70,6 +70,35 @@ impl KerasLayerKind {
         }
     }
 
+    /// The Keras class name (`Conv2D`, `DepthwiseConv2D`, `Dense`,
+    /// `BatchNormalization`, `Normalization`).
+    pub fn class_name(self) -> &'static str {
+        match self {
+            Self::Conv2d => "Conv2D",
+            Self::DepthwiseConv2d => "DepthwiseConv2D",
+            Self::Dense => "Dense",
+            Self::BatchNormalization => "BatchNormalization",
+            Self::Normalization => "Normalization",
+        }
+    }
+
+    /// The class of one of our layers, read from its variables (by last path component):
+    /// `running_mean` → batch norm, a 4-D `weight` → convolution, depthwise when it is
+    /// `[C, 1, kh, kw]` with `C > 1` (no model here has an ordinary convolution over a
+    /// single input channel), a 2-D `weight` → dense.
+    pub fn of_variables(vars: &std::collections::BTreeMap<String, tch::Tensor>) -> Option<Self> {
+        if vars.contains_key("running_mean") {
+            return Some(Self::BatchNormalization);
+        }
+        let w = vars.get("weight")?.size();
+        match w.as_slice() {
+            [o, 1, _, _] if *o > 1 => Some(Self::DepthwiseConv2d),
+            [_, _, _, _] => Some(Self::Conv2d),
+            [_, _] => Some(Self::Dense),
+            _ => None,
+        }
+    }
+
     fn from_keras_base_name(base: &str) -> Option<Self> {
         Some(match base {
             "conv2d" => Self::Conv2d,

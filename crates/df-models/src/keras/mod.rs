@@ -276,8 +276,6 @@ struct ModelLayer {
     name: String,
     kind: Option<KerasLayerKind>,
     vars: BTreeMap<String, Tensor>,
-    /// Position of its first trainable variable in creation order.
-    creation: usize,
     /// The `[C, H, W]` map a Flatten feeds into this (dense) layer.
     flatten: Option<[i64; 3]>,
 }
@@ -305,58 +303,21 @@ fn flatten_inputs(vs: &VarStore, model: &dyn Model) -> HashMap<String, [i64; 3]>
     out
 }
 
+/// The model's layers in creation order, with their class and Flatten input.
 fn model_layers(vs: &VarStore, flatten_at: &HashMap<String, [i64; 3]>) -> Vec<ModelLayer> {
-    let creation: HashMap<usize, usize> = vs
-        .trainable_variables()
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (ptr(t), i))
-        .collect();
-    let mut groups: BTreeMap<String, BTreeMap<String, Tensor>> = BTreeMap::new();
-    for (name, t) in vs.variables() {
-        let (layer, var) = name.rsplit_once('.').unwrap_or(("", name.as_str()));
-        groups
-            .entry(layer.to_string())
-            .or_default()
-            .insert(var.to_string(), t);
-    }
-    let mut layers: Vec<ModelLayer> = groups
+    df_layers::util::variables_by_layer(vs)
         .into_iter()
         .map(|(path, vars)| {
-            let first = vars
-                .values()
-                .filter_map(|t| creation.get(&ptr(t)).copied())
-                .min()
-                .unwrap_or(usize::MAX);
             let name = path.rsplit('.').next().unwrap_or(&path).to_string();
             ModelLayer {
-                kind: model_kind(&vars),
+                kind: KerasLayerKind::of_variables(&vars),
                 flatten: flatten_at.get(&path).copied(),
                 name,
                 path,
                 vars,
-                creation: first,
             }
         })
-        .collect();
-    layers.sort_by(|a, b| (a.creation, &a.path).cmp(&(b.creation, &b.path)));
-    layers
-}
-
-/// The Keras class a model layer corresponds to, from its variables. A 4-D kernel
-/// `[C, 1, kh, kw]` with `C > 1` is taken for a depthwise convolution (no model here has
-/// an ordinary convolution over a single input channel).
-fn model_kind(vars: &BTreeMap<String, Tensor>) -> Option<KerasLayerKind> {
-    if vars.contains_key("running_mean") {
-        return Some(KerasLayerKind::BatchNormalization);
-    }
-    let w = vars.get("weight")?.size();
-    match w.as_slice() {
-        [o, 1, _, _] if *o > 1 => Some(KerasLayerKind::DepthwiseConv2d),
-        [_, _, _, _] => Some(KerasLayerKind::Conv2d),
-        [_, _] => Some(KerasLayerKind::Dense),
-        _ => None,
-    }
+        .collect()
 }
 
 /// One tensor copy of an import plan.
