@@ -12,19 +12,10 @@ use df_models::registry::{load_keras, KerasLoadOptions, LoadedModel};
 use df_models::{Polarity, Top};
 use tch::{Device, Kind, Tensor};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/generated/keras_apps"
-);
+mod common;
 
 fn fixture(name: &str) -> PathBuf {
-    let path = Path::new(FIXTURES).join(name);
-    assert!(
-        path.exists(),
-        "missing fixture {}: run `make fixtures` (scripts/make-fixtures.sh keras_apps)",
-        path.display()
-    );
-    path
+    common::fixture("keras_apps", name)
 }
 
 fn manifest() -> serde_json::Value {

@@ -174,19 +174,10 @@ fn feature_shapes() {
 
 // ------------------------------------------------------------------- Keras outputs
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/generated/keras_blocks_b"
-);
+mod common;
 
 fn fixture(name: &str) -> PathBuf {
-    let path = PathBuf::from(FIXTURES).join(name);
-    assert!(
-        path.exists(),
-        "missing fixture {}: run `make fixtures` (scripts/make-fixtures.sh keras_blocks_b)",
-        path.display()
-    );
-    path
+    common::fixture("keras_blocks_b", name)
 }
 
 /// The tensors of a parity case written by `keras_blocks_b.py`, by name.

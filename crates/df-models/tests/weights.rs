@@ -14,19 +14,10 @@ use df_models::{Error, Model, Polarity, Top};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/generated/keras_apps"
-);
+mod common;
 
 fn fixture(name: &str) -> PathBuf {
-    let path = Path::new(FIXTURES).join(name);
-    assert!(
-        path.exists(),
-        "missing fixture {}: run `make fixtures` (scripts/make-fixtures.sh keras_apps)",
-        path.display()
-    );
-    path
+    common::fixture("keras_apps", name)
 }
 
 fn temp_dir() -> tempfile::TempDir {
