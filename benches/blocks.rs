@@ -20,9 +20,13 @@
 //! cargo bench --bench blocks -- cpu/mbconv        # a regex over the ids
 //! ```
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Bencher, Criterion, SamplingMode, Throughput};
+
+#[path = "common/clock.rs"]
+mod clock;
+use clock::Clock;
 use df_layers::{
     Activation, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
     IdentityBlock, IdentityBlockConfig, InceptionResnetA, InceptionResnetBlockConfig, MbConv,
@@ -208,50 +212,6 @@ impl Workload {
         self.sync();
         clock.now().saturating_sub(start)
     }
-}
-
-/// What the bench measures: wall-clock time (the default), or with `DF_BENCH_CLOCK=cpu`
-/// the CPU time of the whole process, which a busy shared machine disturbs far less
-/// (use it with `DF_BENCH_THREADS=1`: idle worker threads spin and would count).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Clock {
-    Wall(Instant),
-    Cpu,
-}
-
-impl Clock {
-    fn from_env() -> Self {
-        match std::env::var("DF_BENCH_CLOCK").as_deref() {
-            Ok("cpu") => Clock::Cpu,
-            Ok("wall") | Err(_) => Clock::Wall(Instant::now()),
-            Ok(other) => panic!("DF_BENCH_CLOCK must be `wall` or `cpu`, got {other:?}"),
-        }
-    }
-
-    /// Time since an arbitrary origin.
-    fn now(self) -> Duration {
-        match self {
-            Clock::Wall(origin) => origin.elapsed(),
-            Clock::Cpu => process_cpu_time(),
-        }
-    }
-}
-
-/// User + system time of every thread of this process so far, from `/proc/self/stat`
-/// (Linux; 10 ms ticks, fine for samples of hundreds of milliseconds).
-fn process_cpu_time() -> Duration {
-    const TICKS_PER_SECOND: u64 = 100; // USER_HZ, 100 on every Linux ABI in use.
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .unwrap_or_else(|e| panic!("DF_BENCH_CLOCK=cpu needs /proc/self/stat: {e}"));
-    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after_name
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect();
-    Duration::from_millis(fields.iter().sum::<u64>() * 1000 / TICKS_PER_SECOND)
 }
 
 fn device_name(device: Device) -> &'static str {

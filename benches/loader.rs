@@ -23,9 +23,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+
+#[path = "common/clock.rs"]
+mod clock;
+use clock::Clock;
 use df_data::{Augment, ImageFolder, Loader, LoaderConfig, ResizeFilter, Transform};
 
 const BATCH: usize = 32;
@@ -54,17 +58,6 @@ fn dataset() -> (ImageFolder, &'static str) {
     (ds, "loader_synthetic")
 }
 
-/// User + system CPU time of this process, all threads (Linux `/proc/self/stat`).
-fn process_cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 14th and
-    // 15th fields of the line, in clock ticks (100 per second on Linux).
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// The study's augmentation, matching the peer's torchvision transforms.
 fn augment() -> Augment {
     Augment::study()
@@ -82,10 +75,7 @@ fn loader_throughput(c: &mut Criterion) {
         .with_seed(1);
     let loader = Loader::new(ds, config).expect("loader");
     let epoch = AtomicU64::new(0);
-    let cpu_clock = std::env::var("DF_BENCH_CLOCK").is_ok_and(|v| v == "cpu");
-    if cpu_clock && process_cpu_time().is_none() {
-        eprintln!("note: no /proc/self/stat here; DF_BENCH_CLOCK=cpu falls back to wall time");
-    }
+    let clock = Clock::from_env();
 
     let mut group = c.benchmark_group(format!("cpu/{group_name}"));
     group.sampling_mode(SamplingMode::Flat);
@@ -95,18 +85,14 @@ fn loader_throughput(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let e = epoch.fetch_add(1, Ordering::Relaxed);
-                let cpu_start = process_cpu_time();
-                let start = Instant::now();
+                let start = clock.now();
                 let mut images = 0;
                 for batch in loader.epoch(e) {
                     let batch = batch.expect("batch");
                     images += batch.len();
                     std::hint::black_box(&batch.images);
                 }
-                total += match (cpu_clock, cpu_start, process_cpu_time()) {
-                    (true, Some(a), Some(b)) => b.saturating_sub(a),
-                    _ => start.elapsed(),
-                };
+                total += clock.now().saturating_sub(start);
                 assert_eq!(images, n, "every image once per epoch");
             }
             total
