@@ -32,6 +32,13 @@
 #                     goes first), so that drifting load on a shared machine hits both alike;
 #                     the cases are those the Rust bench lists (CUDA ones only where it sees
 #                     a GPU).
+#   ROUNDS            run everything this many times (default 1) and report, per case, the
+#                     median over rounds of the Rust / PyTorch ratio and its range. On a
+#                     shared or virtual machine single runs of a cell move by ±20 %; use
+#                     ROUNDS=3 or more there, with INTERLEAVE=1.
+#   PEER_INPLACE      1: the peer writes ReLU and residual additions in place in training
+#                     too (`blocks_torch.py --inplace`), as df-layers and torchvision's
+#                     ResNet do. Default 0: the plain functional code (`F.relu(x)`, `x + y`).
 #   GLIBC_TUNABLES, LD_PRELOAD, THP_MEM_ALLOC_ENABLE
 #                     allocator settings, inherited by both sides and recorded in the report.
 #                     Where page faults are costly (VMs), large tensors dominate: e.g.
@@ -42,8 +49,10 @@
 #   OUT_DIR           where the report goes (default: target/bench-report).
 #
 # Output: $OUT_DIR/blocks.md (Markdown table with machine, threads, date, commit) and
-# $OUT_DIR/blocks.json (the same data), plus the raw peer lines in $OUT_DIR/peer.jsonl and
-# the criterion results in $CRITERION_HOME (default target/criterion).
+# $OUT_DIR/blocks.json (the same data, every round included), written by
+# benches/peers/report.py from the raw lines of each round in $OUT_DIR/rust.jsonl and
+# $OUT_DIR/peer.jsonl; criterion's own results are in $CRITERION_HOME (default
+# target/criterion).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -69,13 +78,20 @@ if ! "$python" -c 'import torch' 2>/dev/null; then
     exit 1
 fi
 
-# Only results written from now on belong to this run.
-marker="$out_dir/.started"
-touch "$marker"
-sleep 1
+rust_out="$out_dir/rust.jsonl"
+peer_out="$out_dir/peer.jsonl"
+: >"$rust_out"
+: >"$peer_out"
+rounds="${ROUNDS:-1}"
+peer_flags=()
+[[ "${PEER_INPLACE:-0}" == 1 ]] && peer_flags+=(--inplace)
 
-# The Rust bench with criterion arguments "$@" (plus BENCH_ARGS).
+# The Rust bench with criterion arguments "$@" (plus BENCH_ARGS); appends what it measured
+# (the cases criterion wrote from now on, or only the id in $RUST_ID) to $rust_out.
 run_rust() {
+    local since="$out_dir/.since"
+    touch "$since"
+    sleep 1 # criterion's files must be newer than the marker by the filesystem's clock
     # shellcheck disable=SC2206 # BENCH_ARGS is a list of words on purpose.
     local extra=(${BENCH_ARGS:-})
     if [[ -n "${BENCH_BIN:-}" ]]; then
@@ -83,16 +99,17 @@ run_rust() {
     else
         cargo bench --quiet --bench blocks -- "$@" "${extra[@]}"
     fi
+    "$python" benches/peers/report.py collect "$CRITERION_HOME" "$since" ${RUST_ID:+"$RUST_ID"} \
+        >>"$rust_out"
 }
 
 # The peer on one device, with its filter; appends its JSON lines to $peer_out.
 run_peer() {
     "$python" benches/peers/blocks_torch.py --threads "$threads" --device "$1" \
-        --filter "$2" --min-time "${PEER_MIN_TIME:-2}" --clock "$clock" | tee -a "$peer_out"
+        --filter "$2" --min-time "${PEER_MIN_TIME:-2}" --clock "$clock" "${peer_flags[@]}" |
+        tee -a "$peer_out"
 }
 
-peer_out="$out_dir/peer.jsonl"
-: >"$peer_out"
 if [[ -z "${BENCH_BIN:-}" ]]; then
     cargo bench --bench blocks --no-run
 fi
@@ -100,22 +117,25 @@ fi
 if [[ "${INTERLEAVE:-0}" == 1 ]]; then
     # One case at a time, alternating which side goes first, so that a machine whose load
     # drifts disturbs both sides alike.
-    mapfile -t ids < <(run_rust --list | sed -n 's/: benchmark$//p' | grep -F -- "$filter")
-    echo "== interleaved: ${#ids[@]} cases, $threads threads, $clock clock ==" >&2
+    mapfile -t ids < <(
+        if [[ -n "${BENCH_BIN:-}" ]]; then "$BENCH_BIN" --bench --list; else
+            cargo bench --quiet --bench blocks -- --list; fi |
+            sed -n 's/: benchmark$//p' | grep -F -- "$filter"
+    )
+    echo "== interleaved: ${#ids[@]} cases, $rounds round(s), $threads threads, $clock clock ==" >&2
     n=0
-    for id in "${ids[@]}"; do
-        if ((n++ % 2 == 0)); then
-            run_rust "^${id}\$"
-            run_peer "${id%%/*}" "$id"
-        else
-            run_peer "${id%%/*}" "$id"
-            run_rust "^${id}\$"
-        fi
+    for ((round = 1; round <= rounds; round++)); do
+        for id in "${ids[@]}"; do
+            if ((n++ % 2 == 0)); then
+                RUST_ID="$id" run_rust "^${id}\$"
+                run_peer "${id%%/*}" "$id"
+            else
+                run_peer "${id%%/*}" "$id"
+                RUST_ID="$id" run_rust "^${id}\$"
+            fi
+        done
     done
 else
-    echo "== Rust (criterion), $threads threads, $clock clock ==" >&2
-    if [[ -n "$filter" ]]; then run_rust "$filter"; else run_rust; fi
-
     if [[ -n "${DEVICES:-}" ]]; then
         devices="$DEVICES"
     elif "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
@@ -123,9 +143,13 @@ else
     else
         devices="cpu"
     fi
-    echo "== PyTorch eager ($devices), $threads threads, $clock clock ==" >&2
-    for device in $devices; do
-        run_peer "$device" "$filter"
+    for ((round = 1; round <= rounds; round++)); do
+        echo "== round $round/$rounds: Rust (criterion), $threads threads, $clock clock ==" >&2
+        if [[ -n "$filter" ]]; then run_rust "$filter"; else run_rust; fi
+        echo "== round $round/$rounds: PyTorch eager ($devices), $threads threads, $clock clock ==" >&2
+        for device in $devices; do
+            run_peer "$device" "$filter"
+        done
     done
 fi
 
@@ -136,117 +160,22 @@ if [[ -z "$commit" ]] && git rev-parse --git-dir >/dev/null 2>&1; then
 fi
 cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -n1)"
 
-"$python" - "$CRITERION_HOME" "$marker" "$peer_out" "$out_dir" "$threads" "${commit:-unknown}" \
-    "${cpu_model:-unknown}" "$(nproc --all)" "${PEER_MIN_TIME:-2}" "$clock" <<'PY'
-import datetime
-import json
-import os
-import re
-import sys
-
-crit_home, marker, peer_path, out_dir, threads, commit, cpu_model, cores, peer_min, clock = sys.argv[1:]
-since = os.path.getmtime(marker)
-
-BLOCK_ID = re.compile(r"^(cpu|cuda)/[a-z0-9_]+/b\d+x\d+/(eval|train)$")
-
-# Criterion: <home>/<group>/<function>/new/{benchmark,estimates}.json, written this run.
-rust = {}
-for root, _dirs, files in os.walk(crit_home):
-    if os.path.basename(root) != "new" or "estimates.json" not in files:
-        continue
-    est_path = os.path.join(root, "estimates.json")
-    if os.path.getmtime(est_path) < since:
-        continue
-    with open(os.path.join(root, "benchmark.json")) as f:
-        bench = json.load(f)
-    # Other benches (models, loader) share the criterion directory.
-    if not BLOCK_ID.match(bench["full_id"]):
-        continue
-    with open(est_path) as f:
-        est = json.load(f)
-    batch = (bench.get("throughput") or {}).get("Elements")
-    mean_s = est["mean"]["point_estimate"] * 1e-9
-    rust[bench["full_id"]] = {"seconds_per_iter": mean_s, "images_per_second": batch / mean_s}
-
-peer = {}
-with open(peer_path) as f:
-    for line in f:
-        line = line.strip()
-        if line.startswith("{"):
-            r = json.loads(line)
-            peer[r["id"]] = r
-
-import torch  # noqa: E402  (only for the versions and the GPU name)
-
-gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-rows = []
-for bid in set(rust) | set(peer):
-    device, block, shape, mode = bid.split("/")
-    batch = int(shape[1:].split("x")[0])
-    r = rust.get(bid, {}).get("images_per_second")
-    p = peer.get(bid, {}).get("images_per_second")
-    rows.append({
-        "id": bid, "device": device, "block": block, "batch": batch, "input": shape,
-        "mode": mode, "rust_images_per_second": r, "pytorch_images_per_second": p,
-        "ratio_rust_over_pytorch": (r / p) if r and p else None,
-    })
-order = {"eval": 0, "train": 1}
-rows.sort(key=lambda x: (x["device"] != "cpu", x["block"], x["batch"], order.get(x["mode"], 2)))
-
-meta = {
-    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    "commit": commit,
-    "cpu": cpu_model,
-    "cores": int(cores),
-    "threads": int(threads),
-    "gpu": gpu,
-    "torch": torch.__version__,
-    "peer_min_time_s": float(peer_min),
-    "clock": clock,
+# What the report says of the run; the versions and the GPU come from the peer's torch.
+meta="$out_dir/.meta.json"
+"$python" - "$meta" "$threads" "${commit:-unknown}" "${cpu_model:-unknown}" "$(nproc --all)" \
+    "${PEER_MIN_TIME:-2}" "$clock" "$rounds" "${INTERLEAVE:-0}" "${PEER_INPLACE:-0}" <<'PY'
+import json, os, sys
+import torch
+path, threads, commit, cpu, cores, peer_min, clock, rounds, interleave, inplace = sys.argv[1:]
+json.dump({
+    "commit": commit, "cpu": cpu, "cores": int(cores), "threads": int(threads),
+    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    "torch": torch.__version__, "peer_min_time_s": float(peer_min), "clock": clock,
+    "rounds": int(rounds), "interleave": interleave == "1", "peer_inplace": inplace == "1",
     # Allocator settings change the results a lot on machines with costly page faults
     # (both sides inherit them); recorded so that runs compare like with like.
     "env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "LD_PRELOAD", "THP_MEM_ALLOC_ENABLE")
             if os.environ.get(k)},
-}
-with open(os.path.join(out_dir, "blocks.json"), "w") as f:
-    json.dump({"meta": meta, "rows": rows}, f, indent=2)
-
-
-def fmt(v):
-    return "—" if v is None else (f"{v:,.1f}" if v < 100 else f"{v:,.0f}")
-
-
-lines = [
-    "# Block throughput: Rust (tch) vs PyTorch eager",
-    "",
-    f"- date: {meta['date']}",
-    f"- commit: {commit}",
-    f"- CPU: {cpu_model}, {cores} cores; {threads} intra-op threads on both sides",
-]
-if gpu:
-    lines.append(f"- GPU: {gpu}")
-for k, v in meta["env"].items():
-    lines.append(f"- {k}={v} (both sides)")
-lines += [
-    f"- libtorch / PyTorch: {torch.__version__} (the same wheel on both sides)",
-    f"- Rust: criterion mean; PyTorch: mean over ≥ {peer_min} s"
-    + (" of process CPU time (DF_BENCH_CLOCK=cpu)" if clock == "cpu" else " (wall clock)")
-    + ". Images per second, higher is better.",
-    "",
-    "| device | block | batch | mode | Rust img/s | PyTorch img/s | Rust / PyTorch |",
-    "| --- | --- | ---: | --- | ---: | ---: | ---: |",
-]
-for x in rows:
-    ratio = x["ratio_rust_over_pytorch"]
-    lines.append(
-        f"| {x['device']} | {x['block']} | {x['batch']} | {x['mode']} | "
-        f"{fmt(x['rust_images_per_second'])} | {fmt(x['pytorch_images_per_second'])} | "
-        f"{'—' if ratio is None else f'{ratio:.2f}'} |"
-    )
-text = "\n".join(lines) + "\n"
-with open(os.path.join(out_dir, "blocks.md"), "w") as f:
-    f.write(text)
-print(text)
+}, open(path, "w"))
 PY
-rm -f "$marker"
-echo "report: $out_dir/blocks.md, $out_dir/blocks.json" >&2
+"$python" benches/peers/report.py report "$rust_out" "$peer_out" "$out_dir" "$meta"

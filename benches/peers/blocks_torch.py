@@ -7,6 +7,16 @@ it is asymmetric, as the Rust code does). Prints one JSON line per case:
 
 Usage: python benches/peers/blocks_torch.py [--threads N] [--device cpu|cuda] [--filter S]
                                              [--min-time SECONDS] [--clock wall|cpu]
+                                             [--inplace]
+
+--inplace writes ReLU and residual additions into the tensors that made them, in training
+too, as df-layers does and as torchvision's ResNet does by hand (`nn.ReLU(inplace=True)`,
+`out += identity`). The default is the plain functional code (`F.relu(x)`, `x + y`).
+Either way, eval runs under `torch.no_grad()`.
+
+Each line has the mean time per step ("seconds_per_iter") and the best of 10 samples
+("best_seconds_per_iter", the one least disturbed by anything else on the machine; see
+`bench`).
 
 --threads defaults to $DF_BENCH_THREADS, else the cores this process may run on: the same
 rule as benches/blocks.rs, so that both sides use the same intra-op thread count.
@@ -20,6 +30,9 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# Set by --inplace (see the module doc).
+INPLACE = False
 
 
 def same_pad(x, k, s, d=1):
@@ -59,7 +72,7 @@ class ConvBnAct(nn.Module):
         if self.bn is not None:
             x = self.bn(x)
         if self.act == "relu":
-            x = F.relu(x)
+            x = F.relu(x, inplace=INPLACE)
         elif self.act == "swish":
             x = F.silu(x)
         return x
@@ -91,7 +104,11 @@ class Bottleneck(nn.Module):
 
     def forward(self, x):
         sc = self.short(x) if self.short is not None else x
-        return F.relu(self.c3(self.c2(self.c1(x))) + sc)
+        y = self.c3(self.c2(self.c1(x)))
+        if INPLACE:
+            y += sc
+            return F.relu_(y)
+        return F.relu(y + sc)
 
 
 class MbConv(nn.Module):
@@ -123,7 +140,12 @@ class MbConv(nn.Module):
         s = y.mean((2, 3), keepdim=True)
         s = torch.sigmoid(self.se_expand(F.silu(self.se_reduce(s))))
         y = self.project(y * s)
-        return y + x if self.skip else y
+        if not self.skip:
+            return y
+        if INPLACE:
+            y += x
+            return y
+        return y + x
 
 
 class Block35(nn.Module):
@@ -141,6 +163,11 @@ class Block35(nn.Module):
 
     def forward(self, x):
         mixed = torch.cat([self.b0(x), self.b1(x), self.b2(x)], 1)
+        if INPLACE:
+            up = self.up(mixed)
+            up.mul_(self.scale)
+            up += x
+            return F.relu_(up)
         return F.relu(x + self.scale * self.up(mixed))
 
 
@@ -171,17 +198,28 @@ BATCHES = [1, 32]
 
 
 def bench(fn, sync, min_time, clock=time.perf_counter, max_iters=200):
+    """Mean seconds per step over at least `min_time` (and 3 steps), and the best sample.
+
+    The best sample is the fastest mean of 10 consecutive runs of steps (or of one step,
+    when there are fewer than 10), which is what criterion's fastest sample is on the Rust
+    side: it measures 10 samples, each the mean of the same number of steps.
+    """
     fn()
     fn()
     sync()
-    iters, start = 0, clock()
+    steps = []
+    start = last = clock()
     while True:
         fn()
-        iters += 1
         sync()
-        elapsed = clock() - start
-        if (elapsed >= min_time and iters >= 3) or iters >= max_iters:
-            return elapsed / iters
+        now = clock()
+        steps.append(now - last)
+        last = now
+        if (now - start >= min_time and len(steps) >= 3) or len(steps) >= max_iters:
+            chunks = min(10, len(steps))
+            size = len(steps) // chunks
+            best = min(sum(steps[i * size:(i + 1) * size]) / size for i in range(chunks))
+            return (now - start) / len(steps), best
 
 
 def settle_allocator():
@@ -205,7 +243,10 @@ def main():
     # `cpu`: process CPU time (as benches/blocks.rs with DF_BENCH_CLOCK=cpu), for a busy
     # machine with --threads 1.
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    ap.add_argument("--inplace", action="store_true")
     args = ap.parse_args()
+    global INPLACE
+    INPLACE = args.inplace
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -234,8 +275,11 @@ def main():
                         m(x).sum().backward()
 
                 clock = time.process_time if args.clock == "cpu" else time.perf_counter
-                secs = bench(step, sync, args.min_time, clock)
-                print(json.dumps({"id": bid, "seconds_per_iter": secs, "images_per_second": n / secs}), flush=True)
+                secs, best = bench(step, sync, args.min_time, clock)
+                print(json.dumps({
+                    "id": bid, "seconds_per_iter": secs, "images_per_second": n / secs,
+                    "best_seconds_per_iter": best, "inplace": INPLACE,
+                }), flush=True)
 
 
 if __name__ == "__main__":

@@ -468,7 +468,7 @@ impl ModuleT for ConvBnAct {
             Some(bn) => bn.forward_t(&ys, train),
             None => ys,
         };
-        self.config.activation.apply_owned(ys)
+        self.config.activation.apply_fresh(ys)
     }
 }
 

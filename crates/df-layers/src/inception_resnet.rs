@@ -14,7 +14,7 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::activation::Activation;
+use crate::activation::{add_owned, Activation};
 use crate::conv::{path_name, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
 use crate::trace;
@@ -377,16 +377,12 @@ impl Residual {
         trace::record(|| format!("{name}_mixed"), "Concatenate", &mixed);
         let up = self.up.forward_t(&mixed, train); // [N, in_channels, H, W]
         let scale = self.config.scale;
-        let sum = if up.requires_grad() || xs.requires_grad() {
-            xs + up * scale
-        } else {
-            // Inference: scale and add in the conv's own output (the same values).
-            let mut up = up;
-            let _ = up.g_mul_scalar_(scale);
-            let _ = up.g_add_(xs);
-            up
-        };
-        let ys = self.config.activation.apply_owned(sum);
+        // Scaled and added in the conv's own output: the same values, and exact under
+        // autograd (the backward of a product with a constant and of a sum read no operand).
+        let mut up = up;
+        let _ = up.g_mul_scalar_(scale);
+        let sum = add_owned(up, xs);
+        let ys = self.config.activation.apply_fresh(sum);
         // Keras' scaled sum (`CustomScaleLayer`) is auto-named; its activation is not, and
         // the model's last block has none.
         if self.config.activation != Activation::Linear {

@@ -243,7 +243,7 @@ impl ModuleT for IdentityBlock {
         let name = &self.config.name;
         let ys = add_owned(self.residual.forward_t(xs, train, name), xs);
         trace::record(|| format!("{name}_add"), "Add", &ys);
-        let ys = Activation::Relu.apply_owned(ys);
+        let ys = Activation::Relu.apply_fresh(ys);
         trace::record(|| format!("{name}_out"), "Activation", &ys);
         ys
     }
@@ -311,7 +311,7 @@ impl ModuleT for ConvBlock {
         let shortcut = self.shortcut.forward_t(xs, train);
         let ys = add_owned(self.residual.forward_t(xs, train, name), &shortcut);
         trace::record(|| format!("{name}_add"), "Add", &ys);
-        let ys = Activation::Relu.apply_owned(ys);
+        let ys = Activation::Relu.apply_fresh(ys);
         trace::record(|| format!("{name}_out"), "Activation", &ys);
         ys
     }
