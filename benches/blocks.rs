@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Bencher, Criterion, SamplingMode, Throughput};
+use criterion::{criterion_group, Bencher, Criterion, SamplingMode, Throughput};
 
 #[path = "common/clock.rs"]
 mod clock;
@@ -296,4 +296,57 @@ mod suite {
         targets = blocks
     }
 }
-criterion_main!(suite::benches);
+/// `DF_BENCH_STEPS=N`: instead of criterion, every case whose id contains FILTER (the first
+/// argument that is not a flag; all cases without one) runs two warm-up steps, then N
+/// steps, and the process exits. For tools that count the work of a whole process
+/// (`benches/instructions.sh` runs it under callgrind with two values of N and takes the
+/// difference), where criterion's own sampling would add work of its own.
+fn run_steps(steps: &str) {
+    let steps: u64 = steps
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("DF_BENCH_STEPS must be a whole number, got {steps:?}"));
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    settle_allocator();
+    tch::set_num_threads(bench_threads());
+    tch::manual_seed(0);
+    let mut devices = vec![Device::Cpu];
+    if tch::Cuda::is_available() {
+        devices.push(Device::Cuda(0));
+    }
+    for device in devices {
+        for case in CASES {
+            for batch in BATCHES {
+                for mode in [Mode::Eval, Mode::Train] {
+                    let id = format!(
+                        "{}/{}/b{batch}x{}/{}",
+                        device_name(device),
+                        case.name,
+                        case.size,
+                        mode.name()
+                    );
+                    if !id.contains(&filter) {
+                        continue;
+                    }
+                    let mut w = Workload::new(case, batch, mode, device);
+                    let clock = Clock::Wall(std::time::Instant::now());
+                    w.time(2, clock);
+                    let took = w.time(steps, clock);
+                    println!("{id}: {steps} steps in {:.3} s", took.as_secs_f64());
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    if let Ok(steps) = std::env::var("DF_BENCH_STEPS") {
+        return run_steps(&steps);
+    }
+    // What `criterion_main!` would write.
+    suite::benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -126,7 +126,9 @@ if [[ "${INTERLEAVE:-0}" == 1 ]]; then
     n=0
     for ((round = 1; round <= rounds; round++)); do
         for id in "${ids[@]}"; do
-            if ((n++ % 2 == 0)); then
+            # Flip the order in alternate rounds too (with an even number of cases, the
+            # running count alone would give each case the same order in every round).
+            if (((n++ + round) % 2 == 0)); then
                 RUST_ID="$id" run_rust "^${id}\$"
                 run_peer "${id%%/*}" "$id"
             else

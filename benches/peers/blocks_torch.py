@@ -244,6 +244,9 @@ def main():
     # machine with --threads 1.
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     ap.add_argument("--inplace", action="store_true")
+    # N: two warm-up steps, then N steps, no timing (as DF_BENCH_STEPS=N for the Rust
+    # bench): for benches/instructions.sh, which counts the work of the whole process.
+    ap.add_argument("--steps", type=int, default=None)
     args = ap.parse_args()
     global INPLACE
     INPLACE = args.inplace
@@ -274,6 +277,16 @@ def main():
                             p.grad = None
                         m(x).sum().backward()
 
+                if args.steps is not None:
+                    step()
+                    step()
+                    sync()
+                    start = time.perf_counter()
+                    for _ in range(args.steps):
+                        step()
+                    sync()
+                    print(f"{bid}: {args.steps} steps in {time.perf_counter() - start:.3f} s", flush=True)
+                    continue
                 clock = time.process_time if args.clock == "cpu" else time.perf_counter
                 secs, best = bench(step, sync, args.min_time, clock)
                 print(json.dumps({

@@ -8,8 +8,9 @@ mtime (only ID, if given): its mean and its fastest sample, in seconds per step.
 
 `report` pairs the k-th Rust line of an id with the k-th peer line of that id (round k),
 and writes OUT_DIR/blocks.md and OUT_DIR/blocks.json. Per case:
-- Rust and PyTorch images/s: the median over rounds of each side's mean;
 - Rust / PyTorch: the median over rounds of the per-round ratio of means, and its range;
+- Rust and PyTorch images/s: those of that median round (the lower middle one for an
+  even number of rounds);
 - best-sample ratio: the fastest sample of either side over all rounds (criterion's
   fastest of 10 samples; the peer's fastest of 10 runs of steps), the figure least
   disturbed by other work on a shared machine.
@@ -78,9 +79,16 @@ def report(rust_path, peer_path, out_dir, meta_path):
         rs, ps = rust.get(bid, []), peer.get(bid, [])
         pairs = list(zip(rs, ps))
         ratios = [p["seconds_per_iter"] / r["seconds_per_iter"] for r, p in pairs]
+        # The images/s shown are those of the median round (the lower middle one for an
+        # even count), so that the row's numbers and its ratio agree.
+        if pairs:
+            mid = sorted(range(len(pairs)), key=lambda i: ratios[i])[(len(pairs) - 1) // 2]
+            shown_r, shown_p, ratio = [pairs[mid][0]], [pairs[mid][1]], ratios[mid]
+        else:
+            shown_r, shown_p, ratio = rs[:1], ps[:1], None
 
-        def median_ips(side):
-            return batch / statistics.median(x["seconds_per_iter"] for x in side) if side else None
+        def ips(side):
+            return batch / side[0]["seconds_per_iter"] if side else None
 
         def best(side):
             return min(x["best_seconds_per_iter"] for x in side) if side else None
@@ -89,9 +97,9 @@ def report(rust_path, peer_path, out_dir, meta_path):
         rows.append({
             "id": bid, "device": device, "block": block, "batch": batch, "input": shape,
             "mode": mode, "rounds": len(pairs),
-            "rust_images_per_second": median_ips(rs),
-            "pytorch_images_per_second": median_ips(ps),
-            "ratio_rust_over_pytorch": statistics.median(ratios) if ratios else None,
+            "rust_images_per_second": ips(shown_r),
+            "pytorch_images_per_second": ips(shown_p),
+            "ratio_rust_over_pytorch": ratio,
             "ratio_min": min(ratios) if ratios else None,
             "ratio_max": max(ratios) if ratios else None,
             "best_sample_ratio": (pb / rb) if rb and pb else None,
@@ -122,8 +130,8 @@ def report(rust_path, peer_path, out_dir, meta_path):
         f"- {meta['rounds']} round(s), {'case by case, alternating which side goes first' if meta['interleave'] else 'all Rust cases, then all peer cases'}",
         f"- Rust: criterion mean; PyTorch: mean over ≥ {meta['peer_min_time_s']} s"
         + (" of process CPU time (DF_BENCH_CLOCK=cpu)" if meta["clock"] == "cpu" else " (wall clock)")
-        + "; images/s are the median over rounds, higher is better",
-        "- Rust / PyTorch: median over rounds of the ratio of means (range in brackets); "
+        + "; images/s of the median round, higher is better",
+        "- Rust / PyTorch: median over rounds of the ratio of means (range over rounds in brackets); "
         "best sample: ratio of the fastest samples over all rounds",
     ]
     if ratios:

@@ -184,6 +184,24 @@ impl BatchNorm {
     }
 }
 
+impl BatchNorm {
+    /// The per-channel affine map batch norm applies in inference, `x·scale + shift`, with
+    /// `scale = gamma / sqrt(running_var + eps)` and `shift = beta − running_mean·scale`.
+    pub fn inference_affine(&self) -> (Tensor, Tensor) {
+        let scale = (&self.running_var + self.config.eps).rsqrt();
+        let scale = match &self.weight {
+            Some(gamma) => scale * gamma,
+            None => scale,
+        };
+        let shift = -(&self.running_mean * &scale);
+        let shift = match &self.bias {
+            Some(beta) => shift + beta,
+            None => shift,
+        };
+        (scale, shift)
+    }
+}
+
 impl ModuleT for BatchNorm {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         // The constants were made where and as the layer was built; should the variables
@@ -452,21 +470,60 @@ impl ConvBnAct {
         let (xs, pad) = c.padding.apply(xs, c.kernel, s, d, 0.0);
         xs.conv2d(&self.weight, self.bias.as_ref(), s, pad, d, c.groups)
     }
+
+    /// Inference on the CPU with the batch norm folded into the convolution: one conv with
+    /// kernel `w·s` and bias `(b − mean)·s + beta`, where `s = gamma / sqrt(var + eps)`
+    /// per output channel, instead of a conv and then a pass of batch norm over its output.
+    /// The same function up to float rounding (relative 1e-6).
+    ///
+    /// `None` (the caller runs conv and batch norm) in training, without a batch norm, off
+    /// the CPU (not measured there), or when autograd records the result: the fold is
+    /// for inference under [`tch::no_grad`] (or with every tensor frozen).
+    fn forward_folded(&self, xs: &Tensor, train: bool) -> Option<Tensor> {
+        let bn = self.bn.as_ref()?;
+        if train || xs.device() != tch::Device::Cpu || xs.requires_grad() {
+            return None;
+        }
+        let (scale, shift) = bn.inference_affine();
+        let weight = &self.weight * scale.view([-1, 1, 1, 1]);
+        if weight.requires_grad() || shift.requires_grad() {
+            return None;
+        }
+        let bias = match &self.bias {
+            Some(b) => b * &scale + shift,
+            None => shift,
+        };
+        let c = &self.config;
+        let (s, d) = ([c.stride; 2], [c.dilation; 2]);
+        let (xs, pad) = c.padding.apply(xs, c.kernel, s, d, 0.0);
+        Some(xs.conv2d(&weight, Some(&bias), s, pad, d, c.groups))
+    }
 }
 
 impl ModuleT for ConvBnAct {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let ys = self.conv(xs);
         let c = &self.config;
         let class = if c.groups > 1 && c.groups == c.in_channels {
             "DepthwiseConv2D"
         } else {
             "Conv2D"
         };
-        trace::record(|| c.conv_name.clone(), class, &ys);
-        let ys = match &self.bn {
-            Some(bn) => bn.forward_t(&ys, train),
-            None => ys,
+        let ys = match self.forward_folded(xs, train) {
+            Some(ys) => {
+                trace::record(|| c.conv_name.clone(), class, &ys);
+                if let Some(bn) = &self.bn {
+                    trace::record(|| bn.name.clone(), "BatchNormalization", &ys);
+                }
+                ys
+            }
+            None => {
+                let ys = self.conv(xs);
+                trace::record(|| c.conv_name.clone(), class, &ys);
+                match &self.bn {
+                    Some(bn) => bn.forward_t(&ys, train),
+                    None => ys,
+                }
+            }
         };
         self.config.activation.apply_fresh(ys)
     }
