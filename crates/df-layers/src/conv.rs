@@ -538,3 +538,72 @@ pub(crate) fn path_name(p: &nn::Path<'_>) -> String {
         name
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// A conv + batch norm with random moving statistics, gamma and beta.
+    fn block(vs: &nn::VarStore, config: ConvBnActConfig) -> ConvBnAct {
+        let block = ConvBnAct::new(&vs.root(), &config).expect("valid config");
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                let fresh = if name.ends_with("running_var") {
+                    v.rand_like() + 0.5
+                } else {
+                    v.randn_like() * 0.3
+                };
+                v.copy_(&fresh);
+            }
+        });
+        block
+    }
+
+    /// The fold is taken exactly where it should be, and gives conv-then-BN's values.
+    #[test]
+    fn batch_norm_folds_into_the_conv_for_cpu_inference_only() {
+        tch::manual_seed(5);
+        let configs = [
+            ConvBnActConfig::new(3, 8, 3).with_bias(true),
+            ConvBnActConfig::new(3, 8, 3).with_stride(2),
+            ConvBnActConfig::depthwise(8, 3),
+            ConvBnActConfig::new(3, 8, 1)
+                .with_batch_norm(BatchNormConfig::default().without_scale()),
+        ];
+        for config in configs {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let bn_config = config.batch_norm.unwrap_or_default();
+            let config = config
+                .with_batch_norm(bn_config)
+                .with_activation(Activation::Relu);
+            let b = block(&vs, config.clone());
+            let x = Tensor::randn([2, config.in_channels, 9, 9], (Kind::Float, Device::Cpu));
+
+            let folded = tch::no_grad(|| b.forward_folded(&x, false)).expect("folded");
+            let bn = b.bn.as_ref().expect("batch norm");
+            let reference = tch::no_grad(|| bn.forward_t(&b.conv(&x), false));
+            let diff = (&folded - &reference).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{config:?}: folded differs by {diff}");
+
+            assert!(b.forward_folded(&x, true).is_none(), "never in training");
+            assert!(
+                b.forward_folded(&x, false).is_none(),
+                "not while autograd records the trainable kernel"
+            );
+            let frozen = nn::VarStore::new(Device::Cpu);
+            let b = block(&frozen, config.clone());
+            let mut frozen = frozen;
+            frozen.freeze();
+            let leaf = x.copy().set_requires_grad(true);
+            assert!(
+                b.forward_folded(&leaf, false).is_none(),
+                "not for an input that records gradients"
+            );
+            assert!(
+                b.forward_folded(&x, false).is_some(),
+                "with every tensor frozen, autograd records nothing: folded"
+            );
+        }
+    }
+}
