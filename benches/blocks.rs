@@ -247,16 +247,22 @@ fn settle_allocator() {
     drop(Tensor::empty([floats], (Kind::Float, Device::Cpu)));
 }
 
-fn blocks(c: &mut Criterion) {
+/// Settles the allocator, sets the thread count and the seed; the devices to run on (the
+/// CPU, and CUDA where present).
+fn prepare() -> Vec<Device> {
     settle_allocator();
-    let clock = Clock::from_env();
     tch::set_num_threads(bench_threads());
     tch::manual_seed(0);
     let mut devices = vec![Device::Cpu];
     if tch::Cuda::is_available() {
         devices.push(Device::Cuda(0));
     }
-    for device in devices {
+    devices
+}
+
+fn blocks(c: &mut Criterion) {
+    let clock = Clock::from_env();
+    for device in prepare() {
         for case in CASES {
             let mut group = c.benchmark_group(format!("{}/{}", device_name(device), case.name));
             // Every sample runs the same number of iterations, so the 10 samples of a heavy
@@ -310,14 +316,7 @@ fn run_steps(steps: &str) {
         .skip(1)
         .find(|a| !a.starts_with('-'))
         .unwrap_or_default();
-    settle_allocator();
-    tch::set_num_threads(bench_threads());
-    tch::manual_seed(0);
-    let mut devices = vec![Device::Cpu];
-    if tch::Cuda::is_available() {
-        devices.push(Device::Cuda(0));
-    }
-    for device in devices {
+    for device in prepare() {
         for case in CASES {
             for batch in BATCHES {
                 for mode in [Mode::Eval, Mode::Train] {

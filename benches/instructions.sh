@@ -31,13 +31,8 @@ if ! command -v valgrind >/dev/null; then
     echo "error: valgrind not found (Debian: apt-get install valgrind)" >&2
     exit 1
 fi
-if [[ -n "${PYTHON:-}" ]]; then
-    python="$PYTHON"
-elif [[ -x .venv-tools/bin/python ]]; then
-    python=.venv-tools/bin/python
-else
-    python=python3
-fi
+# shellcheck source=benches/common/python.sh
+source benches/common/python.sh
 read -r n1 n2 <<<"${STEPS:-1 3}"
 if ! ((n2 > n1)); then
     echo "error: STEPS must be two step counts, the second larger, got ${STEPS:-}" >&2

@@ -66,13 +66,8 @@ out_dir="${OUT_DIR:-target/bench-report}"
 export CRITERION_HOME="${CRITERION_HOME:-${CARGO_TARGET_DIR:-target}/criterion}"
 mkdir -p "$out_dir" "$CRITERION_HOME"
 
-if [[ -n "${PYTHON:-}" ]]; then
-    python="$PYTHON"
-elif [[ -x .venv-tools/bin/python ]]; then
-    python=.venv-tools/bin/python
-else
-    python=python3
-fi
+# shellcheck source=benches/common/python.sh
+source benches/common/python.sh
 if ! "$python" -c 'import torch' 2>/dev/null; then
     echo "error: $python cannot import torch; run \`make setup\` or set PYTHON" >&2
     exit 1
