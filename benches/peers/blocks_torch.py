@@ -7,12 +7,15 @@ it is asymmetric, as the Rust code does). Prints one JSON line per case:
 
 Usage: python benches/peers/blocks_torch.py [--threads N] [--device cpu|cuda] [--filter S]
                                              [--min-time SECONDS] [--clock wall|cpu]
-                                             [--inplace]
+                                             [--inplace] [--steps N]
 
 --inplace writes ReLU and residual additions into the tensors that made them, in training
 too, as df-layers does and as torchvision's ResNet does by hand (`nn.ReLU(inplace=True)`,
 `out += identity`). The default is the plain functional code (`F.relu(x)`, `x + y`).
 Either way, eval runs under `torch.no_grad()`.
+
+--steps N runs two warm-up steps and then N steps of each selected case, untimed but for
+one line saying how long they took (`benches/instructions.sh` counts their instructions).
 
 Each line has the mean time per step ("seconds_per_iter") and the best of 10 samples
 ("best_seconds_per_iter", the one least disturbed by anything else on the machine; see
