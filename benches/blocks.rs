@@ -214,6 +214,15 @@ impl Workload {
     }
 }
 
+/// A case's bench id, `{device}/{block}` (criterion's group) and `b{batch}x{size}/{mode}`
+/// (its function): the ids the peer prints too.
+fn bench_id(device: Device, case: &Case, batch: i64, mode: Mode) -> (String, String) {
+    (
+        format!("{}/{}", device_name(device), case.name),
+        format!("b{batch}x{}/{}", case.size, mode.name()),
+    )
+}
+
 fn device_name(device: Device) -> &'static str {
     match device {
         Device::Cuda(_) => "cuda",
@@ -264,7 +273,7 @@ fn blocks(c: &mut Criterion) {
     let clock = Clock::from_env();
     for device in prepare() {
         for case in CASES {
-            let mut group = c.benchmark_group(format!("{}/{}", device_name(device), case.name));
+            let mut group = c.benchmark_group(bench_id(device, case, 1, Mode::Eval).0);
             // Every sample runs the same number of iterations, so the 10 samples of a heavy
             // case (batch-32 train steps take seconds on a small CPU) need 10 iterations,
             // not the 55 of linear sampling.
@@ -272,7 +281,7 @@ fn blocks(c: &mut Criterion) {
             for batch in BATCHES {
                 group.throughput(Throughput::Elements(batch as u64));
                 for mode in [Mode::Eval, Mode::Train] {
-                    let id = format!("b{batch}x{}/{}", case.size, mode.name());
+                    let id = bench_id(device, case, batch, mode).1;
                     // Built on first use, so that filtered-out cases cost nothing.
                     let mut workload: Option<Workload> = None;
                     group.bench_function(id, |b: &mut Bencher<'_>| {
@@ -320,13 +329,8 @@ fn run_steps(steps: &str) {
         for case in CASES {
             for batch in BATCHES {
                 for mode in [Mode::Eval, Mode::Train] {
-                    let id = format!(
-                        "{}/{}/b{batch}x{}/{}",
-                        device_name(device),
-                        case.name,
-                        case.size,
-                        mode.name()
-                    );
+                    let (group, function) = bench_id(device, case, batch, mode);
+                    let id = format!("{group}/{function}");
                     if !id.contains(&filter) {
                         continue;
                     }

@@ -88,7 +88,7 @@ path, out_dir, commit = sys.argv[1:]
 rows = []
 for line in open(path):
     r = json.loads(line)
-    (a, b), span = r["steps"], r["steps"][1] - r["steps"][0]
+    span = r["steps"][1] - r["steps"][0]
     rust = (r["rust"][1] - r["rust"][0]) / span
     peer = (r["pytorch"][1] - r["pytorch"][0]) / span
     rows.append({"id": r["id"], "rust_instructions_per_step": rust,

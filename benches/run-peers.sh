@@ -81,6 +81,15 @@ rounds="${ROUNDS:-1}"
 peer_flags=()
 [[ "${PEER_INPLACE:-0}" == 1 ]] && peer_flags+=(--inplace)
 
+# The blocks bench binary ($BENCH_BIN, else through cargo) with criterion arguments "$@".
+rust_bench() {
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        "$BENCH_BIN" --bench "$@"
+    else
+        cargo bench --quiet --bench blocks -- "$@"
+    fi
+}
+
 # The Rust bench with criterion arguments "$@" (plus BENCH_ARGS); appends what it measured
 # (the cases criterion wrote from now on, or only the id in $RUST_ID) to $rust_out.
 run_rust() {
@@ -89,11 +98,7 @@ run_rust() {
     sleep 1 # criterion's files must be newer than the marker by the filesystem's clock
     # shellcheck disable=SC2206 # BENCH_ARGS is a list of words on purpose.
     local extra=(${BENCH_ARGS:-})
-    if [[ -n "${BENCH_BIN:-}" ]]; then
-        "$BENCH_BIN" --bench "$@" "${extra[@]}"
-    else
-        cargo bench --quiet --bench blocks -- "$@" "${extra[@]}"
-    fi
+    rust_bench "$@" "${extra[@]}"
     "$python" benches/peers/report.py collect "$CRITERION_HOME" "$since" ${RUST_ID:+"$RUST_ID"} \
         >>"$rust_out"
 }
@@ -112,11 +117,7 @@ fi
 if [[ "${INTERLEAVE:-0}" == 1 ]]; then
     # One case at a time, alternating which side goes first, so that a machine whose load
     # drifts disturbs both sides alike.
-    mapfile -t ids < <(
-        if [[ -n "${BENCH_BIN:-}" ]]; then "$BENCH_BIN" --bench --list; else
-            cargo bench --quiet --bench blocks -- --list; fi |
-            sed -n 's/: benchmark$//p' | grep -F -- "$filter"
-    )
+    mapfile -t ids < <(rust_bench --list | sed -n 's/: benchmark$//p' | grep -F -- "$filter")
     echo "== interleaved: ${#ids[@]} cases, $rounds round(s), $threads threads, $clock clock ==" >&2
     n=0
     for ((round = 1; round <= rounds; round++)); do

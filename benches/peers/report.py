@@ -90,10 +90,10 @@ def report(rust_path, peer_path, out_dir, meta_path):
         def ips(side):
             return batch / side[0]["seconds_per_iter"] if side else None
 
-        def best(side):
+        def fastest(side):
             return min(x["best_seconds_per_iter"] for x in side) if side else None
 
-        rb, pb = best(rs), best(ps)
+        rb, pb = fastest(rs), fastest(ps)
         rows.append({
             "id": bid, "device": device, "block": block, "batch": batch, "input": shape,
             "mode": mode, "rounds": len(pairs),
@@ -147,11 +147,11 @@ def report(rust_path, peer_path, out_dir, meta_path):
         cell = "—" if ratio is None else f"{ratio:.2f}"
         if ratio is not None and x["rounds"] > 1:
             cell += f" [{x['ratio_min']:.2f}–{x['ratio_max']:.2f}]"
-        best = x["best_sample_ratio"]
+        best_ratio = x["best_sample_ratio"]
         lines.append(
             f"| {x['device']} | {x['block']} | {x['batch']} | {x['mode']} | "
             f"{fmt(x['rust_images_per_second'])} | {fmt(x['pytorch_images_per_second'])} | "
-            f"{cell} | {'—' if best is None else f'{best:.2f}'} |"
+            f"{cell} | {'—' if best_ratio is None else f'{best_ratio:.2f}'} |"
         )
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "blocks.md"), "w") as f:
