@@ -10,6 +10,10 @@
 //! - `train`: gradients reset (set to none, as `optimizer.zero_grad()` does), then
 //!   `forward_t(x, true).sum().backward()` (batch norm updates its moving statistics).
 //!
+//! `DF_BENCH_LAYOUT=channels_last` (default `contiguous`) converts the input to that
+//! [`MemoryFormat`] inside every timed step, as a model would convert its batch before the
+//! first block; the blocks keep the format (the peer's `--layout`).
+//!
 //! CUDA work is synchronised before the timer stops. The intra-op thread count is
 //! `$DF_BENCH_THREADS`, else the number of cores this process may run on (the peer uses
 //! the same rule). `DF_BENCH_CLOCK=cpu` times process CPU time instead of wall time (the
@@ -30,7 +34,7 @@ use clock::Clock;
 use df_layers::{
     Activation, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
     IdentityBlock, IdentityBlockConfig, InceptionResnetA, InceptionResnetBlockConfig, MbConv,
-    MbConvConfig, MesoInception, MesoInceptionConfig, VggStage, VggStageConfig,
+    MbConvConfig, MemoryFormat, MesoInception, MesoInceptionConfig, VggStage, VggStageConfig,
 };
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -154,6 +158,7 @@ struct Workload {
     block: Block,
     optimizer: Option<nn::Optimizer>,
     input: Tensor,
+    layout: MemoryFormat,
     device: Device,
 }
 
@@ -176,21 +181,27 @@ impl Workload {
             block,
             optimizer,
             input,
+            layout: bench_layout(),
             device,
         }
     }
 
     fn step(&mut self) {
+        // A shallow clone when the input already has the layout (the default).
+        let input = self
+            .layout
+            .apply(&self.input)
+            .unwrap_or_else(|e| panic!("bench input: {e}"));
         match &mut self.optimizer {
             None => {
-                tch::no_grad(|| drop(self.block.forward_t(&self.input, false)));
+                tch::no_grad(|| drop(self.block.forward_t(&input, false)));
             }
             Some(optimizer) => {
                 // libtorch's `Optimizer::zero_grad` sets gradients to none by default,
                 // like PyTorch's, so backward allocates them fresh on both sides.
                 optimizer.zero_grad();
                 self.block
-                    .forward_t(&self.input, true)
+                    .forward_t(&input, true)
                     .sum(Kind::Float)
                     .backward();
             }
@@ -237,6 +248,17 @@ fn bench_threads() -> i32 {
             panic!("DF_BENCH_THREADS must be a positive integer, got {value:?}")
         }),
         Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
+    }
+}
+
+/// `$DF_BENCH_LAYOUT` (`contiguous`, the default, or `channels_last`).
+fn bench_layout() -> MemoryFormat {
+    match std::env::var("DF_BENCH_LAYOUT") {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("DF_BENCH_LAYOUT: {e}")),
+        Err(_) => MemoryFormat::Contiguous,
     }
 }
 

@@ -39,6 +39,11 @@
 #   PEER_INPLACE      1: the peer writes ReLU and residual additions in place in training
 #                     too (`blocks_torch.py --inplace`), as df-layers and torchvision's
 #                     ResNet do. Default 0: the plain functional code (`F.relu(x)`, `x + y`).
+#   DF_BENCH_LAYOUT   `contiguous` (default) or `channels_last`: the memory format the Rust
+#                     bench converts its input to in every step (see benches/blocks.rs).
+#   PEER_LAYOUT       the same for the peer (`blocks_torch.py --layout`); default: the Rust
+#                     side's, like for like. PEER_LAYOUT=contiguous with
+#                     DF_BENCH_LAYOUT=channels_last compares against plain eager code.
 #   GLIBC_TUNABLES, LD_PRELOAD, THP_MEM_ALLOC_ENABLE
 #                     allocator settings, inherited by both sides and recorded in the report.
 #                     Where page faults are costly (VMs), large tensors dominate: e.g.
@@ -78,7 +83,10 @@ peer_out="$out_dir/peer.jsonl"
 : >"$rust_out"
 : >"$peer_out"
 rounds="${ROUNDS:-1}"
-peer_flags=()
+layout="${DF_BENCH_LAYOUT:-contiguous}"
+export DF_BENCH_LAYOUT="$layout"
+peer_layout="${PEER_LAYOUT:-$layout}"
+peer_flags=(--layout "$peer_layout")
 [[ "${PEER_INPLACE:-0}" == 1 ]] && peer_flags+=(--inplace)
 
 # The blocks bench binary ($BENCH_BIN, else through cargo) with criterion arguments "$@".
@@ -161,15 +169,18 @@ cpu_model="$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -
 # What the report says of the run; the versions and the GPU come from the peer's torch.
 meta="$out_dir/.meta.json"
 "$python" - "$meta" "$threads" "${commit:-unknown}" "${cpu_model:-unknown}" "$(nproc --all)" \
-    "${PEER_MIN_TIME:-2}" "$clock" "$rounds" "${INTERLEAVE:-0}" "${PEER_INPLACE:-0}" <<'PY'
+    "${PEER_MIN_TIME:-2}" "$clock" "$rounds" "${INTERLEAVE:-0}" "${PEER_INPLACE:-0}" \
+    "$layout" "$peer_layout" <<'PY'
 import json, os, sys
 import torch
-path, threads, commit, cpu, cores, peer_min, clock, rounds, interleave, inplace = sys.argv[1:]
+(path, threads, commit, cpu, cores, peer_min, clock, rounds, interleave, inplace, layout,
+ peer_layout) = sys.argv[1:]
 json.dump({
     "commit": commit, "cpu": cpu, "cores": int(cores), "threads": int(threads),
     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     "torch": torch.__version__, "peer_min_time_s": float(peer_min), "clock": clock,
     "rounds": int(rounds), "interleave": interleave == "1", "peer_inplace": inplace == "1",
+    "layout": layout, "peer_layout": peer_layout,
     # Allocator settings change the results a lot on machines with costly page faults
     # (both sides inherit them); recorded so that runs compare like with like.
     "env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "LD_PRELOAD", "THP_MEM_ALLOC_ENABLE")

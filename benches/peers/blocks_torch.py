@@ -8,11 +8,17 @@ it is asymmetric, as the Rust code does). Prints one JSON line per case:
 Usage: python benches/peers/blocks_torch.py [--threads N] [--device cpu|cuda] [--filter S]
                                              [--min-time SECONDS] [--clock wall|cpu]
                                              [--inplace] [--steps N]
+                                             [--layout contiguous|channels_last]
 
 --inplace writes ReLU and residual additions into the tensors that made them, in training
 too, as df-layers does and as torchvision's ResNet does by hand (`nn.ReLU(inplace=True)`,
 `out += identity`). The default is the plain functional code (`F.relu(x)`, `x + y`).
 Either way, eval runs under `torch.no_grad()`.
+
+--layout channels_last converts the input with `x.contiguous(memory_format=torch.channels_last)`
+inside every timed step, as the Rust bench does with DF_BENCH_LAYOUT=channels_last; PyTorch's
+operators then keep that format through the block. The default, `contiguous`, is what plain
+eager code runs (NCHW).
 
 --steps N runs two warm-up steps and then N steps of each selected case, untimed but for
 one line saying how long they took (`benches/instructions.sh` counts their instructions).
@@ -250,7 +256,9 @@ def main():
     # N: two warm-up steps, then N steps, no timing (as DF_BENCH_STEPS=N for the Rust
     # bench): for benches/instructions.sh, which counts the work of the whole process.
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--layout", choices=["contiguous", "channels_last"], default="contiguous")
     args = ap.parse_args()
+    fmt = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}[args.layout]
     global INPLACE
     INPLACE = args.inplace
     torch.set_num_threads(args.threads)
@@ -270,7 +278,7 @@ def main():
 
                     def step():
                         with torch.no_grad():
-                            m(x)
+                            m(x.contiguous(memory_format=fmt))
                 else:
                     m.train()
                     params = list(m.parameters())
@@ -278,7 +286,7 @@ def main():
                     def step():
                         for p in params:
                             p.grad = None
-                        m(x).sum().backward()
+                        m(x.contiguous(memory_format=fmt)).sum().backward()
 
                 if args.steps is not None:
                     step()
@@ -295,6 +303,7 @@ def main():
                 print(json.dumps({
                     "id": bid, "seconds_per_iter": secs, "images_per_second": n / secs,
                     "best_seconds_per_iter": best, "inplace": INPLACE,
+                    "layout": args.layout,
                 }), flush=True)
 
 

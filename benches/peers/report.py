@@ -127,6 +127,8 @@ def report(rust_path, peer_path, out_dir, meta_path):
                  else "plain functional ops (`F.relu(x)`, `x + y`)")
     lines += [
         f"- libtorch / PyTorch: {meta['torch']} (the same wheel on both sides); the peer uses {peer_code}",
+        f"- input memory format: Rust `{meta.get('layout', 'contiguous')}` (DF_BENCH_LAYOUT), "
+        f"PyTorch `{meta.get('peer_layout', 'contiguous')}` (`--layout`)",
         f"- {meta['rounds']} round(s), {'case by case, alternating which side goes first' if meta['interleave'] else 'all Rust cases, then all peer cases'}",
         f"- Rust: criterion mean; PyTorch: mean over ≥ {meta['peer_min_time_s']} s"
         + (" of process CPU time (DF_BENCH_CLOCK=cpu)" if meta["clock"] == "cpu" else " (wall clock)")

@@ -30,6 +30,7 @@ mod efficientnet;
 mod error;
 mod head;
 mod inception_resnet;
+mod layout;
 mod mesonet;
 mod pool;
 mod resnet;
@@ -46,6 +47,7 @@ pub use inception_resnet::{
     inception_resnet_batch_norm, InceptionResnetA, InceptionResnetB, InceptionResnetBlockConfig,
     InceptionResnetC, ReductionA, ReductionB, ReductionConfig, Stem, StemConfig,
 };
+pub use layout::MemoryFormat;
 pub use mesonet::{keras_auto_name, MesoInception, MesoInceptionConfig};
 pub use pool::{MaxPool2d, MaxPool2dConfig};
 pub use resnet::{
