@@ -10,9 +10,9 @@
 //! - `train`: gradients reset (set to none, as `optimizer.zero_grad()` does), then
 //!   `forward_t(x, true).sum().backward()` (batch norm updates its moving statistics).
 //!
-//! `DF_BENCH_LAYOUT=channels_last` (default `contiguous`) converts the input to that
-//! [`MemoryFormat`] inside every timed step, as a model would convert its batch before the
-//! first block; the blocks keep the format (the peer's `--layout`).
+//! `DF_BENCH_LAYOUT=channels_last` (default `contiguous`) gives every block its input in that
+//! [`MemoryFormat`], as it gets it inside a network that converted its batch once before
+//! the first block (the blocks keep the format); the peer's `--layout` does the same.
 //!
 //! CUDA work is synchronised before the timer stops. The intra-op thread count is
 //! `$DF_BENCH_THREADS`, else the number of cores this process may run on (the peer uses
@@ -158,7 +158,6 @@ struct Workload {
     block: Block,
     optimizer: Option<nn::Optimizer>,
     input: Tensor,
-    layout: MemoryFormat,
     device: Device,
 }
 
@@ -176,32 +175,29 @@ impl Workload {
             [batch, case.channels, case.size, case.size],
             (Kind::Float, device),
         );
+        let input = bench_layout()
+            .apply(&input)
+            .unwrap_or_else(|e| panic!("bench input: {e}"));
         Self {
             _vs: vs,
             block,
             optimizer,
             input,
-            layout: bench_layout(),
             device,
         }
     }
 
     fn step(&mut self) {
-        // A shallow clone when the input already has the layout (the default).
-        let input = self
-            .layout
-            .apply(&self.input)
-            .unwrap_or_else(|e| panic!("bench input: {e}"));
         match &mut self.optimizer {
             None => {
-                tch::no_grad(|| drop(self.block.forward_t(&input, false)));
+                tch::no_grad(|| drop(self.block.forward_t(&self.input, false)));
             }
             Some(optimizer) => {
                 // libtorch's `Optimizer::zero_grad` sets gradients to none by default,
                 // like PyTorch's, so backward allocates them fresh on both sides.
                 optimizer.zero_grad();
                 self.block
-                    .forward_t(&input, true)
+                    .forward_t(&self.input, true)
                     .sum(Kind::Float)
                     .backward();
             }

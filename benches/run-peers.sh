@@ -39,8 +39,9 @@
 #   PEER_INPLACE      1: the peer writes ReLU and residual additions in place in training
 #                     too (`blocks_torch.py --inplace`), as df-layers and torchvision's
 #                     ResNet do. Default 0: the plain functional code (`F.relu(x)`, `x + y`).
-#   DF_BENCH_LAYOUT   `contiguous` (default) or `channels_last`: the memory format the Rust
-#                     bench converts its input to in every step (see benches/blocks.rs).
+#   DF_BENCH_LAYOUT   `contiguous` (default) or `channels_last`: the memory format of the
+#                     Rust bench's inputs, as inside a network that converted its batch once
+#                     (see benches/blocks.rs).
 #   PEER_LAYOUT       the same for the peer (`blocks_torch.py --layout`); default: the Rust
 #                     side's, like for like. PEER_LAYOUT=contiguous with
 #                     DF_BENCH_LAYOUT=channels_last compares against plain eager code.

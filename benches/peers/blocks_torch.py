@@ -15,10 +15,10 @@ too, as df-layers does and as torchvision's ResNet does by hand (`nn.ReLU(inplac
 `out += identity`). The default is the plain functional code (`F.relu(x)`, `x + y`).
 Either way, eval runs under `torch.no_grad()`.
 
---layout channels_last converts the input with `x.contiguous(memory_format=torch.channels_last)`
-inside every timed step, as the Rust bench does with DF_BENCH_LAYOUT=channels_last; PyTorch's
-operators then keep that format through the block. The default, `contiguous`, is what plain
-eager code runs (NCHW).
+--layout channels_last gives each block its input in `torch.channels_last`, as it gets it in a
+network that converted its batch once (`x.contiguous(memory_format=...)`), as the Rust bench
+does with DF_BENCH_LAYOUT=channels_last; PyTorch's operators keep that format through the
+block. The default, `contiguous`, is what plain eager code runs (NCHW).
 
 --steps N runs two warm-up steps and then N steps of each selected case, untimed but for
 one line saying how long they took (`benches/instructions.sh` counts their instructions).
@@ -272,13 +272,13 @@ def main():
                 if args.filter not in bid:
                     continue
                 m = make().to(dev)
-                x = torch.randn(n, c, size, size, device=dev)
+                x = torch.randn(n, c, size, size, device=dev).contiguous(memory_format=fmt)
                 if mode == "eval":
                     m.eval()
 
                     def step():
                         with torch.no_grad():
-                            m(x.contiguous(memory_format=fmt))
+                            m(x)
                 else:
                     m.train()
                     params = list(m.parameters())
@@ -286,7 +286,7 @@ def main():
                     def step():
                         for p in params:
                             p.grad = None
-                        m(x.contiguous(memory_format=fmt)).sum().backward()
+                        m(x).sum().backward()
 
                 if args.steps is not None:
                     step()

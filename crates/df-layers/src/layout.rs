@@ -87,10 +87,9 @@ impl MemoryFormat {
         Ok(match self {
             MemoryFormat::Contiguous => xs.contiguous(),
             // NHWC-contiguous, viewed back as NCHW: the strides of `torch.channels_last`.
-            MemoryFormat::ChannelsLast => xs
-                .permute([0, 2, 3, 1])
-                .contiguous()
-                .permute([0, 3, 1, 2]),
+            MemoryFormat::ChannelsLast => {
+                xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+            }
         })
     }
 }
@@ -129,7 +128,7 @@ mod tests {
     #[test]
     fn strides_match_libtorch_channels_last() {
         let xs = Tensor::randn([2, 3, 4, 5], (Kind::Float, Device::Cpu));
-        let nhwc = MemoryFormat::ChannelsLast.apply(&xs).unwrap();
+        let nhwc = MemoryFormat::ChannelsLast.apply(&xs).expect("converts");
         // What `torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)`
         // reports as its stride().
         assert_eq!(nhwc.stride(), [60, 1, 15, 3]);
@@ -137,11 +136,11 @@ mod tests {
         assert!(MemoryFormat::Contiguous.is_format_of(&xs));
         assert!(!MemoryFormat::ChannelsLast.is_format_of(&xs));
         assert_eq!(nhwc, xs);
-        let back = MemoryFormat::Contiguous.apply(&nhwc).unwrap();
+        let back = MemoryFormat::Contiguous.apply(&nhwc).expect("converts");
         assert_eq!(back.stride(), [60, 20, 5, 1]);
         assert_eq!(back, xs);
         // A tensor already in the format is not copied.
-        let again = MemoryFormat::ChannelsLast.apply(&nhwc).unwrap();
+        let again = MemoryFormat::ChannelsLast.apply(&nhwc).expect("converts");
         assert_eq!(again.data_ptr(), nhwc.data_ptr());
         // One channel: both formats at once.
         let one = Tensor::zeros([2, 1, 4, 5], (Kind::Float, Device::Cpu));
@@ -152,18 +151,33 @@ mod tests {
     #[test]
     fn rejects_tensors_that_are_not_4d_and_unknown_names() {
         let xs = Tensor::zeros([2, 3, 4], (Kind::Float, Device::Cpu));
-        let err = MemoryFormat::ChannelsLast.apply(&xs).unwrap_err().to_string();
-        assert!(err.contains("[2, 3, 4]") && err.contains("4 dimensions"), "{err}");
+        let err = MemoryFormat::ChannelsLast
+            .apply(&xs)
+            .expect_err("an error")
+            .to_string();
+        assert!(
+            err.contains("[2, 3, 4]") && err.contains("4 dimensions"),
+            "{err}"
+        );
         assert!(!MemoryFormat::ChannelsLast.is_format_of(&xs));
-        assert_eq!("nhwc".parse::<MemoryFormat>().unwrap(), MemoryFormat::ChannelsLast);
         assert_eq!(
-            "contiguous".parse::<MemoryFormat>().unwrap(),
+            "nhwc".parse::<MemoryFormat>().expect("converts"),
+            MemoryFormat::ChannelsLast
+        );
+        assert_eq!(
+            "contiguous".parse::<MemoryFormat>().expect("converts"),
             MemoryFormat::Contiguous
         );
-        let err = "NHWC!".parse::<MemoryFormat>().unwrap_err().to_string();
-        assert!(err.contains("NHWC!") && err.contains("channels_last"), "{err}");
+        let err = "NHWC!"
+            .parse::<MemoryFormat>()
+            .expect_err("an error")
+            .to_string();
+        assert!(
+            err.contains("NHWC!") && err.contains("channels_last"),
+            "{err}"
+        );
         for f in [MemoryFormat::Contiguous, MemoryFormat::ChannelsLast] {
-            assert_eq!(f.to_string().parse::<MemoryFormat>().unwrap(), f);
+            assert_eq!(f.to_string().parse::<MemoryFormat>().expect("converts"), f);
         }
     }
 }

@@ -8,14 +8,13 @@
 
 use df_layers::{
     Activation, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
-    CorrectPad, DenseHead, DenseHeadConfig, IdentityBlock, IdentityBlockConfig,
-    InceptionResnetA, InceptionResnetB, InceptionResnetBlockConfig, InceptionResnetC,
-    MaxPool2d, MaxPool2dConfig, MbConv, MbConvConfig, MemoryFormat, MesoInception,
-    MesoInceptionConfig, Padding, ReductionA, ReductionB, ReductionConfig, Stem, StemConfig,
-    VggStage, VggStageConfig,
+    CorrectPad, DenseHead, DenseHeadConfig, IdentityBlock, IdentityBlockConfig, InceptionResnetA,
+    InceptionResnetB, InceptionResnetBlockConfig, InceptionResnetC, MaxPool2d, MaxPool2dConfig,
+    MbConv, MbConvConfig, MemoryFormat, MesoInception, MesoInceptionConfig, Padding, ReductionA,
+    ReductionB, ReductionConfig, Stem, StemConfig, VggStage, VggStageConfig,
 };
-use tch::nn::{self, ModuleT};
 use std::sync::Mutex;
+use tch::nn::{self, ModuleT};
 
 use tch::{Device, Kind, Tensor};
 
@@ -51,7 +50,7 @@ fn run(
 ) -> Run {
     let start: Vec<(String, Tensor)> = snapshot(vs);
     let x = x.detach().set_requires_grad(train);
-    let input = format.apply(&x).unwrap();
+    let input = format.apply(&x).expect("a 4-D input");
     // Drop-connect and dropout draw the same masks in both runs.
     tch::manual_seed(5);
     let (out, input_grad, grads) = if train {
@@ -65,14 +64,22 @@ fn run(
             .filter(|(_, v)| v.requires_grad())
             .map(|(name, v)| {
                 let g = v.grad();
-                let g = if g.defined() { g.copy() } else { v.zeros_like() };
+                let g = if g.defined() {
+                    g.copy()
+                } else {
+                    v.zeros_like()
+                };
                 (name, g)
             })
             .collect();
         grads.sort_by(|a, b| a.0.cmp(&b.0));
         (out.detach(), Some(x.grad().copy()), grads)
     } else {
-        (tch::no_grad(|| block.forward_t(&input, false)), None, vec![])
+        (
+            tch::no_grad(|| block.forward_t(&input, false)),
+            None,
+            vec![],
+        )
     };
     let after = snapshot(vs);
     // Put the variables back (moving statistics) and clear the gradients for the next run.
@@ -118,7 +125,13 @@ fn check<M: ModuleT>(
 ) {
     let _one_at_a_time = SEQUENTIAL.lock().unwrap_or_else(|e| e.into_inner());
     for (kind, tolerance) in [(Kind::Double, 1e-9), (Kind::Float, 1e-4)] {
-        check_kind(&format!("{name} ({kind:?})"), input, &build, kind, tolerance);
+        check_kind(
+            &format!("{name} ({kind:?})"),
+            input,
+            &build,
+            kind,
+            tolerance,
+        );
     }
 }
 
@@ -136,11 +149,11 @@ fn check_kind<M: ModuleT>(
     tch::no_grad(|| {
         for (var, mut v) in vs.variables() {
             let r = Tensor::rand_like(&v);
-            let _ = if var.ends_with("running_var") {
-                v.copy_(&(r + 0.5))
+            if var.ends_with("running_var") {
+                v.copy_(&(r + 0.5));
             } else {
-                v.copy_(&((r - 0.5) * 0.6))
-            };
+                v.copy_(&((r - 0.5) * 0.6));
+            }
         }
     });
     let x = Tensor::randn(input, (kind, Device::Cpu));
@@ -234,12 +247,16 @@ fn efficientnet_blocks_keep_the_format() {
     check("mbconv 40->80 stride 2", [2, 8, 14, 14], |p| {
         MbConv::new(p, &MbConvConfig::new(8, 16, 3, 2, 6))
     });
-    check("mbconv odd size, unknown-size padding", [2, 8, 13, 13], |p| {
-        MbConv::new(
-            p,
-            &MbConvConfig::new(8, 16, 5, 2, 6).with_padding(CorrectPad::UnknownSize),
-        )
-    });
+    check(
+        "mbconv odd size, unknown-size padding",
+        [2, 8, 13, 13],
+        |p| {
+            MbConv::new(
+                p,
+                &MbConvConfig::new(8, 16, 5, 2, 6).with_padding(CorrectPad::UnknownSize),
+            )
+        },
+    );
     check("mbconv skip + drop-connect", [4, 8, 7, 7], |p| {
         MbConv::new(p, &MbConvConfig::new(8, 8, 3, 1, 4).with_drop_rate(0.5))
     });
@@ -250,15 +267,26 @@ fn efficientnet_blocks_keep_the_format() {
 
 #[test]
 fn inception_resnet_blocks_keep_the_format() {
-    check("stem", [1, 3, 75, 75], |p| Stem::new(p, &StemConfig::default()));
+    check("stem", [1, 3, 75, 75], |p| {
+        Stem::new(p, &StemConfig::default())
+    });
     check("block35", [2, 8, 9, 9], |p| {
-        InceptionResnetA::new(p, &InceptionResnetBlockConfig::block35(1).with_in_channels(8))
+        InceptionResnetA::new(
+            p,
+            &InceptionResnetBlockConfig::block35(1).with_in_channels(8),
+        )
     });
     check("block17", [2, 8, 9, 9], |p| {
-        InceptionResnetB::new(p, &InceptionResnetBlockConfig::block17(1).with_in_channels(8))
+        InceptionResnetB::new(
+            p,
+            &InceptionResnetBlockConfig::block17(1).with_in_channels(8),
+        )
     });
     check("block8", [2, 8, 5, 5], |p| {
-        InceptionResnetC::new(p, &InceptionResnetBlockConfig::block8(1).with_in_channels(8))
+        InceptionResnetC::new(
+            p,
+            &InceptionResnetBlockConfig::block8(1).with_in_channels(8),
+        )
     });
     check("reduction A", [2, 8, 9, 9], |p| {
         ReductionA::new(p, &ReductionConfig::mixed_6a().with_in_channels(8))

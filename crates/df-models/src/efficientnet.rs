@@ -35,7 +35,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, TopLayer};
+use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
 
 /// One row of EfficientNet's block table (Keras' `DEFAULT_BLOCKS_ARGS`): a stage of
 /// `repeats` MBConv blocks, the first of which changes the width and applies the stride.
@@ -155,6 +155,10 @@ pub struct EfficientNetConfig {
     pub padding: CorrectPad,
     /// What sits on top of `top_activation`.
     pub top: Top,
+    /// The memory format the model computes in on the CPU; the input is converted once,
+    /// before the first layer (default channels-last; see [`df_layers::MemoryFormat`]).
+    #[serde(default = "crate::top_head::default_memory_format")]
+    pub memory_format: df_layers::MemoryFormat,
 }
 
 impl Default for EfficientNetConfig {
@@ -196,6 +200,7 @@ impl EfficientNetConfig {
             batch_norm: BatchNormConfig::default(),
             padding: CorrectPad::KnownSize,
             top: Top::ImageNet { classes: 1000 },
+            memory_format: crate::top_head::default_memory_format(),
         }
     }
 
@@ -460,7 +465,8 @@ impl EfficientNet {
     /// # Shapes
     /// `[N, 3, H, W]` → `[N, C, H', W']` ([`EfficientNetConfig::feature_shape`]).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let xs = self.config.padding.pad(xs, 3);
+        let xs = in_memory_format(xs, self.config.memory_format);
+        let xs = self.config.padding.pad(&xs, 3);
         record(|| "stem_conv_pad".into(), "ZeroPadding2D", &xs);
         let mut ys = self.stem.forward_t(&xs, train); // [N, 32·w, H/2, W/2]
         record(|| "stem_activation".into(), "Activation", &ys);

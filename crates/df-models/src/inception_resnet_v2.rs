@@ -30,7 +30,7 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, TopLayer};
+use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
 
 /// Configuration of an [`InceptionResNetV2`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -48,6 +48,10 @@ pub struct InceptionResNetV2Config {
     pub batch_norm: BatchNormConfig,
     /// What sits on top of `conv_7b`.
     pub top: Top,
+    /// The memory format the model computes in on the CPU; the input is converted once,
+    /// before the first layer (default channels-last; see [`df_layers::MemoryFormat`]).
+    #[serde(default = "crate::top_head::default_memory_format")]
+    pub memory_format: df_layers::MemoryFormat,
 }
 
 impl Default for InceptionResNetV2Config {
@@ -60,6 +64,7 @@ impl Default for InceptionResNetV2Config {
             scales: [0.17, 0.1, 0.2],
             batch_norm: inception_resnet_batch_norm(),
             top: Top::ImageNet { classes: 1000 },
+            memory_format: crate::top_head::default_memory_format(),
         }
     }
 }
@@ -269,7 +274,8 @@ impl InceptionResNetV2 {
     /// # Shapes
     /// `[N, 3, H, W]` → `[N, 1536, H', W']` ([`InceptionResNetV2Config::feature_shape`]).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = self.stem.forward_t(xs, train); // [N, 320, 35, 35]
+        let xs = in_memory_format(xs, self.config.memory_format);
+        let mut ys = self.stem.forward_t(&xs, train); // [N, 320, 35, 35]
         for b in &self.blocks_a {
             ys = b.forward_t(&ys, train);
         }

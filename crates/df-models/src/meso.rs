@@ -24,7 +24,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, TopLayer};
+use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
 
 /// Pool sizes (and strides) of the four stages of both MesoNet models.
 const POOLS: [i64; 4] = [2, 2, 2, 4];
@@ -38,6 +38,10 @@ pub struct MesoConfig {
     pub input_size: [i64; 2],
     /// The top; [`Top::mesonet`] for the authors' head. [`Top::ImageNet`] is rejected.
     pub top: Top,
+    /// The memory format the model computes in on the CPU; the input is converted once,
+    /// before the first layer (default channels-last; see [`df_layers::MemoryFormat`]).
+    #[serde(default = "crate::top_head::default_memory_format")]
+    pub memory_format: df_layers::MemoryFormat,
 }
 
 impl Default for MesoConfig {
@@ -54,6 +58,7 @@ impl MesoConfig {
         Self {
             input_size: [256, 256],
             top: Top::mesonet(),
+            memory_format: crate::top_head::default_memory_format(),
         }
     }
 
@@ -176,7 +181,7 @@ impl Meso4 {
 
 impl ModuleT for Meso4 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = xs.shallow_clone(); // [N, 3, 256, 256]
+        let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 256, 256]
         for (i, stage) in self.stages.iter().enumerate() {
             ys = stage.forward_t(&ys, train);
             record(|| keras_auto_name("max_pooling2d", i), "MaxPooling2D", &ys);
@@ -276,7 +281,7 @@ impl ModuleT for MesoInception4 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         // Keras' automatic names in a fresh session: `concatenate`, `concatenate_1`, then
         // `max_pooling2d` ... `max_pooling2d_3` in order.
-        let mut ys = xs.shallow_clone(); // [N, 3, 256, 256]
+        let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 256, 256]
         for (i, (inception, bn, pool)) in self.inceptions.iter().enumerate() {
             let zs = inception.forward_t(&ys, train);
             record(|| keras_auto_name("concatenate", i), "Concatenate", &zs);

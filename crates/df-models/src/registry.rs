@@ -127,6 +127,9 @@ pub struct BuildOptions {
     pub dropout: Option<f64>,
     /// L2 coefficient of the binary head's kernels; `None` keeps the top's own.
     pub l2: Option<f64>,
+    /// The memory format the model computes in on the CPU; `None` for the default,
+    /// channels-last (see [`df_layers::MemoryFormat`]).
+    pub memory_format: Option<df_layers::MemoryFormat>,
 }
 
 impl BuildOptions {
@@ -148,6 +151,11 @@ impl BuildOptions {
     /// Sets the L2 coefficient of the binary head.
     pub fn with_l2(mut self, l2: f64) -> Self {
         self.l2 = Some(l2);
+        self
+    }
+    /// Sets the memory format the model computes in on the CPU.
+    pub fn with_memory_format(mut self, format: df_layers::MemoryFormat) -> Self {
+        self.memory_format = Some(format);
         self
     }
 }
@@ -200,6 +208,9 @@ macro_rules! apply_options {
         }
         if let Some(l2) = $o.l2 {
             cfg = cfg.with_l2(l2);
+        }
+        if let Some(format) = $o.memory_format {
+            cfg = cfg.with_memory_format(format);
         }
         cfg
     }};

@@ -19,7 +19,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, TopLayer};
+use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
 
 /// ResNet50's stages: Keras stack name, bottleneck width, blocks, stride of the first block.
 const RESNET50_STAGES: [(&str, i64, usize, i64); 4] = [
@@ -41,6 +41,10 @@ pub struct ResNetConfig {
     /// The top: Keras' ImageNet classifier (global average pooling → `predictions`), a
     /// backbone, or a binary head.
     pub top: Top,
+    /// The memory format the model computes in on the CPU; the input is converted once,
+    /// before the first layer (default channels-last; see [`df_layers::MemoryFormat`]).
+    #[serde(default = "crate::top_head::default_memory_format")]
+    pub memory_format: df_layers::MemoryFormat,
 }
 
 impl Default for ResNetConfig {
@@ -58,6 +62,7 @@ impl ResNetConfig {
         Self {
             input_size: [224, 224],
             top: Top::ImageNet { classes: 1000 },
+            memory_format: crate::top_head::default_memory_format(),
         }
     }
 
@@ -193,6 +198,7 @@ impl ResNet50 {
 impl ModuleT for ResNet50 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         // [N, 3, 224, 224] → conv1_pad [N, 3, 230, 230] → [N, 64, 112, 112]
+        let xs = in_memory_format(xs, self.config.memory_format);
         let padded = xs.constant_pad_nd([3, 3, 3, 3]);
         record(|| "conv1_pad".into(), "ZeroPadding2D", &padded);
         let ys = self.stem.forward_t(&padded, train);

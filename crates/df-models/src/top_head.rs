@@ -1,9 +1,9 @@
 //! Building and running a model's [`Top`], shared by the model families.
 
 use df_layers::trace::record;
-use df_layers::{DenseHead, DenseHeadConfig, HeadInput};
+use df_layers::{DenseHead, DenseHeadConfig, HeadInput, MemoryFormat};
 use tch::nn::{self, ModuleT};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::spec::Top;
@@ -134,6 +134,13 @@ macro_rules! config_builders {
                 self
             }
 
+            /// Sets the memory format the model computes in on the CPU (see
+            /// [`df_layers::MemoryFormat`]).
+            pub fn with_memory_format(mut self, format: df_layers::MemoryFormat) -> Self {
+                self.memory_format = format;
+                self
+            }
+
             /// Sets the L2 coefficient of every kernel of a binary top.
             pub fn with_l2(mut self, l2: f64) -> Self {
                 $crate::top_head::set_top_l2(&mut self.top, l2);
@@ -143,6 +150,24 @@ macro_rules! config_builders {
     };
 }
 pub(crate) use config_builders;
+
+/// The memory format models compute in on the CPU unless told otherwise: channels-last,
+/// which oneDNN's convolutions take without reordering (`docs/benchmarks.md` measures the
+/// blocks both ways). Configurations stored before the option existed read as this too.
+pub(crate) fn default_memory_format() -> MemoryFormat {
+    MemoryFormat::ChannelsLast
+}
+
+/// A model's input in its memory format: converted once, before the first layer, on the
+/// CPU; elsewhere (CUDA, not measured in either format) as it comes. The blocks keep the
+/// format they are given. Inputs that are not 4-D pass unchanged, for the first layer to
+/// report.
+pub(crate) fn in_memory_format(xs: &Tensor, format: MemoryFormat) -> Tensor {
+    if xs.device() != Device::Cpu {
+        return xs.shallow_clone();
+    }
+    format.apply(xs).unwrap_or_else(|_| xs.shallow_clone())
+}
 
 /// Checks a model's input size against the smallest one it accepts.
 pub(crate) fn check_input_size(model: &str, size: [i64; 2], min: i64) -> Result<()> {

@@ -14,7 +14,7 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, TopLayer};
+use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
 
 /// Keras' smallest input for VGG16.
 const MIN_SIZE: i64 = 32;
@@ -68,6 +68,10 @@ pub struct VggConfig {
     /// The top: Keras' ImageNet classifier (Flatten → `fc1` 4096 → `fc2` 4096 →
     /// `predictions`), a backbone, or a binary head.
     pub top: Top,
+    /// The memory format the model computes in on the CPU; the input is converted once,
+    /// before the first layer (default channels-last; see [`df_layers::MemoryFormat`]).
+    #[serde(default = "crate::top_head::default_memory_format")]
+    pub memory_format: df_layers::MemoryFormat,
 }
 
 impl Default for VggConfig {
@@ -86,6 +90,7 @@ impl VggConfig {
             variant: VggVariant::D,
             input_size: [224, 224],
             top: Top::ImageNet { classes: 1000 },
+            memory_format: crate::top_head::default_memory_format(),
         }
     }
 
@@ -99,6 +104,7 @@ impl VggConfig {
             variant: VggVariant::C,
             input_size: [224, 224],
             top: Top::study([1024, 2048], 0.5, 0.0),
+            memory_format: crate::top_head::default_memory_format(),
         }
     }
 
@@ -189,7 +195,7 @@ impl Vgg16 {
 
 impl ModuleT for Vgg16 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = xs.shallow_clone(); // [N, 3, 224, 224]
+        let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 224, 224]
         for stage in &self.stages {
             ys = stage.forward_t(&ys, train);
         } // [N, 512, 7, 7]

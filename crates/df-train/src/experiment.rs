@@ -172,6 +172,10 @@ pub struct ModelChoice {
     /// The top (default: the registry's; a binary top is needed to train).
     #[serde(default)]
     pub top: Option<Top>,
+    /// The memory format the model computes in on the CPU (default: the model's,
+    /// channels-last).
+    #[serde(default)]
+    pub memory_format: Option<df_layers::MemoryFormat>,
 }
 
 impl ModelChoice {
@@ -183,6 +187,7 @@ impl ModelChoice {
             dropout: None,
             l2: None,
             top: None,
+            memory_format: None,
         }
     }
 
@@ -192,6 +197,7 @@ impl ModelChoice {
             input_size: self.input_size,
             dropout: self.dropout,
             l2: self.l2,
+            memory_format: self.memory_format,
         }
     }
 }
