@@ -34,6 +34,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::{Augment, ResizeFilter};
+use deepfake::layers::MemoryFormat;
 use deepfake::train::{
     run_experiment, AdamConfig, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig,
     Loss, ModelChoice, OptimizerConfig, ReduceLrOnPlateauConfig, SgdConfig, Verbosity,
@@ -131,6 +132,10 @@ struct Args {
     /// Square input size (default: the model's).
     #[arg(long)]
     input_size: Option<i64>,
+    /// Memory format of the network on the CPU: channels_last (the models' default) or
+    /// contiguous (NCHW).
+    #[arg(long, value_parser = parse_memory_format)]
+    memory_format: Option<MemoryFormat>,
     /// Train the head only.
     #[arg(long)]
     freeze_backbone: bool,
@@ -164,6 +169,11 @@ struct Args {
     quiet: bool,
 }
 
+fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
+    s.parse()
+        .map_err(|e: deepfake::layers::Error| e.to_string())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.epochs == 0 {
@@ -190,6 +200,7 @@ fn main() -> Result<()> {
     model.l2 = args.l2;
     model.dropout = args.dropout;
     model.input_size = args.input_size.map(|s| [s, s]);
+    model.memory_format = args.memory_format;
     let mut cfg = ExperimentConfig::new(model, data, args.epochs, &args.out);
     cfg.optimizer = match args.optimizer {
         OptimizerArg::Adam => OptimizerConfig::Adam(AdamConfig::new(args.lr)),
