@@ -1,28 +1,4 @@
-//! Memory formats of 4-D activations: NCHW-contiguous (PyTorch's default) or channels-last
-//! (NHWC in memory, `torch.channels_last`), with the same `[N, C, H, W]` shape either way.
-//!
-//! Every df-layers block keeps the memory format of its input: libtorch's convolution,
-//! batch norm, pooling, padding, concatenation and element-wise operators write their output
-//! in the format their input suggests, and no block makes a contiguous copy. So converting
-//! a batch once, before the first block, runs a whole network in that format. The values
-//! are the same up to float rounding (the convolutions sum in another order).
-//!
-//! On the CPU, oneDNN's convolutions are written for channels-last; with NCHW input they
-//! reorder their operands on every call. `docs/benchmarks.md` measures what that is worth
-//! per block (`DF_BENCH_LAYOUT=channels_last`); it is not a gain for every block.
-//!
-//! ```
-//! use df_layers::MemoryFormat;
-//! use tch::{Device, Kind, Tensor};
-//!
-//! let images = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
-//! let nhwc = MemoryFormat::ChannelsLast.apply(&images)?;
-//! assert_eq!(nhwc.size(), images.size()); // same shape, other strides
-//! assert!(MemoryFormat::ChannelsLast.is_format_of(&nhwc));
-//! assert!(!MemoryFormat::Contiguous.is_format_of(&nhwc));
-//! assert_eq!(nhwc, images); // same values
-//! # Ok::<(), df_layers::Error>(())
-//! ```
+//! Memory formats of 4-D activations; see [`MemoryFormat`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,7 +7,33 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 
-/// How a 4-D `[N, C, H, W]` tensor lies in memory.
+/// How a 4-D `[N, C, H, W]` tensor lies in memory: NCHW-contiguous (libtorch's default)
+/// or channels-last (NHWC in memory, `torch.channels_last`), the same shape either way.
+///
+/// Every df-layers block keeps the memory format of its input: libtorch's convolution,
+/// batch norm, pooling, padding, concatenation and element-wise operators write their output
+/// in the format their input suggests, and no block makes a contiguous copy. So converting
+/// a batch once, before the first block, runs a whole network in that format. The values
+/// are the same up to float rounding (the convolutions sum in another order).
+///
+/// On the CPU, channels-last made most of the benchmarked blocks faster, some several times
+/// (MesoNet's inception layer, at 3 input channels);
+/// `docs/benchmarks.md` has the numbers (`DF_BENCH_LAYOUT=channels_last`). df-models'
+/// configurations default to `ChannelsLast` on the CPU; this enum's own `Default` is
+/// libtorch's, `Contiguous`.
+///
+/// ```
+/// use df_layers::MemoryFormat;
+/// use tch::{Device, Kind, Tensor};
+///
+/// let images = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
+/// let nhwc = MemoryFormat::ChannelsLast.apply(&images)?;
+/// assert_eq!(nhwc.size(), images.size()); // same shape, other strides
+/// assert!(MemoryFormat::ChannelsLast.is_format_of(&nhwc));
+/// assert!(!MemoryFormat::Contiguous.is_format_of(&nhwc));
+/// assert_eq!(nhwc, images); // same values
+/// # Ok::<(), df_layers::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemoryFormat {

@@ -6,6 +6,7 @@
 //!
 //! Every block is a value built from `(&nn::Path, &Config) -> Result<Self>` and implements
 //! [`tch::nn::ModuleT`]; the `train` flag drives batch norm, dropout and drop-path.
+//! Blocks keep the [`MemoryFormat`] of their input (NCHW or channels-last).
 //!
 //! ```
 //! use df_layers::{Activation, ConvBnAct, ConvBnActConfig, BatchNormConfig};
