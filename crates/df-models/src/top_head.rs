@@ -152,8 +152,8 @@ macro_rules! config_builders {
 pub(crate) use config_builders;
 
 /// The memory format models compute in on the CPU unless told otherwise: channels-last,
-/// which oneDNN's convolutions take without reordering (`docs/benchmarks.md` measures the
-/// blocks both ways). Configurations stored before the option existed read as this too.
+/// faster for most blocks there (`docs/benchmarks.md` measures the blocks both ways).
+/// Configurations stored before the option existed read as this too.
 pub(crate) fn default_memory_format() -> MemoryFormat {
     MemoryFormat::ChannelsLast
 }
