@@ -6,6 +6,8 @@
 //!
 //! The reference is the NCHW computation, which the Keras parity tests pin down.
 
+use std::sync::Mutex;
+
 use df_layers::{
     Activation, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
     CorrectPad, DenseHead, DenseHeadConfig, IdentityBlock, IdentityBlockConfig, InceptionResnetA,
@@ -13,9 +15,7 @@ use df_layers::{
     MbConv, MbConvConfig, MemoryFormat, MesoInception, MesoInceptionConfig, Padding, ReductionA,
     ReductionB, ReductionConfig, Stem, StemConfig, VggStage, VggStageConfig,
 };
-use std::sync::Mutex;
 use tch::nn::{self, ModuleT};
-
 use tch::{Device, Kind, Tensor};
 
 /// The checks draw random numbers (dropout masks) from libtorch's one global generator:
