@@ -35,11 +35,24 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::Augment;
 use deepfake::metrics::AnalysisConfig;
+use deepfake::models::TopKind;
 use deepfake::train::{
-    run_experiment, write_json, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig,
-    ModelChoice, OptimizerConfig, Verbosity,
+    run_experiment, write_json, write_text, DataConfig, DeviceChoice, EarlyStoppingConfig,
+    ExperimentConfig, ModelChoice, OptimizerConfig, StudyRecipe, Verbosity, STUDY_MODELS,
 };
 use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RecipeArg {
+    /// The study's per-model recipe.
+    Study,
+    /// The same settings for every model.
+    Uniform,
+}
+
+fn parse_top(s: &str) -> std::result::Result<TopKind, String> {
+    s.parse()
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum AugmentArg {
@@ -52,9 +65,27 @@ enum AugmentArg {
 #[derive(Debug, Parser)]
 #[command(name = "compare")]
 struct Args {
-    /// Comma-separated registry names.
+    /// Comma-separated registry names; `study` for the study's set (meso4,
+    /// meso_inception4, vgg16_c, resnet50, efficientnet_b0/b3/b5/b7, inception_resnet_v2).
     #[arg(long, value_delimiter = ',', required = true)]
     models: Vec<String>,
+    /// `study`: each model with the study's recipe (its Adam learning rate, early stopping
+    /// and ReduceLROnPlateau monitors; --lr, --early-stop are then not used); `uniform`:
+    /// every model with --lr and --early-stop.
+    #[arg(long, value_enum, default_value = "uniform")]
+    recipe: RecipeArg,
+    /// The detector top of the backbone models: study (default), pooled or imagenet.
+    #[arg(long, value_parser = parse_top)]
+    top: Option<TopKind>,
+    /// Hidden units of the head (e.g. 1024,2048, the study's VGG16-C head).
+    #[arg(long, value_delimiter = ',')]
+    head: Option<Vec<i64>>,
+    /// Dropout of the head.
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// L2 coefficient of the head's kernels.
+    #[arg(long)]
+    l2: Option<f64>,
     /// Training images (one sub-folder per class).
     #[arg(long)]
     data: PathBuf,
@@ -70,10 +101,11 @@ struct Args {
     /// Batch size.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Learning rate (Adam).
+    /// Learning rate (Adam; with --recipe uniform).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Early stopping on this metric (patience --patience, best weights restored).
+    /// Early stopping on this metric (patience --patience, best weights restored; with
+    /// --recipe uniform).
     #[arg(long)]
     early_stop: Option<String>,
     /// Patience of early stopping.
@@ -116,11 +148,19 @@ struct Row {
     params_total: i64,
     params_trainable: i64,
     epochs: usize,
+    /// The epoch whose metrics the row gives: the one whose weights the final model holds
+    /// (the best epoch of early stopping's monitor, whose weights are restored), else the
+    /// last.
+    epoch: usize,
+    /// Why that epoch.
+    epoch_is: String,
+    lr: f64,
     loss: Option<f64>,
     accuracy: Option<f64>,
     val_loss: Option<f64>,
     val_accuracy: Option<f64>,
     val_auc: Option<f64>,
+    val_eer: Option<f64>,
     best_epoch: Option<usize>,
     best_val_loss: Option<f64>,
     val_loss_fluctuation: Option<f64>,
@@ -146,22 +186,26 @@ fn thousands(n: i64) -> String {
 
 fn markdown(rows: &[Row], window: usize) -> String {
     let mut md = format!(
-        "| model | params (trainable) | epochs | loss | accuracy | val_loss | val_accuracy | val AUC | best epoch (val_loss) | val_loss fluctuation (std, last {window}) | val_accuracy fluctuation (std, last {window}) | s/epoch |\n"
+        "| model | params (trainable) | lr | epochs | row's epoch | loss | accuracy | val_loss | val_accuracy | val AUC | val EER | best epoch (val_loss) | val_loss fluctuation (std, last {window}) | val_accuracy fluctuation (std, last {window}) | s/epoch |\n"
     );
     md.push_str(
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
+            "| {} | {} | {:.0e} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
             r.model,
             thousands(r.params_trainable),
+            r.lr,
             r.epochs,
+            r.epoch,
+            r.epoch_is,
             cell(r.loss),
             cell(r.accuracy),
             cell(r.val_loss),
             cell(r.val_accuracy),
             cell(r.val_auc),
+            cell(r.val_eer),
             r.best_epoch.map_or("-".into(), |e| e.to_string()),
             cell(r.val_loss_fluctuation),
             cell(r.val_accuracy_fluctuation),
@@ -192,12 +236,27 @@ fn main() -> Result<()> {
         AugmentArg::Forensic => Augment::forensic(),
     };
     let device = DeviceChoice::parse(&args.device)?;
-    let mut rows = Vec::new();
-    for name in &args.models {
+    let models: Vec<String> = args
+        .models
+        .iter()
+        .flat_map(|m| {
+            if m == "study" {
+                STUDY_MODELS.iter().map(|s| s.to_string()).collect()
+            } else {
+                vec![m.clone()]
+            }
+        })
+        .collect();
+    // Every option is checked before the first model trains.
+    let mut configs = Vec::new();
+    for name in &models {
+        let info = deepfake::models::registry::info(name)?;
         let mut model = ModelChoice::new(name);
         model.input_size = args.input_size.map(|s| [s, s]);
+        model.top = Some(info.top_for(args.top, args.head.as_deref())?);
+        model.dropout = args.dropout;
+        model.l2 = args.l2;
         let mut cfg = ExperimentConfig::new(model, data.clone(), args.epochs, args.out.join(name));
-        cfg.optimizer = OptimizerConfig::adam(args.lr);
         cfg.seed = args.seed;
         cfg.device = device;
         cfg.verbosity = if args.quiet {
@@ -205,31 +264,66 @@ fn main() -> Result<()> {
         } else {
             Verbosity::EpochLines
         };
-        if let Some(m) = &args.early_stop {
-            cfg.callbacks.early_stopping = Some(
-                EarlyStoppingConfig::new(m)
-                    .with_patience(args.patience)
-                    .with_restore_best_weights(true),
-            );
+        match args.recipe {
+            RecipeArg::Study => StudyRecipe::of(name)
+                .with_context(|| format!("the study has no recipe for `{name}`"))?
+                .apply(&mut cfg),
+            RecipeArg::Uniform => {
+                cfg.optimizer = OptimizerConfig::adam(args.lr);
+                if let Some(m) = &args.early_stop {
+                    cfg.callbacks.early_stopping = Some(
+                        EarlyStoppingConfig::new(m)
+                            .with_patience(args.patience)
+                            .with_restore_best_weights(true),
+                    );
+                }
+            }
         }
+        configs.push(cfg);
+    }
+    let mut rows = Vec::new();
+    let mut histories = Vec::new();
+    for (name, cfg) in models.iter().zip(&configs) {
         if !args.quiet {
             eprintln!("== {name}");
         }
-        let outcome = run_experiment(&cfg).with_context(|| format!("training {name}"))?;
+        let outcome = run_experiment(cfg).with_context(|| format!("training {name}"))?;
         let h = &outcome.history;
         let analysis = h
             .analyze(&AnalysisConfig::monitoring("val_loss").with_window(args.window))
             .ok();
+        // The final model holds the weights early stopping restored, if it restores.
+        let restored = cfg
+            .callbacks
+            .early_stopping
+            .as_ref()
+            .filter(|c| c.restore_best_weights)
+            .and_then(|c| {
+                h.analyze(&AnalysisConfig::monitoring(&c.monitor))
+                    .ok()
+                    .map(|a| (a.best.epoch, format!("best {}", c.monitor)))
+            });
+        let (epoch, epoch_is) = restored.unwrap_or((h.len(), "last".into()));
+        let at = |metric: &str| {
+            h.get(metric)
+                .into_iter()
+                .find(|&(e, _)| e == epoch)
+                .map(|(_, v)| v)
+        };
         rows.push(Row {
             model: name.clone(),
             params_total: outcome.params.total,
             params_trainable: outcome.params.trainable,
             epochs: h.len(),
-            loss: h.last_value("loss"),
-            accuracy: h.last_value("accuracy"),
-            val_loss: h.last_value("val_loss"),
-            val_accuracy: h.last_value("val_accuracy"),
+            epoch,
+            epoch_is,
+            lr: cfg.optimizer.lr(),
+            loss: at("loss"),
+            accuracy: at("accuracy"),
+            val_loss: at("val_loss"),
+            val_accuracy: at("val_accuracy"),
             val_auc: outcome.evaluation.as_ref().and_then(|e| e.report.auc),
+            val_eer: outcome.evaluation.as_ref().and_then(|e| e.report.eer),
             best_epoch: analysis.as_ref().map(|a| a.best.epoch),
             best_val_loss: analysis.as_ref().map(|a| a.best.value),
             val_loss_fluctuation: analysis
@@ -242,14 +336,29 @@ fn main() -> Result<()> {
                 .map(|f| f.std),
             seconds_per_epoch: outcome.seconds_per_epoch,
         });
+        histories.push((name.clone(), outcome.history));
+        // Written after every model, so an interrupted comparison keeps its rows.
+        write_table(&args.out, &rows, args.window)?;
     }
-    std::fs::create_dir_all(&args.out)?;
+    let curves: Vec<(&str, &deepfake::metrics::History)> =
+        histories.iter().map(|(n, h)| (n.as_str(), h)).collect();
+    let plot = args.out.join("histories.png");
+    deepfake::metrics::plot_histories(&curves, &plot)?;
     let md = markdown(&rows, args.window);
-    let md_path = args.out.join("comparison.md");
-    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
-    let json_path = args.out.join("comparison.json");
-    write_json(&json_path, &rows)?;
     print!("{md}");
-    println!("wrote {} and {}", md_path.display(), json_path.display());
+    println!(
+        "wrote {}, {} and {}",
+        args.out.join("comparison.md").display(),
+        args.out.join("comparison.json").display(),
+        plot.display()
+    );
+    Ok(())
+}
+
+/// Writes `comparison.md` and `comparison.json` into `out`.
+fn write_table(out: &std::path::Path, rows: &[Row], window: usize) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    write_text(&out.join("comparison.md"), &markdown(rows, window))?;
+    write_json(&out.join("comparison.json"), &rows)?;
     Ok(())
 }

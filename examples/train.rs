@@ -35,6 +35,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::{Augment, ResizeFilter};
 use deepfake::layers::MemoryFormat;
+use deepfake::models::TopKind;
 use deepfake::train::{
     run_experiment, AdamConfig, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig,
     Loss, ModelChoice, OptimizerConfig, ReduceLrOnPlateauConfig, SgdConfig, Verbosity,
@@ -123,6 +124,21 @@ struct Args {
     /// Factor of the learning-rate reduction.
     #[arg(long, default_value_t = 0.1)]
     reduce_lr_factor: f64,
+    /// The detector top of a backbone model: study (the study's head: flatten, dense
+    /// 256, dropout 0.5, dense 128, dense 1; the default), pooled (global average
+    /// pooling, dropout 0.2, dense 1) or imagenet (Keras' 1000-class top: not trainable
+    /// as a detector). MesoNet keeps the authors' head unless a top is given.
+    #[arg(long, value_parser = parse_top)]
+    top: Option<TopKind>,
+    /// Hidden units of the head: two for the study head (e.g. 1024,2048, the study's
+    /// VGG16-C), any number for the pooled head.
+    #[arg(long, value_delimiter = ',')]
+    head: Option<Vec<i64>>,
+    /// A Keras weight file whose backbone starts the training: the ImageNet files that
+    /// keras.applications downloads (`*_notop.h5`, or with the top, whose dense layers
+    /// are ignored).
+    #[arg(long)]
+    backbone_weights: Option<PathBuf>,
     /// L2 coefficient of the head's kernels (Keras kernel_regularizer).
     #[arg(long)]
     l2: Option<f64>,
@@ -169,6 +185,10 @@ struct Args {
     quiet: bool,
 }
 
+fn parse_top(s: &str) -> std::result::Result<TopKind, String> {
+    s.parse()
+}
+
 fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
     s.parse()
         .map_err(|e: deepfake::layers::Error| e.to_string())
@@ -196,7 +216,10 @@ fn main() -> Result<()> {
         ResizeArg::Area => ResizeFilter::Area,
     };
     data.center_crop = args.center_crop;
+    let info = deepfake::models::registry::info(&args.model)?;
     let mut model = ModelChoice::new(&args.model);
+    model.top = Some(info.top_for(args.top, args.head.as_deref())?);
+    model.backbone_weights = args.backbone_weights.clone();
     model.l2 = args.l2;
     model.dropout = args.dropout;
     model.input_size = args.input_size.map(|s| [s, s]);

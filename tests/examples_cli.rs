@@ -299,3 +299,104 @@ fn unknown_model_and_missing_data_are_clear_errors() {
         "names the directory: {stderr}"
     );
 }
+
+/// Issue: `train --model efficientnet_b0` (and resnet50, vgg16, inception_resnet_v2, in
+/// `train` and `compare`) failed after the first batch with "expected shape [8, 1] ...
+/// got [8, 1000]": backbone models got Keras' ImageNet top. They train with the study's
+/// head now, `compare --recipe study` takes each model's recipe, and the ImageNet top is a
+/// clear error before any file is written.
+#[test]
+fn backbone_models_train_as_detectors_through_train_and_compare() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 8, 40, 5).expect("synthetic set");
+    let run_dir = tmp.path().join("b0");
+    let (stdout, _) = ok(
+        "train",
+        &[
+            "--model",
+            "efficientnet_b0",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.25",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "32",
+            "--quiet",
+            "--out",
+            s(&run_dir),
+        ],
+    );
+    assert!(stdout.contains("val accuracy"), "{stdout}");
+    let experiment = json(&run_dir.join("experiment.json"));
+    let layers = &experiment["model"]["top"]["binary"]["layers"];
+    let units: Vec<i64> = layers
+        .as_array()
+        .expect("the study head's layers are recorded")
+        .iter()
+        .map(|l| l["units"].as_i64().expect("units"))
+        .collect();
+    assert_eq!(units, [256, 128, 1], "the study head: {experiment}");
+
+    let cmp_dir = tmp.path().join("cmp");
+    let (stdout, _) = ok(
+        "compare",
+        &[
+            "--models",
+            "resnet50,efficientnet_b0",
+            "--recipe",
+            "study",
+            "--head",
+            "16,8",
+            "--data",
+            s(&data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "32",
+            "--quiet",
+            "--out",
+            s(&cmp_dir),
+        ],
+    );
+    assert!(stdout.contains("| resnet50 |"), "{stdout}");
+    let rows = json(&cmp_dir.join("comparison.json"));
+    let lrs: Vec<f64> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["lr"].as_f64().expect("lr"))
+        .collect();
+    assert_eq!(lrs, [2e-4, 1e-4], "the study's learning rates: {rows}");
+    assert!(cmp_dir.join("histories.png").is_file());
+
+    let imagenet_dir = tmp.path().join("imagenet");
+    let out = run(
+        "train",
+        &[
+            "--model",
+            "resnet50",
+            "--top",
+            "imagenet",
+            "--data",
+            s(&data),
+            "--input-size",
+            "32",
+            "--out",
+            s(&imagenet_dir),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("ImageNet top gives 1000 logits") && stderr.contains("invalid top"),
+        "{stderr}"
+    );
+    assert!(!imagenet_dir.exists(), "nothing written before the error");
+}

@@ -6,11 +6,12 @@
 //! which a symmetric `padding` argument of libtorch's convolution cannot express; [`Padding`]
 //! computes the split from the input at run time and pads explicitly only when needed.
 
-use tch::nn::{self, Init, ModuleT};
+use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 use crate::activation::Activation;
 use crate::error::{invalid, Result};
+use crate::init::{conv_fans, Initializer};
 use crate::trace;
 
 /// Keras' padding modes.
@@ -264,6 +265,10 @@ pub struct ConvBnActConfig {
     pub conv_name: String,
     /// Variable name of the batch normalisation under the block's path.
     pub bn_name: String,
+    /// How the kernel is initialised (Keras' `kernel_initializer`; default
+    /// `glorot_uniform`).
+    #[serde(default)]
+    pub kernel_init: Initializer,
 }
 
 impl Default for ConvBnActConfig {
@@ -281,6 +286,7 @@ impl Default for ConvBnActConfig {
             activation: Activation::Linear,
             conv_name: "conv".into(),
             bn_name: "bn".into(),
+            kernel_init: Initializer::GlorotUniform,
         }
     }
 }
@@ -306,6 +312,12 @@ impl ConvBnActConfig {
             groups: channels,
             ..Default::default()
         }
+    }
+
+    /// Sets the kernel initialiser.
+    pub fn with_kernel_init(mut self, init: Initializer) -> Self {
+        self.kernel_init = init;
+        self
     }
 
     /// Sets the kernel `[height, width]` (for 1×7, 7×1 ... kernels).
@@ -390,18 +402,6 @@ impl ConvBnActConfig {
     }
 }
 
-/// Keras' `glorot_uniform` for a conv kernel `[out, in / groups, kh, kw]`.
-pub(crate) fn glorot_uniform(dims: &[i64]) -> Init {
-    let receptive: i64 = dims[2..].iter().product();
-    let fan_in = (dims[1] * receptive) as f64;
-    let fan_out = (dims[0] * receptive) as f64;
-    let limit = (6.0 / (fan_in + fan_out)).sqrt();
-    Init::Uniform {
-        lo: -limit,
-        up: limit,
-    }
-}
-
 /// Convolution → optional batch norm → activation, with Keras padding.
 ///
 /// Variables: `{conv_name}.weight` `[out, in / groups, kh, kw]`, `{conv_name}.bias`
@@ -438,7 +438,9 @@ impl ConvBnAct {
             c.kernel[1],
         ];
         let conv = p / c.conv_name.as_str();
-        let weight = conv.var("weight", &dims, glorot_uniform(&dims));
+        let weight = c
+            .kernel_init
+            .variable(&conv, "weight", &dims, conv_fans(dims, c.groups));
         let bias = c.bias.then(|| conv.zeros("bias", &[c.out_channels]));
         let bn = match &c.batch_norm {
             Some(bn) => Some(BatchNorm::new(

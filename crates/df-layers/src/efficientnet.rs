@@ -16,6 +16,7 @@ use crate::activation::{add_owned, Activation};
 use crate::conv::{path_name, BatchNormConfig, ConvBnAct, ConvBnActConfig, Padding};
 use crate::error::{invalid, Result};
 use crate::head::DropPath;
+use crate::init::Initializer;
 use crate::trace;
 
 /// How Keras' EfficientNet pads before a stride-2 convolution: `ZeroPadding2D(
@@ -143,9 +144,11 @@ impl SqueezeExcite {
         let c = config;
         let reduce = ConvBnActConfig::new(c.channels, c.squeeze_channels, 1)
             .with_activation(c.activation)
+            .with_kernel_init(Initializer::EFFICIENTNET_CONV)
             .with_names(format!("{}se_reduce", c.prefix), "");
         let expand = ConvBnActConfig::new(c.squeeze_channels, c.channels, 1)
             .with_activation(Activation::Sigmoid)
+            .with_kernel_init(Initializer::EFFICIENTNET_CONV)
             .with_names(format!("{}se_expand", c.prefix), "");
         Ok(Self {
             reduce: ConvBnAct::new(p, &reduce)?,
@@ -364,6 +367,7 @@ impl MbConv {
             let cfg = ConvBnActConfig::new(c.in_channels, filters, 1)
                 .with_batch_norm(c.batch_norm)
                 .with_activation(c.activation)
+                .with_kernel_init(Initializer::EFFICIENTNET_CONV)
                 .with_names(format!("{prefix}expand_conv"), format!("{prefix}expand_bn"));
             Some(ConvBnAct::new(p, &cfg)?)
         } else {
@@ -379,6 +383,7 @@ impl MbConv {
             .with_padding(dw_padding)
             .with_batch_norm(c.batch_norm)
             .with_activation(c.activation)
+            .with_kernel_init(Initializer::EFFICIENTNET_CONV)
             .with_names(format!("{prefix}dwconv"), format!("{prefix}bn"));
         let se = match c.squeeze_channels() {
             Some(squeeze) => Some(SqueezeExcite::new(
@@ -391,6 +396,7 @@ impl MbConv {
         };
         let project = ConvBnActConfig::new(filters, c.out_channels, 1)
             .with_batch_norm(c.batch_norm)
+            .with_kernel_init(Initializer::EFFICIENTNET_CONV)
             .with_names(
                 format!("{prefix}project_conv"),
                 format!("{prefix}project_bn"),

@@ -1,11 +1,12 @@
 //! Dense classification heads and drop-path.
 
-use tch::nn::{self, Init, ModuleT};
+use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
 use crate::activation::Activation;
 use crate::conv::path_name;
 use crate::error::{invalid, Result};
+use crate::init::Initializer;
 use crate::trace;
 
 /// How a head turns a feature map `[N, C, H, W]` into a vector.
@@ -36,6 +37,10 @@ pub struct DenseLayerConfig {
     pub dropout_before: f64,
     /// Keras `kernel_regularizer=l2(λ)`: the trainer adds `λ·Σw²` of this layer's kernel.
     pub l2: f64,
+    /// How the kernel is initialised (Keras' `kernel_initializer`; default
+    /// `glorot_uniform`).
+    #[serde(default)]
+    pub kernel_init: Initializer,
 }
 
 impl DenseLayerConfig {
@@ -47,7 +52,13 @@ impl DenseLayerConfig {
             activation,
             dropout_before: 0.0,
             l2: 0.0,
+            kernel_init: Initializer::GlorotUniform,
         }
+    }
+    /// Sets the kernel initialiser.
+    pub fn with_kernel_init(mut self, init: Initializer) -> Self {
+        self.kernel_init = init;
+        self
     }
     /// Sets the dropout rate on the layer's input.
     pub fn with_dropout_before(mut self, rate: f64) -> Self {
@@ -142,15 +153,6 @@ pub struct Dense {
     config: DenseLayerConfig,
 }
 
-/// Keras' `glorot_uniform` for a dense kernel.
-fn dense_init(in_features: i64, out: i64) -> Init {
-    let limit = (6.0 / (in_features + out) as f64).sqrt();
-    Init::Uniform {
-        lo: -limit,
-        up: limit,
-    }
-}
-
 impl Dense {
     /// Creates `{name}.weight` and `{name}.bias` under `p`.
     ///
@@ -191,10 +193,11 @@ impl Dense {
         }
         let q = p / config.name.as_str();
         Ok(Self {
-            weight: q.var(
+            weight: config.kernel_init.variable(
+                &q,
                 "weight",
                 &[config.units, in_features],
-                dense_init(in_features, config.units),
+                (in_features, config.units),
             ),
             bias: q.zeros("bias", &[config.units]),
             config: config.clone(),

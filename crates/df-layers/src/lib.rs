@@ -31,6 +31,7 @@ mod efficientnet;
 mod error;
 mod head;
 mod inception_resnet;
+pub mod init;
 mod layout;
 mod mesonet;
 mod pool;
@@ -48,6 +49,7 @@ pub use inception_resnet::{
     inception_resnet_batch_norm, InceptionResnetA, InceptionResnetB, InceptionResnetBlockConfig,
     InceptionResnetC, ReductionA, ReductionB, ReductionConfig, Stem, StemConfig,
 };
+pub use init::Initializer;
 pub use layout::MemoryFormat;
 pub use mesonet::{keras_auto_name, MesoInception, MesoInceptionConfig};
 pub use pool::{MaxPool2d, MaxPool2dConfig};

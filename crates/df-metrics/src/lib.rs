@@ -74,7 +74,9 @@ pub use history::{
 };
 pub use input::Label;
 pub use metric::Metric;
-pub use plot::{plot_calibration, plot_history, plot_history_with, plot_pr, plot_roc};
+pub use plot::{
+    plot_calibration, plot_histories, plot_history, plot_history_with, plot_pr, plot_roc,
+};
 pub use probability::{
     brier_score, calibration, expected_calibration_error, log_loss, BrierScore, Calibration,
     CalibrationBin, CalibrationError, LogLoss, DEFAULT_ECE_BINS, LOG_LOSS_EPS,

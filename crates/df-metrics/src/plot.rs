@@ -387,6 +387,63 @@ impl Figure for CurveFigure<'_> {
     }
 }
 
+struct HistoriesFigure<'a> {
+    histories: &'a [(&'a str, &'a History)],
+    names: MetricNames,
+}
+
+impl Figure for HistoriesFigure<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
+        let rows = root.split_evenly((self.histories.len(), 1));
+        for (area, (name, history)) in rows.iter().zip(self.histories) {
+            HistoryFigure {
+                history,
+                names: &self.names,
+                title: Some(name),
+            }
+            .draw(area)?;
+        }
+        Ok(())
+    }
+}
+
+/// Plots several histories one above the other, each as [`plot_history`] draws it (loss
+/// and accuracy side by side) under its name: the comparison's curves at a glance.
+///
+/// # Errors
+/// As [`plot_history`], for any of the histories; [`Error::MissingMetric`] for an empty
+/// list.
+pub fn plot_histories(histories: &[(&str, &History)], path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    format_of(path)?;
+    let names = MetricNames::default();
+    if histories.is_empty() {
+        return Err(Error::MissingMetric {
+            metric: "history".into(),
+            needed: 1,
+            available: 0,
+            present: String::new(),
+        });
+    }
+    for (_, history) in histories {
+        if history.get(&names.loss).is_empty() && history.get(&names.val_loss).is_empty() {
+            return Err(Error::MissingMetric {
+                metric: format!("{} or {}", names.loss, names.val_loss),
+                needed: 1,
+                available: 0,
+                present: history.metric_names().join(", "),
+            });
+        }
+    }
+    let rows = u32::try_from(histories.len()).unwrap_or(u32::MAX);
+    let size = (HISTORY_SIZE.0, HISTORY_SIZE.1.saturating_mul(rows));
+    render(&HistoriesFigure { histories, names }, path, size)
+}
+
 fn check_curves<T>(curves: &[T], path: &Path) -> Result<()> {
     format_of(path)?;
     if curves.is_empty() {

@@ -28,7 +28,7 @@
 use df_layers::trace::record;
 use df_layers::{
     Activation, BatchNormConfig, ConvBnAct, ConvBnActConfig, CorrectPad, DenseHead,
-    DenseHeadConfig, DenseLayerConfig, HeadInput, MbConv, MbConvConfig, Padding,
+    DenseHeadConfig, DenseLayerConfig, HeadInput, Initializer, MbConv, MbConvConfig, Padding,
 };
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -380,7 +380,8 @@ fn imagenet_head(feature_shape: [i64; 3], classes: i64, dropout: f64) -> DenseHe
         input: HeadInput::GlobalAvgPool,
         layers: vec![
             DenseLayerConfig::new("predictions", classes, Activation::Linear)
-                .with_dropout_before(dropout),
+                .with_dropout_before(dropout)
+                .with_kernel_init(Initializer::EFFICIENTNET_DENSE),
         ],
     }
 }
@@ -428,6 +429,7 @@ impl EfficientNet {
             .with_padding(Padding::Valid)
             .with_batch_norm(cfg.batch_norm)
             .with_activation(Activation::Swish)
+            .with_kernel_init(Initializer::EFFICIENTNET_CONV)
             .with_names("stem_conv", "stem_bn");
         let stem = ConvBnAct::new(p, &stem)?;
         let blocks = cfg
@@ -441,6 +443,7 @@ impl EfficientNet {
         let top_conv = ConvBnActConfig::new(last, cfg.top_channels(), 1)
             .with_batch_norm(cfg.batch_norm)
             .with_activation(Activation::Swish)
+            .with_kernel_init(Initializer::EFFICIENTNET_CONV)
             .with_names("top_conv", "top_bn");
         let top_conv = ConvBnAct::new(p, &top_conv)?;
         let features = cfg.feature_shape();
@@ -481,11 +484,19 @@ impl EfficientNet {
 
 impl ModuleT for EfficientNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.top.forward_t(&self.features_t(xs, train), train)
+        self.forward_head(&self.forward_features(xs, train), train)
     }
 }
 
 impl Model for EfficientNet {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.features_t(xs, train)
+    }
+
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.top.forward_t(features, train)
+    }
+
     fn name(&self) -> &str {
         &self.config.name
     }

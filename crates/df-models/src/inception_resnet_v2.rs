@@ -295,11 +295,19 @@ impl InceptionResNetV2 {
 
 impl ModuleT for InceptionResNetV2 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.top.forward_t(&self.features_t(xs, train), train)
+        self.forward_head(&self.forward_features(xs, train), train)
     }
 }
 
 impl Model for InceptionResNetV2 {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.features_t(xs, train)
+    }
+
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.top.forward_t(features, train)
+    }
+
     fn name(&self) -> &str {
         &self.config.name
     }

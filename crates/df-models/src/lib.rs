@@ -7,7 +7,7 @@ mod error;
 pub mod spec;
 
 pub use error::{Error, Result, WeightMismatchReport};
-pub use spec::{ChannelOrder, InputSpec, Model, Polarity, Preprocessing, Top};
+pub use spec::{ChannelOrder, InputSpec, Model, Polarity, Preprocessing, Top, TopKind};
 // Architecture modules (one per family) and weight I/O are declared below.
 pub mod checkpoint;
 pub mod efficientnet;

@@ -181,16 +181,24 @@ impl Meso4 {
 
 impl ModuleT for Meso4 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_head(&self.forward_features(xs, train), train)
+    }
+}
+
+impl Model for Meso4 {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 256, 256]
         for (i, stage) in self.stages.iter().enumerate() {
             ys = stage.forward_t(&ys, train);
             record(|| keras_auto_name("max_pooling2d", i), "MaxPooling2D", &ys);
         } // [N, 16, 8, 8]
-        self.top.forward_t(&ys, train)
+        ys
     }
-}
 
-impl Model for Meso4 {
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.top.forward_t(features, train)
+    }
+
     fn name(&self) -> &str {
         "meso4"
     }
@@ -279,6 +287,12 @@ impl MesoInception4 {
 
 impl ModuleT for MesoInception4 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_head(&self.forward_features(xs, train), train)
+    }
+}
+
+impl Model for MesoInception4 {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
         // Keras' automatic names in a fresh session: `concatenate`, `concatenate_1`, then
         // `max_pooling2d` ... `max_pooling2d_3` in order.
         let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 256, 256]
@@ -294,11 +308,13 @@ impl ModuleT for MesoInception4 {
             let name = || keras_auto_name("max_pooling2d", pools + i);
             record(name, "MaxPooling2D", &ys);
         } // [N, 16, 8, 8]
-        self.top.forward_t(&ys, train)
+        ys
     }
-}
 
-impl Model for MesoInception4 {
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.top.forward_t(features, train)
+    }
+
     fn name(&self) -> &str {
         "meso_inception4"
     }

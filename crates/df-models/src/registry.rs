@@ -32,7 +32,7 @@ use crate::keras::{
 };
 use crate::meso::{meso4, meso_inception4, MesoConfig};
 use crate::resnet::{resnet50, ResNetConfig};
-use crate::spec::{InputSpec, Model, Polarity, Preprocessing, Top};
+use crate::spec::{InputSpec, Model, Polarity, Preprocessing, Top, TopKind};
 use crate::vgg::{vgg16, VggConfig};
 
 /// Keras' parameter counts of a model (`model.summary()`), as reference values.
@@ -87,6 +87,54 @@ impl ModelInfo {
     /// study's head for `vgg16_c`.
     pub fn default_top(&self) -> Top {
         (self.default_top)()
+    }
+
+    /// The top the model gets when it is trained as a detector and no top is given: its
+    /// default top when that is a binary head (MesoNet's, `vgg16_c`'s study head), else the
+    /// study's head ([`Top::study`] with [`crate::spec::STUDY_HEAD_UNITS`], dropout 0.5, no
+    /// L2) on the backbone.
+    pub fn detector_top(&self) -> Top {
+        let top = self.default_top();
+        if top.is_binary() {
+            top
+        } else {
+            Top::study(
+                crate::spec::STUDY_HEAD_UNITS,
+                crate::spec::STUDY_HEAD_DROPOUT,
+                0.0,
+            )
+        }
+    }
+
+    /// The detector top asked for by name: `kind` with hidden units `head`
+    /// ([`Top::of_kind`]); without a kind, [`ModelInfo::detector_top`], with its hidden
+    /// units replaced by `head` when it is a study head.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (option `head`) when the units do not fit the top.
+    pub fn top_for(&self, kind: Option<TopKind>, head: Option<&[i64]>) -> Result<Top> {
+        let bad = |reason: String| Error::InvalidConfig {
+            model: self.name.to_string(),
+            option: "head",
+            reason,
+        };
+        match (kind, head) {
+            (Some(kind), head) => Top::of_kind(kind, head).map_err(bad),
+            (None, None) => Ok(self.detector_top()),
+            (None, Some(units)) => {
+                let top = self.detector_top();
+                let is_study = matches!(&top, Top::Binary { input: HeadInput::Flatten, layers }
+                    if layers.len() == 3 && layers[1].dropout_before > 0.0);
+                if !is_study {
+                    return Err(bad(format!(
+                        "`{}` has the MesoNet authors' head; hidden units apply to a study or \
+                         pooled head (give the top too)",
+                        self.name
+                    )));
+                }
+                Top::of_kind(TopKind::Study, Some(units)).map_err(bad)
+            }
+        }
     }
 
     /// The default [`InputSpec`].

@@ -197,6 +197,12 @@ impl ResNet50 {
 
 impl ModuleT for ResNet50 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_head(&self.forward_features(xs, train), train)
+    }
+}
+
+impl Model for ResNet50 {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
         // [N, 3, 224, 224] → conv1_pad [N, 3, 230, 230] → [N, 64, 112, 112]
         let xs = in_memory_format(xs, self.config.memory_format);
         let padded = xs.constant_pad_nd([3, 3, 3, 3]);
@@ -211,11 +217,13 @@ impl ModuleT for ResNet50 {
         for block in &self.blocks {
             ys = block.forward_t(&ys, train);
         } // [N, 2048, 7, 7]
-        self.top.forward_t(&ys, train)
+        ys
     }
-}
 
-impl Model for ResNet50 {
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.top.forward_t(features, train)
+    }
+
     fn name(&self) -> &str {
         "resnet50"
     }

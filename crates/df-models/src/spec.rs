@@ -182,6 +182,59 @@ impl Top {
         }
     }
 
+    /// Global average pooling → a ReLU dense layer per entry of `hidden` (Keras names
+    /// `dense`, `dense_1` ...) → Dropout(`dropout`) → Dense(1) logit (`predictions`).
+    pub fn pooled(hidden: &[i64], dropout: f64) -> Self {
+        let mut layers: Vec<DenseLayerConfig> = hidden
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| {
+                DenseLayerConfig::new(df_layers::keras_auto_name("dense", i), u, Activation::Relu)
+            })
+            .collect();
+        layers.push(
+            DenseLayerConfig::new("predictions", 1, Activation::Linear)
+                .with_dropout_before(dropout),
+        );
+        Top::Binary {
+            input: HeadInput::GlobalAvgPool,
+            layers,
+        }
+    }
+
+    /// The top of `kind` with hidden units `head` (`None`: the kind's own; the study's
+    /// head takes exactly two, a pooled head any number), default dropout and no L2.
+    ///
+    /// # Errors
+    /// A message naming `--head` when the units do not fit the kind or are not positive.
+    pub fn of_kind(kind: TopKind, head: Option<&[i64]>) -> std::result::Result<Self, String> {
+        if let Some(units) = head {
+            if let Some(bad) = units.iter().find(|&&u| u <= 0) {
+                return Err(format!("head units must be positive, got {bad}"));
+            }
+        }
+        match (kind, head) {
+            (TopKind::Study, None) => Ok(Top::study(STUDY_HEAD_UNITS, STUDY_HEAD_DROPOUT, 0.0)),
+            (TopKind::Study, Some(&[a, b])) => Ok(Top::study([a, b], STUDY_HEAD_DROPOUT, 0.0)),
+            (TopKind::Study, Some(units)) => Err(format!(
+                "the study head has two hidden dense layers (e.g. 256,128), got {} units",
+                units.len()
+            )),
+            (TopKind::Pooled, units) => Ok(Top::pooled(units.unwrap_or(&[]), POOLED_HEAD_DROPOUT)),
+            (TopKind::ImageNet, None) => Ok(Top::ImageNet { classes: 1000 }),
+            (TopKind::ImageNet, Some(_)) => Err(
+                "the ImageNet top has Keras' fixed layers; hidden units apply to the study \
+                     and pooled heads"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Whether the top gives one logit of "fake" per image (a detector).
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Top::Binary { layers, .. } if layers.last().is_some_and(|l| l.units == 1))
+    }
+
     /// The head configuration of a binary top over a `[C, H, W]` feature map, or `None`
     /// for the other tops.
     pub fn binary_head_config(&self, feature_shape: [i64; 3]) -> Option<DenseHeadConfig> {
@@ -196,6 +249,62 @@ impl Top {
     }
 }
 
+/// The detector tops by name, as the examples' `--top` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopKind {
+    /// The study's head ([`Top::study`]): Flatten → Dense → Dropout → Dense → Dense(1).
+    Study,
+    /// Global average pooling → optional hidden dense layers → Dropout → Dense(1)
+    /// ([`Top::pooled`]), the light transfer-learning head.
+    Pooled,
+    /// Keras' ImageNet classifier (1000 logits): not a detector; for inspection and
+    /// Keras imports.
+    ImageNet,
+}
+
+impl TopKind {
+    /// Every kind, in the order the help lists them.
+    pub const ALL: [TopKind; 3] = [TopKind::Study, TopKind::Pooled, TopKind::ImageNet];
+
+    /// The name `--top` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            TopKind::Study => "study",
+            TopKind::Pooled => "pooled",
+            TopKind::ImageNet => "imagenet",
+        }
+    }
+}
+
+impl std::fmt::Display for TopKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TopKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        TopKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = TopKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown top `{s}`; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// The study head's hidden units when none are given (the study's EfficientNet head).
+pub const STUDY_HEAD_UNITS: [i64; 2] = [256, 128];
+/// The study head's dropout rate.
+pub const STUDY_HEAD_DROPOUT: f64 = 0.5;
+/// The dropout before a pooled head's last layer (Keras EfficientNet's `top_dropout`
+/// for B0).
+pub const POOLED_HEAD_DROPOUT: f64 = 0.2;
+
 /// Everything a model built from this crate offers beyond `forward_t`.
 ///
 /// `forward_t` takes preprocessed inputs `[N, 3, H, W]` (see [`Model::input_spec`]) and
@@ -209,6 +318,13 @@ pub trait Model: ModuleT + Send + std::fmt::Debug {
     fn input_spec(&self) -> InputSpec;
     /// Its configuration as JSON (stored in checkpoints so they reopen without it).
     fn config_json(&self) -> serde_json::Value;
+    /// The backbone: preprocessed inputs `[N, 3, H, W]` to the feature map `[N, C, H', W']`
+    /// that enters the top (timm's `forward_features`). `forward_t` is
+    /// `forward_head(forward_features(x))`.
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor;
+    /// The top on a feature map from [`Model::forward_features`]: pooling or flattening and
+    /// the dense layers (timm's `forward_head`).
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor;
     /// The model's dense head: always the binary head when the top is [`Top::Binary`];
     /// models whose Keras ImageNet top is a stack of dense layers after a Flatten (VGG16's
     /// `fc1`/`fc2`/`predictions`) return that too, since weight import needs its

@@ -195,15 +195,23 @@ impl Vgg16 {
 
 impl ModuleT for Vgg16 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 224, 224]
-        for stage in &self.stages {
-            ys = stage.forward_t(&ys, train);
-        } // [N, 512, 7, 7]
-        self.top.forward_t(&ys, train)
+        self.forward_head(&self.forward_features(xs, train), train)
     }
 }
 
 impl Model for Vgg16 {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 224, 224]
+        for stage in &self.stages {
+            ys = stage.forward_t(&ys, train);
+        } // [N, 512, 7, 7]
+        ys
+    }
+
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.top.forward_t(features, train)
+    }
+
     fn name(&self) -> &str {
         self.config.variant.model_name()
     }

@@ -169,9 +169,15 @@ pub struct ModelChoice {
     /// L2 coefficient of the head's kernels (default: the head's own).
     #[serde(default)]
     pub l2: Option<f64>,
-    /// The top (default: the registry's; a binary top is needed to train).
+    /// The top (default: [`df_models::ModelInfo::detector_top`], the study's head on a
+    /// backbone, the model's own binary head otherwise). Training needs a binary top.
     #[serde(default)]
     pub top: Option<Top>,
+    /// A Keras weight file whose backbone starts the training (`keras.applications`
+    /// ImageNet weights, `*_notop.h5` or with the top, whose dense layers are ignored);
+    /// the head starts from its initialisation.
+    #[serde(default)]
+    pub backbone_weights: Option<PathBuf>,
     /// The memory format the model computes in on the CPU (default: the model's,
     /// channels-last).
     #[serde(default)]
@@ -187,18 +193,56 @@ impl ModelChoice {
             dropout: None,
             l2: None,
             top: None,
+            backbone_weights: None,
             memory_format: None,
         }
     }
 
-    fn build_options(&self) -> BuildOptions {
-        BuildOptions {
-            top: self.top.clone(),
+    /// The architecture options, with the detector top resolved.
+    ///
+    /// # Errors
+    /// An unknown model name.
+    pub fn build_options(&self) -> Result<BuildOptions> {
+        let top = match &self.top {
+            Some(top) => top.clone(),
+            None => df_models::registry::info(&self.name)?.detector_top(),
+        };
+        Ok(BuildOptions {
+            top: Some(top),
             input_size: self.input_size,
             dropout: self.dropout,
             l2: self.l2,
             memory_format: self.memory_format,
+        })
+    }
+
+    /// Builds the detector under `vs` (the caller seeds libtorch first for reproducible
+    /// weights) and loads [`ModelChoice::backbone_weights`] when given.
+    ///
+    /// # Errors
+    /// An unknown model, invalid options, a top that is not a binary detector head
+    /// (option `top`), a backbone weight file that does not fit.
+    pub fn build(&self, vs: &VarStore) -> Result<Box<dyn Model>> {
+        let options = self.build_options()?;
+        if let Some(top) = options.top.as_ref().filter(|t| !t.is_binary()) {
+            let what = match top {
+                Top::ImageNet { classes } => format!("the ImageNet top gives {classes} logits"),
+                _ => "a backbone gives a feature map".into(),
+            };
+            return Err(config(
+                "top",
+                format!(
+                    "{what} per image, but a detector trains on one logit of \"fake\" \
+                     (binary cross-entropy): use the study or pooled top"
+                ),
+            ));
         }
+        let model = df_models::build(&self.name, &vs.root(), &options)?;
+        if let Some(path) = &self.backbone_weights {
+            let weights = df_models::keras::KerasWeights::read(path)?;
+            df_models::keras::import_keras_backbone(vs, model.as_ref(), &weights)?;
+        }
+        Ok(model)
     }
 }
 
@@ -315,6 +359,14 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     atomic_write_bytes(path, text.as_bytes())
 }
 
+/// Writes `text` to `path`, atomically.
+///
+/// # Errors
+/// An I/O error naming the file.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    atomic_write_bytes(path, text.as_bytes())
+}
+
 /// Runs the experiment described by `cfg`; see the module documentation for the files
 /// it writes.
 ///
@@ -327,18 +379,18 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     }
     let device = cfg.device.device();
     let main = cfg.rank == 0;
-    if main {
-        std::fs::create_dir_all(&cfg.out_dir).map_err(crate::error::io(&cfg.out_dir))?;
-        write_json(&cfg.out_dir.join("experiment.json"), cfg)?;
-    }
 
     tch::manual_seed((cfg.seed >> 1) as i64);
     let vs = VarStore::new(device);
-    let model = df_models::build(&cfg.model.name, &vs.root(), &cfg.model.build_options())?;
+    let model = cfg.model.build(&vs)?;
     let params = param_count(&vs);
     let transform =
         transform_for(&model.input_spec(), cfg.data.resize).with_center_crop(cfg.data.center_crop);
     transform.validate()?;
+    if main {
+        std::fs::create_dir_all(&cfg.out_dir).map_err(crate::error::io(&cfg.out_dir))?;
+        write_json(&cfg.out_dir.join("experiment.json"), cfg)?;
+    }
 
     let folder = ImageFolder::open(&cfg.data.train)?;
     let (train_set, val_set) = match (&cfg.data.val, cfg.data.val_split) {

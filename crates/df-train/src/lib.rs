@@ -58,6 +58,7 @@ mod model_io;
 mod optim;
 mod progress;
 mod source;
+mod study;
 mod trainer;
 
 pub use callbacks::{
@@ -69,14 +70,17 @@ pub use df_metrics::{EpochRecord, History};
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_report, predict, Predictions};
 pub use experiment::{
-    run_experiment, write_evaluation, write_json, write_report, DataConfig, DeviceChoice,
-    ExperimentConfig, ExperimentOutcome, ModelChoice,
+    run_experiment, write_evaluation, write_json, write_report, write_text, DataConfig,
+    DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
 };
 pub use loss::Loss;
 pub use model_io::save_model;
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
 pub use progress::Verbosity;
 pub use source::{epoch_seed, permutation, transform_for, Batch, BatchSource, TensorBatches};
+pub use study::{
+    StudyRecipe, EARLY_STOP_PATIENCE, REDUCE_LR_FACTOR, REDUCE_LR_PATIENCE, STUDY_MODELS,
+};
 pub use trainer::{
     files, read_training_config, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
     TrainingConfig, SECONDS,

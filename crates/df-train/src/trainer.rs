@@ -185,8 +185,10 @@ impl TrainerBuilder {
         self.seed = seed;
         self
     }
-    /// Trains only the head's variables (transfer learning). The backbone's
-    /// non-trainable variables (batch-norm moving statistics) are also kept as they are.
+    /// Trains only the head's variables (transfer learning), as Keras'
+    /// `backbone.trainable = False` does: the backbone runs in inference mode (its batch
+    /// norms normalise with their moving statistics and never update them), without
+    /// gradients; the head runs in training mode (dropout).
     pub fn freeze_backbone(mut self, freeze: bool) -> Self {
         self.freeze_backbone = freeze;
         self
@@ -282,7 +284,6 @@ impl TrainerBuilder {
                 vs.set_device(d);
             }
         }
-        let mut frozen_buffers = Vec::new();
         if freeze_backbone {
             let head = model.head().ok_or_else(|| {
                 config(
@@ -295,17 +296,9 @@ impl TrainerBuilder {
                 .iter()
                 .flat_map(|l| [l.weight.data_ptr() as usize, l.bias.data_ptr() as usize])
                 .collect();
-            let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-            vars.sort_by(|a, b| a.0.cmp(&b.0));
-            for (name, t) in vars {
-                if head_ptrs.contains(&(t.data_ptr() as usize)) {
-                    continue;
-                }
-                if t.requires_grad() {
+            for (_, t) in vs.variables() {
+                if !head_ptrs.contains(&(t.data_ptr() as usize)) && t.requires_grad() {
                     let _ = t.set_requires_grad(false);
-                } else {
-                    let copy = t.detach().copy();
-                    frozen_buffers.push((name, t, copy));
                 }
             }
         }
@@ -353,7 +346,6 @@ impl TrainerBuilder {
             out_dir,
             resume,
             verbosity,
-            frozen_buffers,
             history: History::new(),
             epochs_done: 0,
             stop_requested: false,
@@ -390,7 +382,6 @@ pub struct Trainer {
     out_dir: Option<PathBuf>,
     resume: bool,
     verbosity: Verbosity,
-    frozen_buffers: Vec<(String, Tensor, Tensor)>,
     history: History,
     epochs_done: usize,
     stop_requested: bool,
@@ -490,7 +481,13 @@ impl Trainer {
 
     /// Logits of "fake" `[N]` for preprocessed inputs `[N, 3, H, W]`.
     fn logits(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let out = self.model.forward_t(xs, train);
+        let out = if train && self.config.freeze_backbone {
+            // Keras' frozen backbone: inference mode, no gradients; only the head trains.
+            let features = tch::no_grad(|| self.model.forward_features(xs, false));
+            self.model.forward_head(&features, true)
+        } else {
+            self.model.forward_t(xs, train)
+        };
         let n = xs.size().first().copied().unwrap_or(0);
         if out.size() != [n, 1] {
             return Err(Error::Shape {
@@ -539,10 +536,6 @@ impl Trainer {
         };
         if let Some(path) = resume_from {
             self.load_checkpoint(&path)?;
-            // The frozen values are those of the checkpoint, not of the fresh model.
-            for (_, var, saved) in &mut self.frozen_buffers {
-                *saved = var.detach().copy();
-            }
         } else if self.is_main() {
             self.write_config()?;
         }
@@ -576,13 +569,6 @@ impl Trainer {
                 self.optimizer.zero_grad();
                 total.backward();
                 self.optimizer.step()?;
-                if !self.frozen_buffers.is_empty() {
-                    tch::no_grad(|| {
-                        for (_, var, saved) in &mut self.frozen_buffers {
-                            var.copy_(saved);
-                        }
-                    });
-                }
                 let correct = correct_count(&logits, &ys)?;
                 mean.add(value, ys.size()[0], correct);
                 progress.batch(mean.loss(), mean.accuracy());

@@ -57,11 +57,17 @@ impl TinyNet {
 
 impl ModuleT for TinyNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head.forward_t(&self.conv.forward_t(xs, train), train)
+        self.forward_head(&self.forward_features(xs, train), train)
     }
 }
 
 impl Model for TinyNet {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.conv.forward_t(xs, train)
+    }
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.head.forward_t(features, train)
+    }
     fn name(&self) -> &str {
         "tiny_net"
     }

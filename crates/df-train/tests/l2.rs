@@ -124,3 +124,52 @@ fn frozen_backbone_keeps_every_backbone_value() {
         }
     }
 }
+
+/// Keras' `trainable = False` backbone runs in inference mode: its batch norms normalise
+/// with the moving statistics. The first batch's loss (logged before the step) is the one
+/// of the eval-mode backbone, and differs from the train-mode one.
+#[test]
+fn frozen_backbone_normalises_with_the_moving_statistics() {
+    let (model, vs) = tiny(11, 0.0, 0.0);
+    let set_statistics = || {
+        tch::no_grad(|| {
+            for (name, t) in vs.variables() {
+                if name == "bn.running_mean" {
+                    let _ = t.shallow_clone().fill_(0.7);
+                } else if name == "bn.running_var" {
+                    let _ = t.shallow_clone().fill_(3.0);
+                }
+            }
+        })
+    };
+    let (x, y) = toy_data(8, 2);
+    let loss = df_train::Loss::BinaryCrossEntropy;
+    let loss_of = |train_bn: bool| {
+        tch::no_grad(|| {
+            let f = model.forward_features(&x, train_bn);
+            let logits = model.forward_head(&f, false).view([-1]);
+            f64::try_from(loss.compute(&logits, &y)).expect("scalar")
+        })
+    };
+    // A train-mode forward moves the moving statistics: set them after it.
+    let train_loss = loss_of(true);
+    set_statistics();
+    let eval_loss = loss_of(false);
+    assert!(
+        (eval_loss - train_loss).abs() > 1e-3,
+        "the statistics must matter for this test: {eval_loss} vs {train_loss}"
+    );
+    let data = TensorBatches::new(x, y, 8).expect("batches");
+    let mut trainer = Trainer::builder(model, vs)
+        .optimizer(OptimizerConfig::adam(1e-2))
+        .epochs(1)
+        .freeze_backbone(true)
+        .verbosity(Verbosity::Quiet)
+        .build()
+        .expect("trainer");
+    let logged = trainer.fit(&data, None).expect("fit").values("loss")[0];
+    assert!(
+        (logged - eval_loss).abs() < 1e-5,
+        "logged loss {logged}: eval-mode backbone {eval_loss}, train-mode {train_loss}"
+    );
+}

@@ -3,6 +3,7 @@
 mod callbacks;
 mod checkpoint;
 mod common;
+mod detector;
 mod evaluate;
 mod l2;
 mod nan;

@@ -32,6 +32,12 @@ impl ModuleT for NanAt {
 }
 
 impl Model for NanAt {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.inner.forward_features(xs, train)
+    }
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.inner.forward_head(features, train)
+    }
     fn name(&self) -> &str {
         self.inner.name()
     }

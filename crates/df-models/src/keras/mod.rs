@@ -196,7 +196,59 @@ pub fn import_keras_weights(
 ) -> Result<KerasImport> {
     let flatten_at = flatten_inputs(vs, model);
     let model_layers = model_layers(vs, &flatten_at);
-    let plan = plan(weights, &model_layers);
+    let mut report = copy_planned(model, weights, &model_layers)?;
+    report.polarity_flipped = match options.polarity {
+        Polarity::Fake => false,
+        Polarity::Real => flip_final_logit(model)?,
+    };
+    Ok(report)
+}
+
+/// Loads the backbone of a Keras weight file into `model`, leaving its head as it is:
+/// transfer learning from `keras.applications` ImageNet weights. The file may be a
+/// `*_notop.h5` (`include_top=False`) or hold a top, whose dense layers are then ignored;
+/// every variable of the model outside [`Model::head`] must find its value in the file and
+/// every other layer of the file a variable, or nothing is loaded.
+///
+/// # Errors
+/// As [`import_keras`].
+pub fn import_keras_backbone(
+    vs: &VarStore,
+    model: &dyn Model,
+    weights: &KerasWeights,
+) -> Result<KerasImport> {
+    let head: Vec<usize> = model
+        .head()
+        .map(|h| {
+            h.layers
+                .iter()
+                .flat_map(|l| [ptr(&l.weight), ptr(&l.bias)])
+                .collect()
+        })
+        .unwrap_or_default();
+    let backbone: Vec<ModelLayer> = model_layers(vs, &HashMap::new())
+        .into_iter()
+        .filter(|l| !l.vars.values().any(|t| head.contains(&ptr(t))))
+        .collect();
+    let without_top = KerasWeights {
+        layers: weights
+            .layers
+            .iter()
+            .filter(|l| l.kind != KerasLayerKind::Dense)
+            .cloned()
+            .collect(),
+        ..weights.clone()
+    };
+    copy_planned(model, &without_top, &backbone)
+}
+
+/// Pairs the file's layers with `model_layers`, and copies every tensor when all fit.
+fn copy_planned(
+    model: &dyn Model,
+    weights: &KerasWeights,
+    model_layers: &[ModelLayer],
+) -> Result<KerasImport> {
+    let plan = plan(weights, model_layers);
     if !plan.is_complete() {
         return Err(Error::WeightMismatch(Box::new(WeightMismatchReport {
             source_file: weights.path.clone(),
@@ -223,10 +275,6 @@ pub fn import_keras_weights(
         tensors += 1;
         values += t.values.len();
     }
-    let polarity_flipped = match options.polarity {
-        Polarity::Fake => false,
-        Polarity::Real => flip_final_logit(model)?,
-    };
     let normalization = weights
         .layers_of(KerasLayerKind::Normalization)
         .next()
@@ -242,7 +290,7 @@ pub fn import_keras_weights(
         by_order: plan.by_order,
         tensors,
         values,
-        polarity_flipped,
+        polarity_flipped: false,
         normalization,
     })
 }
