@@ -245,3 +245,78 @@ fn study_head_default_polarity_flips() {
     let d = max_abs_diff(&p_fake, &(1.0 - &case.expected));
     assert!(d < 1e-4, "1 - p(real) differs by {d:e}");
 }
+
+/// `--backbone-weights`: a `keras.applications`-layout `_notop` file (legacy HDF5, made by
+/// `scripts/fixtures/keras_init.py` with `weights=None` and non-trivial batch-norm
+/// statistics) loads into the backbone of a model with the study's head, whose feature map
+/// then equals Keras' within 1e-4 of its scale; the head keeps its initial values.
+#[test]
+fn notop_backbone_files_load_under_a_study_head() {
+    let path = common::fixture("keras_init", "notop.json");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("parse");
+    for (case, entry) in manifest.as_object().expect("cases") {
+        let name = entry["model"].as_str().expect("model");
+        let size = entry["input_size"].as_i64().expect("input_size");
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let options = df_models::BuildOptions::default()
+            .with_input_size(size, size)
+            .with_top(Top::study([16, 8], 0.5, 0.0));
+        let model = df_models::build(name, &vs.root(), &options).expect("build");
+        let head_before: Vec<Tensor> = model
+            .head()
+            .expect("head")
+            .layers
+            .iter()
+            .map(|l| l.weight.copy())
+            .collect();
+        let file = common::fixture("keras_init", entry["weights"].as_str().expect("weights"));
+        let weights = df_models::keras::KerasWeights::read(&file).expect("read");
+        assert!(
+            matches!(weights.format, KerasFormat::Legacy { .. }),
+            "{case}: the downloads' layout"
+        );
+        let report = df_models::keras::import_keras_backbone(&vs, model.as_ref(), &weights)
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert!(report.tensors > 100, "{case}: {report:?}");
+        let input = read_npy(&common::fixture(
+            "keras_init",
+            &format!("notop_{case}.input.npy"),
+        ));
+        let expected = read_npy(&common::fixture(
+            "keras_init",
+            &format!("notop_{case}.features.npy"),
+        ));
+        let got = tch::no_grad(|| model.forward_features(&input, false));
+        let scale = expected.abs().max().double_value(&[]).max(1.0);
+        let d = max_abs_diff(&got, &expected);
+        eprintln!("{case}: max |Δfeature| = {d:.2e} at scale {scale:.2}");
+        assert!(d < 1e-4 * scale, "{case}: features differ by {d:e}");
+        for (layer, before) in model.head().expect("head").layers.iter().zip(&head_before) {
+            assert_eq!(&layer.weight, before, "{case}: the head is not touched");
+        }
+    }
+}
+
+/// A file with the ImageNet top loads as a backbone too: its dense layers are ignored, and
+/// the features equal those of the whole file imported into the ImageNet model.
+#[test]
+fn a_file_with_the_imagenet_top_loads_as_a_backbone() {
+    let case = load_case("resnet50", Polarity::Fake);
+    let size = case.input.size()[2];
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let options = df_models::BuildOptions::default()
+        .with_input_size(size, size)
+        .with_top(Top::study([16, 8], 0.5, 0.0));
+    let model = df_models::build("resnet50", &vs.root(), &options).expect("build");
+    let weights =
+        df_models::keras::KerasWeights::read(fixture("resnet50.weights.h5")).expect("read");
+    df_models::keras::import_keras_backbone(&vs, model.as_ref(), &weights).expect("import");
+    let (got, want) = tch::no_grad(|| {
+        (
+            model.forward_features(&case.input, false),
+            case.loaded.model.forward_features(&case.input, false),
+        )
+    });
+    assert_eq!(max_abs_diff(&got, &want), 0.0);
+}
