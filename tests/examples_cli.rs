@@ -400,3 +400,67 @@ fn backbone_models_train_as_detectors_through_train_and_compare() {
     );
     assert!(!imagenet_dir.exists(), "nothing written before the error");
 }
+
+/// The study's final-model story: one model trained three times (no dropout, dropout 0.5,
+/// dropout 0.5 + L2 1e-4 on the head's kernels), each run's settings recorded in its own
+/// folder and the fluctuation of each one's validation curves in the table.
+#[test]
+fn final_model_trains_the_three_regularisation_variants() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 8, 40, 9).expect("synthetic set");
+    let out = tmp.path().join("final");
+    let (stdout, _) = ok(
+        "final_model",
+        &[
+            "--model",
+            "efficientnet_b0",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.25",
+            "--epochs",
+            "2",
+            "--window",
+            "2",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "32",
+            "--head",
+            "16,8",
+            "--quiet",
+            "--out",
+            s(&out),
+        ],
+    );
+    assert!(stdout.contains("dropout 0.5 + L2 1e-4"), "{stdout}");
+    let rows = json(&out.join("final_model.json"));
+    let rows = rows.as_array().expect("rows");
+    let settings: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["dropout"].as_f64().expect("dropout"),
+                r["l2"].as_f64().expect("l2"),
+            )
+        })
+        .collect();
+    assert_eq!(settings, [(0.0, 0.0), (0.5, 0.0), (0.5, 1e-4)]);
+    for (row, dir) in rows.iter().zip(["no-dropout", "dropout", "dropout-l2"]) {
+        assert_eq!(row["epochs"].as_u64(), Some(2), "{row}");
+        assert!(row["val_loss_fluctuation"].as_f64().is_some(), "{row}");
+        let experiment = json(&out.join(dir).join("experiment.json"));
+        assert_eq!(
+            (
+                experiment["model"]["dropout"].as_f64(),
+                experiment["model"]["l2"].as_f64()
+            ),
+            (row["dropout"].as_f64(), row["l2"].as_f64()),
+            "{dir} records its own regularisation: {experiment}"
+        );
+        assert_eq!(experiment["optimizer"]["kind"].as_str(), Some("adam"));
+        assert_eq!(experiment["optimizer"]["lr"].as_f64(), Some(1e-4));
+    }
+    assert!(out.join("histories.png").is_file());
+}

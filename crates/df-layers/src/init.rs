@@ -175,11 +175,11 @@ mod tests {
     fn truncated_normal_bounds_and_moments() {
         tch::manual_seed(3);
         let x = truncated_normal(&[200_000], 1.0);
-        let max = f64::try_from(x.abs().max()).unwrap();
+        let max = f64::try_from(x.abs().max()).expect("scalar max");
         assert!(max <= 2.0 + 1e-12, "cut at 2 std, got {max}");
-        let std = f64::try_from(x.std(true)).unwrap();
+        let std = f64::try_from(x.std(true)).expect("scalar std");
         assert!((std - TRUNCATED_STD).abs() < 0.005, "std {std}");
-        let mean = f64::try_from(x.mean(Kind::Double)).unwrap();
+        let mean = f64::try_from(x.mean(Kind::Double)).expect("scalar mean");
         assert!(mean.abs() < 0.01, "mean {mean}");
         // Φ(2) − Φ(−2) is erf(√2).
         assert!((erf_sqrt2() - 0.9544997361036416).abs() < 1e-15);

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The study's set at the study's input sizes on a CUDA machine (H100/H200 with PyTorch
+# 2.11.0 in /opt/torch/.venv, no cargo, no network), within 5–6 minutes.
+#
+# Here (the build machine):
+#   scripts/device/study.sh --prepare
+# builds the release `compare` example and copies it with a subset of
+# ../shared/data/lfw-faceswap (400 + 400 training, 100 + 100 validation images, ~18 MiB)
+# into target/device/ (under 64 MiB in all). Then, through the device tool:
+#   run(command="scripts/device/study.sh", carry=["target/device"], timeout_s=420)
+# There it runs `compare --models study --recipe study --device cuda` at each model's own
+# input size (the Keras default: Meso 256, VGG16-C/ResNet50/B0 224, B3 300, B5 456,
+# B7 600, InceptionResNetV2 299), 3 epochs, the face crop, and writes the table row by row
+# to $OUT/study/comparison.md (a row per model, as each ends), so a run cut short by the
+# time limit still returns the rows it finished. The table goes into docs/study.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DEV=target/device
+
+if [[ "${1:-}" == "--prepare" ]]; then
+    src=../shared/data/lfw-faceswap
+    [[ -d $src/train && -d $src/val ]] || { echo "missing $src" >&2; exit 1; }
+    cargo build --release --example compare
+    rm -rf "$DEV.tmp" && mkdir -p "$DEV.tmp/data"
+    cp target/release/examples/compare "$DEV.tmp/"
+    for split in train:400 val:100; do
+        name=${split%%:*} n=${split##*:}
+        for class in fake real; do
+            mkdir -p "$DEV.tmp/data/$name/$class"
+            find "$src/$name/$class" -type f | sort | head -n "$n" \
+                | xargs -I{} cp {} "$DEV.tmp/data/$name/$class/"
+        done
+    done
+    rm -rf "$DEV" && mv "$DEV.tmp" "$DEV"
+    du -sh "$DEV"
+    exit 0
+fi
+
+[[ -x $DEV/compare ]] || { echo "run scripts/device/study.sh --prepare here first and carry target/device" >&2; exit 1; }
+PY=/opt/torch/.venv/bin/python
+TORCH_LIB=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+OUT=${OUT:-runs/device}
+mkdir -p "$OUT"
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+    "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+    lscpu | grep -E "Model name" || true
+} | tee "$OUT/machine.txt"
+# 330 s for the whole set; rows already written survive the cut.
+timeout 330 "$DEV/compare" --models study --recipe study \
+    --data "$DEV/data/train" --val "$DEV/data/val" --center-crop 0.512 \
+    --epochs 3 --batch-size 16 --device cuda --out "$OUT/study" || echo "compare ended with $?"
+cat "$OUT/study/comparison.md" 2>/dev/null || echo "no row finished"
