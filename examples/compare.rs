@@ -2,32 +2,27 @@
 //! study's comparison table (Markdown and JSON).
 //!
 //! ```text
-//! cargo run --release --example demo        # writes the synthetic set to runs/demo/data
-//! cargo run --release --example compare -- --models meso4,meso_inception4 \
-//!     --data runs/demo/data --val-split 0.2 --epochs 4 --batch-size 16 --input-size 128 \
-//!     --seed 1 --out runs/compare
-//! == meso4
-//! epoch 1/4 (3.6s) accuracy 0.6012 learning_rate 1.000e-3 loss 1.2106 val_accuracy 0.5000 val_auc 0.6310 val_loss 0.8751
-//! ...
-//! | model | params (trainable) | epochs | loss | accuracy | val_loss | val_accuracy | val AUC | best epoch (val_loss) | val_loss fluctuation (std, last 5) | val_accuracy fluctuation (std, last 5) | s/epoch |
-//! | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
-//! | meso4 | 15,689 | 4 | 0.1930 | 0.9287 | 1.6710 | 0.5000 | 0.6555 | 1 | 0.2931 | 0.0000 | 3.6 |
-//! | meso_inception4 | 16,327 | 4 | 0.4075 | 0.8100 | 0.9405 | 0.5000 | 0.6981 | 2 | 0.1019 | 0.0000 | 20.5 |
-//! wrote runs/compare/comparison.md and runs/compare/comparison.json
+//! cargo run --release --example compare -- --models study --recipe study \
+//!     --data ../shared/data/lfw-faceswap/train --val ../shared/data/lfw-faceswap/val \
+//!     --center-crop 0.512 --input-size 96 --epochs 3 --batch-size 16 --out runs/study
 //! ```
 //!
-//! Four epochs are too few on this set, and the table shows it the study's way: training
-//! accuracy climbs while `val_accuracy` stays at 0.5 and `val_loss` fluctuates (the
-//! eval-mode batch-norm moving averages, Keras momentum 0.99, trail the weights while the
-//! learning rate is 1e-3); the `demo` trains 16 epochs with `ReduceLROnPlateau` and
-//! reaches 0.96 on the same set.
+//! `--models study` is the study's nine models; `--recipe study` trains each with its
+//! recipe from the study (`df_train::StudyRecipe`: Adam's rate, early stopping and
+//! `ReduceLROnPlateau` on the study's metrics); `--recipe uniform` (the default) trains
+//! every model with `--lr`, `--early-stop` and `--patience`. Backbone models get the study's head (`--top`,
+//! `--head`, `--dropout`, `--l2` as in `train`). A real run and the study's figures are in
+//! `docs/study.md`.
 //!
-//! Each model trains in `OUT/<model>/` (the files of the `train` example). The table
-//! gives, per model: trainable parameters, epochs run, the last epoch's `loss`,
-//! `accuracy`, `val_loss` and `val_accuracy`, the final model's validation AUC, the
-//! epoch of the lowest `val_loss`, the fluctuation of the validation curves over the last
-//! `--window` epochs (population standard deviation; the study prefers the model whose
-//! curves have settled), and the mean seconds per epoch.
+//! Each model trains in `OUT/<model>/` (the files of the `train` example). After every
+//! model, `OUT/comparison.md` and `OUT/comparison.json` are rewritten with the rows so far;
+//! at the end `OUT/histories.png` puts the models' curves side by side. The table gives,
+//! per model: trainable parameters, the learning rate, epochs run, the epoch the row
+//! reports (the restored best epoch of early stopping, or the last) and its `loss`,
+//! `accuracy`, `val_loss` and `val_accuracy`, the final model's validation AUC and EER,
+//! the epoch of the lowest `val_loss`, the fluctuation of the validation curves over the
+//! last `--window` epochs (population standard deviation; the study prefers the model
+//! whose curves have settled), and the mean seconds per epoch.
 
 use std::path::PathBuf;
 
