@@ -15,10 +15,8 @@ demo: setup
 test: fixtures
 	cargo test --workspace
 
-# The suite that reads ../shared/data; it fails (not skips) without it. It runs the
-# `train` example's binary, built here first.
+# The suite that reads ../shared/data; it fails (not skips) without it.
 test-shared: fixtures
-	cargo build --workspace --profile test --features shared-data --examples
 	cargo test --workspace --features shared-data --test shared_data
 
 lint: setup
