@@ -15,14 +15,14 @@
 //! `docs/study.md`.
 //!
 //! Each model trains in `OUT/<model>/` (the files of the `train` example). After every
-//! model, `OUT/comparison.md` and `OUT/comparison.json` are rewritten with the rows so far;
-//! at the end `OUT/histories.png` puts the models' curves side by side. The table gives,
+//! model, `OUT/comparison.md`, `OUT/comparison.json` and `OUT/histories.png` (the models'
+//! curves side by side) are rewritten with the models so far. The table gives,
 //! per model: trainable parameters, the learning rate, epochs run, the epoch the row
 //! reports (the restored best epoch of early stopping, or the last) and its `loss`,
 //! `accuracy`, `val_loss` and `val_accuracy`, the final model's validation AUC and EER,
 //! the epoch of the lowest `val_loss`, the fluctuation of the validation curves over the
-//! last `--window` epochs (population standard deviation; the study prefers the model
-//! whose curves have settled), and the mean seconds per epoch.
+//! last `--window` epochs, or all when fewer ran (population standard deviation; the
+//! study prefers the model whose curves have settled), and the mean seconds per epoch.
 
 use std::path::PathBuf;
 
@@ -181,7 +181,7 @@ fn thousands(n: i64) -> String {
 
 fn markdown(rows: &[Row], window: usize) -> String {
     let mut md = format!(
-        "| model | params (trainable) | lr | epochs | row's epoch | loss | accuracy | val_loss | val_accuracy | val AUC | val EER | best epoch (val_loss) | val_loss fluctuation (std, last {window}) | val_accuracy fluctuation (std, last {window}) | s/epoch |\n"
+        "| model | params (trainable) | lr | epochs | row's epoch | loss | accuracy | val_loss | val_accuracy | val AUC | val EER | best epoch (val_loss) | val_loss fluctuation (std, last {window} epochs or all) | val_accuracy fluctuation (std, last {window} epochs or all) | s/epoch |\n"
     );
     md.push_str(
         "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
@@ -277,6 +277,7 @@ fn main() -> Result<()> {
         configs.push(cfg);
     }
     let mut rows = Vec::new();
+    let plot = args.out.join("histories.png");
     let mut histories = Vec::new();
     for (name, cfg) in models.iter().zip(&configs) {
         if !args.quiet {
@@ -332,13 +333,12 @@ fn main() -> Result<()> {
             seconds_per_epoch: outcome.seconds_per_epoch,
         });
         histories.push((name.clone(), outcome.history));
-        // Written after every model, so an interrupted comparison keeps its rows.
+        // Written after every model, so an interrupted comparison keeps its rows and plot.
         write_table(&args.out, &rows, args.window)?;
+        let curves: Vec<(&str, &deepfake::metrics::History)> =
+            histories.iter().map(|(n, h)| (n.as_str(), h)).collect();
+        deepfake::metrics::plot_histories(&curves, &plot)?;
     }
-    let curves: Vec<(&str, &deepfake::metrics::History)> =
-        histories.iter().map(|(n, h)| (n.as_str(), h)).collect();
-    let plot = args.out.join("histories.png");
-    deepfake::metrics::plot_histories(&curves, &plot)?;
     let md = markdown(&rows, args.window);
     print!("{md}");
     println!(

@@ -5,8 +5,9 @@
 # Here (the build machine):
 #   scripts/device/study.sh --prepare
 # builds the release `compare` example and copies it with a subset of
-# ../shared/data/lfw-faceswap (400 + 400 training, 100 + 100 validation images, ~18 MiB)
-# into target/device/ (under 64 MiB in all). Then, through the device tool:
+# ../shared/data/lfw-faceswap (400 + 400 training, 100 + 100 validation images)
+# into target/device/ (26 MiB in all, measured; the carry limit is 64 MiB). Then, through
+# the device tool:
 #   run(command="scripts/device/study.sh", carry=["target/device"], timeout_s=420)
 # There it runs `compare --models study --recipe study --device cuda` at each model's own
 # input size (the Keras default: Meso 256, VGG16-C/ResNet50/B0 224, B3 300, B5 456,
