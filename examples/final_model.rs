@@ -12,7 +12,8 @@
 //! Each variant trains with the study's EfficientNet recipe (Adam 1e-4, early stopping on
 //! `loss`, ReduceLROnPlateau on `val_accuracy`; see `df_train::StudyRecipe`) in
 //! `OUT/<variant>/` (the files of the `train` example), and `OUT/final_model.md`,
-//! `OUT/final_model.json` and `OUT/histories.png` hold the comparison. 96 px on the CPU; the
+//! `OUT/final_model.json` and `OUT/histories.png` hold the comparison, rewritten after
+//! every variant. 96 px on the CPU; the
 //! study's 600 px wants a GPU (`--device cuda`). `--model` trains another model the same
 //! way (the tests use `efficientnet_b0`).
 
@@ -104,6 +105,37 @@ fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))
 }
 
+fn markdown(args: &Args, rows: &[Row]) -> String {
+    let mut md = format!(
+        "| {} variant | epochs | last val_loss | last val_accuracy | val AUC (final model) | val_loss fluctuation (std, last {w} epochs or all) | val_accuracy fluctuation (std, last {w} epochs or all) | s/epoch |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        args.model,
+        w = args.window
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
+            r.variant,
+            r.epochs,
+            cell(r.val_loss),
+            cell(r.val_accuracy),
+            cell(r.val_auc),
+            cell(r.val_loss_fluctuation),
+            cell(r.val_accuracy_fluctuation),
+            r.seconds_per_epoch
+        ));
+    }
+    md
+}
+
+/// `final_model.md`, `final_model.json` and `histories.png` in `--out`.
+fn write_outputs(args: &Args, rows: &[Row], histories: &[(&str, History)]) -> Result<()> {
+    write_text(&args.out.join("final_model.md"), &markdown(args, rows))?;
+    write_json(&args.out.join("final_model.json"), &rows)?;
+    let curves: Vec<(&str, &History)> = histories.iter().map(|(n, h)| (*n, h)).collect();
+    deepfake::metrics::plot_histories(&curves, args.out.join("histories.png"))?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.window < 2 {
@@ -168,29 +200,10 @@ fn main() -> Result<()> {
             seconds_per_epoch: outcome.seconds_per_epoch,
         });
         histories.push((variant, outcome.history));
+        // After every variant, so a run cut short keeps the variants it finished.
+        write_outputs(&args, &rows, &histories)?;
     }
-    let mut md = format!(
-        "| {} variant | epochs | last val_loss | last val_accuracy | val AUC (final model) | val_loss fluctuation (std, last {w}) | val_accuracy fluctuation (std, last {w}) | s/epoch |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-        args.model,
-        w = args.window
-    );
-    for r in &rows {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
-            r.variant,
-            r.epochs,
-            cell(r.val_loss),
-            cell(r.val_accuracy),
-            cell(r.val_auc),
-            cell(r.val_loss_fluctuation),
-            cell(r.val_accuracy_fluctuation),
-            r.seconds_per_epoch
-        ));
-    }
-    write_text(&args.out.join("final_model.md"), &md)?;
-    write_json(&args.out.join("final_model.json"), &rows)?;
-    let curves: Vec<(&str, &History)> = histories.iter().map(|(n, h)| (*n, h)).collect();
-    deepfake::metrics::plot_histories(&curves, args.out.join("histories.png"))?;
+    let md = markdown(&args, &rows);
     print!("{md}");
     Ok(())
 }

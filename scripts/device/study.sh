@@ -4,7 +4,7 @@
 #
 # Here (the build machine):
 #   scripts/device/study.sh --prepare
-# builds the release `compare` example and copies it with a subset of
+# builds the release `compare` and `final_model` examples and copies them with a subset of
 # ../shared/data/lfw-faceswap (400 + 400 training, 100 + 100 validation images)
 # into target/device/ (26 MiB in all, measured; the carry limit is 64 MiB). Then, through
 # the device tool:
@@ -14,6 +14,7 @@
 # B7 600, InceptionResNetV2 299), 3 epochs, the face crop, and writes the table row by row
 # to $OUT/study/comparison.md (a row per model, as each ends), so a run cut short by the
 # time limit still returns the rows it finished. The table goes into docs/study.md.
+# scripts/device/final_model.sh runs the final-model story on the same carried files.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=target/device
@@ -21,9 +22,9 @@ DEV=target/device
 if [[ "${1:-}" == "--prepare" ]]; then
     src=../shared/data/lfw-faceswap
     [[ -d $src/train && -d $src/val ]] || { echo "missing $src" >&2; exit 1; }
-    cargo build --release --example compare
+    cargo build --release --example compare --example final_model
     rm -rf "$DEV.tmp" && mkdir -p "$DEV.tmp/data"
-    cp target/release/examples/compare "$DEV.tmp/"
+    cp target/release/examples/compare target/release/examples/final_model "$DEV.tmp/"
     for split in train:400 val:100; do
         name=${split%%:*} n=${split##*:}
         for class in fake real; do
