@@ -15,8 +15,10 @@ demo: setup
 test: fixtures
 	cargo test --workspace
 
-# The suite that reads ../shared/data; it fails (not skips) without it.
+# The suite that reads ../shared/data; it fails (not skips) without it. It runs the
+# `train` example's binary, built here first.
 test-shared: fixtures
+	cargo build --workspace --profile test --features shared-data --examples
 	cargo test --workspace --features shared-data --test shared_data
 
 lint: setup

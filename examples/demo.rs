@@ -24,8 +24,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use deepfake::data::synthetic;
 use deepfake::train::{
-    run_experiment, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig, ModelChoice,
-    OptimizerConfig, ReduceLrOnPlateauConfig, Verbosity,
+    run_experiment, write_text, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig,
+    ModelChoice, OptimizerConfig, ReduceLrOnPlateauConfig, Verbosity,
 };
 
 /// Trains and evaluates Meso4 on a generated synthetic forgery set.
@@ -72,7 +72,7 @@ fn main() -> Result<()> {
                 .with_context(|| format!("clearing {}", data_dir.display()))?;
         }
         let set = synthetic::generate(&data_dir, args.per_class, args.size, args.seed)?;
-        std::fs::write(&stamp, wanted.to_string())?;
+        write_text(&stamp, &wanted.to_string())?;
         println!(
             "generated {} images in {} (real/, fake/)",
             set.len(),
@@ -148,7 +148,7 @@ fn main() -> Result<()> {
         "\n## Plots\n\n![loss and accuracy](history.png)\n\n![ROC](roc.png) ![PR](pr.png)\n\n![calibration](calibration.png)\n",
     );
     let report = args.out.join("report.md");
-    std::fs::write(&report, md).with_context(|| format!("writing {}", report.display()))?;
+    write_text(&report, &md)?;
     println!(
         "{}: Meso4, {} epochs ({:.1} s/epoch); validation accuracy {:.4}, AUC {}, EER {}",
         report.display(),

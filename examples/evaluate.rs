@@ -24,7 +24,7 @@ use deepfake::data::{ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipSummar
 use deepfake::metrics::EvaluatorConfig;
 use deepfake::models::registry::{load_weights, KerasLoadOptions};
 use deepfake::models::Polarity;
-use deepfake::train::{evaluate, transform_for, write_evaluation, DeviceChoice};
+use deepfake::train::{evaluate, transform_for, write_evaluation, write_text, DeviceChoice};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ResizeArg {
@@ -117,9 +117,9 @@ fn main() -> Result<()> {
     write_evaluation(&args.out, &evaluation)?;
     let skipped = loader.skipped();
     let n_skipped = skipped.len();
-    std::fs::write(
-        args.out.join("skipped.json"),
-        SkipSummary::new(skipped).to_json()?,
+    write_text(
+        &args.out.join("skipped.json"),
+        &SkipSummary::new(skipped).to_json()?,
     )?;
     let r = &evaluation.report;
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));

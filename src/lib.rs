@@ -10,8 +10,10 @@
 //! | [`data`] | `df-data` | image folders, decoding, augmentation, the batch loader, the synthetic forgery set |
 //! | [`train`] | `df-train` | the training loop, optimizers, L2, callbacks |
 //! | [`metrics`] | `df-metrics` | accuracy, ROC/AUC, EER, calibration, history analysis, plots |
+//! | [`io`] | `df-io` | the one atomic file writer and the safetensors reader/writer |
 
 pub use df_data as data;
+pub use df_io as io;
 pub use df_layers as layers;
 pub use df_metrics as metrics;
 pub use df_models as models;

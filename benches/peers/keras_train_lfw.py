@@ -5,7 +5,8 @@
 Usage:
     KERAS_BACKEND=torch .venv-tools/bin/python benches/peers/keras_train_lfw.py \
         [--data ../shared/data/lfw-faceswap] [--epochs 6] [--batch-size 16] [--size 128] \
-        [--center-crop 128] [--dropout 0.2] [--lr 1e-3] [--seed 1] [--threads N]
+        [--center-crop 128] [--dropout 0.2] [--lr 1e-3] [--seed 1] [--threads N] \
+        [--model meso_inception4|efficientnet_b0]
 
 Recipe (the same as the Rust check): MesoInception4 as in the MesoNet authors'
 `classifiers.py` (as `scripts/fixtures/keras_blocks_a.py` declares it; head dropout `dropout` instead
@@ -14,6 +15,11 @@ the 250x250 JPEGs (Pillow's `crop`), resized with Pillow's nearest filter (Keras
 default), pixels / 255, labels fake = 1, real = 0; Adam (lr 1e-3, epsilon 1e-7), binary
 cross-entropy, `epochs` epochs of shuffled batches of `batch_size`, no augmentation;
 evaluation of the final model on `val` at threshold 0.5.
+
+`--model efficientnet_b0`: Keras' `EfficientNetB0(include_top=False, weights=None)` (its
+own rescaling and normalisation inside, so it is fed pixels in [0, 255]) under the
+study's head: Flatten, Dense 256 ReLU, Dropout (`dropout`), Dense 128 ReLU, Dense 1
+sigmoid; the peer of `train --model efficientnet_b0` (the study head is its default).
 
 Prints one JSON object: accuracy, AUC (scikit-learn), log loss, seconds per epoch (each
 epoch's wall time, training and validation, from a callback), the per-epoch history.
@@ -51,6 +57,19 @@ def load_folder(root, size, crop):
     return np.stack(xs), np.asarray(ys, dtype=np.float32)
 
 
+def build_efficientnet_b0_study(size, dropout):
+    """Keras' EfficientNetB0 backbone (weights=None) with the study's head."""
+    import keras
+
+    backbone = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(size, size, 3))
+    x = keras.layers.Flatten()(backbone.output)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    x = keras.layers.Dropout(dropout)(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    out = keras.layers.Dense(1, activation="sigmoid")(x)
+    return keras.Model(backbone.input, out)
+
+
 def build(size, dropout):
     """MesoInception4 as scripts/fixtures/keras_blocks_a.py declares it (imported here, after
     the thread settings, since it imports Keras)."""
@@ -74,6 +93,7 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--model", choices=["meso_inception4", "efficientnet_b0"], default="meso_inception4")
     args = p.parse_args()
 
     import torch
@@ -89,7 +109,12 @@ def main():
     x_val, y_val = load_folder(os.path.join(args.data, "val"), args.size, args.center_crop)
     load_seconds = time.perf_counter() - t0
 
-    model = build(args.size, args.dropout)
+    if args.model == "efficientnet_b0":
+        # The Keras model rescales and normalises itself: it takes pixels in [0, 255].
+        x_train, x_val = x_train * 255.0, x_val * 255.0
+        model = build_efficientnet_b0_study(args.size, args.dropout)
+    else:
+        model = build(args.size, args.dropout)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=args.lr, epsilon=1e-7),
         loss="binary_crossentropy",
@@ -121,7 +146,7 @@ def main():
     scores = model.predict(x_val, batch_size=args.batch_size, verbose=0).reshape(-1)
     result = {
         "framework": f"keras {keras.__version__} (torch {torch.__version__} backend)",
-        "model": "meso_inception4",
+        "model": args.model,
         "size": args.size,
         "center_crop": args.center_crop,
         "resize": "nearest",

@@ -6,14 +6,7 @@
 # Each variant's folder and the table (final_model.md/json) come back under $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DEV=target/device
-[[ -x $DEV/final_model ]] || { echo "run scripts/device/study.sh --prepare here first and carry target/device" >&2; exit 1; }
-PY=/opt/torch/.venv/bin/python
-TORCH_LIB=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-OUT=${OUT:-runs/device}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/machine.txt" || true
+source scripts/device/env.sh final_model
 timeout 360 "$DEV/final_model" --data "$DEV/data/train" --val "$DEV/data/val" \
     --center-crop 0.512 --input-size 600 --epochs 4 --batch-size 16 --device cuda \
     --out "$OUT/final_model" || echo "final_model ended with $?"

@@ -38,17 +38,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
     exit 0
 fi
 
-[[ -x $DEV/compare ]] || { echo "run scripts/device/study.sh --prepare here first and carry target/device" >&2; exit 1; }
-PY=/opt/torch/.venv/bin/python
-TORCH_LIB=$("$PY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-OUT=${OUT:-runs/device}
-mkdir -p "$OUT"
-{
-    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-    "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
-    lscpu | grep -E "Model name" || true
-} | tee "$OUT/machine.txt"
+source scripts/device/env.sh compare
 # 330 s for the whole set; rows already written survive the cut.
 timeout 330 "$DEV/compare" --models study --recipe study \
     --data "$DEV/data/train" --val "$DEV/data/val" --center-crop 0.512 \

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 mod lfw;
 mod loader;
 mod mesonet;
+mod study;
 
 /// `../shared/data/<rel>` next to the repository, or a panic naming what is missing.
 pub fn shared_data(rel: &str) -> PathBuf {

@@ -162,17 +162,18 @@ fn write(img: &RgbImage, path: &Path, format: SyntheticFormat) -> Result<()> {
         what: path.display().to_string(),
         source: e,
     };
-    match format {
-        SyntheticFormat::Png => img
-            .save_with_format(path, image::ImageFormat::Png)
-            .map_err(err),
-        SyntheticFormat::Jpeg { quality } => {
-            let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-            let mut w = std::io::BufWriter::new(file);
-            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, quality);
-            img.write_with_encoder(enc).map_err(err)
+    // Through df-io's one writer: a generated set never holds half an image.
+    df_io::write_atomic_with(path, |file: &mut std::fs::File| -> Result<()> {
+        let mut w = std::io::BufWriter::new(file);
+        match format {
+            SyntheticFormat::Png => img.write_to(&mut w, image::ImageFormat::Png).map_err(err)?,
+            SyntheticFormat::Jpeg { quality } => {
+                let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut w, quality);
+                img.write_with_encoder(enc).map_err(err)?
+            }
         }
-    }
+        std::io::Write::flush(&mut w).map_err(|e| Error::io(path, e))
+    })
 }
 
 fn check(n_per_class: usize, size: u32) -> Result<()> {

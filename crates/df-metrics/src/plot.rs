@@ -99,18 +99,22 @@ fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
             });
         }
     }
-    match format {
-        Format::Png => {
-            let root = BitMapBackend::new(path, size).into_drawing_area();
-            figure.draw(&root).map_err(plot_error)?;
-            root.present().map_err(|e| plot_error(e.into()))
+    // Drawn at a temporary path and renamed over `path` (df-io's one writer), so a
+    // reader never sees half a plot.
+    df_io::replace_via_path(path, |tmp: &Path| -> Result<()> {
+        match format {
+            Format::Png => {
+                let root = BitMapBackend::new(tmp, size).into_drawing_area();
+                figure.draw(&root).map_err(plot_error)?;
+                root.present().map_err(|e| plot_error(e.into()))
+            }
+            Format::Svg => {
+                let root = SVGBackend::new(tmp, size).into_drawing_area();
+                figure.draw(&root).map_err(plot_error)?;
+                root.present().map_err(|e| plot_error(e.into()))
+            }
         }
-        Format::Svg => {
-            let root = SVGBackend::new(path, size).into_drawing_area();
-            figure.draw(&root).map_err(plot_error)?;
-            root.present().map_err(|e| plot_error(e.into()))
-        }
-    }
+    })
 }
 
 /// `lo..hi` of the finite values, padded by 5 % (and widened when flat).

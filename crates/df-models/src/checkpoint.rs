@@ -22,12 +22,10 @@
 //! synced, then renamed over the destination, so a reader (or a crash) never sees half a
 //! checkpoint. In a multi-process job, only rank 0 should call [`save_checkpoint`].
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, View};
+use df_io::TensorBytes;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -70,27 +68,7 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// A variable's values, little-endian `f32` bytes, for the safetensors writer.
-struct F32Bytes {
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-impl View for F32Bytes {
-    fn dtype(&self) -> Dtype {
-        Dtype::F32
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
-fn to_f32_bytes(name: &str, t: &Tensor, path: &Path) -> Result<F32Bytes> {
+fn to_f32_bytes(name: &str, t: &Tensor, path: &Path) -> Result<TensorBytes> {
     if t.kind() != Kind::Float {
         return Err(invalid(
             path,
@@ -107,10 +85,7 @@ fn to_f32_bytes(name: &str, t: &Tensor, path: &Path) -> Result<F32Bytes> {
         .iter()
         .map(|&d| usize::try_from(d).unwrap_or(0))
         .collect();
-    Ok(F32Bytes {
-        shape,
-        bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-    })
+    Ok(TensorBytes::from_f32(shape, &values))
 }
 
 /// Writes every variable of `vs` and `model`'s name and configuration to `path`
@@ -121,11 +96,12 @@ fn to_f32_bytes(name: &str, t: &Tensor, path: &Path) -> Result<F32Bytes> {
 /// that is not float32.
 pub fn save_checkpoint(vs: &VarStore, model: &dyn Model, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let mut tensors = BTreeMap::new();
+    let mut tensors = Vec::new();
     for (name, t) in vs.variables() {
         let bytes = to_f32_bytes(&name, &t, path)?;
-        tensors.insert(name, bytes);
+        tensors.push((name, bytes));
     }
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let metadata: HashMap<String, String> = [
         ("format", CHECKPOINT_FORMAT.to_string()),
         ("format_version", CHECKPOINT_FORMAT_VERSION.to_string()),
@@ -140,38 +116,17 @@ pub fn save_checkpoint(vs: &VarStore, model: &dyn Model, path: impl AsRef<Path>)
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let bytes = safetensors::serialize(tensors, &Some(metadata))
-        .map_err(|e| invalid(path, format!("serialising: {e}")))?;
-    write_atomically(path, &bytes)
+    Ok(df_io::safetensors::write(path, &tensors, &metadata)?)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename,
-/// so that `path` holds either its old content or all of the new one.
+/// Writes `bytes` to `path` through df-io's one writer: a temporary file in the same
+/// directory, synced and renamed over `path`, and the directory synced, so that `path`
+/// holds either its old content or all of the new one.
 ///
 /// # Errors
-/// [`Error::Io`] naming the temporary file or the destination.
+/// [`Error::Io`] naming the temporary file, the destination or the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| invalid(path, "the destination has no file name"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).map_err(io_error(&tmp))?;
-        f.write_all(bytes).map_err(io_error(&tmp))?;
-        f.sync_all().map_err(io_error(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io_error(path))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    Ok(df_io::write_atomic(path, bytes)?)
 }
 
 fn polarity_text(p: Polarity) -> &'static str {
@@ -186,12 +141,10 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| invalid(path, format!("not a safetensors file: {e:?}")))?;
-    let meta = header
-        .metadata()
-        .as_ref()
-        .ok_or_else(|| invalid(path, "no metadata (not written by this crate)"))?;
+    let meta = df_io::safetensors::parse_metadata(path, bytes)?;
+    if meta.is_empty() {
+        return Err(invalid(path, "no metadata (not written by this crate)"));
+    }
     let get = |key: &str| {
         meta.get(key)
             .ok_or_else(|| invalid(path, format!("metadata key `{key}` is missing")))
@@ -258,37 +211,32 @@ pub fn load_checkpoint_into(
     let path = path.as_ref();
     let bytes = read_bytes(path)?;
     let meta = meta_from_bytes(path, &bytes)?;
-    let file = SafeTensors::deserialize(&bytes)
-        .map_err(|e| invalid(path, format!("reading tensors: {e:?}")))?;
+    let file = df_io::safetensors::parse(path, &bytes)?;
     let vars = vs.variables();
     let mut missing = Vec::new();
     let mut unexpected = Vec::new();
     let mut mis_shaped = Vec::new();
     let mut copies = Vec::new();
-    for (name, view) in file.tensors() {
+    let mut in_file = std::collections::HashSet::new();
+    for (name, view) in file.tensors {
+        in_file.insert(name.clone());
         let Some(dest) = vars.get(&name) else {
-            unexpected.push(format!("`{name}` {:?}", view.shape()));
+            unexpected.push(format!("`{name}` {:?}", view.shape));
             continue;
         };
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        let shape: Vec<i64> = view.shape.iter().map(|&d| d as i64).collect();
         if shape != dest.size() {
             mis_shaped.push(format!("`{name}`: model {:?}, file {shape:?}", dest.size()));
             continue;
         }
-        if view.dtype() != Dtype::F32 {
+        let Some(values) = view.to_f32() else {
             return Err(invalid(
                 path,
-                format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
+                format!("tensor `{name}` is {:?}, expected F32", view.dtype),
             ));
-        }
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        };
         copies.push((name, shape, values));
     }
-    let in_file: std::collections::HashSet<String> = file.names().into_iter().cloned().collect();
     for (name, t) in &vars {
         if !in_file.contains(name) {
             missing.push(format!("`{name}` {:?}", t.size()));

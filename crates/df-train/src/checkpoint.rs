@@ -9,47 +9,25 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, View};
+use df_io::{Dtype, TensorBytes};
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{checkpoint, io, torch, Result};
+use crate::error::{io, torch, Result};
 
-/// Writes `path` atomically: `write` fills a temporary file next to it, which is synced
-/// and renamed over `path`. On error the temporary file is removed and `path` is left as
-/// it was.
+/// Writes `path` atomically through df-io's one writer: `write` fills a temporary file
+/// next to it, which is synced and renamed over `path`, and the directory is synced. The
+/// directory is created first if missing. On error the temporary file is removed and
+/// `path` is left as it was.
 ///
 /// # Errors
 /// Any I/O error (naming the file), or the error `write` returns.
 pub fn atomic_write(path: &Path, write: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| String::from("checkpoint"));
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let mut file = fs::File::create(&tmp).map_err(io(&tmp))?;
-        write(&mut file)?;
-        file.flush().map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        drop(file);
-        fs::rename(&tmp, path).map_err(io(path))?;
-        // Make the rename itself durable; not every platform can open a directory.
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    result
+    df_io::write_atomic_with(path, write)
 }
 
 /// Writes `bytes` to `path` atomically (see [`atomic_write`]).
@@ -58,27 +36,6 @@ pub fn atomic_write(path: &Path, write: impl FnOnce(&mut fs::File) -> Result<()>
 /// Any I/O error, naming the file.
 pub fn atomic_write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic_write(path, |f| f.write_all(bytes).map_err(io(path)))
-}
-
-struct OwnedView {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    data: Vec<u8>,
-}
-
-impl View for &OwnedView {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(&self.data)
-    }
-    fn data_len(&self) -> usize {
-        self.data.len()
-    }
 }
 
 fn dtype_of(kind: Kind, name: &str) -> Result<Dtype> {
@@ -118,6 +75,28 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
     })
 }
 
+/// A tensor's bytes (copied to the CPU) for df-io's safetensors writer.
+fn tensor_bytes(name: &str, t: &Tensor) -> Result<TensorBytes> {
+    let cpu = t.detach().to_device(Device::Cpu).contiguous();
+    let dtype = dtype_of(cpu.kind(), name)?;
+    let numel = cpu.numel();
+    let mut data = vec![0u8; numel * cpu.kind().elt_size_in_bytes()];
+    cpu.f_copy_data_u8(&mut data, numel)
+        .map_err(torch(format!("copying `{name}` for saving")))?;
+    Ok(TensorBytes {
+        dtype,
+        shape: cpu.size().iter().map(|&d| d as usize).collect(),
+        data,
+    })
+}
+
+fn named_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<(String, TensorBytes)>> {
+    tensors
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), tensor_bytes(name, t)?)))
+        .collect()
+}
+
 /// Serialises named tensors (copied to the CPU) with string metadata to safetensors bytes.
 ///
 /// # Errors
@@ -126,38 +105,14 @@ pub fn safetensors_bytes(
     tensors: &[(String, Tensor)],
     metadata: &HashMap<String, String>,
 ) -> Result<Vec<u8>> {
-    let mut owned = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let cpu = t.detach().to_device(Device::Cpu).contiguous();
-        let dtype = dtype_of(cpu.kind(), name)?;
-        let numel = cpu.numel();
-        let mut data = vec![0u8; numel * cpu.kind().elt_size_in_bytes()];
-        cpu.f_copy_data_u8(&mut data, numel)
-            .map_err(torch(format!("copying `{name}` for saving")))?;
-        owned.push((
-            name.clone(),
-            OwnedView {
-                dtype,
-                shape: cpu.size().iter().map(|&d| d as usize).collect(),
-                data,
-            },
-        ));
-    }
-    let views = owned.iter().map(|(n, v)| (n.as_str(), v));
-    let meta = if metadata.is_empty() {
-        None
-    } else {
-        Some(metadata.clone())
-    };
-    safetensors::tensor::serialize(views, &meta).map_err(|e| {
-        crate::error::config(
-            "checkpoint",
-            format!("safetensors serialisation failed: {e}"),
-        )
-    })
+    Ok(df_io::safetensors::to_bytes(
+        Path::new("checkpoint"),
+        &named_bytes(tensors)?,
+        metadata,
+    )?)
 }
 
-/// Writes named tensors and metadata to a safetensors file, atomically.
+/// Writes named tensors and metadata to a safetensors file, atomically (df-io's writer).
 ///
 /// # Errors
 /// See [`safetensors_bytes`] and [`atomic_write`].
@@ -166,7 +121,7 @@ pub fn write_safetensors(
     tensors: &[(String, Tensor)],
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
-    let bytes = safetensors_bytes(tensors, metadata)?;
+    let bytes = df_io::safetensors::to_bytes(path, &named_bytes(tensors)?, metadata)?;
     atomic_write_bytes(path, &bytes)
 }
 
@@ -184,20 +139,19 @@ pub struct SafetensorsFile {
 /// # Errors
 /// The file cannot be read, is not valid safetensors, or holds a dtype libtorch lacks.
 pub fn read_safetensors(path: &Path) -> Result<SafetensorsFile> {
-    let bytes = fs::read(path).map_err(io(path))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| checkpoint(path, format!("not a safetensors file: {e}")))?;
-    let metadata = meta.metadata().clone().unwrap_or_default();
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| checkpoint(path, format!("not a safetensors file: {e}")))?;
+    let file = df_io::safetensors::read(path)?;
     let mut tensors = HashMap::new();
-    for (name, view) in st.tensors() {
-        let kind = kind_of(view.dtype())
-            .ok_or_else(|| checkpoint(path, format!("`{name}` has dtype {:?}", view.dtype())))?;
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &shape, kind)
+    for (name, t) in file.tensors {
+        let kind = kind_of(t.dtype).ok_or_else(|| {
+            crate::error::checkpoint(path, format!("`{name}` has dtype {:?}", t.dtype))
+        })?;
+        let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+        let tensor = Tensor::f_from_data_size(&t.data, &shape, kind)
             .map_err(torch(format!("{}: reading `{name}`", path.display())))?;
-        tensors.insert(name, t);
+        tensors.insert(name, tensor);
     }
-    Ok(SafetensorsFile { tensors, metadata })
+    Ok(SafetensorsFile {
+        tensors,
+        metadata: file.metadata,
+    })
 }

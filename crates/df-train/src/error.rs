@@ -124,6 +124,19 @@ impl From<df_models::Error> for Error {
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<df_io::Error> for Error {
+    fn from(e: df_io::Error) -> Error {
+        match e {
+            df_io::Error::Io { path, source } => Error::Io { path, source },
+            df_io::Error::Safetensors { path, reason } => Error::Checkpoint { path, reason },
+            other => Error::Config {
+                option: "path".into(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 pub(crate) fn config(option: impl Into<String>, reason: impl Into<String>) -> Error {
     Error::Config {
         option: option.into(),

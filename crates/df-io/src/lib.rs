@@ -1,0 +1,241 @@
+//! The workspace's one way to write a file, and its one safetensors reader and writer.
+//!
+//! Every crate that writes (checkpoints, histories, reports, plots, run folders) goes
+//! through [`write_atomic`] or [`replace_via_path`]: the new content goes to a temporary
+//! file in the destination's directory, which is synced to disk and renamed over the
+//! destination, and the directory is synced so the rename itself survives a crash. A
+//! reader, or a process killed mid-write, sees the old file or the whole new one, never a
+//! part; on error the temporary file is removed and the destination is left as it was.
+//!
+//! [`safetensors`] turns named tensors held as bytes ([`TensorBytes`]) and string metadata
+//! into a safetensors file and back. This crate has no libtorch: the crates that hold
+//! `tch` tensors convert them to and from [`TensorBytes`].
+//!
+//! ```
+//! # fn main() -> Result<(), df_io::Error> {
+//! let dir = tempfile::tempdir().expect("temporary directory");
+//! let path = dir.path().join("report.json");
+//! df_io::write_atomic(&path, b"{\"auc\": 0.98}\n")?;
+//! assert_eq!(std::fs::read(&path).expect("read"), b"{\"auc\": 0.98}\n");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub mod safetensors;
+
+pub use crate::safetensors::{Dtype, SafetensorsFile, TensorBytes};
+
+/// What can go wrong, always naming the file at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O error on `path` (the destination, its temporary file or its directory).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A destination that cannot be a file (`/`, `..`, an empty path).
+    #[error("{}: not a file path", path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A file that is not valid safetensors, or tensors that cannot be written as such.
+    #[error("{}: {reason}", path.display())]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// An [`Error::Io`] naming `path`.
+pub fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Distinguishes the temporary files of concurrent writers in one process.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The destination's directory (`.` for a bare file name) and a temporary path in it:
+/// `.tmp-<pid>-<n>-<name>`, hidden, unique to this process and call, and with the
+/// destination's extension (writers such as image encoders choose the format by it).
+fn temporary_path(path: &Path) -> Result<(PathBuf, PathBuf)> {
+    let name = path.file_name().ok_or_else(|| Error::NotAFile {
+        path: path.to_path_buf(),
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".tmp-{}-{n}-{}",
+        std::process::id(),
+        name.to_string_lossy()
+    ));
+    Ok((dir, tmp))
+}
+
+/// Syncs the temporary file, renames it over `path` and syncs the directory.
+fn commit(dir: &Path, tmp: &Path, path: &Path) -> Result<()> {
+    File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(tmp))?;
+    std::fs::rename(tmp, path).map_err(io_error(path))?;
+    sync_dir(dir)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<()> {
+    // Windows cannot open a directory as a file; its rename is durable on NTFS.
+    Ok(())
+}
+
+/// Replaces `path` with what `write` produces at a temporary path in the same directory
+/// (for writers that want a path, such as plotting backends): the temporary file is then
+/// synced and renamed over `path`. On error, from `write` or from the commit, the
+/// temporary file is removed and `path` is untouched. The directory must exist.
+///
+/// # Errors
+/// `write`'s error, or [`Error::Io`] / [`Error::NotAFile`] converted into `E`.
+pub fn replace_via_path<E: From<Error>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let (dir, tmp) = temporary_path(path)?;
+    let result = write(&tmp).and_then(|()| commit(&dir, &tmp, path).map_err(E::from));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Replaces `path` with what `write` writes into a new temporary file in the same
+/// directory; see [`replace_via_path`]. The directory must exist.
+///
+/// # Errors
+/// `write`'s error, or [`Error::Io`] / [`Error::NotAFile`] converted into `E`.
+pub fn write_atomic_with<E: From<Error>>(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    replace_via_path(path, |tmp| {
+        let mut file = File::create(tmp).map_err(|e| E::from(io_error(tmp)(e)))?;
+        write(&mut file)?;
+        file.flush().map_err(|e| E::from(io_error(tmp)(e)))
+    })
+}
+
+/// Replaces `path` with `bytes`, atomically and durably; see the crate documentation.
+/// The directory must exist.
+///
+/// # Errors
+/// [`Error::Io`] naming the file or directory; [`Error::NotAFile`].
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes).map_err(io_error(path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"old").expect("first write");
+        write_atomic(&path, b"new").expect("second write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"new");
+        assert_eq!(entries(dir.path()), ["a.json"]);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file_and_removes_the_temporary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("model.safetensors");
+        write_atomic(&path, b"complete").expect("write");
+        let err = write_atomic_with(&path, |f| {
+            f.write_all(b"half").map_err(io_error(&path))?;
+            Err(Error::Safetensors {
+                path: path.clone(),
+                reason: "failed half way".into(),
+            })
+        })
+        .expect_err("the writer failed");
+        assert!(err.to_string().contains("failed half way"), "{err}");
+        assert_eq!(std::fs::read(&path).expect("read"), b"complete");
+        assert_eq!(entries(dir.path()), ["model.safetensors"]);
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing-dir").join("x.json");
+        let err = write_atomic(&path, b"x").expect_err("no such directory");
+        assert!(err.to_string().contains("missing-dir"), "{err}");
+        let err = write_atomic(Path::new("/"), b"x").expect_err("not a file");
+        assert!(matches!(err, Error::NotAFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn via_path_commits_what_the_writer_put_at_the_temporary_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("plot.svg");
+        replace_via_path(&path, |tmp: &Path| -> Result<()> {
+            assert_eq!(tmp.parent(), Some(dir.path()), "same directory");
+            assert_eq!(tmp.extension(), path.extension(), "the extension is kept");
+            std::fs::write(tmp, b"<svg/>").map_err(io_error(tmp))
+        })
+        .expect("replace");
+        assert_eq!(std::fs::read(&path).expect("read"), b"<svg/>");
+        assert_eq!(entries(dir.path()), ["plot.svg"]);
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_file_never_leave_a_mixture() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("shared.bin");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 64 * 1024]).collect();
+        std::thread::scope(|s| {
+            for c in &contents {
+                let path = &path;
+                s.spawn(move || write_atomic(path, c).expect("write"));
+            }
+        });
+        let got = std::fs::read(&path).expect("read");
+        assert!(contents.contains(&got), "one writer's whole content");
+        assert_eq!(entries(dir.path()), ["shared.bin"]);
+    }
+}

@@ -1,0 +1,228 @@
+//! Safetensors files: named tensors as little-endian bytes plus string metadata.
+//!
+//! The one reader and writer of the workspace: df-models' checkpoints and df-train's
+//! training state both go through [`write`] and [`read`] / [`parse`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use ::safetensors::tensor::{SafeTensors, View};
+pub use ::safetensors::Dtype;
+
+use crate::{io_error, Error, Result};
+
+/// One tensor: element type, shape and its elements' bytes (little-endian, row-major).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorBytes {
+    /// The element type.
+    pub dtype: Dtype,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// `shape`'s product × the element size bytes.
+    pub data: Vec<u8>,
+}
+
+impl TensorBytes {
+    /// A float32 tensor from its values.
+    pub fn from_f32(shape: Vec<usize>, values: &[f32]) -> TensorBytes {
+        TensorBytes {
+            dtype: Dtype::F32,
+            shape,
+            data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    /// The values of a float32 tensor, or `None` for another type.
+    pub fn to_f32(&self) -> Option<Vec<f32>> {
+        (self.dtype == Dtype::F32).then(|| {
+            self.data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+    }
+}
+
+impl View for &TensorBytes {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.data)
+    }
+    fn data_len(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// A safetensors file read whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SafetensorsFile {
+    /// The tensors, by name, in the file's (name-sorted) order.
+    pub tensors: Vec<(String, TensorBytes)>,
+    /// The `__metadata__` entries (empty when the file has none).
+    pub metadata: HashMap<String, String>,
+}
+
+/// Serialises `tensors` with `metadata` (no `__metadata__` entry when it is empty).
+/// `path` only names the file in errors.
+///
+/// # Errors
+/// [`Error::Safetensors`]: a tensor whose bytes do not match its shape and type.
+pub fn to_bytes(
+    path: &Path,
+    tensors: &[(String, TensorBytes)],
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    for (name, t) in tensors {
+        let expected = t.shape.iter().product::<usize>() * t.dtype.size();
+        if t.data.len() != expected {
+            return Err(Error::Safetensors {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "tensor `{name}` of shape {:?} and type {:?} needs {expected} bytes, has {}",
+                    t.shape,
+                    t.dtype,
+                    t.data.len()
+                ),
+            });
+        }
+    }
+    let meta = (!metadata.is_empty()).then(|| metadata.clone());
+    ::safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), &meta).map_err(
+        |e| Error::Safetensors {
+            path: path.to_path_buf(),
+            reason: format!("serialising: {e}"),
+        },
+    )
+}
+
+/// Writes `tensors` and `metadata` to `path` atomically ([`crate::write_atomic`]).
+///
+/// # Errors
+/// Those of [`to_bytes`] and [`crate::write_atomic`].
+pub fn write(
+    path: &Path,
+    tensors: &[(String, TensorBytes)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
+    crate::write_atomic(path, &to_bytes(path, tensors, metadata)?)
+}
+
+/// The metadata of safetensors `bytes` (from `path`, named in errors), without copying
+/// the tensors.
+///
+/// # Errors
+/// [`Error::Safetensors`] for bytes that are not safetensors.
+pub fn parse_metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(path, e))?;
+    Ok(header.metadata().clone().unwrap_or_default())
+}
+
+/// The tensors and metadata of safetensors `bytes` (from `path`, named in errors).
+///
+/// # Errors
+/// [`Error::Safetensors`] for bytes that are not safetensors.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<SafetensorsFile> {
+    let metadata = parse_metadata(path, bytes)?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(path, e))?;
+    let mut tensors: Vec<(String, TensorBytes)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let t = TensorBytes {
+                dtype: view.dtype(),
+                shape: view.shape().to_vec(),
+                data: view.data().to_vec(),
+            };
+            (name, t)
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(SafetensorsFile { tensors, metadata })
+}
+
+/// Reads the safetensors file at `path`.
+///
+/// # Errors
+/// [`Error::Io`]; [`Error::Safetensors`] for a file that is not safetensors.
+pub fn read(path: &Path) -> Result<SafetensorsFile> {
+    parse(path, &std::fs::read(path).map_err(io_error(path))?)
+}
+
+fn not_safetensors(path: &Path, e: impl std::fmt::Debug) -> Error {
+    Error::Safetensors {
+        path: path.to_path_buf(),
+        reason: format!("not a safetensors file: {e:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_with_metadata() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let tensors = vec![
+            (
+                "b.weight".to_owned(),
+                TensorBytes::from_f32(vec![2, 3], &[1.0, -2.5, 3.0, 0.0, 1e-8, 7.0]),
+            ),
+            (
+                "a.step".to_owned(),
+                TensorBytes {
+                    dtype: Dtype::I64,
+                    shape: vec![],
+                    data: 42i64.to_le_bytes().to_vec(),
+                },
+            ),
+        ];
+        let metadata = HashMap::from([("format".to_owned(), "x".to_owned())]);
+        write(&path, &tensors, &metadata).expect("write");
+        let file = read(&path).expect("read");
+        assert_eq!(file.metadata, metadata);
+        let mut want = tensors.clone();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(file.tensors, want);
+        assert_eq!(
+            file.tensors[1].1.to_f32().expect("f32"),
+            [1.0, -2.5, 3.0, 0.0, 1e-8, 7.0]
+        );
+        assert_eq!(file.tensors[0].1.to_f32(), None);
+    }
+
+    #[test]
+    fn a_tensor_whose_bytes_do_not_match_its_shape_is_refused_and_nothing_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let bad = vec![(
+            "w".to_owned(),
+            TensorBytes {
+                dtype: Dtype::F32,
+                shape: vec![3],
+                data: vec![0; 8],
+            },
+        )];
+        let err = write(&path, &bad, &HashMap::new()).expect_err("bad bytes");
+        assert!(err.to_string().contains("`w`"), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_that_is_not_safetensors_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, b"hello").expect("write");
+        let err = read(&path).expect_err("not safetensors");
+        assert!(
+            err.to_string().contains("notes.txt") && err.to_string().contains("not a safetensors"),
+            "{err}"
+        );
+    }
+}
