@@ -12,14 +12,24 @@ use crate::callbacks::Logs;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verbosity {
-    /// A progress bar when stderr is a terminal, nothing otherwise.
+    /// A progress bar when stderr is a terminal, one summary line per epoch otherwise
+    /// (logs of CI and batch jobs).
     #[default]
     Auto,
-    /// A progress bar when stderr is a terminal, one summary line per epoch otherwise
-    /// (logs of batch jobs).
+    /// The same as [`Verbosity::Auto`] (kept for configurations that name it).
     EpochLines,
     /// Nothing.
     Quiet,
+}
+
+/// (progress bar, one line per epoch) for a verbosity, whether this is the main process,
+/// and whether stderr is a terminal.
+fn display(verbosity: Verbosity, main_process: bool, tty: bool) -> (bool, bool) {
+    match (verbosity, main_process, tty) {
+        (_, false, _) | (Verbosity::Quiet, _, _) => (false, false),
+        (_, true, true) => (true, false),
+        (Verbosity::Auto | Verbosity::EpochLines, true, false) => (false, true),
+    }
 }
 
 pub(crate) struct Progress {
@@ -30,12 +40,7 @@ pub(crate) struct Progress {
 impl Progress {
     pub(crate) fn new(verbosity: Verbosity, main_process: bool) -> Self {
         let tty = std::io::stderr().is_terminal();
-        let (bar, lines) = match (verbosity, main_process, tty) {
-            (_, false, _) | (Verbosity::Quiet, _, _) => (false, false),
-            (_, true, true) => (true, false),
-            (Verbosity::EpochLines, true, false) => (false, true),
-            (Verbosity::Auto, true, false) => (false, false),
-        };
+        let (bar, lines) = display(verbosity, main_process, tty);
         let bar = bar.then(|| {
             let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
@@ -88,5 +93,25 @@ impl Progress {
         if let Some(pb) = &self.bar {
             pb.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue: `Verbosity::Auto` printed nothing when stderr is not a terminal, so logs of
+    /// CI and batch jobs had no epoch lines.
+    #[test]
+    fn auto_prints_epoch_lines_when_stderr_is_not_a_terminal() {
+        assert_eq!(display(Verbosity::Auto, true, false), (false, true));
+        assert_eq!(display(Verbosity::Auto, true, true), (true, false));
+        assert_eq!(display(Verbosity::EpochLines, true, false), (false, true));
+        assert_eq!(display(Verbosity::Quiet, true, false), (false, false));
+        assert_eq!(
+            display(Verbosity::Auto, false, false),
+            (false, false),
+            "other ranks"
+        );
     }
 }
