@@ -246,7 +246,8 @@ impl ModelChoice {
     }
 }
 
-/// Everything one run needs; saved as `config.json` in its output directory.
+/// Everything one run needs; saved as `experiment.json` in its output directory (the
+/// trainer writes its nested configuration as `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentConfig {
     /// The model.
