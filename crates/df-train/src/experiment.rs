@@ -244,6 +244,19 @@ impl ModelChoice {
         }
         Ok(model)
     }
+
+    /// [`ModelChoice::build`] with libtorch's generator seeded from `seed` first, as
+    /// [`run_experiment`] does with the run's seed: the same seed gives the same initial
+    /// weights. ([`crate::Trainer`] is handed a built model, so its own seed orders the
+    /// data and draws dropout, not the weights: build with this, or call
+    /// `tch::manual_seed` before building.)
+    ///
+    /// # Errors
+    /// As [`ModelChoice::build`].
+    pub fn build_seeded(&self, vs: &VarStore, seed: u64) -> Result<Box<dyn Model>> {
+        tch::manual_seed((seed >> 1) as i64);
+        self.build(vs)
+    }
 }
 
 /// Everything one run needs; saved as `experiment.json` in its output directory (the
@@ -381,9 +394,8 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     let device = cfg.device.device();
     let main = cfg.rank == 0;
 
-    tch::manual_seed((cfg.seed >> 1) as i64);
     let vs = VarStore::new(device);
-    let model = cfg.model.build(&vs)?;
+    let model = cfg.model.build_seeded(&vs, cfg.seed)?;
     let params = param_count(&vs);
     let transform =
         transform_for(&model.input_spec(), cfg.data.resize).with_center_crop(cfg.data.center_crop);
