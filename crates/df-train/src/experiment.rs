@@ -249,7 +249,8 @@ impl ModelChoice {
     /// [`run_experiment`] does with the run's seed: the same seed gives the same initial
     /// weights. ([`crate::Trainer`] is handed a built model, so its own seed orders the
     /// data and draws dropout, not the weights: build with this, or call
-    /// `tch::manual_seed` before building.)
+    /// `tch::manual_seed` before building.) libtorch's generator is global to the process:
+    /// another thread drawing random numbers during the build changes the weights.
     ///
     /// # Errors
     /// As [`ModelChoice::build`].
