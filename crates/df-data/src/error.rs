@@ -124,16 +124,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<df_io::Error> for Error {
     fn from(e: df_io::Error) -> Error {
-        match e {
-            df_io::Error::Io { path, source } => Error::Io { path, source },
-            df_io::Error::NotAFile { path } => Error::Io {
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
-                path,
-            },
-            other => Error::Io {
-                path: PathBuf::new(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
-            },
-        }
+        let (path, source) = e.into_io();
+        Error::Io { path, source }
     }
 }

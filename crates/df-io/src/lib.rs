@@ -58,6 +58,34 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The file or directory at fault.
+    pub fn path(&self) -> &Path {
+        match self {
+            Error::Io { path, .. } | Error::NotAFile { path } | Error::Safetensors { path, .. } => {
+                path
+            }
+        }
+    }
+
+    /// The error as the path at fault and an [`std::io::Error`] (an I/O error as it came;
+    /// the others as `InvalidInput` or `InvalidData` with their reason), for the crates
+    /// whose own error type has an `Io { path, source }` case.
+    pub fn into_io(self) -> (PathBuf, std::io::Error) {
+        use std::io::ErrorKind;
+        match self {
+            Error::Io { path, source } => (path, source),
+            Error::NotAFile { path } => (
+                path,
+                std::io::Error::new(ErrorKind::InvalidInput, "not a file path"),
+            ),
+            Error::Safetensors { path, reason } => {
+                (path, std::io::Error::new(ErrorKind::InvalidData, reason))
+            }
+        }
+    }
+}
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -207,6 +235,9 @@ mod tests {
         assert!(err.to_string().contains("missing-dir"), "{err}");
         let err = write_atomic(Path::new("/"), b"x").expect_err("not a file");
         assert!(matches!(err, Error::NotAFile { .. }), "{err}");
+        let (path, source) = err.into_io();
+        assert_eq!(path, Path::new("/"));
+        assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput);
     }
 
     #[test]

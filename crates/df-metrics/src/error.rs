@@ -153,24 +153,8 @@ pub(crate) fn invalid_argument(
 
 impl From<df_io::Error> for Error {
     fn from(e: df_io::Error) -> Error {
-        match e {
-            df_io::Error::Io { path, source } => Error::Io { path, source },
-            other => {
-                let path = match &other {
-                    df_io::Error::NotAFile { path } | df_io::Error::Safetensors { path, .. } => {
-                        path.clone()
-                    }
-                    _ => PathBuf::new(),
-                };
-                Error::Io {
-                    path,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        other.to_string(),
-                    ),
-                }
-            }
-        }
+        let (path, source) = e.into_io();
+        Error::Io { path, source }
     }
 }
 

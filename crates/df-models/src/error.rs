@@ -164,16 +164,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<df_io::Error> for Error {
     fn from(e: df_io::Error) -> Error {
         match e {
-            df_io::Error::Io { path, source } => Error::Io { path, source },
             df_io::Error::Safetensors { path, reason } => Error::Checkpoint { path, reason },
-            df_io::Error::NotAFile { path } => Error::Checkpoint {
-                path,
-                reason: "not a file path".into(),
-            },
-            other => Error::Checkpoint {
-                path: PathBuf::new(),
-                reason: other.to_string(),
-            },
+            other => {
+                let (path, source) = other.into_io();
+                Error::Io { path, source }
+            }
         }
     }
 }
