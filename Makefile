@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the tests).
 # Both set everything up themselves (libtorch and the Python reference tools go to
 # ~/.cache/deepfake, shared by every clone).
-.PHONY: setup fixtures demo test test-shared lint bench-build bench ci
+.PHONY: setup fixtures demo test test-shared test-cuda lint bench-build bench ci
 
 setup:
 	scripts/setup.sh --python-tools
@@ -14,6 +14,7 @@ demo: setup
 
 test: fixtures
 	cargo test --workspace
+	scripts/check-downstream.sh
 
 # The suite that reads ../shared/data; it fails (not skips) without it. It runs the
 # `train` example's binary, built here first.
@@ -21,9 +22,15 @@ test-shared: fixtures
 	cargo build --workspace --profile test --features shared-data --examples
 	cargo test --workspace --features shared-data --test shared_data
 
+# GPU-only tests (the `cuda` feature); they fail without a CUDA device. On a device
+# machine, scripts/device/cuda_tests.sh runs the binary built here.
+test-cuda: setup
+	cargo test --features cuda --test cuda
+
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --features cuda,shared-data -- -D warnings
 
 bench-build: setup
 	cargo bench --workspace --no-run

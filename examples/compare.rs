@@ -247,10 +247,10 @@ fn main() -> Result<()> {
     for name in &models {
         let info = deepfake::models::registry::info(name)?;
         let mut model = ModelChoice::new(name);
-        model.input_size = args.input_size.map(|s| [s, s]);
-        model.top = Some(info.top_for(args.top, args.head.as_deref())?);
-        model.dropout = args.dropout;
-        model.l2 = args.l2;
+        model.options.input_size = args.input_size.map(|s| [s, s]);
+        model.options.top = Some(info.top_for(args.top, args.head.as_deref())?);
+        model.options.dropout = args.dropout;
+        model.options.l2 = args.l2;
         let mut cfg = ExperimentConfig::new(model, data.clone(), args.epochs, args.out.join(name));
         cfg.seed = args.seed;
         cfg.device = device;

@@ -82,7 +82,7 @@ fn main() -> Result<()> {
 
     let data = DataConfig::new(&data_dir, 16).with_val_split(0.2);
     let mut model = ModelChoice::new("meso4");
-    model.input_size = Some([args.size as i64, args.size as i64]);
+    model.options.input_size = Some([args.size as i64, args.size as i64]);
     let mut cfg = ExperimentConfig::new(model, data, args.epochs, &args.out);
     cfg.optimizer = OptimizerConfig::adam(1e-3);
     cfg.seed = args.seed;

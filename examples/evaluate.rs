@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::{ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipSummary};
 use deepfake::metrics::EvaluatorConfig;
-use deepfake::models::registry::{load_weights, KerasLoadOptions};
+use deepfake::models::load::{load_weights, KerasLoadOptions};
 use deepfake::models::Polarity;
 use deepfake::train::{evaluate, transform_for, write_evaluation, write_text, DeviceChoice};
 

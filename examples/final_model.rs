@@ -160,10 +160,10 @@ fn main() -> Result<()> {
     let mut histories: Vec<(&str, History)> = Vec::new();
     for (dir, variant, dropout, l2) in VARIANTS {
         let mut model = ModelChoice::new(&args.model);
-        model.input_size = Some([args.input_size, args.input_size]);
-        model.top = Some(top.clone());
-        model.dropout = Some(dropout);
-        model.l2 = Some(l2);
+        model.options.input_size = Some([args.input_size, args.input_size]);
+        model.options.top = Some(top.clone());
+        model.options.dropout = Some(dropout);
+        model.options.l2 = Some(l2);
         let mut cfg = ExperimentConfig::new(model, data.clone(), args.epochs, args.out.join(dir));
         recipe.apply(&mut cfg);
         cfg.seed = args.seed;

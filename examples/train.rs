@@ -218,12 +218,12 @@ fn main() -> Result<()> {
     data.center_crop = args.center_crop;
     let info = deepfake::models::registry::info(&args.model)?;
     let mut model = ModelChoice::new(&args.model);
-    model.top = Some(info.top_for(args.top, args.head.as_deref())?);
+    model.options.top = Some(info.top_for(args.top, args.head.as_deref())?);
     model.backbone_weights = args.backbone_weights.clone();
-    model.l2 = args.l2;
-    model.dropout = args.dropout;
-    model.input_size = args.input_size.map(|s| [s, s]);
-    model.memory_format = args.memory_format;
+    model.options.l2 = args.l2;
+    model.options.dropout = args.dropout;
+    model.options.input_size = args.input_size.map(|s| [s, s]);
+    model.options.memory_format = args.memory_format;
     let mut cfg = ExperimentConfig::new(model, data, args.epochs, &args.out);
     cfg.optimizer = match args.optimizer {
         OptimizerArg::Adam => OptimizerConfig::Adam(AdamConfig::new(args.lr)),

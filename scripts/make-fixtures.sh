@@ -5,16 +5,38 @@
 #   scripts/fixtures/NAME.py OUT_DIR   writes fixtures/generated/NAME/
 #
 # A fixture set is regenerated when its script is newer than its `.done` stamp, so the
-# command is cheap to repeat. Fixtures are never committed and never edited by hand.
+# command is cheap to repeat. Fixtures are never edited by hand.
+#
+# The small, stable sets with a directory under fixtures/reference/ are committed (each
+# with a SOURCE.md naming the script and versions), so `cargo test` needs no Python for
+# them: this skips them, and `scripts/make-fixtures.sh --refresh [NAME]` regenerates them
+# in place (then review the diff and update SOURCE.md's versions).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py="$root/.venv-tools/bin/python"
 [ -x "$py" ] || { echo "[fixtures] error: run scripts/setup.sh --python-tools first" >&2; exit 1; }
 export KERAS_BACKEND=torch PYTHONHASHSEED=0 CUDA_VISIBLE_DEVICES=""
+refresh=0
+if [ "${1:-}" = "--refresh" ]; then refresh=1; shift; fi
 only=${1:-}
 for script in "$root"/scripts/fixtures/*.py; do
   name=$(basename "$script" .py)
   [ -n "$only" ] && [ "$only" != "$name" ] && continue
+  committed="$root/fixtures/reference/$name"
+  if [ -d "$committed" ]; then
+    if [ "$refresh" = 1 ]; then
+      echo "[fixtures] $name: regenerating the committed set" >&2
+      tmp=$(mktemp -d)
+      "$py" "$script" "$tmp"
+      find "$committed" -mindepth 1 ! -name SOURCE.md -exec rm -rf {} +
+      cp -r "$tmp"/. "$committed"/
+      rm -rf "$tmp"
+    else
+      echo "[fixtures] $name: committed (fixtures/reference/$name)" >&2
+    fi
+    continue
+  fi
+  [ "$refresh" = 1 ] && continue
   out="$root/fixtures/generated/$name"
   if [ -f "$out/.done" ] && [ "$out/.done" -nt "$script" ]; then
     echo "[fixtures] $name: up to date" >&2

@@ -1,21 +1,54 @@
 //! # deepfake
 //!
 //! Deepfake face-image detection on libtorch, as a set of reusable crates. This facade
-//! re-exports them under one name:
+//! re-exports them under one name, with their documentation inlined here:
 //!
 //! | module | crate | what |
 //! | --- | --- | --- |
-//! | [`layers`] | `df-layers` | building blocks with Keras semantics (conv-bn-act, MBConv, inception, residual blocks) |
-//! | [`models`] | `df-models` | the study's architectures, their registry and weight import |
+//! | [`layers`] | `df-layers` | building blocks with Keras semantics (conv-bn-act, MBConv, inception, residual blocks, dense heads) |
+//! | [`models`] | `df-models` | the study's architectures: model families, the catalogue by name, checkpoints, Keras weight import |
 //! | [`data`] | `df-data` | image folders, decoding, augmentation, the batch loader, the synthetic forgery set |
-//! | [`train`] | `df-train` | the training loop, optimizers, L2, callbacks |
+//! | [`train`] | `df-train` | the training loop, optimizers, L2, callbacks, evaluation, whole experiments |
 //! | [`metrics`] | `df-metrics` | accuracy, ROC/AUC, EER, calibration, history analysis, plots |
 //! | [`io`] | `df-io` | the one atomic file writer and the safetensors reader/writer |
+//!
+//! Where to look first:
+//!
+//! - a model by name: [`models::build`] with [`models::BuildOptions`]; every name, with
+//!   Keras' parameter counts: [`models::registry()`]; a built model's own count:
+//!   [`layers::util::param_count`];
+//! - the input a model expects ([`models::InputSpec`]: size and preprocessing) as the data
+//!   pipeline's transform: [`train::transform_for`];
+//! - a whole run (data, model, training, evaluation, report) from one configuration:
+//!   [`train::run_experiment`]; the loop alone: [`train::Trainer`];
+//! - reopening a saved model: [`models::load_checkpoint`]; a network of your own that
+//!   trains and reopens like the built-in ones: [`models::family`] and
+//!   `examples/custom_model.rs`.
+//!
+//! ```no_run
+//! use deepfake::models::{self, BuildOptions, Top};
+//! use deepfake::tch::{nn::VarStore, Device};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let vs = VarStore::new(Device::cuda_if_available());
+//! let options = BuildOptions::default().with_top(Top::study([256, 128], 0.5, 1e-4));
+//! let model = models::build("efficientnet_b7", &vs.root(), &options)?;
+//! println!("{} parameters", deepfake::layers::util::param_count(&vs).total);
+//! let spec = model.input_spec(); // size and preprocessing for the data pipeline
+//! let _transform = deepfake::train::transform_for(&spec, deepfake::data::ResizeFilter::Bilinear);
+//! # Ok(()) }
+//! ```
 
+#[doc(inline)]
 pub use df_data as data;
+#[doc(inline)]
 pub use df_io as io;
+#[doc(inline)]
 pub use df_layers as layers;
+#[doc(inline)]
 pub use df_metrics as metrics;
+#[doc(inline)]
 pub use df_models as models;
+#[doc(inline)]
 pub use df_train as train;
 pub use tch;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use deepfake::data::{image_to_tensor, ResizeFilter, Transform};
 use deepfake::models::keras::KerasImportOptions;
-use deepfake::models::registry::{load_weights, KerasLoadOptions, LoadedModel};
+use deepfake::models::load::{load_weights, KerasLoadOptions, LoadedModel};
 use deepfake::models::Polarity;
 use deepfake::tch::{Device, Tensor};
 use deepfake::train::transform_for;
@@ -36,7 +36,7 @@ impl Scorer {
     /// Loads `weights` (a `.safetensors` checkpoint or a Keras `.h5`) for `model`; the
     /// polarity applies to Keras files only (checkpoints store theirs); `input_size` is the
     /// size a Keras file was trained at, when its head does not tell (see
-    /// `df_models::registry::infer_top`).
+    /// `df_models::load::infer_top`).
     ///
     /// # Errors
     /// Unknown model, unreadable or mismatched weights.

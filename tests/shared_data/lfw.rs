@@ -44,8 +44,8 @@ fn meso_inception4_learns_lfw_faceswap() {
     let val = shared_data("lfw-faceswap/val");
     let out = tempfile_dir();
     let mut model = ModelChoice::new("meso_inception4");
-    model.input_size = Some([SIZE, SIZE]);
-    model.dropout = Some(DROPOUT);
+    model.options.input_size = Some([SIZE, SIZE]);
+    model.options.dropout = Some(DROPOUT);
     let mut data = DataConfig::new(&train, BATCH_SIZE).with_val(&val);
     data.resize = RESIZE;
     data.center_crop = Some(CENTER_CROP);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use deepfake::data::ResizeFilter;
 use deepfake::models::keras::{KerasFormat, KerasImportOptions};
-use deepfake::models::registry::{load_keras, KerasLoadOptions};
+use deepfake::models::load::{load_keras, KerasLoadOptions};
 use deepfake::models::{Polarity, Top};
 use deepfake::tch::{Device, Tensor};
 
@@ -121,7 +121,7 @@ fn authors_weights_reproduce_keras_on_its_inputs() {
             "{file}: the authors' auto-generated names import by creation order"
         );
         assert_eq!(
-            loaded.model.config_json()["top"],
+            loaded.model.config_json().expect("config")["top"],
             serde_json::to_value(Top::mesonet()).expect("json"),
             "{file}: the top inferred from the file is the authors' head"
         );

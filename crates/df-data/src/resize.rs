@@ -73,7 +73,19 @@ fn resize_nearest(img: &RgbImage, width: u32, height: u32) -> RgbImage {
             out.extend_from_slice(&row[x * 3..x * 3 + 3]);
         }
     }
-    RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
+    rgb_image(width, height, out)
+}
+
+/// `buf` as a `width × height` RGB image.
+///
+/// Invariant: every caller fills `buf` with exactly `width · height · 3` bytes (one RGB
+/// triple per output pixel, row after row: the loops run over the output rows and
+/// columns), which is all `from_raw` checks. A failure here is a bug in this module,
+/// never a property of the input image, so it is not an error the caller could handle.
+fn rgb_image(width: u32, height: u32, buf: Vec<u8>) -> RgbImage {
+    #[allow(clippy::expect_used)]
+    RgbImage::from_raw(width, height, buf)
+        .expect("resize filled its buffer with width * height * 3 bytes")
 }
 
 struct Filter {
@@ -225,8 +237,7 @@ fn resample(img: &RgbImage, width: u32, height: u32, filter: &Filter) -> RgbImag
         )
     };
     if !need_v {
-        return RgbImage::from_raw(width, height, tmp)
-            .unwrap_or_else(|| RgbImage::new(width, height));
+        return rgb_image(width, height, tmp);
     }
 
     // Vertical pass.
@@ -248,7 +259,7 @@ fn resample(img: &RgbImage, width: u32, height: u32, filter: &Filter) -> RgbImag
             *o = clip8(a);
         }
     }
-    RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
+    rgb_image(width, height, out)
 }
 
 /// Coefficients with exactly `ksize` taps per output, each window moved left where it

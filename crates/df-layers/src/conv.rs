@@ -162,6 +162,7 @@ impl BatchNorm {
                 format!("must be in [0, 1], got {}", config.momentum),
             ));
         }
+        crate::error::claim(p, &["weight", "bias", "running_mean", "running_var"])?;
         let weight = config.scale.then(|| p.ones("weight", &[channels]));
         let bias = config.center.then(|| p.zeros("bias", &[channels]));
         let options = (tch::Kind::Float, p.device());
@@ -438,6 +439,7 @@ impl ConvBnAct {
             c.kernel[1],
         ];
         let conv = p / c.conv_name.as_str();
+        crate::error::claim(&conv, &["weight", "bias"])?;
         let weight = c
             .kernel_init
             .variable(&conv, "weight", &dims, conv_fans(dims, c.groups));

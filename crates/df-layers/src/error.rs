@@ -25,9 +25,33 @@ pub enum Error {
         /// What was expected, in words.
         expected: String,
     },
+    /// A block would create a variable that already exists: two blocks with the same
+    /// name on one path (libtorch's store would rename the second, `bn.bias__30`, so
+    /// checkpoint names would depend on creation order).
+    #[error(
+        "variable `{variable}` already exists: two blocks are named `{block}`; give each \
+         block on a path its own name"
+    )]
+    DuplicateName {
+        /// The block's variable path.
+        block: String,
+        /// The variable that exists already.
+        variable: String,
+    },
     /// libtorch reported an error.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+}
+
+/// Refuses to create a block at `q` when any of its variables `names` exists already.
+pub(crate) fn claim(q: &tch::nn::Path<'_>, names: &[&str]) -> Result<()> {
+    match names.iter().find(|n| q.get(n).is_some()) {
+        Some(n) => Err(Error::DuplicateName {
+            block: q.components().collect::<Vec<_>>().join("."),
+            variable: q.path(n),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `Result` with this crate's [`Error`].

@@ -117,6 +117,16 @@ impl DenseHeadConfig {
         }
     }
 
+    /// A head on global average pooling of a feature map with `channels` channels: only
+    /// the channels count, whatever the map's height and width, so none are asked for.
+    pub fn global_avg_pool(channels: i64, layers: Vec<DenseLayerConfig>) -> Self {
+        Self {
+            input_shape: [channels, 1, 1],
+            input: HeadInput::GlobalAvgPool,
+            layers,
+        }
+    }
+
     /// Number of features entering the first dense layer.
     pub fn in_features(&self) -> i64 {
         let [c, h, w] = self.input_shape;
@@ -150,6 +160,7 @@ pub struct Dense {
     pub weight: Tensor,
     /// Bias.
     pub bias: Tensor,
+    path: String,
     config: DenseLayerConfig,
 }
 
@@ -192,7 +203,9 @@ impl Dense {
             ));
         }
         let q = p / config.name.as_str();
+        crate::error::claim(&q, &["weight", "bias"])?;
         Ok(Self {
+            path: q.components().collect::<Vec<_>>().join("."),
             weight: config.kernel_init.variable(
                 &q,
                 "weight",
@@ -207,6 +220,20 @@ impl Dense {
     /// The layer's configuration.
     pub fn config(&self) -> &DenseLayerConfig {
         &self.config
+    }
+
+    /// The layer's variable path (`dense_1`, or `head.dense_1` under a sub-path): its
+    /// variables are `{path}.weight` and `{path}.bias`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The names of the layer's variables in its `VarStore`.
+    pub fn variable_names(&self) -> [String; 2] {
+        [
+            format!("{}.weight", self.path),
+            format!("{}.bias", self.path),
+        ]
     }
 }
 
@@ -273,6 +300,12 @@ impl DenseHead {
     /// The head's configuration.
     pub fn config(&self) -> &DenseHeadConfig {
         &self.config
+    }
+
+    /// The names of every variable of the head in its `VarStore`, layer by layer: what a
+    /// frozen backbone leaves trainable, and what a backbone import skips.
+    pub fn variable_names(&self) -> Vec<String> {
+        self.layers.iter().flat_map(Dense::variable_names).collect()
     }
 
     /// `Some([C, H, W])` when the head flattens a feature map (the first dense layer's rows

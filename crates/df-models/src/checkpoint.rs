@@ -1,6 +1,7 @@
 //! Native checkpoints: a model's variables in one safetensors file, with what is needed to
-//! rebuild the model in its metadata, so that [`load_checkpoint`] reopens it without the
-//! configuration being repeated.
+//! rebuild the model in its metadata, so that [`crate::load_checkpoint`] reopens it
+//! without the configuration being repeated. This module is the format (write, read the
+//! metadata, load into built variables); [`crate::load`] opens checkpoints.
 //!
 //! # Format
 //!
@@ -13,8 +14,9 @@
 //! | --- | --- |
 //! | `format` | `deepfake-checkpoint` |
 //! | `format_version` | [`CHECKPOINT_FORMAT_VERSION`] |
-//! | `model` | the registry name (`efficientnet_b7`) |
-//! | `config` | the model's configuration, JSON ([`Model::config_json`]) |
+//! | `model` | the model's name (`efficientnet_b7`) |
+//! | `family` | the family that rebuilds it ([`Model::family`]; from version 2) |
+//! | `config` | the family's configuration, JSON ([`Model::config_json`]) |
 //! | `polarity` | what the final logit scores: always `fake` when written here (imports convert) |
 //! | `input_spec` | the model's [`crate::InputSpec`], JSON (informative) |
 //!
@@ -31,11 +33,13 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result, WeightMismatchReport};
 use crate::keras::flip_final_logit;
-use crate::registry::{self, LoadedModel};
 use crate::spec::{Model, Polarity};
 
-/// Version of the checkpoint layout written by [`save_checkpoint`].
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// Version of the checkpoint layout written by [`save_checkpoint`]. Every version is read:
+///
+/// - 1: `model`, `config`, `polarity`, `input_spec`;
+/// - 2: adds `family`, so that models of any registered family reopen.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
 
 /// The value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "deepfake-checkpoint";
@@ -43,8 +47,11 @@ pub const CHECKPOINT_FORMAT: &str = "deepfake-checkpoint";
 /// What a checkpoint says about its model.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointMeta {
-    /// Registry name of the model.
+    /// The model's name.
     pub model: String,
+    /// The family that rebuilds it; `None` in format-1 files, whose models are the
+    /// catalogue's.
+    pub family: Option<String>,
     /// The model's configuration ([`Model::config_json`]).
     pub config: serde_json::Value,
     /// What the stored final logit scores.
@@ -102,16 +109,20 @@ pub fn save_checkpoint(vs: &VarStore, model: &dyn Model, path: impl AsRef<Path>)
         tensors.push((name, bytes));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let input_spec = serde_json::to_string(&model.input_spec()).map_err(|e| {
+        invalid(
+            path,
+            format!("the model's input spec does not serialise: {e}"),
+        )
+    })?;
     let metadata: HashMap<String, String> = [
         ("format", CHECKPOINT_FORMAT.to_string()),
         ("format_version", CHECKPOINT_FORMAT_VERSION.to_string()),
         ("model", model.name().to_string()),
-        ("config", model.config_json().to_string()),
+        ("family", model.family().to_string()),
+        ("config", model.config_json()?.to_string()),
         ("polarity", polarity_text(Polarity::Fake).to_string()),
-        (
-            "input_spec",
-            serde_json::to_string(&model.input_spec()).unwrap_or_default(),
-        ),
+        ("input_spec", input_spec),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -179,8 +190,13 @@ fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
             ))
         }
     };
+    let family = match format_version {
+        1 => None,
+        _ => Some(get("family")?.clone()),
+    };
     Ok(CheckpointMeta {
         model: get("model")?.clone(),
+        family,
         config,
         polarity,
         format_version,
@@ -272,33 +288,4 @@ pub fn load_checkpoint_into(
         flip_final_logit(model)?;
     }
     Ok(meta)
-}
-
-/// Opens a checkpoint: builds the model it names from its stored configuration on
-/// `device` and loads its variables. The [`LoadedModel`] keeps the `VarStore` (to train
-/// further or save again).
-///
-/// # Errors
-/// Those of [`read_checkpoint_meta`], [`registry::build_from_config`] and
-/// [`load_checkpoint_into`].
-pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedModel> {
-    let path = path.as_ref();
-    let meta = read_checkpoint_meta(path)?;
-    let var_store = VarStore::new(device);
-    let model = registry::build_from_config(&meta.model, &var_store.root(), &meta.config)?;
-    load_checkpoint_into(&var_store, model.as_ref(), path)?;
-    Ok(LoadedModel {
-        var_store,
-        model,
-        keras: None,
-    })
-}
-
-/// Reopens a checkpoint as a ready model on `device` (see [`open_checkpoint`] to keep its
-/// `VarStore`).
-///
-/// # Errors
-/// As [`open_checkpoint`].
-pub fn load_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<Box<dyn Model>> {
-    Ok(open_checkpoint(path, device)?.model)
 }

@@ -35,7 +35,9 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
+use crate::top_head::{
+    builtin_family, check_input_size, config_builders, in_memory_format, TopLayer,
+};
 
 /// One row of EfficientNet's block table (Keras' `DEFAULT_BLOCKS_ARGS`): a stage of
 /// `repeats` MBConv blocks, the first of which changes the width and applies the stride.
@@ -169,6 +171,14 @@ impl Default for EfficientNetConfig {
 }
 
 config_builders!(EfficientNetConfig; dropout also sets dropout_rate);
+
+builtin_family!(
+    /// The EfficientNet family ([`EfficientNet`], B0 to B7).
+    EfficientNetFamily,
+    "efficientnet",
+    EfficientNetConfig,
+    EfficientNet::new
+);
 
 impl EfficientNetConfig {
     /// The preset `index` (0 for B0 … 7 for B7) from [`EFFICIENTNET_SCALING`], with
@@ -307,6 +317,16 @@ impl EfficientNetConfig {
             }
         }
         blocks
+    }
+
+    /// The input the model expects: `input_size`, Keras' preprocessing for the family
+    /// ([`Preprocessing::imagenet`]).
+    pub fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            height: self.input_size[0],
+            width: self.input_size[1],
+            preprocessing: Preprocessing::imagenet(),
+        }
     }
 
     /// The `[C, H, W]` feature map of `top_activation` for the configured input size.
@@ -502,21 +522,17 @@ impl Model for EfficientNet {
     }
 
     fn input_spec(&self) -> InputSpec {
-        InputSpec {
-            height: self.config.input_size[0],
-            width: self.config.input_size[1],
-            preprocessing: Preprocessing::imagenet(),
-        }
+        self.config.input_spec()
     }
 
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    fn family(&self) -> &str {
+        <EfficientNetFamily as crate::family::Family>::NAME
+    }
+    fn config_json(&self) -> Result<serde_json::Value> {
+        crate::family::config_to_json(self.name(), &self.config)
     }
 
     fn head(&self) -> Option<&DenseHead> {
-        match self.config.top {
-            Top::Binary { .. } => self.top.head(),
-            _ => None,
-        }
+        self.top.head()
     }
 }

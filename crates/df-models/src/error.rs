@@ -32,6 +32,27 @@ pub enum Error {
     #[error(transparent)]
     Torch(#[from] tch::TchError),
     // --- Weight I/O (keras, checkpoint, registry) ---
+    /// A checkpoint names a family that is neither built in nor registered.
+    #[error(
+        "model `{model}`: unknown model family `{name}`; known families: {}; a model of \
+         another crate must register its family (df_models::register_family) before its \
+         checkpoints reopen",
+        known.join(", ")
+    )]
+    UnknownFamily {
+        /// The family named.
+        name: String,
+        /// The model named with it.
+        model: String,
+        /// Every known family.
+        known: Vec<String>,
+    },
+    /// [`crate::register_family`] was given a family whose name another family has.
+    #[error("a different model family is already registered as `{name}`")]
+    FamilyConflict {
+        /// The name taken.
+        name: String,
+    },
     /// No model of that name is registered.
     #[error("unknown model `{name}`; known models: {}", known.join(", "))]
     UnknownModel {

@@ -30,7 +30,9 @@ use tch::Tensor;
 
 use crate::error::{Error, Result};
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
+use crate::top_head::{
+    builtin_family, check_input_size, config_builders, in_memory_format, TopLayer,
+};
 
 /// Configuration of an [`InceptionResNetV2`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -71,9 +73,27 @@ impl Default for InceptionResNetV2Config {
 
 config_builders!(InceptionResNetV2Config);
 
+builtin_family!(
+    /// The Inception-ResNet-v2 family ([`InceptionResNetV2`]).
+    InceptionResNetV2Family,
+    "inception_resnet_v2",
+    InceptionResNetV2Config,
+    InceptionResNetV2::new
+);
+
 impl InceptionResNetV2Config {
     /// Channels of `conv_7b`.
     pub const FEATURE_CHANNELS: i64 = 1536;
+
+    /// The input the model expects: `input_size`, Keras' preprocessing for the family
+    /// ([`Preprocessing::tf`]).
+    pub fn input_spec(&self) -> InputSpec {
+        InputSpec {
+            height: self.input_size[0],
+            width: self.input_size[1],
+            preprocessing: Preprocessing::tf(),
+        }
+    }
 
     /// The `[C, H, W]` feature map of `conv_7b` for the configured input size.
     pub fn feature_shape(&self) -> [i64; 3] {
@@ -313,21 +333,17 @@ impl Model for InceptionResNetV2 {
     }
 
     fn input_spec(&self) -> InputSpec {
-        InputSpec {
-            height: self.config.input_size[0],
-            width: self.config.input_size[1],
-            preprocessing: Preprocessing::tf(),
-        }
+        self.config.input_spec()
     }
 
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or(serde_json::Value::Null)
+    fn family(&self) -> &str {
+        <InceptionResNetV2Family as crate::family::Family>::NAME
+    }
+    fn config_json(&self) -> Result<serde_json::Value> {
+        crate::family::config_to_json(self.name(), &self.config)
     }
 
     fn head(&self) -> Option<&DenseHead> {
-        match self.config.top {
-            Top::Binary { .. } => self.top.head(),
-            _ => None,
-        }
+        self.top.head()
     }
 }

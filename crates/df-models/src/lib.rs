@@ -1,19 +1,29 @@
 //! # df-models
 //!
-//! The architectures of the study, Keras-exact, built from `df-layers` blocks; a registry
-//! of them; native safetensors checkpoints and Keras HDF5 weight import.
+//! The architectures of the study, Keras-exact, built from `df-layers` blocks; a catalogue
+//! of them by name ([`registry`]); model families and their open registry ([`family`]);
+//! native safetensors checkpoints ([`checkpoint`]) and Keras HDF5 weight import
+//! ([`keras`]), opened by [`load`].
+//!
+//! Adding a model of an existing family is one catalogue entry; a new family is one file
+//! with an implementation of [`Family`] and one line in [`family`]'s built-in list
+//! (see `docs/architecture.md`).
 
 mod error;
 pub mod spec;
 
 pub use error::{Error, Result, WeightMismatchReport};
+/// Re-exported: [`Model::config_json`] returns its `Value`, so a custom model needs it.
+pub use serde_json;
 pub use spec::{ChannelOrder, InputSpec, Model, Polarity, Preprocessing, Top, TopKind};
 // Architecture modules (one per family) and weight I/O are declared below.
 pub mod checkpoint;
 pub mod efficientnet;
+pub mod family;
 pub mod inception_resnet_v2;
 pub mod keras;
 pub mod layout;
+pub mod load;
 pub mod meso;
 pub mod registry;
 pub mod resnet;
@@ -21,10 +31,12 @@ mod top_head;
 pub mod vgg;
 
 pub use efficientnet::{efficientnet, EfficientNet, EfficientNetConfig};
+pub use family::{register_family, Family};
 pub use inception_resnet_v2::{inception_resnet_v2, InceptionResNetV2, InceptionResNetV2Config};
+pub use load::{load_checkpoint, load_keras, load_weights, open_checkpoint, LoadedModel};
 pub use meso::{meso4, meso_inception4, Meso4, MesoConfig, MesoInception4};
-pub use registry::{build, registry, BuildOptions, LoadedModel, ModelInfo};
-pub use resnet::{resnet50, ResNet50, ResNetConfig};
+pub use registry::{build, registry, BuildOptions, ModelInfo};
+pub use resnet::{resnet50, ResNet, ResNet50, ResNetConfig};
 pub use vgg::{vgg16, Vgg16, VggConfig, VggVariant};
 
 // Compiles (and runs, where not `no_run`) the Rust examples of docs/models.md.

@@ -24,7 +24,9 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
+use crate::top_head::{
+    builtin_family, check_input_size, config_builders, in_memory_format, TopLayer,
+};
 
 /// Pool sizes (and strides) of the four stages of both MesoNet models.
 const POOLS: [i64; 4] = [2, 2, 2, 4];
@@ -51,6 +53,29 @@ impl Default for MesoConfig {
 }
 
 config_builders!(MesoConfig);
+
+builtin_family!(
+    /// The Meso-4 family ([`Meso4`]).
+    Meso4Family,
+    "meso4",
+    MesoConfig,
+    Meso4::new,
+    keras_binary_top: mesonet_keras_top
+);
+builtin_family!(
+    /// The MesoInception-4 family ([`MesoInception4`]).
+    MesoInception4Family,
+    "meso_inception4",
+    MesoConfig,
+    MesoInception4::new,
+    keras_binary_top: mesonet_keras_top
+);
+
+/// The authors' Keras files end in `Flatten → Dense(16) → Dense(1)`: their head
+/// ([`Top::mesonet`], LeakyReLU 0.1, which the weights alone cannot tell).
+fn mesonet_keras_top(units: &[i64], input: df_layers::HeadInput) -> Option<Top> {
+    (units == [16, 1] && input == df_layers::HeadInput::Flatten).then(Top::mesonet)
+}
 
 impl MesoConfig {
     /// The paper's models: 256×256 input, the authors' head.
@@ -205,8 +230,11 @@ impl Model for Meso4 {
     fn input_spec(&self) -> InputSpec {
         self.config.input_spec()
     }
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
+    fn family(&self) -> &str {
+        <Meso4Family as crate::family::Family>::NAME
+    }
+    fn config_json(&self) -> Result<serde_json::Value> {
+        crate::family::config_to_json(self.name(), &self.config)
     }
     fn head(&self) -> Option<&DenseHead> {
         self.top.head()
@@ -321,8 +349,11 @@ impl Model for MesoInception4 {
     fn input_spec(&self) -> InputSpec {
         self.config.input_spec()
     }
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
+    fn family(&self) -> &str {
+        <MesoInception4Family as crate::family::Family>::NAME
+    }
+    fn config_json(&self) -> Result<serde_json::Value> {
+        crate::family::config_to_json(self.name(), &self.config)
     }
     fn head(&self) -> Option<&DenseHead> {
         self.top.head()

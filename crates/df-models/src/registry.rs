@@ -1,5 +1,8 @@
-//! Every model of the crate by name, with its defaults, Keras' parameter counts and
-//! constructors; building models by name and loading them from weight files.
+//! The catalogue: every model of the crate by name, with its family and variant, its
+//! defaults and Keras' parameter counts; building models by name.
+//!
+//! A model is one entry of [`REGISTRY`]: a name, a family ([`crate::family`]) and the
+//! family configuration of that variant. Loading weights is [`crate::load`]'s.
 //!
 //! ```no_run
 //! use df_models::registry::{self, BuildOptions};
@@ -17,23 +20,18 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::Path;
-
 use df_layers::util::ParamCount;
-use df_layers::{Activation, DenseLayerConfig, HeadInput};
-use tch::nn::{self, VarStore};
-use tch::Device;
+use df_layers::HeadInput;
+use tch::nn;
 
-use crate::efficientnet::{efficientnet, EfficientNetConfig};
+use crate::efficientnet::{EfficientNetConfig, EfficientNetFamily};
 use crate::error::{Error, Result};
-use crate::inception_resnet_v2::{inception_resnet_v2, InceptionResNetV2Config};
-use crate::keras::{
-    import_keras_weights, KerasImport, KerasImportOptions, KerasLayerKind, KerasWeights,
-};
-use crate::meso::{meso4, meso_inception4, MesoConfig};
-use crate::resnet::{resnet50, ResNetConfig};
-use crate::spec::{InputSpec, Model, Polarity, Preprocessing, Top, TopKind};
-use crate::vgg::{vgg16, VggConfig};
+use crate::family::{configured, AnyConfig, Family};
+use crate::inception_resnet_v2::{InceptionResNetV2Config, InceptionResNetV2Family};
+use crate::meso::{Meso4Family, MesoConfig, MesoInception4Family};
+use crate::resnet::{ResNetConfig, ResNetFamily};
+use crate::spec::{InputSpec, Model, Preprocessing, Top, TopKind};
+use crate::vgg::{VggConfig, VggFamily};
 
 /// Keras' parameter counts of a model (`model.summary()`), as reference values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +52,8 @@ const fn count(total: i64, trainable: i64) -> ParamCount {
 pub struct ModelInfo {
     /// Registry name (`meso4`, `efficientnet_b7` ...).
     pub name: &'static str,
+    /// The family that builds it ([`Family::NAME`]).
+    pub family: &'static str,
     /// What it is, in a few words.
     pub description: &'static str,
     /// Default input `[height, width]`.
@@ -67,13 +67,14 @@ pub struct ModelInfo {
     /// configuration C, which Keras does not ship.
     pub keras_params: Option<KerasParams>,
     default_top: fn() -> Top,
-    config: fn(&BuildOptions) -> Result<ModelConfig>,
+    config: fn(&BuildOptions) -> Result<Box<dyn AnyConfig>>,
 }
 
 impl std::fmt::Debug for ModelInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ModelInfo")
             .field("name", &self.name)
+            .field("family", &self.family)
             .field("input_size", &self.input_size)
             .field("preprocessing", &self.preprocessing)
             .field("keras_params", &self.keras_params)
@@ -154,6 +155,14 @@ impl ModelInfo {
         Ok((self.config)(options)?.feature_shape())
     }
 
+    /// The family configuration `options` give (what [`ModelInfo::build`] builds).
+    ///
+    /// # Errors
+    /// As [`build`] for invalid options.
+    pub fn config(&self, options: &BuildOptions) -> Result<Box<dyn AnyConfig>> {
+        (self.config)(options)
+    }
+
     /// Builds the model under `p`.
     ///
     /// # Errors
@@ -163,8 +172,10 @@ impl ModelInfo {
     }
 }
 
-/// How [`build`] departs from a model's defaults.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// How [`build`] departs from a model's defaults. Serialisable: a run's settings
+/// (`df-train`'s `ModelChoice`) store it as it is.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct BuildOptions {
     /// The top; `None` for [`ModelInfo::default_top`].
     pub top: Option<Top>,
@@ -208,69 +219,6 @@ impl BuildOptions {
     }
 }
 
-/// A family configuration, before building.
-enum ModelConfig {
-    Meso4(MesoConfig),
-    MesoInception4(MesoConfig),
-    Vgg(VggConfig),
-    ResNet(ResNetConfig),
-    EfficientNet(EfficientNetConfig),
-    InceptionResNetV2(InceptionResNetV2Config),
-}
-
-impl ModelConfig {
-    fn feature_shape(&self) -> [i64; 3] {
-        match self {
-            ModelConfig::Meso4(c) | ModelConfig::MesoInception4(c) => c.feature_shape(),
-            ModelConfig::Vgg(c) => c.feature_shape(),
-            ModelConfig::ResNet(c) => c.feature_shape(),
-            ModelConfig::EfficientNet(c) => c.feature_shape(),
-            ModelConfig::InceptionResNetV2(c) => c.feature_shape(),
-        }
-    }
-
-    fn build(self, p: &nn::Path<'_>) -> Result<Box<dyn Model>> {
-        Ok(match self {
-            ModelConfig::Meso4(c) => Box::new(meso4(p, &c)?),
-            ModelConfig::MesoInception4(c) => Box::new(meso_inception4(p, &c)?),
-            ModelConfig::Vgg(c) => Box::new(vgg16(p, &c)?),
-            ModelConfig::ResNet(c) => Box::new(resnet50(p, &c)?),
-            ModelConfig::EfficientNet(c) => Box::new(efficientnet(p, &c)?),
-            ModelConfig::InceptionResNetV2(c) => Box::new(inception_resnet_v2(p, &c)?),
-        })
-    }
-}
-
-/// Applies the options common to every family through its own setters.
-macro_rules! apply_options {
-    ($cfg:expr, $o:expr) => {{
-        let mut cfg = $cfg;
-        if let Some(top) = &$o.top {
-            cfg = cfg.with_top(top.clone());
-        }
-        if let Some([h, w]) = $o.input_size {
-            cfg = cfg.with_input_size(h, w);
-        }
-        if let Some(rate) = $o.dropout {
-            cfg = cfg.with_dropout(rate);
-        }
-        if let Some(l2) = $o.l2 {
-            cfg = cfg.with_l2(l2);
-        }
-        if let Some(format) = $o.memory_format {
-            cfg = cfg.with_memory_format(format);
-        }
-        cfg
-    }};
-}
-
-fn efficientnet_config(index: usize, o: &BuildOptions) -> Result<ModelConfig> {
-    Ok(ModelConfig::EfficientNet(apply_options!(
-        EfficientNetConfig::preset(index)?,
-        o
-    )))
-}
-
 fn imagenet_top() -> Top {
     Top::ImageNet { classes: 1000 }
 }
@@ -279,6 +227,7 @@ macro_rules! efficientnet_entry {
     ($index:literal, $name:literal, $size:literal, $with:expr, $without:expr) => {
         ModelInfo {
             name: $name,
+            family: EfficientNetFamily::NAME,
             description: concat!(
                 "EfficientNet-B",
                 $index,
@@ -288,119 +237,114 @@ macro_rules! efficientnet_entry {
             ),
             input_size: [$size, $size],
             min_input_size: 32,
-            preprocessing: IMAGENET,
+            preprocessing: Preprocessing::imagenet(),
             keras_params: Some(KerasParams {
                 with_top: $with,
                 without_top: Some($without),
             }),
             default_top: imagenet_top,
-            config: |o| efficientnet_config($index, o),
+            config: |o| configured::<EfficientNetFamily>(EfficientNetConfig::preset($index)?, o),
         }
     };
 }
 
-const IMAGENET: Preprocessing = Preprocessing {
-    channel_order: crate::spec::ChannelOrder::Rgb,
-    scale: 1.0 / 255.0,
-    mean: crate::spec::IMAGENET_RGB_MEAN,
-    std: crate::spec::IMAGENET_RGB_STD,
-};
-const UNIT: Preprocessing = Preprocessing {
-    channel_order: crate::spec::ChannelOrder::Rgb,
-    scale: 1.0 / 255.0,
-    mean: [0.0; 3],
-    std: [1.0; 3],
-};
-const CAFFE: Preprocessing = Preprocessing {
-    channel_order: crate::spec::ChannelOrder::Bgr,
-    scale: 1.0,
-    mean: crate::spec::CAFFE_BGR_MEAN,
-    std: [1.0; 3],
-};
-const TF: Preprocessing = Preprocessing {
-    channel_order: crate::spec::ChannelOrder::Rgb,
-    scale: 1.0 / 127.5,
-    mean: [1.0; 3],
-    std: [1.0; 3],
-};
+macro_rules! resnet_entry {
+    ($depth:literal, $name:literal, $with:expr, $without:expr) => {
+        ModelInfo {
+            name: $name,
+            family: ResNetFamily::NAME,
+            description: concat!("ResNet", $depth, " v1 (Keras ResNet", $depth, ")"),
+            input_size: [224, 224],
+            min_input_size: 32,
+            preprocessing: Preprocessing::caffe(),
+            keras_params: Some(KerasParams {
+                with_top: $with,
+                without_top: Some($without),
+            }),
+            default_top: imagenet_top,
+            config: |o| configured::<ResNetFamily>(ResNetConfig::imagenet().with_depth($depth), o),
+        }
+    };
+}
 
 /// Every registered model, in a fixed order. Parameter counts: MesoNet from
 /// `../shared/data/mesonet/README` (the authors' architecture in Keras 3.15); the others
 /// from Keras 3.15 `keras.applications` with `weights=None`
-/// (`../shared/reference/keras_applications_params.json`).
-static REGISTRY: [ModelInfo; 14] = [
+/// (`../shared/reference/keras_applications_params.json`; for ResNet101 and ResNet152,
+/// which that file lacks, `scripts/fixtures/keras_init.py`'s `params.json`, which the
+/// tests compare with these).
+static REGISTRY: [ModelInfo; 16] = [
     ModelInfo {
         name: "meso4",
+        family: Meso4Family::NAME,
         description: "Meso-4 (MesoNet, Afchar et al. 2018)",
         input_size: [256, 256],
         min_input_size: 1,
-        preprocessing: UNIT,
+        preprocessing: Preprocessing::unit(),
         keras_params: Some(KerasParams {
             with_top: count(28_073, 27_977),
             without_top: None,
         }),
         default_top: Top::mesonet,
-        config: |o| Ok(ModelConfig::Meso4(apply_options!(MesoConfig::paper(), o))),
+        config: |o| configured::<Meso4Family>(MesoConfig::paper(), o),
     },
     ModelInfo {
         name: "meso_inception4",
+        family: MesoInception4Family::NAME,
         description: "MesoInception-4 (MesoNet, Afchar et al. 2018)",
         input_size: [256, 256],
         min_input_size: 1,
-        preprocessing: UNIT,
+        preprocessing: Preprocessing::unit(),
         keras_params: Some(KerasParams {
             with_top: count(28_725, 28_615),
             without_top: None,
         }),
         default_top: Top::mesonet,
-        config: |o| {
-            Ok(ModelConfig::MesoInception4(apply_options!(
-                MesoConfig::paper(),
-                o
-            )))
-        },
+        config: |o| configured::<MesoInception4Family>(MesoConfig::paper(), o),
     },
     ModelInfo {
         name: "vgg16",
+        family: VggFamily::NAME,
         description: "VGG16, configuration D (Keras VGG16)",
         input_size: [224, 224],
         min_input_size: 32,
-        preprocessing: CAFFE,
+        preprocessing: Preprocessing::caffe(),
         keras_params: Some(KerasParams {
             with_top: count(138_357_544, 138_357_544),
             without_top: Some(count(14_714_688, 14_714_688)),
         }),
         default_top: imagenet_top,
-        config: |o| Ok(ModelConfig::Vgg(apply_options!(VggConfig::d(), o))),
+        config: |o| configured::<VggFamily>(VggConfig::d(), o),
     },
     ModelInfo {
         name: "vgg16_c",
+        family: VggFamily::NAME,
         description: "VGG16, configuration C with the study's head (1×1 convs closing stages 3-5)",
         input_size: [224, 224],
         min_input_size: 32,
-        preprocessing: CAFFE,
+        preprocessing: Preprocessing::caffe(),
         keras_params: None,
         default_top: || Top::study([1024, 2048], 0.5, 0.0),
-        config: |o| Ok(ModelConfig::Vgg(apply_options!(VggConfig::c(), o))),
+        config: |o| configured::<VggFamily>(VggConfig::c(), o),
     },
-    ModelInfo {
-        name: "resnet50",
-        description: "ResNet50 v1 (Keras ResNet50)",
-        input_size: [224, 224],
-        min_input_size: 32,
-        preprocessing: CAFFE,
-        keras_params: Some(KerasParams {
-            with_top: count(25_636_712, 25_583_592),
-            without_top: Some(count(23_587_712, 23_534_592)),
-        }),
-        default_top: imagenet_top,
-        config: |o| {
-            Ok(ModelConfig::ResNet(apply_options!(
-                ResNetConfig::imagenet(),
-                o
-            )))
-        },
-    },
+    resnet_entry!(
+        50,
+        "resnet50",
+        count(25_636_712, 25_583_592),
+        count(23_587_712, 23_534_592)
+    ),
+    resnet_entry!(
+        101,
+        "resnet101",
+        count(44_707_176, 44_601_832),
+        count(42_658_176, 42_552_832)
+    ),
+    resnet_entry!(
+        152,
+        "resnet152",
+        count(60_419_944, 60_268_520),
+        count(58_370_944, 58_219_520)
+    ),
     efficientnet_entry!(
         0,
         "efficientnet_b0",
@@ -459,21 +403,17 @@ static REGISTRY: [ModelInfo; 14] = [
     ),
     ModelInfo {
         name: "inception_resnet_v2",
+        family: InceptionResNetV2Family::NAME,
         description: "Inception-ResNet-v2 (Keras InceptionResNetV2)",
         input_size: [299, 299],
         min_input_size: 75,
-        preprocessing: TF,
+        preprocessing: Preprocessing::tf(),
         keras_params: Some(KerasParams {
             with_top: count(55_873_736, 55_813_192),
             without_top: Some(count(54_336_736, 54_276_192)),
         }),
         default_top: imagenet_top,
-        config: |o| {
-            Ok(ModelConfig::InceptionResNetV2(apply_options!(
-                InceptionResNetV2Config::default(),
-                o
-            )))
-        },
+        config: |o| configured::<InceptionResNetV2Family>(InceptionResNetV2Config::default(), o),
     },
 ];
 
@@ -507,314 +447,4 @@ pub fn info(name: &str) -> Result<&'static ModelInfo> {
 /// [`Error::UnknownModel`] listing the known names; the model's configuration errors.
 pub fn build(name: &str, p: &nn::Path<'_>, options: &BuildOptions) -> Result<Box<dyn Model>> {
     info(name)?.build(p, options)
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(name: &str, config: &serde_json::Value) -> Result<T> {
-    serde_json::from_value(config.clone()).map_err(|e| Error::InvalidConfig {
-        model: name.to_string(),
-        option: "config",
-        reason: format!("the stored configuration does not parse: {e}"),
-    })
-}
-
-/// Builds the model registered as `name` from its configuration as [`Model::config_json`]
-/// wrote it (how checkpoints reopen).
-///
-/// # Errors
-/// [`Error::UnknownModel`]; [`Error::InvalidConfig`] when the JSON is not that model's
-/// configuration; the model's configuration errors.
-pub fn build_from_config(
-    name: &str,
-    p: &nn::Path<'_>,
-    config: &serde_json::Value,
-) -> Result<Box<dyn Model>> {
-    info(name)?;
-    let model_config = match name {
-        "meso4" => ModelConfig::Meso4(from_json(name, config)?),
-        "meso_inception4" => ModelConfig::MesoInception4(from_json(name, config)?),
-        "vgg16" | "vgg16_c" => ModelConfig::Vgg(from_json(name, config)?),
-        "resnet50" => ModelConfig::ResNet(from_json(name, config)?),
-        "inception_resnet_v2" => ModelConfig::InceptionResNetV2(from_json(name, config)?),
-        _ => ModelConfig::EfficientNet(from_json(name, config)?),
-    };
-    let model = model_config.build(p)?;
-    if model.name() != name {
-        return Err(Error::InvalidConfig {
-            model: name.to_string(),
-            option: "config",
-            reason: format!("the stored configuration builds `{}`", model.name()),
-        });
-    }
-    Ok(model)
-}
-
-/// A model built and loaded from a weight file, with its variables.
-#[derive(Debug)]
-pub struct LoadedModel {
-    /// The model's variables (to train further or save).
-    pub var_store: VarStore,
-    /// The model.
-    pub model: Box<dyn Model>,
-    /// For a Keras import: what was imported.
-    pub keras: Option<KerasImport>,
-}
-
-impl LoadedModel {
-    /// The input the loaded weights expect: the model's [`InputSpec`], with the
-    /// preprocessing of a Keras file's `Normalization` layer when it has one (see
-    /// [`crate::keras::KerasNormalization::preprocessing`]).
-    pub fn input_spec(&self) -> InputSpec {
-        let mut spec = self.model.input_spec();
-        if let Some(p) = self
-            .keras
-            .as_ref()
-            .and_then(|k| k.normalization.as_ref())
-            .and_then(|n| n.preprocessing())
-        {
-            spec.preprocessing = p;
-        }
-        spec
-    }
-}
-
-/// Options of [`load_keras`].
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KerasLoadOptions {
-    /// Import options (polarity).
-    pub import: KerasImportOptions,
-    /// The top; `None` to infer it from the file (see [`infer_top`]).
-    pub top: Option<Top>,
-    /// Input size; `None` for the model's default, or the size a Flatten head's weights
-    /// imply.
-    pub input_size: Option<[i64; 2]>,
-}
-
-impl KerasLoadOptions {
-    /// Sets the polarity of the file's output.
-    pub fn with_polarity(mut self, polarity: Polarity) -> Self {
-        self.import.polarity = polarity;
-        self
-    }
-}
-
-/// The top a Keras file's dense layers describe, with the input size it implies.
-///
-/// - no `Dense` layer: a backbone (feature map out);
-/// - last `Dense` with one unit: a binary head. A `Dense(16) → Dense(1)` pair on a MesoNet
-///   model is the authors' head ([`Top::mesonet`]); three layers are the study's head
-///   ([`Top::study`], dropout 0.5); otherwise ReLU hidden layers. Hidden activations cannot
-///   be read from weights: they are assumed to be the study's (ReLU) and the authors'
-///   (LeakyReLU 0.1) — pass [`KerasLoadOptions::top`] for another head. Dropout and L2
-///   do not change predictions.
-/// - otherwise Keras' ImageNet classifier with that many classes.
-///
-/// The first dense layer's input rows tell flatten from global average pooling: `C`
-/// rows (the backbone's channels) is pooling, `C·H·W` a Flatten of an `H×W` map; when that
-/// map is not the default input's, the input size is searched (multiples of 32 first) for
-/// one that gives it.
-///
-/// # Errors
-/// [`Error::UnknownModel`]; [`Error::KerasTop`] when the dense layers fit no input size of
-/// the model.
-pub fn infer_top(
-    name: &str,
-    weights: &KerasWeights,
-    input_size: Option<[i64; 2]>,
-) -> Result<(Top, [i64; 2])> {
-    let info = info(name)?;
-    let size = input_size.unwrap_or(info.input_size);
-    let dense: Vec<(&str, i64, i64)> = weights
-        .layers_of(KerasLayerKind::Dense)
-        .filter_map(|l| {
-            let k = l.tensor(crate::layout::KerasRole::Kernel)?;
-            Some((l.name.as_str(), k.shape[0], k.shape[1]))
-        })
-        .collect();
-    let Some(&(_, rows, _)) = dense.first() else {
-        return Ok((
-            Top::Backbone {
-                pooling: HeadInput::Flatten,
-            },
-            size,
-        ));
-    };
-    let &(_, _, last_units) = dense.last().unwrap_or(&dense[0]);
-    let options = |s: [i64; 2]| BuildOptions {
-        input_size: Some(s),
-        ..BuildOptions::default()
-    };
-    let [c, h, w] = info.feature_shape(&options(size))?;
-    let (input, size) = if rows == c && c * h * w != c {
-        (HeadInput::GlobalAvgPool, size)
-    } else if rows == c * h * w {
-        (HeadInput::Flatten, size)
-    } else if input_size.is_none() {
-        match find_flatten_size(info, rows)? {
-            Some(s) => (HeadInput::Flatten, s),
-            None => {
-                return Err(no_fit(weights, name, rows, [c, h, w], size));
-            }
-        }
-    } else {
-        return Err(no_fit(weights, name, rows, [c, h, w], size));
-    };
-    if last_units != 1 {
-        return Ok((
-            Top::ImageNet {
-                classes: last_units,
-            },
-            size,
-        ));
-    }
-    let units: Vec<i64> = dense.iter().map(|&(_, _, u)| u).collect();
-    let is_meso = matches!(name, "meso4" | "meso_inception4");
-    let top = match (units.as_slice(), input) {
-        ([16, 1], HeadInput::Flatten) if is_meso => Top::mesonet(),
-        ([u0, u1, 1], HeadInput::Flatten) => Top::study([*u0, *u1], 0.5, 0.0),
-        _ => {
-            let n = units.len();
-            let layers = units
-                .iter()
-                .enumerate()
-                .map(|(i, &u)| {
-                    let name = df_layers::keras_auto_name("dense", i);
-                    let act = if i + 1 == n {
-                        Activation::Linear
-                    } else {
-                        Activation::Relu
-                    };
-                    DenseLayerConfig::new(name, u, act)
-                })
-                .collect();
-            Top::Binary { input, layers }
-        }
-    };
-    Ok((top, size))
-}
-
-fn no_fit(
-    weights: &KerasWeights,
-    name: &str,
-    rows: i64,
-    [c, h, w]: [i64; 3],
-    size: [i64; 2],
-) -> Error {
-    Error::KerasTop {
-        path: weights.path.clone(),
-        model: name.to_string(),
-        reason: format!(
-            "its first dense layer takes {rows} inputs, but `{name}` gives {c} channels, \
-             {c}×{h}×{w} = {} when flattened at {}×{}; is it a `{name}` file? If so, give \
-             the input size it was trained at",
-            c * h * w,
-            size[0],
-            size[1]
-        ),
-    }
-}
-
-/// The input size whose feature map, flattened, has `rows` values: multiples of 32 first
-/// (the usual training sizes), then every size.
-fn find_flatten_size(info: &ModelInfo, rows: i64) -> Result<Option<[i64; 2]>> {
-    let candidates = (1..=64)
-        .map(|k| 32 * k)
-        .chain(info.min_input_size..=2048)
-        .filter(|&s| s >= info.min_input_size);
-    for s in candidates {
-        let [c, h, w] = info.feature_shape(&BuildOptions {
-            input_size: Some([s, s]),
-            ..BuildOptions::default()
-        })?;
-        if c * h * w == rows {
-            return Ok(Some([s, s]));
-        }
-    }
-    Ok(None)
-}
-
-/// Builds the model `name` for a Keras weight file and imports it: the top and input size
-/// come from the file ([`infer_top`]) unless `options` gives them.
-///
-/// # Errors
-/// Those of [`KerasWeights::read`], [`infer_top`], [`build`] and
-/// [`crate::keras::import_keras`].
-pub fn load_keras(
-    name: &str,
-    path: impl AsRef<Path>,
-    device: Device,
-    options: &KerasLoadOptions,
-) -> Result<LoadedModel> {
-    let weights = KerasWeights::read(path)?;
-    let (top, size) = match &options.top {
-        Some(top) => (
-            top.clone(),
-            options.input_size.unwrap_or(info(name)?.input_size),
-        ),
-        None => infer_top(name, &weights, options.input_size)?,
-    };
-    let var_store = VarStore::new(device);
-    let build_options = BuildOptions {
-        top: Some(top),
-        input_size: Some(size),
-        ..BuildOptions::default()
-    };
-    let model = build(name, &var_store.root(), &build_options)?;
-    let report = import_keras_weights(&var_store, model.as_ref(), &weights, &options.import)?;
-    Ok(LoadedModel {
-        var_store,
-        model,
-        keras: Some(report),
-    })
-}
-
-/// Loads weights for prediction: a native checkpoint (`.safetensors`, whose metadata names
-/// the model: `name`, when given, must agree) or a Keras file (`.h5`, `name` required).
-///
-/// # Errors
-/// [`Error::InvalidConfig`] for a missing or disagreeing name or an unknown extension;
-/// those of [`crate::checkpoint::open_checkpoint`] and [`load_keras`].
-pub fn load_weights(
-    name: Option<&str>,
-    path: impl AsRef<Path>,
-    device: Device,
-    options: &KerasLoadOptions,
-) -> Result<LoadedModel> {
-    let path = path.as_ref();
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let bad = |reason: String| Error::InvalidConfig {
-        model: name.unwrap_or("?").to_string(),
-        option: "weights",
-        reason,
-    };
-    match ext.as_str() {
-        "safetensors" => {
-            let loaded = crate::checkpoint::open_checkpoint(path, device)?;
-            if let Some(name) = name {
-                if loaded.model.name() != name {
-                    return Err(bad(format!(
-                        "{} is a checkpoint of `{}`",
-                        path.display(),
-                        loaded.model.name()
-                    )));
-                }
-            }
-            Ok(loaded)
-        }
-        "h5" | "hdf5" => {
-            let name = name.ok_or_else(|| {
-                bad(format!(
-                    "{}: a Keras file does not say which model it holds; name it",
-                    path.display()
-                ))
-            })?;
-            load_keras(name, path, device, options)
-        }
-        _ => Err(bad(format!(
-            "{}: expected a `.safetensors` checkpoint or a Keras `.h5` file",
-            path.display()
-        ))),
-    }
 }

@@ -1,9 +1,11 @@
-//! ResNet50 (v1), as Keras Applications builds it.
+//! ResNet v1 (ResNet50, ResNet101, ResNet152), as Keras Applications builds it.
 //!
 //! Reference: K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image
 //! Recognition", CVPR 2016; Keras 3 `keras/src/applications/resnet.py` (`ResNet`,
-//! `ResNet50`, `stack_residual_blocks_v1`), whose layer names the variables carry:
-//! `conv1_conv`, `conv1_bn`, `conv2_block1_0_conv` ... `conv5_block3_3_bn`, `predictions`.
+//! `ResNet50`, `ResNet101`, `ResNet152`, `stack_residual_blocks_v1`), whose layer names
+//! the variables carry: `conv1_conv`, `conv1_bn`, `conv2_block1_0_conv` ...
+//! `conv5_block3_3_bn`, `predictions`. The three depths differ only in how many blocks
+//! stages 3 and 4 have.
 //! The stem is Keras' `ZeroPadding2D(3)` → 7×7 stride-2 `"valid"` conv (with bias) → BN
 //! (epsilon 1.001e-5) → ReLU → `ZeroPadding2D(1)` → 3×3 stride-2 `"valid"` max pool; the
 //! explicit padding is not the same as `"same"` padding for even inputs, so it is kept.
@@ -19,23 +21,35 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
+use crate::top_head::{
+    builtin_family, check_input_size, config_builders, in_memory_format, TopLayer,
+};
 
-/// ResNet50's stages: Keras stack name, bottleneck width, blocks, stride of the first block.
-const RESNET50_STAGES: [(&str, i64, usize, i64); 4] = [
-    ("conv2", 64, 3, 1),
-    ("conv3", 128, 4, 2),
-    ("conv4", 256, 6, 2),
-    ("conv5", 512, 3, 2),
+/// The stages: Keras stack name, bottleneck width, stride of the first block.
+const STAGES: [(&str, i64, i64); 4] = [
+    ("conv2", 64, 1),
+    ("conv3", 128, 2),
+    ("conv4", 256, 2),
+    ("conv5", 512, 2),
+];
+/// Blocks per stage for each depth Keras ships.
+const DEPTHS: [(u32, [usize; 4]); 3] = [
+    (50, [3, 4, 6, 3]),
+    (101, [3, 4, 23, 3]),
+    (152, [3, 8, 36, 3]),
 ];
 /// Channels of the last feature map.
 const FEATURES: i64 = 2048;
-/// Keras' smallest input for ResNet50.
+/// Keras' smallest input for the ResNets.
 const MIN_SIZE: i64 = 32;
 
-/// Configuration of a [`ResNet50`].
+/// Configuration of a [`ResNet`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResNetConfig {
+    /// 50, 101 or 152 (Keras `ResNet50`, `ResNet101`, `ResNet152`); configurations stored
+    /// before the option existed are ResNet50.
+    #[serde(default = "default_depth")]
+    pub depth: u32,
     /// Input `[height, width]`, at least 32×32 (224×224 for ImageNet weights).
     pub input_size: [i64; 2],
     /// The top: Keras' ImageNet classifier (global average pooling → `predictions`), a
@@ -55,11 +69,24 @@ impl Default for ResNetConfig {
 
 config_builders!(ResNetConfig);
 
+fn default_depth() -> u32 {
+    50
+}
+
+builtin_family!(
+    /// The ResNet v1 family ([`ResNet`]: ResNet50, ResNet101, ResNet152).
+    ResNetFamily,
+    "resnet",
+    ResNetConfig,
+    ResNet::new
+);
+
 impl ResNetConfig {
     /// Keras' `ResNet50()`: 224×224 input, 1000-class ImageNet top (25,636,712
     /// parameters, 25,583,592 trainable).
     pub fn imagenet() -> Self {
         Self {
+            depth: 50,
             input_size: [224, 224],
             top: Top::ImageNet { classes: 1000 },
             memory_format: crate::top_head::default_memory_format(),
@@ -70,6 +97,40 @@ impl ResNetConfig {
     /// parameters, 23,534,592 trainable).
     pub fn backbone(pooling: HeadInput) -> Self {
         Self::imagenet().with_top(Top::Backbone { pooling })
+    }
+
+    /// Keras' `ResNet101()` (44,707,176 parameters with the ImageNet top).
+    pub fn resnet101() -> Self {
+        Self::imagenet().with_depth(101)
+    }
+
+    /// Keras' `ResNet152()` (60,419,944 parameters with the ImageNet top).
+    pub fn resnet152() -> Self {
+        Self::imagenet().with_depth(152)
+    }
+
+    /// Sets the depth (50, 101 or 152; [`ResNet::new`] refuses others).
+    pub fn with_depth(mut self, depth: u32) -> Self {
+        self.depth = depth;
+        self
+    }
+
+    /// The registry name of the model: `resnet50`, `resnet101`, `resnet152`.
+    pub fn model_name(&self) -> String {
+        format!("resnet{}", self.depth)
+    }
+
+    /// Blocks per stage, or an error naming the depth.
+    fn blocks_per_stage(&self) -> Result<[usize; 4]> {
+        DEPTHS
+            .iter()
+            .find(|(d, _)| *d == self.depth)
+            .map(|(_, blocks)| *blocks)
+            .ok_or_else(|| crate::Error::InvalidConfig {
+                model: self.model_name(),
+                option: "depth",
+                reason: format!("must be 50, 101 or 152, got {}", self.depth),
+            })
     }
 
     /// The last feature map, `[2048, H', W']`: every one of the five stride-2 steps (stem
@@ -110,16 +171,18 @@ impl ModuleT for Residual {
     }
 }
 
-/// ResNet50 v1 (Keras Applications): stem, then 3, 4, 6 and 3 bottleneck blocks of
-/// widths 64, 128, 256, 512 (each stage opens with a [`ConvBlock`], stride 2 on its
-/// first 1×1 except in `conv2`, and continues with [`IdentityBlock`]s), then the top.
+/// ResNet v1 (Keras Applications): stem, then four stages of bottleneck blocks of widths
+/// 64, 128, 256, 512 (3, 4, 6, 3 blocks for ResNet50; 3, 4, 23, 3 for ResNet101; 3, 8,
+/// 36, 3 for ResNet152; each stage opens with a [`ConvBlock`], stride 2 on its first 1×1
+/// except in `conv2`, and continues with [`IdentityBlock`]s), then the top.
 ///
 /// # Shapes
 /// `[N, 3, H, W]` (caffe-preprocessed) → `[N, classes]` ImageNet logits, `[N, 1]` logits
 /// of "fake" for a binary top, or `[N, 2048, H', W']` / `[N, 2048]` for a backbone
 /// (`H' = 7` at 224).
 #[derive(Debug)]
-pub struct ResNet50 {
+pub struct ResNet {
+    name: String,
     stem: ConvBnAct,
     pool: MaxPool2d,
     blocks: Vec<Residual>,
@@ -127,23 +190,27 @@ pub struct ResNet50 {
     config: ResNetConfig,
 }
 
-/// Builds a [`ResNet50`]; the same as [`ResNet50::new`].
+/// The ResNet of depth 50 (the name the study uses).
+pub type ResNet50 = ResNet;
+
+/// Builds a [`ResNet`] of the configuration's depth; the same as [`ResNet::new`].
 ///
 /// # Errors
-/// See [`ResNet50::new`].
-pub fn resnet50(p: &nn::Path<'_>, cfg: &ResNetConfig) -> Result<ResNet50> {
-    ResNet50::new(p, cfg)
+/// See [`ResNet::new`].
+pub fn resnet50(p: &nn::Path<'_>, cfg: &ResNetConfig) -> Result<ResNet> {
+    ResNet::new(p, cfg)
 }
 
-impl ResNet50 {
+impl ResNet {
     /// Creates the model's variables under `p`.
     ///
     /// # Errors
     /// [`crate::Error::InvalidConfig`] for an input smaller than 32×32;
     /// [`crate::Error::Layers`] for an invalid top (no classes, dropout out of range ...).
     pub fn new(p: &nn::Path<'_>, cfg: &ResNetConfig) -> Result<Self> {
-        let name = "resnet50";
-        check_input_size(name, cfg.input_size, MIN_SIZE)?;
+        let name = cfg.model_name();
+        let blocks_per_stage = cfg.blocks_per_stage()?;
+        check_input_size(&name, cfg.input_size, MIN_SIZE)?;
         let stem = ConvBnAct::new(
             p,
             &ConvBnActConfig::new(3, 64, 7)
@@ -157,7 +224,7 @@ impl ResNet50 {
         let pool = MaxPool2d::new(&MaxPool2dConfig::new(3, Padding::Valid).with_stride(2))?;
         let mut blocks = Vec::new();
         let mut in_channels = 64;
-        for (stack, filters, count, stride) in RESNET50_STAGES {
+        for ((stack, filters, stride), count) in STAGES.into_iter().zip(blocks_per_stage) {
             blocks.push(Residual::Conv(Box::new(ConvBlock::new(
                 p,
                 &ConvBlockConfig::new(in_channels, filters, stride, format!("{stack}_block1")),
@@ -179,8 +246,9 @@ impl ResNet50 {
                 Activation::Linear,
             )],
         };
-        let top = TopLayer::new(p, name, &cfg.top, cfg.feature_shape(), Some(&imagenet))?;
+        let top = TopLayer::new(p, &name, &cfg.top, cfg.feature_shape(), Some(&imagenet))?;
         Ok(Self {
+            name,
             stem,
             pool,
             blocks,
@@ -195,13 +263,13 @@ impl ResNet50 {
     }
 }
 
-impl ModuleT for ResNet50 {
+impl ModuleT for ResNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.forward_head(&self.forward_features(xs, train), train)
     }
 }
 
-impl Model for ResNet50 {
+impl Model for ResNet {
     fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
         // [N, 3, 224, 224] → conv1_pad [N, 3, 230, 230] → [N, 64, 112, 112]
         let xs = in_memory_format(xs, self.config.memory_format);
@@ -225,13 +293,16 @@ impl Model for ResNet50 {
     }
 
     fn name(&self) -> &str {
-        "resnet50"
+        &self.name
     }
     fn input_spec(&self) -> InputSpec {
         self.config.input_spec()
     }
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
+    fn family(&self) -> &str {
+        <ResNetFamily as crate::family::Family>::NAME
+    }
+    fn config_json(&self) -> Result<serde_json::Value> {
+        crate::family::config_to_json(self.name(), &self.config)
     }
     /// The dense layers of the top: the binary head, or the ImageNet classifier
     /// (`predictions`, after global average pooling).

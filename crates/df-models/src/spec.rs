@@ -43,7 +43,7 @@ pub struct Preprocessing {
 
 impl Preprocessing {
     /// MesoNet: `pixels / 255`.
-    pub fn unit() -> Self {
+    pub const fn unit() -> Self {
         Self {
             channel_order: ChannelOrder::Rgb,
             scale: 1.0 / 255.0,
@@ -53,7 +53,7 @@ impl Preprocessing {
     }
 
     /// Keras `"tf"` mode (InceptionResNetV2): `pixels / 127.5 - 1`, in [-1, 1].
-    pub fn tf() -> Self {
+    pub const fn tf() -> Self {
         Self {
             channel_order: ChannelOrder::Rgb,
             scale: 1.0 / 127.5,
@@ -64,7 +64,7 @@ impl Preprocessing {
 
     /// Keras `"caffe"` mode (VGG16, ResNet50): RGB → BGR, ImageNet BGR mean subtracted,
     /// no scaling.
-    pub fn caffe() -> Self {
+    pub const fn caffe() -> Self {
         Self {
             channel_order: ChannelOrder::Bgr,
             scale: 1.0,
@@ -75,7 +75,7 @@ impl Preprocessing {
 
     /// EfficientNet with ImageNet weights: Keras' `Rescaling(1/255)` then its
     /// `Normalization` layer with the ImageNet RGB mean and variance.
-    pub fn imagenet() -> Self {
+    pub const fn imagenet() -> Self {
         Self {
             channel_order: ChannelOrder::Rgb,
             scale: 1.0 / 255.0,
@@ -316,8 +316,16 @@ pub trait Model: ModuleT + Send + std::fmt::Debug {
     fn name(&self) -> &str;
     /// The input it expects.
     fn input_spec(&self) -> InputSpec;
-    /// Its configuration as JSON (stored in checkpoints so they reopen without it).
-    fn config_json(&self) -> serde_json::Value;
+    /// The family that builds it ([`crate::family::Family::NAME`]), stored in checkpoints
+    /// with [`Model::config_json`] so that they reopen through
+    /// [`crate::family::build_from_config`].
+    fn family(&self) -> &str;
+    /// Its configuration as JSON (stored in checkpoints so they reopen without it): the
+    /// family's [`crate::family::Family::Config`] (see [`crate::family::config_to_json`]).
+    ///
+    /// # Errors
+    /// A configuration that does not serialise.
+    fn config_json(&self) -> crate::Result<serde_json::Value>;
     /// The backbone: preprocessed inputs `[N, 3, H, W]` to the feature map `[N, C, H', W']`
     /// that enters the top (timm's `forward_features`). `forward_t` is
     /// `forward_head(forward_features(x))`.
@@ -325,11 +333,11 @@ pub trait Model: ModuleT + Send + std::fmt::Debug {
     /// The top on a feature map from [`Model::forward_features`]: pooling or flattening and
     /// the dense layers (timm's `forward_head`).
     fn forward_head(&self, features: &Tensor, train: bool) -> Tensor;
-    /// The model's dense head: always the binary head when the top is [`Top::Binary`];
-    /// models whose Keras ImageNet top is a stack of dense layers after a Flatten (VGG16's
-    /// `fc1`/`fc2`/`predictions`) return that too, since weight import needs its
-    /// [`DenseHead::flatten_shape`]. `None` for a bare backbone. What a trainer's frozen
-    /// backbone leaves trainable.
+    /// The dense layers of the top, the same in every family: the binary head of a
+    /// [`Top::Binary`], Keras' classifier of a [`Top::ImageNet`] (VGG16's `fc1`, `fc2`,
+    /// `predictions`; the others' `predictions`); `None` for a [`Top::Backbone`]. Its
+    /// layers know their variable paths ([`DenseHead::variable_names`]): what a frozen
+    /// backbone leaves trainable and what a backbone import skips.
     fn head(&self) -> Option<&DenseHead>;
     /// `Σ λ·Σw²` over the head's kernels marked with L2 (a zero scalar when none).
     fn l2_penalty(&self) -> Tensor {

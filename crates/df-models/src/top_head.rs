@@ -146,10 +146,79 @@ macro_rules! config_builders {
                 $crate::top_head::set_top_l2(&mut self.top, l2);
                 self
             }
+
+            /// The configuration with every option `options` gives applied, in the order
+            /// top, input size, dropout, L2, memory format (so dropout and L2 apply to the
+            /// top given there).
+            pub fn with_options(mut self, options: &$crate::BuildOptions) -> Self {
+                if let Some(top) = &options.top {
+                    self = self.with_top(top.clone());
+                }
+                if let Some([h, w]) = options.input_size {
+                    self = self.with_input_size(h, w);
+                }
+                if let Some(rate) = options.dropout {
+                    self = self.with_dropout(rate);
+                }
+                if let Some(l2) = options.l2 {
+                    self = self.with_l2(l2);
+                }
+                if let Some(format) = options.memory_format {
+                    self = self.with_memory_format(format);
+                }
+                self
+            }
         }
     };
 }
 pub(crate) use config_builders;
+
+/// Implements [`crate::family::Family`] for a built-in family whose configuration has
+/// `input_spec`, `feature_shape` and the [`config_builders`] methods:
+/// `builtin_family!(Unit, "name", Config, |p, config| Model::new(p, config))`.
+macro_rules! builtin_family {
+    ($(#[$doc:meta])* $family:ident, $name:literal, $config:ty, $build:expr
+     $(, keras_binary_top: $keras_top:expr)?) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $family;
+
+        impl $crate::family::Family for $family {
+            const NAME: &'static str = $name;
+            type Config = $config;
+
+            fn build(
+                p: &tch::nn::Path<'_>,
+                config: &$config,
+            ) -> $crate::Result<Box<dyn $crate::Model>> {
+                let build: fn(&tch::nn::Path<'_>, &$config) -> $crate::Result<_> = $build;
+                Ok(Box::new(build(p, config)?))
+            }
+            fn input_spec(config: &$config) -> $crate::InputSpec {
+                config.input_spec()
+            }
+            fn feature_shape(config: &$config) -> [i64; 3] {
+                config.feature_shape()
+            }
+            fn apply_options(
+                config: $config,
+                options: &$crate::BuildOptions,
+            ) -> $crate::Result<$config> {
+                Ok(config.with_options(options))
+            }
+            $(
+            fn keras_binary_top(
+                units: &[i64],
+                input: df_layers::HeadInput,
+            ) -> Option<$crate::Top> {
+                let read: fn(&[i64], df_layers::HeadInput) -> Option<$crate::Top> = $keras_top;
+                read(units, input)
+            }
+            )?
+        }
+    };
+}
+pub(crate) use builtin_family;
 
 /// The memory format models compute in on the CPU unless told otherwise: channels-last,
 /// faster for most blocks there (`docs/benchmarks.md` measures the blocks both ways).

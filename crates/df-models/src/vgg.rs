@@ -14,7 +14,9 @@ use tch::Tensor;
 
 use crate::error::Result;
 use crate::spec::{InputSpec, Model, Preprocessing, Top};
-use crate::top_head::{check_input_size, config_builders, in_memory_format, TopLayer};
+use crate::top_head::{
+    builtin_family, check_input_size, config_builders, in_memory_format, TopLayer,
+};
 
 /// Keras' smallest input for VGG16.
 const MIN_SIZE: i64 = 32;
@@ -81,6 +83,14 @@ impl Default for VggConfig {
 }
 
 config_builders!(VggConfig);
+
+builtin_family!(
+    /// The VGG16 family ([`Vgg16`], configurations C and D).
+    VggFamily,
+    "vgg16",
+    VggConfig,
+    Vgg16::new
+);
 
 impl VggConfig {
     /// Keras' `VGG16()`: configuration D, 224×224, ImageNet top (138,357,544 parameters;
@@ -218,8 +228,11 @@ impl Model for Vgg16 {
     fn input_spec(&self) -> InputSpec {
         self.config.input_spec()
     }
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.config).unwrap_or_default()
+    fn family(&self) -> &str {
+        <VggFamily as crate::family::Family>::NAME
+    }
+    fn config_json(&self) -> Result<serde_json::Value> {
+        crate::family::config_to_json(self.name(), &self.config)
     }
     /// The dense layers of the top: the binary head, or the ImageNet classifier (`fc1`
     /// after a Flatten, whose rows import permuted from NHWC order).

@@ -90,8 +90,14 @@ fn every_registered_model_gives_the_same_logits_in_both_memory_formats() {
         )
         .expect("build");
         nchw_vs.copy(&nhwc_vs).expect("same variables");
-        assert_eq!(nhwc.config_json()["memory_format"], "channels_last");
-        assert_eq!(nchw.config_json()["memory_format"], "contiguous");
+        assert_eq!(
+            nhwc.config_json().expect("config")["memory_format"],
+            "channels_last"
+        );
+        assert_eq!(
+            nchw.config_json().expect("config")["memory_format"],
+            "contiguous"
+        );
         for (train, kind, tolerance) in [(false, Kind::Float, 1e-4), (true, Kind::Double, 1e-9)] {
             nhwc_vs.set_kind(kind);
             nchw_vs.set_kind(kind);
@@ -110,15 +116,19 @@ fn every_registered_model_gives_the_same_logits_in_both_memory_formats() {
                 ));
             }
         }
-        let mut stored = nhwc.config_json();
+        let mut stored = nhwc.config_json().expect("config");
         stored
             .as_object_mut()
             .expect("a JSON object")
             .remove("memory_format");
         let vs = nn::VarStore::new(Device::Cpu);
-        let reopened = df_models::registry::build_from_config(info.name, &vs.root(), &stored)
-            .expect("a configuration without memory_format");
-        assert_eq!(reopened.config_json()["memory_format"], "channels_last");
+        let reopened =
+            df_models::family::build_from_config(info.family, info.name, &vs.root(), &stored)
+                .expect("a configuration without memory_format");
+        assert_eq!(
+            reopened.config_json().expect("config")["memory_format"],
+            "channels_last"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -162,6 +162,31 @@ fn every_model_starts_as_keras_initialises_it() {
         let vs = VarStore::new(Device::Cpu);
         let options = BuildOptions::default().with_input_size(size, size);
         registry::build(name, &vs.root(), &options).expect(name);
+        let counts = df_layers::util::param_count(&vs);
+        let params = &entry["params"];
+        // Keras counts the statistics of EfficientNet's Normalization layer, which are the
+        // preprocessing here (InputSpec), not variables.
+        let normalization = params["normalization"].as_i64().unwrap_or(0);
+        let keras_counts = (
+            params["total"].as_i64().map(|t| t - normalization),
+            params["trainable"].as_i64(),
+        );
+        if keras_counts != (Some(counts.total), Some(counts.trainable)) {
+            failures.push(format!(
+                "{name}: {counts:?} parameters at {size}×{size}, Keras {keras_counts:?}"
+            ));
+        }
+        // With a pooled ImageNet top the count does not depend on the input size: the
+        // catalogue's reference counts must be Keras' too.
+        let keras_top_pools = !matches!(name, "vgg16" | "vgg16_c" | "meso4" | "meso_inception4");
+        if let Some(k) = registry::info(name).expect(name).keras_params {
+            if keras_top_pools && Some(k.with_top.total) != params["total"].as_i64() {
+                failures.push(format!(
+                    "{name}: catalogue says {:?}, Keras {params}",
+                    k.with_top
+                ));
+            }
+        }
         let mut keras: BTreeMap<&str, BTreeMap<&str, &serde_json::Value>> = BTreeMap::new();
         for (key, stats) in entry["weights"].as_object().expect("weights") {
             let (layer, var) = key.rsplit_once('/').expect("layer/variable");

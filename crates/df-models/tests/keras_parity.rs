@@ -1,14 +1,14 @@
 //! Keras Applications parity through weight import: `scripts/fixtures/keras_apps.py` builds
 //! each Keras 3 model (torch backend, `weights=None`, every weight randomised with a fixed
 //! seed), saves it with `save_weights` and records its output on a random input; here the
-//! file is imported with `df_models::registry::load_keras` (top and input size read from
+//! file is imported with `df_models::load_keras` (top and input size read from
 //! the file) and the outputs must match within 1e-4 on probabilities (softmax of the
 //! ImageNet logits, or the binary head's sigmoid).
 
 use std::path::{Path, PathBuf};
 
 use df_models::keras::{KerasFormat, KerasImportOptions};
-use df_models::registry::{load_keras, KerasLoadOptions, LoadedModel};
+use df_models::load::{load_keras, KerasLoadOptions, LoadedModel};
 use df_models::{Polarity, Top};
 use tch::{Device, Kind, Tensor};
 
@@ -215,7 +215,7 @@ fn study_head_flat_and_nested() {
         check(case_name);
         let case = load_case(case_name, Polarity::Fake);
         assert_eq!(
-            case.loaded.model.config_json()["top"],
+            case.loaded.model.config_json().expect("config")["top"],
             serde_json::to_value(Top::study([32, 16], 0.5, 0.0)).expect("json"),
             "{case_name}: top read from the file"
         );

@@ -26,10 +26,7 @@ use df_models::{inception_resnet_v2, InceptionResNetV2, InceptionResNetV2Config,
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/generated/keras_layer_shapes/layer_shapes.json"
-);
+mod common;
 
 /// Keras layers with weights that have no counterpart layer here, with the reason.
 const NOT_LAYERS_HERE: [(&str, &str); 1] = [(
@@ -53,15 +50,10 @@ struct KerasModel {
 }
 
 fn keras_model(case: &str) -> KerasModel {
-    let text = std::fs::read_to_string(FIXTURE).unwrap_or_else(|e| {
-        panic!(
-            "missing fixture {FIXTURE} ({e}): run `make fixtures` \
-             (scripts/make-fixtures.sh keras_layer_shapes)"
-        )
-    });
-    let mut all: serde_json::Value = serde_json::from_str(&text).expect("parse layer_shapes.json");
+    let mut all: serde_json::Value =
+        common::fixture_json("keras_layer_shapes", "layer_shapes.json");
     let model = all["models"][case].take();
-    assert!(model.is_object(), "no model `{case}` in {FIXTURE}");
+    assert!(model.is_object(), "no model `{case}` in layer_shapes.json");
     serde_json::from_value(model).expect("layer_shapes.json entry")
 }
 

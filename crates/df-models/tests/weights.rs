@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use df_models::checkpoint::{
-    load_checkpoint, load_checkpoint_into, open_checkpoint, read_checkpoint_meta, save_checkpoint,
-    CHECKPOINT_FORMAT_VERSION,
+    load_checkpoint_into, read_checkpoint_meta, save_checkpoint, CHECKPOINT_FORMAT_VERSION,
 };
 use df_models::keras::{import_keras, KerasImportOptions};
 use df_models::registry::{self, BuildOptions};
+use df_models::{load_checkpoint, open_checkpoint};
 use df_models::{Error, Model, Polarity, Top};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -85,14 +85,17 @@ fn checkpoint_round_trip_restores_model_config_and_outputs() {
 
         let meta = read_checkpoint_meta(&path).expect("meta");
         assert_eq!(meta.model, name);
-        assert_eq!(meta.config, model.config_json());
+        assert_eq!(meta.config, model.config_json().expect("config"));
         assert_eq!(meta.polarity, Polarity::Fake);
         assert_eq!(meta.format_version, CHECKPOINT_FORMAT_VERSION);
 
         // Reopened from the file alone: same configuration, same outputs, bit for bit.
         let reopened = load_checkpoint(&path, Device::Cpu).expect("load");
         assert_eq!(reopened.name(), name);
-        assert_eq!(reopened.config_json(), model.config_json());
+        assert_eq!(
+            reopened.config_json().expect("config"),
+            model.config_json().expect("config")
+        );
         let after = forward(reopened.as_ref(), &x);
         assert_eq!(before.size(), after.size());
         assert!(
@@ -345,6 +348,8 @@ fn registry_lists_every_model_with_keras_counts() {
             "vgg16",
             "vgg16_c",
             "resnet50",
+            "resnet101",
+            "resnet152",
             "efficientnet_b0",
             "efficientnet_b1",
             "efficientnet_b2",
@@ -363,7 +368,7 @@ fn registry_lists_every_model_with_keras_counts() {
         .collect();
     assert_eq!(
         sizes,
-        [256, 256, 224, 224, 224, 224, 240, 260, 300, 380, 456, 528, 600, 299]
+        [256, 256, 224, 224, 224, 224, 224, 224, 240, 260, 300, 380, 456, 528, 600, 299]
     );
     // Building a small model with its defaults gives Keras' parameter count.
     for name in ["meso4", "meso_inception4"] {
@@ -373,5 +378,111 @@ fn registry_lists_every_model_with_keras_counts() {
         let keras = info.keras_params.expect("counts");
         assert_eq!(counts, keras.with_top, "{name}");
         assert_eq!(model.input_spec(), info.input_spec(), "{name}");
+    }
+}
+
+/// `tests/data/checkpoints/meso4_v1.safetensors` was written by the format-1 writer (the
+/// commit named in `meso4_v1.json`, with `scripts/checkpoints/write_v1.rs`): it must keep
+/// opening, with the same variables and the logits that release computed.
+#[test]
+fn format_1_checkpoints_keep_opening() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/checkpoints");
+    let path = dir.join("meso4_v1.safetensors");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meso4_v1.json")).expect("json"))
+            .expect("parse");
+    let meta = read_checkpoint_meta(&path).expect("meta");
+    assert_eq!(meta.format_version, 1);
+    assert_eq!(meta.family, None, "format 1 names no family");
+
+    let loaded = open_checkpoint(&path, Device::Cpu).expect("a format-1 checkpoint opens");
+    assert_eq!(loaded.model.name(), "meso4");
+    assert_eq!(loaded.model.family(), "meso4");
+    assert_eq!(loaded.model.input_spec().height, 64);
+    let bytes = std::fs::read(&path).expect("read");
+    let file = df_io::safetensors::parse(&path, &bytes).expect("parse");
+    let vars = loaded.var_store.variables();
+    assert_eq!(vars.len(), file.tensors.len());
+    for (name, view) in &file.tensors {
+        let stored = Tensor::from_slice(&view.to_f32().expect("f32"));
+        let ours = vars[name].view([-1]);
+        assert!(ours.equal(&stored), "variable {name} differs from the file");
+    }
+    let xs = (Tensor::arange(2 * 3 * 64 * 64, (Kind::Float, Device::Cpu)).fmod(251.0) / 251.0)
+        .view([2, 3, 64, 64]);
+    let logits =
+        Vec::<f32>::try_from(forward(loaded.model.as_ref(), &xs).view([-1])).expect("logits");
+    let expected: Vec<f64> = reference["logits"]
+        .as_array()
+        .expect("logits")
+        .iter()
+        .map(|v| v.as_f64().expect("number"))
+        .collect();
+    assert_eq!(logits.len(), expected.len());
+    for (ours, theirs) in logits.iter().zip(&expected) {
+        assert!(
+            (f64::from(*ours) - theirs).abs() < 1e-6,
+            "logit {ours} vs the format-1 release's {theirs}"
+        );
+    }
+
+    // Saved again, it is a current-format checkpoint with its family.
+    let dir = temp_dir();
+    let again = dir.path().join("again.safetensors");
+    save_checkpoint(&loaded.var_store, loaded.model.as_ref(), &again).expect("save");
+    let meta = read_checkpoint_meta(&again).expect("meta");
+    assert_eq!(meta.format_version, CHECKPOINT_FORMAT_VERSION);
+    assert_eq!(meta.family.as_deref(), Some("meso4"));
+}
+
+#[test]
+fn every_catalogue_entry_names_the_family_that_builds_it() {
+    for info in registry::registry() {
+        let config = info.config(&BuildOptions::default()).expect("config");
+        assert_eq!(config.family(), info.family, "{}", info.name);
+        assert!(
+            df_models::family::family_names().contains(&info.family),
+            "{}: family `{}` is not registered",
+            info.name,
+            info.family
+        );
+        assert_eq!(config.input_spec(), info.input_spec(), "{}", info.name);
+    }
+}
+
+/// A checkpoint whose family nobody registered is an error listing the known families.
+#[test]
+fn unknown_family_is_an_error_listing_the_known_ones() {
+    let (vs, model) = build("meso4", &BuildOptions::default().with_input_size(32, 32));
+    let dir = temp_dir();
+    let path = dir.path().join("renamed.safetensors");
+    save_checkpoint(&vs, model.as_ref(), &path).expect("save");
+    let bytes = std::fs::read(&path).expect("read");
+    let mut meta = df_io::safetensors::parse_metadata(&path, &bytes).expect("metadata");
+    meta.insert("family".into(), "capsule_net".into());
+    let file = df_io::safetensors::parse(&path, &bytes).expect("parse");
+    let tensors: Vec<(String, df_io::TensorBytes)> = file
+        .tensors
+        .into_iter()
+        .map(|(name, view)| {
+            let shape = view.shape.clone();
+            (
+                name,
+                df_io::TensorBytes::from_f32(shape, &view.to_f32().expect("f32")),
+            )
+        })
+        .collect();
+    df_io::safetensors::write(&path, &tensors, &meta).expect("rewrite");
+    let err = open_checkpoint(&path, Device::Cpu).expect_err("unknown family");
+    let text = err.to_string();
+    assert!(matches!(err, Error::UnknownFamily { .. }), "{text}");
+    for known in [
+        "capsule_net",
+        "meso4",
+        "resnet",
+        "efficientnet",
+        "register_family",
+    ] {
+        assert!(text.contains(known), "`{known}` missing from: {text}");
     }
 }

@@ -10,8 +10,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tch::{nn::VarStore, Tensor};
 
 use crate::error::{config, Error, Result};
@@ -162,22 +163,74 @@ impl<'a> CallbackContext<'a> {
     }
 }
 
-/// A callback's resumable state: plain values and tensors.
+/// A callback's resumable state: its values (a serialisable struct of the callback's,
+/// stored as JSON in the checkpoint) and tensors.
 #[derive(Debug, Default)]
 pub struct CallbackState {
-    /// Counters, best values, flags.
+    /// Counters, best values, flags: a callback's state struct as JSON (see
+    /// [`CallbackState::new`] and [`CallbackState::values`]).
     pub json: Value,
     /// Stored tensors (EarlyStopping's best weights).
     pub tensors: Vec<(String, Tensor)>,
+}
+
+impl CallbackState {
+    /// The state of callback `name`: `values` (its own `Serialize` struct) and `tensors`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the callback when `values` does not serialise.
+    pub fn new<T: Serialize>(
+        name: &str,
+        values: &T,
+        tensors: Vec<(String, Tensor)>,
+    ) -> Result<Self> {
+        let json = serde_json::to_value(values).map_err(|e| {
+            config(
+                "callback state",
+                format!("`{name}`'s state does not serialise: {e}"),
+            )
+        })?;
+        Ok(Self { json, tensors })
+    }
+
+    /// The values as callback `name`'s state struct.
+    ///
+    /// # Errors
+    /// [`crate::Error::Config`] naming the callback and the field when the stored values
+    /// are not that struct (a checkpoint of another version or callback).
+    pub fn values<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        T::deserialize(&self.json).map_err(|e| {
+            config(
+                "callback state",
+                format!("the saved state of `{name}` does not fit it: {e}"),
+            )
+        })
+    }
+}
+
+/// A callback configuration as JSON, for [`Callback::config_json`].
+///
+/// # Errors
+/// [`crate::Error::Config`] naming the callback when it does not serialise.
+pub fn config_to_json<T: Serialize>(name: &str, config_value: &T) -> Result<Value> {
+    serde_json::to_value(config_value).map_err(|e| {
+        config(
+            "callback config",
+            format!("`{name}`'s configuration does not serialise: {e}"),
+        )
+    })
 }
 
 /// A hook into the training loop (Keras `keras.callbacks.Callback`).
 pub trait Callback: Send {
     /// A short name (`early_stopping` ...), used for messages and state keys.
     fn name(&self) -> String;
-    /// Its configuration, recorded in the run's `config.json`.
-    fn config_json(&self) -> Value {
-        Value::Null
+    /// Its configuration, recorded in the run's `config.json` ([`config_to_json`]).
+    ///
+    /// # Errors
+    /// A configuration that does not serialise.
+    fn config_json(&self) -> Result<Value> {
+        Ok(Value::Null)
     }
     /// Called once before the first epoch of a fresh run, and before the state of a
     /// resumed run is loaded (so it resets, then [`Callback::load_state`] restores).
@@ -204,9 +257,12 @@ pub trait Callback: Send {
     fn on_train_end(&mut self, _ctx: &mut CallbackContext<'_>) -> Result<()> {
         Ok(())
     }
-    /// The state to save in a checkpoint.
-    fn state(&self) -> CallbackState {
-        CallbackState::default()
+    /// The state to save in a checkpoint ([`CallbackState::new`]).
+    ///
+    /// # Errors
+    /// A state that does not serialise.
+    fn state(&self) -> Result<CallbackState> {
+        Ok(CallbackState::default())
     }
     /// Restores a state saved by [`Callback::state`].
     ///
@@ -284,16 +340,6 @@ fn check_monitor(option: &str, monitor: &str) -> Result<()> {
         return Err(config(option, "must name a logged metric"));
     }
     Ok(())
-}
-
-fn opt_f64(v: &Value, key: &str) -> Option<f64> {
-    v.get(key).and_then(Value::as_f64)
-}
-
-fn get_u64(v: &Value, key: &str) -> Result<u64> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| config("callback state", format!("`{key}` is missing")))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -421,8 +467,8 @@ impl Callback for EarlyStopping {
     fn name(&self) -> String {
         "early_stopping".into()
     }
-    fn config_json(&self) -> Value {
-        serde_json::to_value(&self.config).unwrap_or(Value::Null)
+    fn config_json(&self) -> Result<Value> {
+        config_to_json(&self.name(), &self.config)
     }
     fn on_train_begin(&mut self, _ctx: &mut CallbackContext<'_>) -> Result<()> {
         self.wait = 0;
@@ -476,41 +522,33 @@ impl Callback for EarlyStopping {
         }
         Ok(())
     }
-    fn state(&self) -> CallbackState {
-        CallbackState {
-            json: json!({
-                "wait": self.wait,
-                "stopped_epoch": self.stopped_epoch,
-                "best": self.best,
-                "best_epoch": self.best_epoch,
-                "has_best_weights": self.best_weights.is_some(),
-            }),
-            tensors: self
-                .best_weights
-                .as_ref()
-                .map(|w| {
-                    w.tensors
-                        .iter()
-                        .map(|(n, t)| (format!("best_weights/{n}"), t.shallow_clone()))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
+    fn state(&self) -> Result<CallbackState> {
+        let values = EarlyStoppingState {
+            wait: self.wait,
+            stopped_epoch: self.stopped_epoch,
+            best: self.best,
+            best_epoch: self.best_epoch,
+            has_best_weights: self.best_weights.is_some(),
+        };
+        let tensors = self
+            .best_weights
+            .as_ref()
+            .map(|w| {
+                w.tensors
+                    .iter()
+                    .map(|(n, t)| (format!("best_weights/{n}"), t.shallow_clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        CallbackState::new(&self.name(), &values, tensors)
     }
     fn load_state(&mut self, state: CallbackState) -> Result<()> {
-        let j = &state.json;
-        self.wait = get_u64(j, "wait")? as usize;
-        self.stopped_epoch = j
-            .get("stopped_epoch")
-            .and_then(Value::as_u64)
-            .map(|e| e as usize);
-        self.best = opt_f64(j, "best");
-        self.best_epoch = get_u64(j, "best_epoch")? as usize;
-        let has = j
-            .get("has_best_weights")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        self.best_weights = if has {
+        let values: EarlyStoppingState = state.values(&self.name())?;
+        self.wait = values.wait;
+        self.stopped_epoch = values.stopped_epoch;
+        self.best = values.best;
+        self.best_epoch = values.best_epoch;
+        self.best_weights = if values.has_best_weights {
             let mut tensors: Vec<(String, Tensor)> = state
                 .tensors
                 .into_iter()
@@ -646,8 +684,8 @@ impl Callback for ReduceLROnPlateau {
     fn name(&self) -> String {
         "reduce_lr_on_plateau".into()
     }
-    fn config_json(&self) -> Value {
-        serde_json::to_value(&self.config).unwrap_or(Value::Null)
+    fn config_json(&self) -> Result<Value> {
+        config_to_json(&self.name(), &self.config)
     }
     fn on_train_begin(&mut self, _ctx: &mut CallbackContext<'_>) -> Result<()> {
         self.best = None;
@@ -684,21 +722,19 @@ impl Callback for ReduceLROnPlateau {
         }
         Ok(())
     }
-    fn state(&self) -> CallbackState {
-        CallbackState {
-            json: json!({
-                "best": self.best,
-                "wait": self.wait,
-                "cooldown_counter": self.cooldown_counter,
-            }),
-            tensors: Vec::new(),
-        }
+    fn state(&self) -> Result<CallbackState> {
+        let values = ReduceLrOnPlateauState {
+            best: self.best,
+            wait: self.wait,
+            cooldown_counter: self.cooldown_counter,
+        };
+        CallbackState::new(&self.name(), &values, Vec::new())
     }
     fn load_state(&mut self, state: CallbackState) -> Result<()> {
-        let j = &state.json;
-        self.best = opt_f64(j, "best");
-        self.wait = get_u64(j, "wait")? as usize;
-        self.cooldown_counter = get_u64(j, "cooldown_counter")? as usize;
+        let values: ReduceLrOnPlateauState = state.values(&self.name())?;
+        self.best = values.best;
+        self.wait = values.wait;
+        self.cooldown_counter = values.cooldown_counter;
         Ok(())
     }
 }
@@ -784,8 +820,8 @@ impl Callback for ModelCheckpoint {
     fn name(&self) -> String {
         "model_checkpoint".into()
     }
-    fn config_json(&self) -> Value {
-        serde_json::to_value(&self.config).unwrap_or(Value::Null)
+    fn config_json(&self) -> Result<Value> {
+        config_to_json(&self.name(), &self.config)
     }
     fn on_train_begin(&mut self, _ctx: &mut CallbackContext<'_>) -> Result<()> {
         self.best = self.config.initial_value_threshold;
@@ -806,19 +842,42 @@ impl Callback for ModelCheckpoint {
         }
         Ok(())
     }
-    fn state(&self) -> CallbackState {
-        CallbackState {
-            json: json!({ "best": self.best, "best_epoch": self.best_epoch }),
-            tensors: Vec::new(),
-        }
+    fn state(&self) -> Result<CallbackState> {
+        let values = ModelCheckpointState {
+            best: self.best,
+            best_epoch: self.best_epoch,
+        };
+        CallbackState::new(&self.name(), &values, Vec::new())
     }
     fn load_state(&mut self, state: CallbackState) -> Result<()> {
-        self.best = opt_f64(&state.json, "best");
-        self.best_epoch = state
-            .json
-            .get("best_epoch")
-            .and_then(Value::as_u64)
-            .map(|e| e as usize);
+        let values: ModelCheckpointState = state.values(&self.name())?;
+        self.best = values.best;
+        self.best_epoch = values.best_epoch;
         Ok(())
     }
+}
+
+/// [`EarlyStopping`]'s resumable values.
+#[derive(Debug, Serialize, Deserialize)]
+struct EarlyStoppingState {
+    wait: usize,
+    stopped_epoch: Option<usize>,
+    best: Option<f64>,
+    best_epoch: usize,
+    has_best_weights: bool,
+}
+
+/// [`ReduceLROnPlateau`]'s resumable values.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReduceLrOnPlateauState {
+    best: Option<f64>,
+    wait: usize,
+    cooldown_counter: usize,
+}
+
+/// [`ModelCheckpoint`]'s resumable values.
+#[derive(Debug, Serialize, Deserialize)]
+struct ModelCheckpointState {
+    best: Option<f64>,
+    best_epoch: Option<usize>,
 }

@@ -4,9 +4,9 @@ use df_metrics::{BinaryEvaluator, Evaluation, EvaluatorConfig, Metric, Report};
 use df_models::Model;
 use tch::{Device, Kind};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::logits::{detector_logits, to_vec_f32, Pass};
 use crate::source::BatchSource;
-use crate::trainer::to_vec_f32;
 
 /// Probabilities of "fake" and labels, as the model scored a data source.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,16 +27,8 @@ fn run(
         for batch in source.epoch_batches(0)? {
             let batch = batch?;
             let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
-            let n = xs.size().first().copied().unwrap_or(0);
-            let out = model.forward_t(&xs, false);
-            if out.size() != [n, 1] {
-                return Err(Error::Shape {
-                    what: format!("output of model `{}`", model.name()),
-                    expected: format!("[{n}, 1] (one logit of \"fake\" per image)"),
-                    got: out.size(),
-                });
-            }
-            let scores = to_vec_f32(&out.sigmoid())?;
+            let logits = detector_logits(model, &xs, Pass::Eval)?;
+            let scores = to_vec_f32(&logits.sigmoid())?;
             let labels: Vec<u8> = to_vec_f32(&batch.labels)?
                 .into_iter()
                 .map(|l| u8::from(l > 0.5))

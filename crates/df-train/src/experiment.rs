@@ -155,33 +155,23 @@ impl DataConfig {
     }
 }
 
-/// The model part of an [`ExperimentConfig`].
+/// The model part of an [`ExperimentConfig`]: a catalogue name and df-models'
+/// [`BuildOptions`] as they are (stored flattened: `experiment.json` has `name`,
+/// `input_size`, `dropout`, `l2`, `top`, `memory_format`, `backbone_weights`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelChoice {
     /// The registry name (`meso4`, `meso_inception4`, `efficientnet_b0` ...).
     pub name: String,
-    /// Input `[height, width]` (default: the model's).
-    #[serde(default)]
-    pub input_size: Option<[i64; 2]>,
-    /// Dropout of the head (default: the head's own).
-    #[serde(default)]
-    pub dropout: Option<f64>,
-    /// L2 coefficient of the head's kernels (default: the head's own).
-    #[serde(default)]
-    pub l2: Option<f64>,
-    /// The top (default: [`df_models::ModelInfo::detector_top`], the study's head on a
-    /// backbone, the model's own binary head otherwise). Training needs a binary top.
-    #[serde(default)]
-    pub top: Option<Top>,
+    /// How the model departs from its defaults. A `None` top means the detector top
+    /// ([`df_models::ModelInfo::detector_top`]: the study's head on a backbone, the
+    /// model's own binary head otherwise); training needs a binary top.
+    #[serde(flatten)]
+    pub options: BuildOptions,
     /// A Keras weight file whose backbone starts the training (`keras.applications`
     /// ImageNet weights, `*_notop.h5` or with the top, whose dense layers are ignored);
     /// the head starts from its initialisation.
     #[serde(default)]
     pub backbone_weights: Option<PathBuf>,
-    /// The memory format the model computes in on the CPU (default: the model's,
-    /// channels-last).
-    #[serde(default)]
-    pub memory_format: Option<df_layers::MemoryFormat>,
 }
 
 impl ModelChoice {
@@ -189,12 +179,8 @@ impl ModelChoice {
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
-            input_size: None,
-            dropout: None,
-            l2: None,
-            top: None,
+            options: BuildOptions::default(),
             backbone_weights: None,
-            memory_format: None,
         }
     }
 
@@ -203,17 +189,11 @@ impl ModelChoice {
     /// # Errors
     /// An unknown model name.
     pub fn build_options(&self) -> Result<BuildOptions> {
-        let top = match &self.top {
-            Some(top) => top.clone(),
-            None => df_models::registry::info(&self.name)?.detector_top(),
-        };
-        Ok(BuildOptions {
-            top: Some(top),
-            input_size: self.input_size,
-            dropout: self.dropout,
-            l2: self.l2,
-            memory_format: self.memory_format,
-        })
+        let mut options = self.options.clone();
+        if options.top.is_none() {
+            options.top = Some(df_models::registry::info(&self.name)?.detector_top());
+        }
+        Ok(options)
     }
 
     /// Builds the detector under `vs` (the caller seeds libtorch first for reproducible
@@ -494,9 +474,13 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         None => None,
     };
     let analysis = if val_loader.is_some() {
-        history
-            .analyze(&df_metrics::AnalysisConfig::monitoring("val_loss"))
-            .ok()
+        match history.analyze(&df_metrics::AnalysisConfig::monitoring("val_loss")) {
+            Ok(analysis) => Some(analysis),
+            // No finite validation loss in any epoch: nothing to analyse, which the
+            // history itself shows; any other failure is an error.
+            Err(df_metrics::Error::MissingMetric { .. }) => None,
+            Err(e) => return Err(e.into()),
+        }
     } else {
         None
     };

@@ -53,6 +53,7 @@ pub mod checkpoint;
 mod error;
 mod evaluate;
 mod experiment;
+mod logits;
 mod loss;
 mod model_io;
 mod optim;
@@ -62,8 +63,8 @@ mod study;
 mod trainer;
 
 pub use callbacks::{
-    Callback, CallbackContext, CallbackState, EarlyStopping, EarlyStoppingConfig, Logs, Mode,
-    ModelCheckpoint, ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
+    config_to_json, Callback, CallbackContext, CallbackState, EarlyStopping, EarlyStoppingConfig,
+    Logs, Mode, ModelCheckpoint, ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
     WeightSnapshot,
 };
 pub use df_metrics::{EpochRecord, History};
@@ -73,6 +74,7 @@ pub use experiment::{
     run_experiment, write_evaluation, write_json, write_report, write_text, DataConfig,
     DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
 };
+pub use logits::{detector_logits, Pass};
 pub use loss::Loss;
 pub use model_io::save_model;
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};

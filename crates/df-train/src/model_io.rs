@@ -1,5 +1,5 @@
 //! Model files written by the trainer (best and final models): `df-models`' native
-//! checkpoints, which `df_models::checkpoint::load_checkpoint` reopens without the
+//! checkpoints, which `df_models::load_checkpoint` reopens without the
 //! configuration being repeated.
 
 use std::path::Path;

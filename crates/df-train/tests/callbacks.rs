@@ -2,8 +2,8 @@
 //! sequences (fixture `scripts/fixtures/keras_callbacks.py`), and their saved state.
 
 use df_train::{
-    Callback, CallbackContext, EarlyStopping, EarlyStoppingConfig, Logs, Mode, Optimizer,
-    OptimizerConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
+    Callback, CallbackContext, CallbackState, EarlyStopping, EarlyStoppingConfig, Logs, Mode,
+    Optimizer, OptimizerConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
 };
 use tch::nn::VarStore;
 
@@ -105,7 +105,7 @@ fn drive(case: &serde_json::Value, split_at: Option<usize>) -> Outcome {
     };
     for (epoch, v) in f64s(&case["values"]).into_iter().enumerate() {
         if split_at == Some(epoch) {
-            let state = cb.state();
+            let state = cb.state().expect("state");
             cb = build(case);
             cb.on_train_begin(&mut CallbackContext::new(
                 &vs,
@@ -214,4 +214,24 @@ fn invalid_callback_configs_are_errors() {
     assert!(Mode::Auto.minimises("val_loss"));
     assert!(!Mode::Auto.minimises("val_accuracy"));
     assert!(!Mode::Auto.minimises("val_auc"));
+}
+
+/// A saved state that is not the callback's own (a checkpoint of another callback or
+/// version) is an error naming the callback and the value at fault, not a silent reset.
+#[test]
+fn a_state_that_does_not_fit_is_an_error_naming_the_callback() {
+    let mut cb = EarlyStopping::new(EarlyStoppingConfig::new("val_loss")).expect("valid");
+    let good = cb.state().expect("state");
+    assert_eq!(good.json["wait"], 0);
+    let bad = CallbackState {
+        json: serde_json::json!({ "wait": "three", "best_epoch": 0 }),
+        tensors: Vec::new(),
+    };
+    let err = cb.load_state(bad).expect_err("a string count");
+    let text = err.to_string();
+    assert!(
+        text.contains("early_stopping") && text.contains("\"three\""),
+        "{text}"
+    );
+    cb.load_state(good).expect("its own state loads");
 }

@@ -1,6 +1,5 @@
 //! A tiny model and data set shared by the tests, and fixture loading.
 
-use std::path::PathBuf;
 
 use df_layers::{
     Activation, BatchNormConfig, ConvBnAct, ConvBnActConfig, DenseHead, DenseHeadConfig,
@@ -78,8 +77,11 @@ impl Model for TinyNet {
             preprocessing: Preprocessing::unit(),
         }
     }
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::json!({ "l2": self.l2, "dropout": self.dropout })
+    fn family(&self) -> &str {
+        "tiny_net"
+    }
+    fn config_json(&self) -> df_models::Result<serde_json::Value> {
+        Ok(serde_json::json!({ "l2": self.l2, "dropout": self.dropout }))
     }
     fn head(&self) -> Option<&DenseHead> {
         Some(&self.head)
@@ -112,23 +114,13 @@ pub fn values(t: &Tensor) -> Vec<f64> {
     Vec::<f64>::try_from(&t).expect("tensor to vec")
 }
 
-/// `fixtures/generated/<name>/<file>`, or a panic telling how to make it.
+#[path = "../../../fixtures/lookup.rs"]
+mod lookup;
+
+/// The JSON file `file` of fixture set `name` (committed or generated, see
+/// `fixtures/lookup.rs`), or a panic telling how to make it.
 pub fn fixture(name: &str, file: &str) -> serde_json::Value {
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "../../fixtures/generated",
-        name,
-        file,
-    ]
-    .iter()
-    .collect();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run `make fixtures` (or scripts/make-fixtures.sh {name})",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).expect("fixture JSON")
+    lookup::json(name, file)
 }
 
 /// A JSON array of numbers as `Vec<f64>`.

@@ -12,7 +12,7 @@ fn every_registered_model_gives_one_logit_per_image() {
     for info in registry::registry() {
         let size = info.min_input_size.max(64);
         let mut choice = ModelChoice::new(info.name);
-        choice.input_size = Some([size, size]);
+        choice.options.input_size = Some([size, size]);
         tch::manual_seed(0);
         let vs = VarStore::new(Device::Cpu);
         let model = choice
@@ -33,8 +33,8 @@ fn every_registered_model_gives_one_logit_per_image() {
 #[test]
 fn an_imagenet_top_is_refused_by_name() {
     let mut choice = ModelChoice::new("resnet50");
-    choice.input_size = Some([32, 32]);
-    choice.top = Some(Top::ImageNet { classes: 1000 });
+    choice.options.input_size = Some([32, 32]);
+    choice.options.top = Some(Top::ImageNet { classes: 1000 });
     let vs = VarStore::new(Device::Cpu);
     let err = choice.build(&vs).expect_err("not a detector").to_string();
     assert!(

@@ -44,7 +44,10 @@ impl Model for NanAt {
     fn input_spec(&self) -> InputSpec {
         self.inner.input_spec()
     }
-    fn config_json(&self) -> serde_json::Value {
+    fn family(&self) -> &str {
+        self.inner.family()
+    }
+    fn config_json(&self) -> df_models::Result<serde_json::Value> {
         self.inner.config_json()
     }
     fn head(&self) -> Option<&DenseHead> {

@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 #[test]
 fn the_same_seed_builds_the_same_weights() {
     let mut choice = ModelChoice::new("efficientnet_b0");
-    choice.input_size = Some([32, 32]);
+    choice.options.input_size = Some([32, 32]);
     let weights = |seed: u64| {
         let vs = VarStore::new(Device::Cpu);
         choice.build_seeded(&vs, seed).expect("build");

@@ -4,27 +4,18 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 
-/// A file of the fixture set `set` (made by `scripts/fixtures/<set>.py`).
+#[path = "../../../../fixtures/lookup.rs"]
+mod lookup;
+
+/// A file of the fixture set `set` (made by `scripts/fixtures/<set>.py`; committed or
+/// generated, see `fixtures/lookup.rs`).
 pub fn fixture(set: &str, file: &str) -> PathBuf {
-    let path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/generated"
-    ))
-    .join(set)
-    .join(file);
-    assert!(
-        path.exists(),
-        "missing fixture {}: run `make fixtures` (scripts/make-fixtures.sh {set})",
-        path.display()
-    );
-    path
+    lookup::path(set, file)
 }
 
 /// Parses a fixture JSON file.
 pub fn fixture_json(set: &str, file: &str) -> serde_json::Value {
-    let path = fixture(set, file);
-    let text = std::fs::read_to_string(&path).expect("fixture readable");
-    serde_json::from_str(&text).expect("fixture is JSON")
+    lookup::json(set, file)
 }
 
 /// A JSON array of numbers as `f32`s.

@@ -1,6 +1,5 @@
 //! The scikit-learn reference cases written by `scripts/fixtures/sklearn_metrics.py`.
 
-use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -89,30 +88,15 @@ impl Case {
     }
 }
 
-fn dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/generated/sklearn_metrics"
-    ))
-}
+#[path = "../../../../fixtures/lookup.rs"]
+mod lookup;
 
 /// Every reference case; panics (never skips) when the fixtures are missing.
 pub fn cases() -> Vec<Case> {
-    let dir = dir();
     CASE_NAMES
         .iter()
         .map(|name| {
-            let path = dir.join(format!("{name}.json"));
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e}; the scikit-learn fixtures are missing: run `make fixtures` \
-                     (or `scripts/make-fixtures.sh sklearn_metrics`)",
-                    path.display()
-                )
-            });
-            let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| {
-                panic!("{}: {e}; regenerate with `make fixtures`", path.display())
-            });
+            let case: Case = lookup::json("sklearn_metrics", &format!("{name}.json"));
             assert_eq!(case.name, *name);
             assert_eq!(case.scores.len(), case.labels.len());
             case

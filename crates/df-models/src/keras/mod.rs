@@ -194,7 +194,7 @@ pub fn import_keras_weights(
     weights: &KerasWeights,
     options: &KerasImportOptions,
 ) -> Result<KerasImport> {
-    let flatten_at = flatten_inputs(vs, model);
+    let flatten_at = flatten_inputs(model);
     let model_layers = model_layers(vs, &flatten_at);
     let mut report = copy_planned(model, weights, &model_layers)?;
     report.polarity_flipped = match options.polarity {
@@ -217,18 +217,13 @@ pub fn import_keras_backbone(
     model: &dyn Model,
     weights: &KerasWeights,
 ) -> Result<KerasImport> {
-    let head: Vec<usize> = model
+    let head: Vec<&str> = model
         .head()
-        .map(|h| {
-            h.layers
-                .iter()
-                .flat_map(|l| [ptr(&l.weight), ptr(&l.bias)])
-                .collect()
-        })
+        .map(|h| h.layers.iter().map(|l| l.path()).collect())
         .unwrap_or_default();
     let backbone: Vec<ModelLayer> = model_layers(vs, &HashMap::new())
         .into_iter()
-        .filter(|l| !l.vars.values().any(|t| head.contains(&ptr(t))))
+        .filter(|l| !head.contains(&l.path.as_str()))
         .collect();
     let without_top = KerasWeights {
         layers: weights
@@ -328,24 +323,13 @@ struct ModelLayer {
     flatten: Option<[i64; 3]>,
 }
 
-fn ptr(t: &Tensor) -> usize {
-    t.data_ptr() as usize
-}
-
-/// Model layers fed by a Flatten, with the flattened shape: the first layer of a
-/// flattening binary head.
-fn flatten_inputs(vs: &VarStore, model: &dyn Model) -> HashMap<String, [i64; 3]> {
+/// Model layers fed by a Flatten, by path, with the flattened shape: the first layer of a
+/// flattening head.
+fn flatten_inputs(model: &dyn Model) -> HashMap<String, [i64; 3]> {
     let mut out = HashMap::new();
     if let Some(head) = model.head() {
         if let (Some(chw), Some(first)) = (head.flatten_shape(), head.layers.first()) {
-            let p = ptr(&first.weight);
-            for (name, t) in vs.variables() {
-                if ptr(&t) == p {
-                    if let Some((layer, _)) = name.rsplit_once('.') {
-                        out.insert(layer.to_string(), chw);
-                    }
-                }
-            }
+            out.insert(first.path().to_string(), chw);
         }
     }
     out

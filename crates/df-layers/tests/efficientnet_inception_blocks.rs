@@ -17,25 +17,14 @@ use df_layers::{
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/generated/keras_blocks_b"
-);
+mod common;
 
 fn fixture(name: &str) -> PathBuf {
-    let path = PathBuf::from(FIXTURES).join(name);
-    assert!(
-        path.exists(),
-        "missing fixture {}: run `make fixtures` (scripts/make-fixtures.sh keras_blocks_b)",
-        path.display()
-    );
-    path
+    common::fixture("keras_blocks_b", name)
 }
 
 fn read_json(name: &str) -> serde_json::Value {
-    let path = fixture(name);
-    let text = std::fs::read_to_string(&path).expect("fixture is readable");
-    serde_json::from_str(&text).expect("fixture is JSON")
+    common::fixture_json("keras_blocks_b", name)
 }
 
 /// Keras' parameter count of a case.

@@ -312,7 +312,7 @@ fn efficientnet_b0_forward_backward() {
     assert_eq!(head.l2_terms().len(), 3);
     assert!(f64::try_from(model.l2_penalty()).expect("scalar") > 0.0);
     let back: EfficientNetConfig =
-        serde_json::from_value(model.config_json()).expect("config round-trips");
+        serde_json::from_value(model.config_json().expect("config")).expect("config round-trips");
     assert_eq!(&back, model.config());
 }
 
@@ -343,7 +343,8 @@ fn efficientnet_tops() {
             .with_top(top.clone());
         let model = EfficientNet::new(&vs.root(), &cfg).expect("builds");
         assert_eq!(model.forward_t(&xs, false).size(), shape, "{top:?}");
-        assert_eq!(model.head().is_some(), matches!(top, Top::Binary { .. }));
+        // One meaning in every family: the top's dense layers, none for a backbone.
+        assert_eq!(model.head().is_some(), !matches!(top, Top::Backbone { .. }));
     }
     // Dropout and L2 reach the binary head; the ImageNet top's dropout is `dropout_rate`.
     let cfg = EfficientNetConfig::b3()
@@ -394,7 +395,7 @@ fn inception_resnet_v2_forward_backward() {
         Some([1536, 1, 1])
     );
     let back: InceptionResNetV2Config =
-        serde_json::from_value(model.config_json()).expect("config round-trips");
+        serde_json::from_value(model.config_json().expect("config")).expect("config round-trips");
     assert_eq!(&back, model.config());
 
     // Keras' 203 auto-named conv2d_bn units, each a conv and a scale-free batch norm here.
@@ -432,7 +433,12 @@ fn inception_resnet_v2_imagenet_top_shape() {
         )
     });
     assert_eq!(ys.size(), [1, 1000]);
-    assert!(model.head().is_none());
+    // The ImageNet classifier is the head, as in every family.
+    let head = model.head().expect("the classifier");
+    assert_eq!(
+        head.variable_names(),
+        ["predictions.weight", "predictions.bias"]
+    );
 }
 
 fn option_of<T: std::fmt::Debug>(r: Result<T, Error>) -> &'static str {

@@ -1,6 +1,5 @@
 //! The training loop.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -11,17 +10,19 @@ use serde_json::Value;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::callbacks::{
-    Callback, CallbackContext, CallbackState, EarlyStopping, EarlyStoppingConfig, Logs,
-    ModelCheckpoint, ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
-    WeightSnapshot,
+    Callback, CallbackContext, EarlyStopping, EarlyStoppingConfig, Logs, ModelCheckpoint,
+    ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
 };
-use crate::checkpoint::{atomic_write_bytes, read_safetensors, write_safetensors};
-use crate::error::{checkpoint, config, io, torch, Error, Result};
+use crate::checkpoint::atomic_write_bytes;
+use crate::error::{config, io, torch, Error, Result};
+use crate::logits::{correct_count, detector_logits, to_vec_f32, Pass};
 use crate::loss::Loss;
 use crate::model_io::save_model;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::progress::{Progress, Verbosity};
 use crate::source::{epoch_seed, BatchSource};
+
+mod resume;
 
 /// The file names a run writes in its output directory.
 pub mod files {
@@ -39,16 +40,17 @@ pub mod files {
     pub const HISTORY_CSV: &str = "history.csv";
 }
 
-const STATE_FORMAT: &str = "deepfake.train_state.v1";
-
 /// The history entry holding an epoch's wall-clock seconds (training and validation).
 pub const SECONDS: &str = "seconds";
 
 /// The model part of a [`TrainingConfig`]: its registry name and configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {
-    /// The registry name (`meso4` ...).
+    /// The model's name (`meso4` ...).
     pub name: String,
+    /// Its family ([`Model::family`]; empty in records written before it was stored).
+    #[serde(default)]
+    pub family: String,
     /// The model's own configuration ([`Model::config_json`]).
     pub config: Value,
 }
@@ -98,26 +100,6 @@ pub struct TrainingConfig {
     pub rank: usize,
     /// Number of processes.
     pub world_size: usize,
-}
-
-/// The training state saved with the last checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct TrainState {
-    format: String,
-    model: String,
-    optimizer: String,
-    epochs_done: usize,
-    stop_requested: bool,
-    learning_rate: f64,
-    seed: u64,
-    history: History,
-    callbacks: Vec<CallbackStateRecord>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CallbackStateRecord {
-    name: String,
-    state: Value,
 }
 
 /// Builds a [`Trainer`]; see [`Trainer::builder`].
@@ -291,13 +273,9 @@ impl TrainerBuilder {
                     format!("model `{}` has no binary head to train", model.name()),
                 )
             })?;
-            let head_ptrs: Vec<usize> = head
-                .layers
-                .iter()
-                .flat_map(|l| [l.weight.data_ptr() as usize, l.bias.data_ptr() as usize])
-                .collect();
-            for (_, t) in vs.variables() {
-                if !head_ptrs.contains(&(t.data_ptr() as usize)) && t.requires_grad() {
+            let trainable = head.variable_names();
+            for (name, t) in vs.variables() {
+                if !trainable.contains(&name) && t.requires_grad() {
                     let _ = t.set_requires_grad(false);
                 }
             }
@@ -317,13 +295,14 @@ impl TrainerBuilder {
         for cb in custom {
             callbacks_config
                 .custom
-                .push(serde_json::json!({ "name": cb.name(), "config": cb.config_json() }));
+                .push(serde_json::json!({ "name": cb.name(), "config": cb.config_json()? }));
             callbacks.push(cb);
         }
         let config = TrainingConfig {
             model: ModelRecord {
                 name: model.name().to_string(),
-                config: model.config_json(),
+                family: model.family().to_string(),
+                config: model.config_json()?,
             },
             optimizer: *optimizer.config(),
             loss,
@@ -479,24 +458,42 @@ impl Trainer {
         self.out_dir.as_ref().map(|d| d.join(name))
     }
 
+    /// Calls `f` on every callback in order, each with a context over the model, its
+    /// variables, the optimizer and the shared stop flag.
+    fn each_callback(
+        &mut self,
+        stop: &mut bool,
+        mut f: impl FnMut(&mut dyn Callback, &mut CallbackContext<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let Self {
+            callbacks,
+            vs,
+            optimizer,
+            model,
+            config,
+            ..
+        } = self;
+        for cb in callbacks.iter_mut() {
+            let mut ctx = CallbackContext {
+                vs,
+                optimizer,
+                stop,
+                rank: config.rank,
+                model: model.as_ref(),
+            };
+            f(cb.as_mut(), &mut ctx)?;
+        }
+        Ok(())
+    }
+
     /// Logits of "fake" `[N]` for preprocessed inputs `[N, 3, H, W]`.
     fn logits(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let out = if train && self.config.freeze_backbone {
-            // Keras' frozen backbone: inference mode, no gradients; only the head trains.
-            let features = tch::no_grad(|| self.model.forward_features(xs, false));
-            self.model.forward_head(&features, true)
-        } else {
-            self.model.forward_t(xs, train)
+        let pass = match (train, self.config.freeze_backbone) {
+            (false, _) => Pass::Eval,
+            (true, false) => Pass::Train,
+            (true, true) => Pass::TrainHead,
         };
-        let n = xs.size().first().copied().unwrap_or(0);
-        if out.size() != [n, 1] {
-            return Err(Error::Shape {
-                what: format!("output of model `{}`", self.model.name()),
-                expected: format!("[{n}, 1] (one logit of \"fake\" per image)"),
-                got: out.size(),
-            });
-        }
-        Ok(out.view([n]))
+        detector_logits(self.model.as_ref(), xs, pass)
     }
 
     /// Trains on `train`, validating on `val` after every epoch, until the configured
@@ -517,19 +514,8 @@ impl Trainer {
             return Err(config("training data", "has no batch"));
         }
         // Keras order: reset every callback, then (resume) restore their saved state.
-        {
-            let mut stop = false;
-            for cb in &mut self.callbacks {
-                let mut ctx = CallbackContext {
-                    vs: &self.vs,
-                    optimizer: &mut self.optimizer,
-                    stop: &mut stop,
-                    rank: self.config.rank,
-                    model: self.model.as_ref(),
-                };
-                cb.on_train_begin(&mut ctx)?;
-            }
-        }
+        let mut stop = false;
+        self.each_callback(&mut stop, |cb, ctx| cb.on_train_begin(ctx))?;
         let resume_from = match (&self.out_dir, self.resume) {
             (Some(dir), true) => Some(dir.join(files::LAST)).filter(|p| p.exists()),
             _ => None,
@@ -586,16 +572,7 @@ impl Trainer {
             }
             logs.insert("learning_rate".into(), self.optimizer.learning_rate());
             let mut stop = false;
-            for cb in &mut self.callbacks {
-                let mut ctx = CallbackContext {
-                    vs: &self.vs,
-                    optimizer: &mut self.optimizer,
-                    stop: &mut stop,
-                    rank: self.config.rank,
-                    model: self.model.as_ref(),
-                };
-                cb.on_epoch_end(epoch, &logs, &mut ctx)?;
-            }
+            self.each_callback(&mut stop, |cb, ctx| cb.on_epoch_end(epoch, &logs, ctx))?;
             let seconds = t0.elapsed().as_secs_f64();
             progress.end_epoch(epoch, epochs, &logs, seconds);
             let mut record = EpochRecord::new(epoch + 1);
@@ -614,16 +591,7 @@ impl Trainer {
         }
         progress.finish();
         let mut stop = self.stop_requested;
-        for cb in &mut self.callbacks {
-            let mut ctx = CallbackContext {
-                vs: &self.vs,
-                optimizer: &mut self.optimizer,
-                stop: &mut stop,
-                rank: self.config.rank,
-                model: self.model.as_ref(),
-            };
-            cb.on_train_end(&mut ctx)?;
-        }
+        self.each_callback(&mut stop, |cb, ctx| cb.on_train_end(ctx))?;
         if self.is_main() {
             if let Some(path) = self.out_path(files::FINAL) {
                 save_model(&path, self.model.as_ref(), &self.vs)?;
@@ -657,8 +625,11 @@ impl Trainer {
         })?;
         let l2 =
             f64::try_from(&self.model.l2_penalty()).map_err(torch("reading the L2 penalty"))?;
+        // Non-finite scores were left out of the evaluator (the loss already says NaN);
+        // the AUC is reported only when every sample was scored. `auc` is `None` when
+        // the validation set holds one class.
         let auc = if mean.n > 0 && evaluator.count() == mean.n as u64 {
-            evaluator.compute().ok().and_then(|r| r.auc)
+            evaluator.compute()?.auc
         } else {
             None
         };
@@ -691,169 +662,12 @@ impl Trainer {
         }
         Ok(())
     }
-
-    /// Writes the resumable checkpoint: the model's variables under `model/`, the
-    /// optimizer's state under `optimizer/`, the callbacks' tensors under
-    /// `callback/{index}/`, and the rest as JSON in the metadata entry `train_state`.
-    fn write_checkpoint(&self, path: &Path) -> Result<()> {
-        let mut tensors: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .map(|(n, t)| (format!("model/{n}"), t.detach()))
-            .collect();
-        for (n, t) in self.optimizer.state_tensors() {
-            tensors.push((format!("optimizer/{n}"), t));
-        }
-        let mut records = Vec::new();
-        for (i, cb) in self.callbacks.iter().enumerate() {
-            let CallbackState { json, tensors: ts } = cb.state();
-            for (n, t) in ts {
-                tensors.push((format!("callback/{i}/{n}"), t));
-            }
-            records.push(CallbackStateRecord {
-                name: cb.name(),
-                state: json,
-            });
-        }
-        let state = TrainState {
-            format: STATE_FORMAT.into(),
-            model: self.model.name().to_string(),
-            optimizer: self.optimizer.config().name().into(),
-            epochs_done: self.epochs_done,
-            stop_requested: self.stop_requested,
-            learning_rate: self.optimizer.learning_rate(),
-            seed: self.config.seed,
-            history: self.history.clone(),
-            callbacks: records,
-        };
-        let mut metadata = HashMap::new();
-        metadata.insert("format".to_string(), STATE_FORMAT.to_string());
-        metadata.insert(
-            "train_state".to_string(),
-            serde_json::to_string(&state).map_err(|source| Error::Json {
-                path: path.to_path_buf(),
-                source,
-            })?,
-        );
-        write_safetensors(path, &tensors, &metadata)
-    }
-
-    fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
-        let file = read_safetensors(path)?;
-        let raw = file.metadata.get("train_state").ok_or_else(|| {
-            checkpoint(path, "no `train_state` metadata: not a df-train checkpoint")
-        })?;
-        let state: TrainState = serde_json::from_str(raw).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if state.format != STATE_FORMAT {
-            return Err(checkpoint(
-                path,
-                format!("unknown format `{}`", state.format),
-            ));
-        }
-        if state.model != self.model.name() {
-            return Err(checkpoint(
-                path,
-                format!(
-                    "written for model `{}`, the trainer has `{}`",
-                    state.model,
-                    self.model.name()
-                ),
-            ));
-        }
-        if state.optimizer != self.optimizer.config().name() {
-            return Err(checkpoint(
-                path,
-                format!(
-                    "written with optimizer `{}`, the trainer uses `{}`",
-                    state.optimizer,
-                    self.optimizer.config().name()
-                ),
-            ));
-        }
-        if state.callbacks.len() != self.callbacks.len()
-            || state
-                .callbacks
-                .iter()
-                .zip(&self.callbacks)
-                .any(|(r, cb)| r.name != cb.name())
-        {
-            let saved: Vec<&str> = state.callbacks.iter().map(|r| r.name.as_str()).collect();
-            let now: Vec<String> = self.callbacks.iter().map(|c| c.name()).collect();
-            return Err(checkpoint(
-                path,
-                format!("written with callbacks {saved:?}, the trainer has {now:?}"),
-            ));
-        }
-        let mut model_tensors = Vec::new();
-        let mut optim_tensors = HashMap::new();
-        let mut callback_tensors: Vec<Vec<(String, Tensor)>> =
-            (0..self.callbacks.len()).map(|_| Vec::new()).collect();
-        for (name, t) in file.tensors {
-            if let Some(n) = name.strip_prefix("model/") {
-                model_tensors.push((n.to_string(), t));
-            } else if let Some(n) = name.strip_prefix("optimizer/") {
-                optim_tensors.insert(n.to_string(), t);
-            } else if let Some(rest) = name.strip_prefix("callback/") {
-                let (i, n) = rest
-                    .split_once('/')
-                    .and_then(|(i, n)| i.parse::<usize>().ok().map(|i| (i, n)))
-                    .filter(|(i, _)| *i < callback_tensors.len())
-                    .ok_or_else(|| checkpoint(path, format!("unexpected tensor `{name}`")))?;
-                callback_tensors[i].push((n.to_string(), t));
-            }
-        }
-        WeightSnapshot {
-            tensors: model_tensors,
-        }
-        .restore(&self.vs)
-        .map_err(|e| checkpoint(path, e.to_string()))?;
-        self.optimizer
-            .load_state_tensors(&optim_tensors)
-            .map_err(|e| checkpoint(path, e.to_string()))?;
-        self.optimizer.set_learning_rate(state.learning_rate);
-        for ((cb, record), tensors) in self
-            .callbacks
-            .iter_mut()
-            .zip(state.callbacks)
-            .zip(callback_tensors)
-        {
-            cb.load_state(CallbackState {
-                json: record.state,
-                tensors,
-            })?;
-        }
-        self.epochs_done = state.epochs_done;
-        self.stop_requested = state.stop_requested;
-        self.history = state.history;
-        self.last_checkpoint = Some(path.to_path_buf());
-        Ok(())
-    }
 }
 
 struct Validation {
     loss: f64,
     accuracy: f64,
     auc: Option<f64>,
-}
-
-/// Keras' `binary_accuracy` on logits: `sigmoid(z) > 0.5` ⇔ `z > 0`, against `y > 0.5`.
-fn correct_count(logits: &Tensor, ys: &Tensor) -> Result<i64> {
-    let hits = logits.gt(0.0).eq_tensor(&ys.gt(0.5)).sum(Kind::Int64);
-    i64::try_from(&hits).map_err(torch("counting correct predictions"))
-}
-
-pub(crate) fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
-    let t = t
-        .detach()
-        .to_device(Device::Cpu)
-        .to_kind(Kind::Float)
-        .contiguous()
-        .view([-1]);
-    Vec::<f32>::try_from(&t).map_err(torch("copying values to the host"))
 }
 
 /// Reads the [`TrainingConfig`] of a run directory.

@@ -16,11 +16,6 @@ use serde::Deserialize;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/generated/keras_blocks_a"
-);
-
 // Keras 3.15 `keras.applications` with `weights=None`, as recorded in
 // `../shared/reference/keras_applications_params.json` (copied here because the default
 // test command runs without ../shared).
@@ -50,12 +45,10 @@ const MESO_INCEPTION4_256: ParamCount = ParamCount {
     trainable: 28_615,
 };
 
+mod common;
+
 fn fixture<T: serde::de::DeserializeOwned>(file: &str) -> T {
-    let path = format!("{FIXTURES}/{file}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read Keras fixture {path}: {e}; run `make fixtures` first")
-    });
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {path}: {e}"))
+    common::fixture_json("keras_blocks_a", file)
 }
 
 #[derive(Deserialize)]
@@ -183,7 +176,7 @@ fn meso_models_shapes_gradients_and_metadata() {
     assert_eq!((spec.height, spec.width), (37, 45));
     assert_eq!(spec.preprocessing.scale, 1.0 / 255.0);
     assert_eq!(spec.preprocessing.channel_order, ChannelOrder::Rgb);
-    let json = m.config_json();
+    let json = m.config_json().expect("config");
     let back: MesoConfig = serde_json::from_value(json).expect("config round trip");
     assert_eq!(&back, m.config());
 }
@@ -317,7 +310,8 @@ fn resnet50_shapes_and_gradients_on_small_inputs() {
     let spec = m.input_spec();
     assert_eq!(spec.preprocessing.channel_order, ChannelOrder::Bgr);
     assert_eq!(m.head().and_then(|h| h.flatten_shape()), Some([2048, 1, 1]));
-    let back: ResNetConfig = serde_json::from_value(m.config_json()).expect("round trip");
+    let back: ResNetConfig =
+        serde_json::from_value(m.config_json().expect("config")).expect("round trip");
     assert_eq!(&back, m.config());
 
     let err = ResNet50::new(
@@ -417,7 +411,8 @@ fn vgg16_shapes_and_gradients_on_small_inputs() {
     assert!(head.layers.iter().all(|l| l.config().l2 == 1e-4));
     let spec = m.input_spec();
     assert_eq!(spec.preprocessing.mean, df_models::spec::CAFFE_BGR_MEAN);
-    let back: VggConfig = serde_json::from_value(m.config_json()).expect("round trip");
+    let back: VggConfig =
+        serde_json::from_value(m.config_json().expect("config")).expect("round trip");
     assert_eq!(&back, m.config());
 
     // ImageNet top with another class count and input size, built from the feature map.

@@ -16,17 +16,10 @@ use serde::Deserialize;
 use tch::nn::{Module, ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
-const FIXTURES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../fixtures/generated/keras_blocks_a"
-);
+mod common;
 
 fn fixture<T: serde::de::DeserializeOwned>(file: &str) -> T {
-    let path = format!("{FIXTURES}/{file}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read Keras fixture {path}: {e}; run `make fixtures` first")
-    });
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {path}: {e}"))
+    common::fixture_json("keras_blocks_a", file)
 }
 
 #[derive(Deserialize)]
@@ -506,4 +499,61 @@ fn in_place_activations_equal_the_formulas_and_respect_autograd() {
         out.sum(Kind::Float).backward();
         assert!(leaf.grad().defined(), "{act:?}: gradient reaches the input");
     }
+}
+
+/// Two blocks with the same name on one path are an error naming the variable (libtorch's
+/// store would silently rename the second `bn.bias__N`), whatever kind of block comes
+/// second; the same names on different paths are fine.
+#[test]
+fn duplicate_block_names_are_an_error() {
+    let vs = VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let dense = DenseLayerConfig::new("dense", 4, Activation::Relu);
+    df_layers::Dense::new(&root, 8, &dense).expect("first dense");
+    let err = df_layers::Dense::new(&root, 8, &dense).expect_err("same name twice");
+    assert!(
+        matches!(&err, df_layers::Error::DuplicateName { variable, .. } if variable == "dense.weight"),
+        "{err}"
+    );
+    df_layers::Dense::new(&(&root / "other"), 8, &dense).expect("another path");
+
+    let with_bn = |conv: &str| {
+        ConvBnActConfig::new(3, 4, 3)
+            .with_batch_norm(df_layers::BatchNormConfig::default())
+            .with_names(conv, "bn")
+    };
+    let conv = with_bn("conv");
+    ConvBnAct::new(&root, &conv).expect("first conv");
+    let err = ConvBnAct::new(&root, &conv).expect_err("same conv twice");
+    assert!(
+        err.to_string().contains("`conv.weight` already exists"),
+        "{err}"
+    );
+    let err = ConvBnAct::new(&root, &with_bn("conv2")).expect_err("same batch norm twice");
+    assert!(
+        err.to_string().contains("`bn.weight` already exists"),
+        "{err}"
+    );
+    // Nothing was renamed behind the caller's back.
+    assert!(
+        vs.variables().keys().all(|k| !k.contains("__")),
+        "{:?}",
+        vs.variables().keys()
+    );
+
+    // A pooled head needs only the channels.
+    let head = DenseHead::new(
+        &(&root / "head"),
+        &DenseHeadConfig::global_avg_pool(
+            4,
+            vec![DenseLayerConfig::new("out", 1, Activation::Linear)],
+        ),
+    )
+    .expect("pooled head");
+    assert_eq!(head.variable_names(), ["head.out.weight", "head.out.bias"]);
+    let ys = head.forward_t(
+        &Tensor::ones([2, 4, 5, 7], (Kind::Float, Device::Cpu)),
+        false,
+    );
+    assert_eq!(ys.size(), [2, 1]);
 }

@@ -1,0 +1,63 @@
+//! The one place a detector's output becomes logits of "fake": the trainer's steps, its
+//! validation, [`crate::evaluate`] and [`crate::predict`] all go through
+//! [`detector_logits`], so they cannot disagree on the mode, the frozen backbone or the
+//! shape check.
+
+use df_models::Model;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{torch, Error, Result};
+
+/// How a batch goes through the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Inference: dropout off, batch norm on its moving statistics.
+    Eval,
+    /// A training step: every layer in training mode.
+    Train,
+    /// A training step with a frozen backbone (Keras `trainable=False`): the backbone in
+    /// inference mode without gradients, the head in training mode.
+    TrainHead,
+}
+
+/// Logits of "fake" `[N]` for preprocessed inputs `[N, 3, H, W]`.
+///
+/// # Errors
+/// [`Error::Shape`] naming the model when its output is not `[N, 1]` (an ImageNet top or
+/// a backbone is not a detector).
+pub fn detector_logits(model: &dyn Model, xs: &Tensor, pass: Pass) -> Result<Tensor> {
+    let out = match pass {
+        Pass::Eval => model.forward_t(xs, false),
+        Pass::Train => model.forward_t(xs, true),
+        Pass::TrainHead => {
+            let features = tch::no_grad(|| model.forward_features(xs, false));
+            model.forward_head(&features, true)
+        }
+    };
+    let n = xs.size().first().copied().unwrap_or(0);
+    if out.size() != [n, 1] {
+        return Err(Error::Shape {
+            what: format!("output of model `{}`", model.name()),
+            expected: format!("[{n}, 1] (one logit of \"fake\" per image)"),
+            got: out.size(),
+        });
+    }
+    Ok(out.view([n]))
+}
+
+/// Keras' `binary_accuracy` on logits: `sigmoid(z) > 0.5` ⇔ `z > 0`, against `y > 0.5`.
+pub(crate) fn correct_count(logits: &Tensor, ys: &Tensor) -> Result<i64> {
+    let hits = logits.gt(0.0).eq_tensor(&ys.gt(0.5)).sum(Kind::Int64);
+    i64::try_from(&hits).map_err(torch("counting correct predictions"))
+}
+
+/// A tensor's values as `f32` on the host.
+pub(crate) fn to_vec_f32(t: &Tensor) -> Result<Vec<f32>> {
+    let t = t
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view([-1]);
+    Vec::<f32>::try_from(&t).map_err(torch("copying values to the host"))
+}
