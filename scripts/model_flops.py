@@ -10,7 +10,7 @@ backend, `weights=None`, the model's default input size and default top) and run
 forward pass of a single image (batch 1, inference mode) under
 `torch.utils.flop_counter.FlopCounterMode`:
 
-- `keras.applications` VGG16, ResNet50, EfficientNetB0..B7, InceptionResNetV2 with the
+- `keras.applications` VGG16, ResNet50/101/152, EfficientNetB0..B7, InceptionResNetV2 with the
   ImageNet top (1000 classes);
 - Meso4 and MesoInception-4 rebuilt as the authors' code builds them (the same
   functions as `scripts/fixtures/keras_blocks_a.py`), 256×256, the authors' head;
@@ -58,6 +58,8 @@ MODELS = [
     ("vgg16", "`VGG16`", app(apps.VGG16), 224),
     ("vgg16_c", "VGG16 config. C + study head", lambda size: keras_blocks_a.vgg16_c(size, head=True), 224),
     ("resnet50", "`ResNet50`", app(apps.ResNet50), 224),
+    ("resnet101", "`ResNet101`", app(apps.ResNet101), 224),
+    ("resnet152", "`ResNet152`", app(apps.ResNet152), 224),
     ("efficientnet_b0", "`EfficientNetB0`", app(apps.EfficientNetB0), 224),
     ("efficientnet_b1", "`EfficientNetB1`", app(apps.EfficientNetB1), 240),
     ("efficientnet_b2", "`EfficientNetB2`", app(apps.EfficientNetB2), 260),

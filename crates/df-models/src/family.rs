@@ -1,13 +1,14 @@
-//! Model families: one configuration type and the models it builds, and the open registry
-//! that reopens a checkpoint from the `{family, config}` it stores.
+//! Model families: one configuration type and the models it builds.
 //!
 //! A family is implemented once, in its own file ([`crate::meso`], [`crate::resnet`] ...),
-//! by a unit type implementing [`Family`]. The built-in families are always known; a
-//! downstream crate registers its own with [`register_family`], after which
-//! [`crate::load_checkpoint`] reopens its checkpoints like the built-in ones:
+//! by a unit type implementing [`Family`]. The built-in families are always known to the
+//! family registry ([`crate::registry`]); a downstream crate registers its own with
+//! [`crate::register_family`], after which [`crate::load_checkpoint`] reopens its
+//! checkpoints from the `{family, config}` they store, like the built-in ones:
 //!
 //! ```
 //! use df_models::family::{self, Family};
+//! use df_models::registry;
 //! use df_models::{BuildOptions, InputSpec, Model, Preprocessing, Result};
 //! use tch::nn::{self, ModuleT};
 //! use tch::Tensor;
@@ -58,13 +59,10 @@
 //! }
 //!
 //! # fn main() -> Result<()> {
-//! family::register_family::<TinyFamily>()?;
-//! assert!(family::family_names().contains(&"tiny"));
+//! df_models::register_family::<TinyFamily>()?;
+//! assert!(registry::family_names().contains(&"tiny"));
 //! # Ok(()) }
 //! ```
-
-use std::any::TypeId;
-use std::sync::RwLock;
 
 use df_layers::HeadInput;
 use serde::de::DeserializeOwned;
@@ -72,7 +70,6 @@ use serde::Serialize;
 use tch::nn;
 
 use crate::error::{Error, Result};
-use crate::registry::BuildOptions;
 use crate::spec::{InputSpec, Model, Top};
 
 /// A model family: a configuration type and how it becomes a model. Implemented once per
@@ -131,7 +128,7 @@ pub trait AnyConfig: std::fmt::Debug + Send + Sync {
     fn keras_binary_top(&self, units: &[i64], input: HeadInput) -> Option<Top>;
 }
 
-struct Configured<F: Family>(F::Config);
+pub(crate) struct Configured<F: Family>(pub(crate) F::Config);
 
 impl<F: Family> std::fmt::Debug for Configured<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -182,125 +179,49 @@ pub fn config_to_json<T: Serialize>(model: &str, config: &T) -> Result<serde_jso
     })
 }
 
-/// A registered family, erased.
-#[derive(Clone, Copy)]
-struct Entry {
-    name: &'static str,
-    type_id: fn() -> TypeId,
-    from_json: fn(&serde_json::Value) -> std::result::Result<Box<dyn AnyConfig>, String>,
+/// How a model departs from its defaults ([`crate::build`], [`Family::apply_options`]). Serialisable: a run's settings
+/// (`df-train`'s `ModelChoice`) store it as it is.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BuildOptions {
+    /// The top; `None` for [`crate::ModelInfo::default_top`].
+    pub top: Option<Top>,
+    /// Input `[height, width]`; `None` for the default.
+    pub input_size: Option<[i64; 2]>,
+    /// Dropout rate of the top's dropout layers (EfficientNet: also its ImageNet
+    /// `top_dropout`); `None` keeps the top's own.
+    pub dropout: Option<f64>,
+    /// L2 coefficient of the binary head's kernels; `None` keeps the top's own.
+    pub l2: Option<f64>,
+    /// The memory format the model computes in on the CPU; `None` for the default,
+    /// channels-last (see [`df_layers::MemoryFormat`]).
+    pub memory_format: Option<df_layers::MemoryFormat>,
 }
 
-fn entry<F: Family>() -> Entry {
-    Entry {
-        name: F::NAME,
-        type_id: TypeId::of::<F>,
-        from_json: |json| {
-            serde_json::from_value::<F::Config>(json.clone())
-                .map(|c| Box::new(Configured::<F>(c)) as Box<dyn AnyConfig>)
-                .map_err(|e| e.to_string())
-        },
+impl BuildOptions {
+    /// Sets the top.
+    pub fn with_top(mut self, top: Top) -> Self {
+        self.top = Some(top);
+        self
     }
-}
-
-fn builtin() -> [Entry; 6] {
-    [
-        entry::<crate::meso::Meso4Family>(),
-        entry::<crate::meso::MesoInception4Family>(),
-        entry::<crate::vgg::VggFamily>(),
-        entry::<crate::resnet::ResNetFamily>(),
-        entry::<crate::efficientnet::EfficientNetFamily>(),
-        entry::<crate::inception_resnet_v2::InceptionResNetV2Family>(),
-    ]
-}
-
-/// Families registered by other crates, after the built-in ones.
-static REGISTERED: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
-
-fn registered() -> Vec<Entry> {
-    // The vector is only ever pushed to whole entries, so a writer that panicked left it
-    // consistent: read through the poison.
-    let extra = REGISTERED
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    builtin().into_iter().chain(extra.iter().copied()).collect()
-}
-
-/// Registers family `F` so that checkpoints of its models reopen. Registering the same
-/// family again does nothing.
-///
-/// # Errors
-/// [`Error::FamilyConflict`] when another family already has its name.
-pub fn register_family<F: Family>() -> Result<()> {
-    let new = entry::<F>();
-    let mut extra = REGISTERED
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let known = builtin().into_iter().chain(extra.iter().copied());
-    for e in known {
-        if e.name == new.name {
-            return if (e.type_id)() == TypeId::of::<F>() {
-                Ok(())
-            } else {
-                Err(Error::FamilyConflict {
-                    name: new.name.to_string(),
-                })
-            };
-        }
+    /// Sets the input size.
+    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
+        self.input_size = Some([height, width]);
+        self
     }
-    extra.push(new);
-    Ok(())
-}
-
-/// The names of every known family: the built-in ones, then the registered ones.
-pub fn family_names() -> Vec<&'static str> {
-    registered().iter().map(|e| e.name).collect()
-}
-
-/// The configuration of family `family` read from its JSON (as [`Model::config_json`]
-/// wrote it).
-///
-/// # Errors
-/// [`Error::UnknownFamily`] listing the known families; [`Error::InvalidConfig`] (option
-/// `config`, naming `model`) when the JSON is not that family's configuration.
-pub fn config_from_json(
-    family: &str,
-    model: &str,
-    json: &serde_json::Value,
-) -> Result<Box<dyn AnyConfig>> {
-    let all = registered();
-    let Some(e) = all.iter().find(|e| e.name == family) else {
-        return Err(Error::UnknownFamily {
-            name: family.to_string(),
-            model: model.to_string(),
-            known: all.iter().map(|e| e.name.to_string()).collect(),
-        });
-    };
-    (e.from_json)(json).map_err(|reason| Error::InvalidConfig {
-        model: model.to_string(),
-        option: "config",
-        reason: format!("not a `{family}` configuration: {reason}"),
-    })
-}
-
-/// Builds model `model` of family `family` from its stored configuration under `p` (how
-/// checkpoints reopen): one lookup, one deserialisation.
-///
-/// # Errors
-/// As [`config_from_json`]; [`Error::InvalidConfig`] when the configuration builds a model
-/// of another name; the family's build errors.
-pub fn build_from_config(
-    family: &str,
-    model: &str,
-    p: &nn::Path<'_>,
-    json: &serde_json::Value,
-) -> Result<Box<dyn Model>> {
-    let built = config_from_json(family, model, json)?.build(p)?;
-    if built.name() != model {
-        return Err(Error::InvalidConfig {
-            model: model.to_string(),
-            option: "config",
-            reason: format!("the stored configuration builds `{}`", built.name()),
-        });
+    /// Sets the dropout rate of the top.
+    pub fn with_dropout(mut self, rate: f64) -> Self {
+        self.dropout = Some(rate);
+        self
     }
-    Ok(built)
+    /// Sets the L2 coefficient of the binary head.
+    pub fn with_l2(mut self, l2: f64) -> Self {
+        self.l2 = Some(l2);
+        self
+    }
+    /// Sets the memory format the model computes in on the CPU.
+    pub fn with_memory_format(mut self, format: df_layers::MemoryFormat) -> Self {
+        self.memory_format = Some(format);
+        self
+    }
 }

@@ -1,12 +1,13 @@
 //! # df-models
 //!
 //! The architectures of the study, Keras-exact, built from `df-layers` blocks; a catalogue
-//! of them by name ([`registry`]); model families and their open registry ([`family`]);
+//! of them by name and the open family registry ([`registry`]); model families
+//! ([`family`]);
 //! native safetensors checkpoints ([`checkpoint`]) and Keras HDF5 weight import
 //! ([`keras`]), opened by [`load`].
 //!
 //! Adding a model of an existing family is one catalogue entry; a new family is one file
-//! with an implementation of [`Family`] and one line in [`family`]'s built-in list
+//! with an implementation of [`Family`] and one line in [`registry`]'s built-in list
 //! (see `docs/architecture.md`).
 
 mod error;
@@ -31,11 +32,11 @@ mod top_head;
 pub mod vgg;
 
 pub use efficientnet::{efficientnet, EfficientNet, EfficientNetConfig};
-pub use family::{register_family, Family};
+pub use family::{BuildOptions, Family};
 pub use inception_resnet_v2::{inception_resnet_v2, InceptionResNetV2, InceptionResNetV2Config};
 pub use load::{load_checkpoint, load_keras, load_weights, open_checkpoint, LoadedModel};
 pub use meso::{meso4, meso_inception4, Meso4, MesoConfig, MesoInception4};
-pub use registry::{build, registry, BuildOptions, ModelInfo};
+pub use registry::{build, register_family, registry, ModelInfo};
 pub use resnet::{resnet50, ResNet, ResNet50, ResNetConfig};
 pub use vgg::{vgg16, Vgg16, VggConfig, VggVariant};
 

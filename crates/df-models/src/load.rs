@@ -10,11 +10,11 @@ use tch::Device;
 
 use crate::checkpoint::{load_checkpoint_into, read_checkpoint_meta};
 use crate::error::{Error, Result};
-use crate::family;
+
 use crate::keras::{
     import_keras_weights, KerasImport, KerasImportOptions, KerasLayerKind, KerasWeights,
 };
-use crate::registry::{build, info, BuildOptions, ModelInfo};
+use crate::registry::{self, build, info, BuildOptions, ModelInfo};
 use crate::spec::{InputSpec, Model, Polarity, Top};
 
 /// A model built and loaded from a weight file, with its variables.
@@ -289,15 +289,15 @@ pub fn load_weights(
 }
 
 /// Opens a checkpoint: builds the model it names from its stored `{family, config}` on
-/// `device` ([`family::build_from_config`]: one lookup, one deserialisation) and loads its
+/// `device` ([`registry::build_from_config`]: one lookup, one deserialisation) and loads its
 /// variables. A format-1 checkpoint, which names no family, takes its model's family from
 /// the catalogue. The [`LoadedModel`] keeps the `VarStore` (to train further or save
 /// again).
 ///
 /// # Errors
-/// Those of [`read_checkpoint_meta`], [`family::build_from_config`] (an unknown family
+/// Those of [`read_checkpoint_meta`], [`registry::build_from_config`] (an unknown family
 /// lists the known ones: a model of another crate must be registered with
-/// [`family::register_family`] first) and [`load_checkpoint_into`].
+/// [`registry::register_family`] first) and [`load_checkpoint_into`].
 pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedModel> {
     let path = path.as_ref();
     let meta = read_checkpoint_meta(path)?;
@@ -315,7 +315,7 @@ pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedM
             .to_string(),
     };
     let var_store = VarStore::new(device);
-    let model = family::build_from_config(&family, &meta.model, &var_store.root(), &meta.config)?;
+    let model = registry::build_from_config(&family, &meta.model, &var_store.root(), &meta.config)?;
     load_checkpoint_into(&var_store, model.as_ref(), path)?;
     Ok(LoadedModel {
         var_store,

@@ -1,8 +1,10 @@
-//! The catalogue: every model of the crate by name, with its family and variant, its
-//! defaults and Keras' parameter counts; building models by name.
+//! The two registries: the catalogue (every model of the crate by name, with its family
+//! and variant, its defaults and Keras' parameter counts; building models by name) and
+//! the family registry (the built-in families and those other crates register, by which
+//! checkpoints reopen from their `{family, config}`).
 //!
-//! A model is one entry of [`REGISTRY`]: a name, a family ([`crate::family`]) and the
-//! family configuration of that variant. Loading weights is [`crate::load`]'s.
+//! A model is one catalogue entry: a name, a family ([`crate::family`]) and the family
+//! configuration of that variant. Loading weights is [`crate::load`]'s.
 //!
 //! ```no_run
 //! use df_models::registry::{self, BuildOptions};
@@ -20,13 +22,17 @@
 //! # Ok(()) }
 //! ```
 
+use std::any::TypeId;
+use std::sync::RwLock;
+
 use df_layers::util::ParamCount;
 use df_layers::HeadInput;
 use tch::nn;
 
 use crate::efficientnet::{EfficientNetConfig, EfficientNetFamily};
 use crate::error::{Error, Result};
-use crate::family::{configured, AnyConfig, Family};
+pub use crate::family::BuildOptions;
+use crate::family::{configured, AnyConfig, Configured, Family};
 use crate::inception_resnet_v2::{InceptionResNetV2Config, InceptionResNetV2Family};
 use crate::meso::{Meso4Family, MesoConfig, MesoInception4Family};
 use crate::resnet::{ResNetConfig, ResNetFamily};
@@ -169,53 +175,6 @@ impl ModelInfo {
     /// The model's configuration errors (input too small, invalid top ...).
     pub fn build(&self, p: &nn::Path<'_>, options: &BuildOptions) -> Result<Box<dyn Model>> {
         (self.config)(options)?.build(p)
-    }
-}
-
-/// How [`build`] departs from a model's defaults. Serialisable: a run's settings
-/// (`df-train`'s `ModelChoice`) store it as it is.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct BuildOptions {
-    /// The top; `None` for [`ModelInfo::default_top`].
-    pub top: Option<Top>,
-    /// Input `[height, width]`; `None` for the default.
-    pub input_size: Option<[i64; 2]>,
-    /// Dropout rate of the top's dropout layers (EfficientNet: also its ImageNet
-    /// `top_dropout`); `None` keeps the top's own.
-    pub dropout: Option<f64>,
-    /// L2 coefficient of the binary head's kernels; `None` keeps the top's own.
-    pub l2: Option<f64>,
-    /// The memory format the model computes in on the CPU; `None` for the default,
-    /// channels-last (see [`df_layers::MemoryFormat`]).
-    pub memory_format: Option<df_layers::MemoryFormat>,
-}
-
-impl BuildOptions {
-    /// Sets the top.
-    pub fn with_top(mut self, top: Top) -> Self {
-        self.top = Some(top);
-        self
-    }
-    /// Sets the input size.
-    pub fn with_input_size(mut self, height: i64, width: i64) -> Self {
-        self.input_size = Some([height, width]);
-        self
-    }
-    /// Sets the dropout rate of the top.
-    pub fn with_dropout(mut self, rate: f64) -> Self {
-        self.dropout = Some(rate);
-        self
-    }
-    /// Sets the L2 coefficient of the binary head.
-    pub fn with_l2(mut self, l2: f64) -> Self {
-        self.l2 = Some(l2);
-        self
-    }
-    /// Sets the memory format the model computes in on the CPU.
-    pub fn with_memory_format(mut self, format: df_layers::MemoryFormat) -> Self {
-        self.memory_format = Some(format);
-        self
     }
 }
 
@@ -447,4 +406,132 @@ pub fn info(name: &str) -> Result<&'static ModelInfo> {
 /// [`Error::UnknownModel`] listing the known names; the model's configuration errors.
 pub fn build(name: &str, p: &nn::Path<'_>, options: &BuildOptions) -> Result<Box<dyn Model>> {
     info(name)?.build(p, options)
+}
+
+// ---- The family registry ------------------------------------------------------------
+
+/// A registered family, erased.
+#[derive(Clone, Copy)]
+struct Entry {
+    name: &'static str,
+    type_id: fn() -> TypeId,
+    from_json: fn(&serde_json::Value) -> std::result::Result<Box<dyn AnyConfig>, String>,
+}
+
+fn entry<F: Family>() -> Entry {
+    Entry {
+        name: F::NAME,
+        type_id: TypeId::of::<F>,
+        from_json: |json| {
+            serde_json::from_value::<F::Config>(json.clone())
+                .map(|c| Box::new(Configured::<F>(c)) as Box<dyn AnyConfig>)
+                .map_err(|e| e.to_string())
+        },
+    }
+}
+
+fn builtin_families() -> [Entry; 6] {
+    [
+        entry::<crate::meso::Meso4Family>(),
+        entry::<crate::meso::MesoInception4Family>(),
+        entry::<crate::vgg::VggFamily>(),
+        entry::<crate::resnet::ResNetFamily>(),
+        entry::<crate::efficientnet::EfficientNetFamily>(),
+        entry::<crate::inception_resnet_v2::InceptionResNetV2Family>(),
+    ]
+}
+
+/// Families registered by other crates, after the built-in ones.
+static REGISTERED: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
+
+fn registered() -> Vec<Entry> {
+    // The vector is only ever pushed to whole entries, so a writer that panicked left it
+    // consistent: read through the poison.
+    let extra = REGISTERED
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    builtin_families()
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+/// Registers family `F` so that checkpoints of its models reopen. Registering the same
+/// family again does nothing.
+///
+/// # Errors
+/// [`Error::FamilyConflict`] when another family already has its name.
+pub fn register_family<F: Family>() -> Result<()> {
+    let new = entry::<F>();
+    let mut extra = REGISTERED
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known = builtin_families().into_iter().chain(extra.iter().copied());
+    for e in known {
+        if e.name == new.name {
+            return if (e.type_id)() == TypeId::of::<F>() {
+                Ok(())
+            } else {
+                Err(Error::FamilyConflict {
+                    name: new.name.to_string(),
+                })
+            };
+        }
+    }
+    extra.push(new);
+    Ok(())
+}
+
+/// The names of every known family: the built-in ones, then the registered ones.
+pub fn family_names() -> Vec<&'static str> {
+    registered().iter().map(|e| e.name).collect()
+}
+
+/// The configuration of family `family` read from its JSON (as [`Model::config_json`]
+/// wrote it).
+///
+/// # Errors
+/// [`Error::UnknownFamily`] listing the known families; [`Error::InvalidConfig`] (option
+/// `config`, naming `model`) when the JSON is not that family's configuration.
+pub fn config_from_json(
+    family: &str,
+    model: &str,
+    json: &serde_json::Value,
+) -> Result<Box<dyn AnyConfig>> {
+    let all = registered();
+    let Some(e) = all.iter().find(|e| e.name == family) else {
+        return Err(Error::UnknownFamily {
+            name: family.to_string(),
+            model: model.to_string(),
+            known: all.iter().map(|e| e.name.to_string()).collect(),
+        });
+    };
+    (e.from_json)(json).map_err(|reason| Error::InvalidConfig {
+        model: model.to_string(),
+        option: "config",
+        reason: format!("not a `{family}` configuration: {reason}"),
+    })
+}
+
+/// Builds model `model` of family `family` from its stored configuration under `p` (how
+/// checkpoints reopen): one lookup, one deserialisation.
+///
+/// # Errors
+/// As [`config_from_json`]; [`Error::InvalidConfig`] when the configuration builds a model
+/// of another name; the family's build errors.
+pub fn build_from_config(
+    family: &str,
+    model: &str,
+    p: &nn::Path<'_>,
+    json: &serde_json::Value,
+) -> Result<Box<dyn Model>> {
+    let built = config_from_json(family, model, json)?.build(p)?;
+    if built.name() != model {
+        return Err(Error::InvalidConfig {
+            model: model.to_string(),
+            option: "config",
+            reason: format!("the stored configuration builds `{}`", built.name()),
+        });
+    }
+    Ok(built)
 }

@@ -318,7 +318,7 @@ pub trait Model: ModuleT + Send + std::fmt::Debug {
     fn input_spec(&self) -> InputSpec;
     /// The family that builds it ([`crate::family::Family::NAME`]), stored in checkpoints
     /// with [`Model::config_json`] so that they reopen through
-    /// [`crate::family::build_from_config`].
+    /// [`crate::registry::build_from_config`].
     fn family(&self) -> &str;
     /// Its configuration as JSON (stored in checkpoints so they reopen without it): the
     /// family's [`crate::family::Family::Config`] (see [`crate::family::config_to_json`]).

@@ -123,7 +123,7 @@ fn every_registered_model_gives_the_same_logits_in_both_memory_formats() {
             .remove("memory_format");
         let vs = nn::VarStore::new(Device::Cpu);
         let reopened =
-            df_models::family::build_from_config(info.family, info.name, &vs.root(), &stored)
+            df_models::registry::build_from_config(info.family, info.name, &vs.root(), &stored)
                 .expect("a configuration without memory_format");
         assert_eq!(
             reopened.config_json().expect("config")["memory_format"],

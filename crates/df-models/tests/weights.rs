@@ -441,7 +441,7 @@ fn every_catalogue_entry_names_the_family_that_builds_it() {
         let config = info.config(&BuildOptions::default()).expect("config");
         assert_eq!(config.family(), info.family, "{}", info.name);
         assert!(
-            df_models::family::family_names().contains(&info.family),
+            df_models::registry::family_names().contains(&info.family),
             "{}: family `{}` is not registered",
             info.name,
             info.family

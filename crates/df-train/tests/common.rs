@@ -1,6 +1,5 @@
 //! A tiny model and data set shared by the tests, and fixture loading.
 
-
 use df_layers::{
     Activation, BatchNormConfig, ConvBnAct, ConvBnActConfig, DenseHead, DenseHeadConfig,
     DenseLayerConfig, HeadInput, Padding,

@@ -1,6 +1,5 @@
 //! The scikit-learn reference cases written by `scripts/fixtures/sklearn_metrics.py`.
 
-
 use serde::Deserialize;
 
 /// The cases the script writes; a missing one fails the tests.
