@@ -81,7 +81,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let device = DeviceChoice::parse(&args.device)?.device();
+    let device = DeviceChoice::parse(&args.device)?.device()?;
     let polarity = match args.polarity {
         PolarityArg::Fake => Polarity::Fake,
         PolarityArg::Real => Polarity::Real,

@@ -492,3 +492,143 @@ fn custom_model_trains_saves_and_reopens_through_its_family() {
         "{history}"
     );
 }
+
+/// A small meso4 checkpoint written through the library, with its variables set by `fill`.
+fn meso4_checkpoint(path: &Path, fill: impl Fn(&deepfake::tch::Tensor)) {
+    use deepfake::models::{self, BuildOptions};
+    let vs = deepfake::tch::nn::VarStore::new(deepfake::tch::Device::Cpu);
+    let model = models::build(
+        "meso4",
+        &vs.root(),
+        &BuildOptions::default().with_input_size(32, 32),
+    )
+    .expect("meso4");
+    deepfake::tch::no_grad(|| {
+        for (_, t) in vs.variables() {
+            fill(&t);
+        }
+    });
+    models::checkpoint::save_checkpoint(&vs, model.as_ref(), path).expect("save");
+}
+
+/// `predict` as a hostile user runs it (issue 12): an empty folder says so; a folder with
+/// link loops ends and scores each image once; a name that is not UTF-8 is printed
+/// lossily; `| head -1` (the reader gone) ends quietly; weights holding NaN are an error
+/// naming the file and the cause, not `"p_fake": null`.
+#[cfg(unix)]
+#[test]
+fn predict_handles_empty_folders_link_loops_odd_names_closed_pipes_and_nan_weights() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::symlink;
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let weights = tmp.path().join("meso4.safetensors");
+    meso4_checkpoint(&weights, |_| ());
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let out = run("predict", &["--weights", s(&weights), "--cpu", s(&empty)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an empty folder is not a success");
+    assert!(stderr.contains("no images found"), "{stderr}");
+
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 3, 32, 5).expect("synthetic set");
+    let images = data.join("real");
+    symlink(".", images.join("self")).expect("self link");
+    let first = first_file(&images);
+    let mut odd = b"odd-\xff.".to_vec();
+    odd.extend_from_slice(first.extension().expect("extension").as_bytes());
+    let odd = std::ffi::OsStr::from_bytes(&odd);
+    std::fs::copy(images.join(&first), images.join(odd)).expect("odd name");
+    let out = run("predict", &["--weights", s(&weights), "--cpu", s(&images)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "three images and the odd name, once each: {stdout}"
+    );
+    assert!(stdout.contains("odd-\u{fffd}."), "{stdout}");
+
+    let mut child = std::process::Command::new(example("predict"))
+        .args(["--weights", s(&weights), "--cpu", s(&data)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn predict");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("one line");
+    // The reader is dropped here, as `head -1` exits.
+    let out = child.wait_with_output().expect("predict ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(first.contains("p_fake"), "{first}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let nan = tmp.path().join("nan.safetensors");
+    meso4_checkpoint(&nan, |t| {
+        let _ = t.shallow_clone().fill_(f64::NAN);
+    });
+    let out = run("predict", &["--weights", s(&nan), "--cpu", s(&images)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "NaN scores are not a success");
+    assert!(!stdout.contains("null"), "{stdout}");
+    assert!(stderr.contains("NaN or infinite"), "{stderr}");
+}
+
+fn first_file(dir: &Path) -> PathBuf {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| PathBuf::from(e.expect("entry").file_name()))
+        .filter(|n| n.extension().is_some_and(|e| e == "png" || e == "jpg"))
+        .collect();
+    names.sort();
+    names.remove(0)
+}
+
+/// `--device cuda` where libtorch sees no GPU: a clear error before any file is written,
+/// not a panic in tch.
+#[test]
+fn asking_for_a_missing_gpu_is_a_clear_error() {
+    if deepfake::tch::Cuda::device_count() > 0 {
+        return; // this machine has one: the case cannot arise
+    }
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 4, 32, 2).expect("synthetic set");
+    let out_dir = tmp.path().join("run");
+    let out = run(
+        "train",
+        &[
+            "--model",
+            "meso4",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.5",
+            "--epochs",
+            "1",
+            "--input-size",
+            "32",
+            "--device",
+            "cuda",
+            "--out",
+            s(&out_dir),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("libtorch sees 0 CUDA device"), "{stderr}");
+    assert!(!out_dir.join("experiment.json").exists(), "nothing written");
+}

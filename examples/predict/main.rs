@@ -24,6 +24,7 @@
 
 mod score;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -118,17 +119,39 @@ fn main() -> ExitCode {
     for (path, reason) in &failures {
         eprintln!("error: {}: {reason}", path.display());
     }
+    if files.is_empty() && failures.is_empty() {
+        let names: Vec<String> = args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        eprintln!(
+            "error: no images found in {} (looked for .jpg, .jpeg, .png, .bmp, .webp)",
+            names.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut stdout = std::io::stdout().lock();
     for path in files {
         match scorer.score(&path) {
             Ok(p) => match serde_json::to_string(&p) {
-                Ok(line) => println!("{line}"),
+                Ok(line) => {
+                    if let Err(e) = writeln!(stdout, "{line}") {
+                        // `predict ... | head -1`: the reader is gone; stop quietly.
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            return ExitCode::SUCCESS;
+                        }
+                        eprintln!("error: writing to stdout: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
                 Err(e) => {
                     eprintln!("error: {}: {e}", path.display());
                     failures.push((path, e.to_string()));
                 }
             },
             Err(e) => {
-                // df-data's error names the file and the reason.
+                // The message names the file and the reason.
                 eprintln!("error: {e:#}");
                 failures.push((path, format!("{e:#}")));
             }

@@ -4,18 +4,20 @@
 
 use std::path::{Path, PathBuf};
 
-use deepfake::data::{image_to_tensor, ResizeFilter, Transform};
+use anyhow::Context;
+use deepfake::data::{image_to_tensor, ResizeFilter, Transform, Walker};
 use deepfake::models::keras::KerasImportOptions;
 use deepfake::models::load::{load_weights, KerasLoadOptions, LoadedModel};
 use deepfake::models::Polarity;
 use deepfake::tch::{Device, Tensor};
-use deepfake::train::transform_for;
+use deepfake::train::{detector_logits, transform_for, Pass};
 
 /// One scored image.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
-    /// The image file.
-    pub path: PathBuf,
+    /// The image file, lossily as UTF-8 (a name that is not UTF-8 shows U+FFFD where its
+    /// bytes are not), as every message of the examples prints paths.
+    pub path: String,
     /// p(fake) = sigmoid(logit).
     pub p_fake: f64,
     /// `"fake"` when `p_fake >= 0.5`, else `"real"`.
@@ -70,8 +72,15 @@ impl Scorer {
     pub fn score(&self, path: &Path) -> anyhow::Result<Prediction> {
         let x = image_to_tensor(path, &self.transform)?.to_device(self.device);
         let p_fake = self.p_fake(&x)?[0];
+        anyhow::ensure!(
+            p_fake.is_finite(),
+            "{}: the model's score is {p_fake}: its weights hold NaN or infinite values \
+             (or a batch-norm variance below zero); the checkpoint is damaged or comes from \
+             a diverged run",
+            path.display()
+        );
         Ok(Prediction {
-            path: path.to_path_buf(),
+            path: path.to_string_lossy().into_owned(),
             p_fake,
             label: if p_fake >= 0.5 { "fake" } else { "real" },
         })
@@ -82,13 +91,10 @@ impl Scorer {
     /// # Errors
     /// The model does not output one logit per image.
     pub fn p_fake(&self, x: &Tensor) -> anyhow::Result<Vec<f64>> {
-        let logits = deepfake::tch::no_grad(|| self.loaded.model.forward_t(x, false));
-        anyhow::ensure!(
-            logits.dim() == 2 && logits.size()[1] == 1,
-            "model `{}` outputs {:?}, not one logit per image (does it have a binary top?)",
-            self.loaded.model.name(),
-            logits.size()
-        );
+        // The library's one logits function: eval mode, one logit of "fake" per image.
+        let logits =
+            deepfake::tch::no_grad(|| detector_logits(self.loaded.model.as_ref(), x, Pass::Eval))
+                .context("(does the model have a binary top?)")?;
         let p = logits.sigmoid().to_device(Device::Cpu).view([-1]);
         Ok(Vec::<f32>::try_from(&p)?
             .into_iter()
@@ -98,35 +104,38 @@ impl Scorer {
 }
 
 /// The image files named by `inputs`: files as given, directories searched recursively
-/// for image extensions (sorted). Unreadable directories are returned as failures.
+/// for image extensions (sorted), each real directory read once and each file listed once
+/// whatever links lead to it (`df_data::Walker`). Unreadable directories are returned as
+/// failures.
 pub fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut walker = Walker::new(true);
     let mut files = Vec::new();
     let mut failures = Vec::new();
+    let dirs: Vec<&Path> = inputs
+        .iter()
+        .filter(|p| p.is_dir())
+        .map(PathBuf::as_path)
+        .collect();
+    match walker.walk_all(&dirs) {
+        Ok(walked) => files.extend(
+            walked
+                .into_iter()
+                .flat_map(|w| w.files)
+                .filter(|p| deepfake::data::has_image_extension(p)),
+        ),
+        Err(deepfake::data::Error::Io { path, source }) => {
+            failures.push((path, source.to_string()))
+        }
+        Err(e) => failures.push((PathBuf::from("input folders"), e.to_string())),
+    }
     for input in inputs {
         if input.is_dir() {
-            collect_dir(input, &mut files, &mut failures);
-        } else {
+            continue;
+        } else if !input.exists() || !walker.file(input).files.is_empty() {
+            // A missing file is scored, so that its error names it; one given twice
+            // (or also found in a directory) is scored once.
             files.push(input.clone());
         }
     }
     (files, failures)
-}
-
-fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<(PathBuf, String)>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            failures.push((dir.to_path_buf(), e.to_string()));
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        if path.is_dir() {
-            collect_dir(&path, files, failures);
-        } else if deepfake::data::has_image_extension(&path) {
-            files.push(path);
-        }
-    }
 }

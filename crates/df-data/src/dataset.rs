@@ -13,6 +13,7 @@ use crate::augment::keyed_rng;
 use crate::decode::{check_header, has_image_extension, load_rgb};
 use crate::error::{Error, Result};
 use crate::skip::{SkipReason, SkipReport, SkipSummary};
+use crate::walk::Walker;
 
 /// The binary label of a detector: is the face manipulated?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -264,7 +265,14 @@ impl ImageFolder {
         let mut classes = Vec::new();
         let mut samples = Vec::new();
         let mut skipped = Vec::new();
-        for (ci, (name, dir)) in class_dirs.iter().enumerate() {
+        // Every class in one walk: each real directory is read once and each file admitted
+        // once (under its path without links when it has one), so a link cannot put one
+        // image in two classes or twice in one.
+        let dirs: Vec<&Path> = class_dirs.iter().map(|(_, d)| d.as_path()).collect();
+        let mut walked = Walker::new(options.follow_links)
+            .walk_all(&dirs)?
+            .into_iter();
+        for (ci, (name, _)) in class_dirs.iter().enumerate() {
             let label = options
                 .mapping
                 .label(name)
@@ -274,11 +282,10 @@ impl ImageFolder {
                     fake: options.mapping.fake.clone(),
                     real: options.mapping.real.clone(),
                 })?;
-            let mut files = Vec::new();
-            walk(dir, options.follow_links, 0, &mut files)?;
-            files.sort();
+            let walked = walked.next().unwrap_or_default();
+            skipped.extend(walked.skipped);
             let mut count = 0;
-            for path in files {
+            for path in walked.files {
                 if !has_image_extension(&path) {
                     skipped.push(SkipReport {
                         path,
@@ -399,6 +406,7 @@ impl ImageFolder {
         }
         let mut samples = Vec::new();
         let mut skipped = Vec::new();
+        let mut walker = Walker::new(options.follow_links);
         for (path, l) in rows {
             let ci = index[&l];
             let checked = if options.check_headers {
@@ -408,6 +416,14 @@ impl ImageFolder {
             } else {
                 Err(SkipReason::Missing)
             };
+            // A row listing a file already listed (under any path) is skipped.
+            let checked = checked.and_then(|()| {
+                let admitted = walker.file(&path);
+                match admitted.skipped.into_iter().next() {
+                    Some(report) => Err(report.reason),
+                    None => Ok(()),
+                }
+            });
             match checked {
                 Ok(()) => {
                     classes[ci].count += 1;
@@ -557,6 +573,31 @@ impl ImageFolder {
         Ok(shard)
     }
 
+    /// Refuses two datasets that share a file (under any path: links are resolved), such
+    /// as a training set and a separate validation folder.
+    ///
+    /// # Errors
+    /// [`Error::SharedFile`] naming the first shared file; [`Error::Io`] for a path that
+    /// no longer resolves.
+    pub fn check_disjoint(&self, other: &ImageFolder) -> Result<()> {
+        let canonical = |p: &Path| std::fs::canonicalize(p).map_err(|e| Error::io(p, e));
+        let mut mine = std::collections::HashMap::new();
+        for s in &self.samples {
+            mine.insert(canonical(&s.path)?, s.path.clone());
+        }
+        for s in &other.samples {
+            if let Some(file) = mine.get(&canonical(&s.path)?) {
+                return Err(Error::SharedFile {
+                    file: file.clone(),
+                    other: s.path.clone(),
+                    first_root: self.root.clone(),
+                    second_root: other.root.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn with_samples(&self, samples: Vec<Sample>, skipped: Vec<SkipReport>) -> ImageFolder {
         let mut classes = self.classes.clone();
         for c in &mut classes {
@@ -629,28 +670,6 @@ fn is_dir(path: &Path, follow_links: bool) -> bool {
             .map(|m| m.is_dir())
             .unwrap_or(false)
     }
-}
-
-/// Directories nested deeper than this are not walked (guards against link cycles).
-const MAX_DEPTH: usize = 32;
-
-fn walk(dir: &Path, follow_links: bool, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
-    if depth > MAX_DEPTH {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        let path = entry.path();
-        if is_dir(&path, follow_links) {
-            walk(&path, follow_links, depth + 1, out)?;
-        } else if path.is_file() || std::fs::symlink_metadata(&path).is_ok() {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 fn csv_error(path: &Path, e: csv::Error) -> Error {

@@ -20,6 +20,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// One file is in two datasets that must be disjoint (training and validation).
+    #[error(
+        "{file} is in both {first_root} and {second_root} (there as {other}): a file cannot \
+         be both a training and a validation image"
+    )]
+    SharedFile {
+        /// The file, as the first dataset has it.
+        file: PathBuf,
+        /// The same file, as the second dataset has it.
+        other: PathBuf,
+        /// The first dataset's root.
+        first_root: PathBuf,
+        /// The second dataset's root.
+        second_root: PathBuf,
+    },
     /// The dataset directory (or manifest) does not exist.
     #[error("{path}: no such directory or file (the dataset root)")]
     MissingPath {

@@ -70,6 +70,7 @@ mod resize;
 mod skip;
 pub mod synthetic;
 mod transform;
+pub mod walk;
 
 pub use augment::{
     add_gaussian_noise, gaussian_blur, jpeg_roundtrip, sample_rng, to_rgb32f, to_rgb8, warp_affine,
@@ -86,3 +87,4 @@ pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params};
 pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};
 pub use transform::{ChannelOrder, Normalize, Transform};
+pub use walk::{Walked, Walker};

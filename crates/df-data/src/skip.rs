@@ -20,6 +20,9 @@ pub enum SkipReason {
     Corrupt(String),
     /// The file could not be read.
     Unreadable(String),
+    /// Another path (a symbolic link, a link loop) to a file already admitted under the
+    /// path given here.
+    Duplicate(PathBuf),
 }
 
 impl fmt::Display for SkipReason {
@@ -30,6 +33,11 @@ impl fmt::Display for SkipReason {
             SkipReason::NotAnImage(d) => write!(f, "not an image: {d}"),
             SkipReason::Corrupt(d) => write!(f, "corrupt image: {d}"),
             SkipReason::Unreadable(d) => write!(f, "unreadable: {d}"),
+            SkipReason::Duplicate(first) => write!(
+                f,
+                "the same file as {} (another path to it): admitted once",
+                first.display()
+            ),
         }
     }
 }

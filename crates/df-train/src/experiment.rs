@@ -52,12 +52,35 @@ pub enum DeviceChoice {
 }
 
 impl DeviceChoice {
-    /// The libtorch device.
-    pub fn device(self) -> Device {
+    /// The libtorch device, checked before anything uses it: a CUDA device asked for
+    /// must exist (libtorch would panic on first use otherwise).
+    ///
+    /// # Errors
+    /// [`Error::Config`] (`device`) when CUDA device `n` is not there, saying how many
+    /// libtorch sees.
+    pub fn device(self) -> Result<Device> {
         match self {
-            DeviceChoice::Auto => Device::cuda_if_available(),
-            DeviceChoice::Cpu => Device::Cpu,
-            DeviceChoice::Cuda(n) => Device::Cuda(n),
+            DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+            DeviceChoice::Cpu => Ok(Device::Cpu),
+            DeviceChoice::Cuda(n) => {
+                let count = tch::Cuda::device_count();
+                if (n as i64) < count {
+                    Ok(Device::Cuda(n))
+                } else {
+                    Err(config(
+                        "device",
+                        format!(
+                            "cuda:{n} asked for, but libtorch sees {count} CUDA device(s){}; \
+                             use `--device cpu` or `auto`",
+                            if count == 0 {
+                                " (no GPU visible, or a CPU-only libtorch)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ))
+                }
+            }
         }
     }
 
@@ -372,7 +395,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
         return Err(config("data", "give either `val` or `val_split`, not both"));
     }
-    let device = cfg.device.device();
+    let device = cfg.device.device()?;
     let main = cfg.rank == 0;
 
     let vs = VarStore::new(device);
@@ -381,14 +404,14 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     let transform =
         transform_for(&model.input_spec(), cfg.data.resize).with_center_crop(cfg.data.center_crop);
     transform.validate()?;
-    if main {
-        std::fs::create_dir_all(&cfg.out_dir).map_err(crate::error::io(&cfg.out_dir))?;
-        write_json(&cfg.out_dir.join("experiment.json"), cfg)?;
-    }
 
     let folder = ImageFolder::open(&cfg.data.train)?;
     let (train_set, val_set) = match (&cfg.data.val, cfg.data.val_split) {
-        (Some(dir), _) => (folder, Some(ImageFolder::open(dir)?)),
+        (Some(dir), _) => {
+            let val = ImageFolder::open(dir)?;
+            folder.check_disjoint(&val)?;
+            (folder, Some(val))
+        }
         (None, Some(f)) => {
             let (t, v) = folder.validation_split(f, cfg.seed)?;
             (t, Some(v))
@@ -460,6 +483,12 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         builder = builder.model_checkpoint(c);
     }
     let mut trainer = builder.build()?;
+    // Every option has been checked (model, data, loaders, optimizer, callbacks): only
+    // now is anything written.
+    if main {
+        std::fs::create_dir_all(&cfg.out_dir).map_err(crate::error::io(&cfg.out_dir))?;
+        write_json(&cfg.out_dir.join("experiment.json"), cfg)?;
+    }
     let val_source = val_loader.as_ref().map(|l| l as &dyn crate::BatchSource);
     let history = trainer.fit(&train_loader, val_source)?.clone();
 

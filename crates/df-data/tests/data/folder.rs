@@ -363,3 +363,64 @@ fn construction_errors_are_clear() {
         Err(Error::EmptyClass { .. })
     ));
 }
+
+/// Link loops (`self -> .`, `sub/up -> ..`) are walked once: no endless walk, no image
+/// counted twice; a second link to an image already admitted is skipped with the first
+/// path named; and a split never puts one file on both sides.
+#[cfg(unix)]
+#[test]
+fn link_loops_and_duplicate_links_admit_each_file_once() {
+    use std::os::unix::fs::symlink;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    for i in 0..4 {
+        write_png(&root.join(format!("real/r{i}.png")), 8, 8, i);
+        write_png(&root.join(format!("fake/f{i}.png")), 8, 8, 10 + i);
+    }
+    std::fs::create_dir_all(root.join("real/sub")).expect("mkdir");
+    symlink(".", root.join("real/self")).expect("self link");
+    symlink("..", root.join("real/sub/up")).expect("up link");
+    symlink(root.join("fake/f0.png"), root.join("fake/again.png")).expect("file link");
+    // The same file reached from the other class: it cannot be both.
+    symlink(root.join("real/r0.png"), root.join("fake/also_real.png")).expect("cross link");
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir = root.to_path_buf();
+    std::thread::spawn(move || {
+        let _ = tx.send(ImageFolder::open(&dir));
+    });
+    let ds = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the walk ends")
+        .expect("opens");
+    assert_eq!(ds.label_counts(), (4, 4), "{:?}", paths(&ds));
+    let skipped: Vec<String> = ds.skipped().iter().map(|s| s.to_string()).collect();
+    for name in ["again.png", "also_real.png"] {
+        assert!(
+            skipped
+                .iter()
+                .any(|s| s.contains(name) && s.contains("same file as")),
+            "{name} not reported: {skipped:?}"
+        );
+    }
+    let canonical = |p: &PathBuf| std::fs::canonicalize(p).expect("canonical");
+    let (train, val) = ds.validation_split(0.5, 3).expect("split");
+    let train_files: BTreeSet<PathBuf> =
+        train.samples().iter().map(|s| canonical(&s.path)).collect();
+    for s in val.samples() {
+        assert!(
+            !train_files.contains(&canonical(&s.path)),
+            "{} on both sides",
+            s.path.display()
+        );
+    }
+
+    // Two folders holding the same file: refused by name.
+    let other = tmp.path().join("val");
+    write_png(&other.join("real/v.png"), 8, 8, 40);
+    std::fs::create_dir_all(other.join("fake")).expect("mkdir");
+    symlink(root.join("fake/f1.png"), other.join("fake/f1.png")).expect("val link");
+    let val = ImageFolder::open(&other).expect("val opens");
+    let err = ds.check_disjoint(&val).expect_err("shared file");
+    assert!(err.to_string().contains("f1.png"), "{err}");
+}
