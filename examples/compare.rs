@@ -171,7 +171,7 @@ fn thousands(n: i64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -252,6 +252,8 @@ fn main() -> Result<()> {
         model.options.dropout = args.dropout;
         model.options.l2 = args.l2;
         let mut cfg = ExperimentConfig::new(model, data.clone(), args.epochs, args.out.join(name));
+        // `compare` owns its per-model folders: a new comparison replaces the old rows.
+        cfg.overwrite = true;
         cfg.seed = args.seed;
         cfg.device = device;
         cfg.verbosity = if args.quiet {

@@ -88,6 +88,8 @@ fn main() -> Result<()> {
     cfg.seed = args.seed;
     cfg.device = DeviceChoice::parse(&args.device)?;
     cfg.resume = args.resume;
+    // The demo owns its folder: running it again replaces the previous demo.
+    cfg.overwrite = !args.resume;
     cfg.verbosity = Verbosity::EpochLines;
     // AUC, not the loss: while the learning rate is high the batch-norm moving averages
     // lag behind the weights and shift the validation scores, which the loss punishes

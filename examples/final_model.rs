@@ -165,6 +165,8 @@ fn main() -> Result<()> {
         model.options.dropout = Some(dropout);
         model.options.l2 = Some(l2);
         let mut cfg = ExperimentConfig::new(model, data.clone(), args.epochs, args.out.join(dir));
+        // It owns its per-variant folders: running it again replaces them.
+        cfg.overwrite = true;
         recipe.apply(&mut cfg);
         cfg.seed = args.seed;
         cfg.device = device;

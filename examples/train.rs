@@ -20,7 +20,11 @@
 //! `DIR` has one sub-folder per class (`fake`/`real`; also `df`, `deepfake`,
 //! `manipulated` ↔ `original`, `pristine`). Without `--val`, `--val-split F` holds out a
 //! seeded share of each class. `--resume` continues a killed run from
-//! `OUT/last.safetensors` and ends as the uninterrupted run would have (on the CPU).
+//! `OUT/last.safetensors` and ends as the uninterrupted run would have (on the CPU); it
+//! refuses a changed model, data, split, augmentation, crop, batch size or seed, and a
+//! changed learning rate, epochs, callbacks or workers unless `--allow-changes` is given.
+//! A fresh run into a folder that holds a run is refused without `--overwrite`; a second
+//! process on the same `--out` is refused while the first runs (a lock file, `.lock`).
 //!
 //! Files in `--out`: `config.json` (the nested training configuration), `experiment.json`
 //! (these options), `last.safetensors` (resumable), `best.safetensors` and
@@ -177,9 +181,17 @@ struct Args {
     /// Output directory.
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint. The model, data, split,
+    /// augmentation, crop, batch size and seed must be the run's.
     #[arg(long)]
     resume: bool,
+    /// With --resume: accept a changed learning rate, number of epochs, callbacks or
+    /// workers (each is noted in the history).
+    #[arg(long, requires = "resume")]
+    allow_changes: bool,
+    /// Replace the run already in --out (its checkpoints, history and settings).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Print nothing but the summary.
     #[arg(long)]
     quiet: bool,
@@ -243,6 +255,8 @@ fn main() -> Result<()> {
     cfg.freeze_backbone = args.freeze_backbone;
     cfg.device = DeviceChoice::parse(&args.device)?;
     cfg.resume = args.resume;
+    cfg.allow_changes = args.allow_changes;
+    cfg.overwrite = args.overwrite;
     cfg.verbosity = if args.quiet {
         Verbosity::Quiet
     } else {

@@ -632,3 +632,126 @@ fn asking_for_a_missing_gpu_is_a_clear_error() {
     assert!(stderr.contains("libtorch sees 0 CUDA device"), "{stderr}");
     assert!(!out_dir.join("experiment.json").exists(), "nothing written");
 }
+
+/// `train`'s output folder under faults (issue 12, point 2): a second process on a folder
+/// in use is refused; a fresh run into a folder holding a run is refused without
+/// `--overwrite`; a bad option fails before any file is written; stale temporary files of
+/// a killed write are removed; `--resume` refuses a changed seed, and a changed learning
+/// rate unless `--allow-changes`, which applies it and notes it in the history.
+#[test]
+fn train_guards_its_output_folder() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 8, 32, 4).expect("synthetic set");
+    let out = tmp.path().join("run");
+    let base = |epochs: &'static str| -> Vec<String> {
+        [
+            "--model",
+            "meso4",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.25",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "32",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            s(&out),
+            "--epochs",
+            epochs,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let train = |args: &[String], extra: &[&str]| {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        run("train", &all)
+    };
+    let err = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    // A second process while the first runs.
+    let mut first = std::process::Command::new(example("train"))
+        .args(base("400"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn train");
+    let started = std::time::Instant::now();
+    while !out.join("experiment.json").exists() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the first run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = train(&base("1"), &["--overwrite"]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!second.status.success(), "two runs on one folder");
+    assert!(
+        err(&second).contains("in use by another run"),
+        "{}",
+        err(&second)
+    );
+
+    // A fresh run into a folder holding a run.
+    let again = train(&base("1"), &[]);
+    assert!(!again.status.success());
+    assert!(
+        err(&again).contains("already holds a run"),
+        "{}",
+        err(&again)
+    );
+    let o = train(&base("1"), &["--overwrite"]);
+    assert!(o.status.success(), "{}", err(&o));
+
+    // A bad option: nothing written, experiment.json untouched.
+    let before = std::fs::read(out.join("experiment.json")).expect("experiment.json");
+    let bad = train(&base("1"), &["--overwrite", "--batch-size", "0"]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        std::fs::read(out.join("experiment.json")).expect("again"),
+        before
+    );
+
+    // Stale temporary files of an interrupted write go on the next start.
+    let stale = [
+        out.join(".tmp-999999-0-last.safetensors"),
+        out.join("last.safetensors.tmp-999999"),
+    ];
+    for f in &stale {
+        std::fs::write(f, b"half a checkpoint").expect("stale file");
+    }
+    let o = train(&base("2"), &["--resume", "--allow-changes"]);
+    assert!(o.status.success(), "{}", err(&o));
+    for f in &stale {
+        assert!(!f.exists(), "{} left behind", f.display());
+    }
+
+    // Resume: a changed seed is refused; a changed learning rate needs --allow-changes.
+    let o = train(&base("3"), &["--resume", "--seed", "9"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("the seed differs"), "{}", err(&o));
+    let o = train(&base("3"), &["--resume", "--lr", "0.0005"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("learning rate"), "{}", err(&o));
+    let o = train(
+        &base("3"),
+        &["--resume", "--lr", "0.0005", "--allow-changes"],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let history = json(&out.join("history.json"));
+    let notes = history["notes"].to_string();
+    assert!(notes.contains("learning rate"), "{history}");
+    let last = &history["epochs"][2]["metrics"]["learning_rate"];
+    assert!(
+        (last.as_f64().expect("lr") - 0.0005).abs() < 1e-9,
+        "{history}"
+    );
+}

@@ -68,7 +68,24 @@ pub struct SafetensorsFile {
     pub metadata: HashMap<String, String>,
 }
 
-/// Serialises `tensors` with `metadata` (no `__metadata__` entry when it is empty).
+/// The metadata key holding the checksum of the tensors' data, which [`to_bytes`] adds
+/// and [`parse`] verifies (and removes from the metadata it returns).
+pub const CHECKSUM_KEY: &str = "data_crc32";
+
+/// CRC-32 (IEEE) of the tensors' bytes, in name order, as 8 hexadecimal digits: a damaged
+/// byte anywhere in the data changes it (CRC-32 catches every burst of up to 32 bits).
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a String, &'a [u8])>) -> String {
+    let mut sorted: Vec<(&String, &[u8])> = tensors.collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut hasher = crc32fast::Hasher::new();
+    for (name, data) in sorted {
+        hasher.update(name.as_bytes());
+        hasher.update(data);
+    }
+    format!("{:08x}", hasher.finalize())
+}
+
+/// Serialises `tensors` with `metadata` and the data's checksum ([`CHECKSUM_KEY`]).
 /// `path` only names the file in errors.
 ///
 /// # Errors
@@ -92,7 +109,12 @@ pub fn to_bytes(
             });
         }
     }
-    let meta = (!metadata.is_empty()).then(|| metadata.clone());
+    let mut metadata = metadata.clone();
+    metadata.insert(
+        CHECKSUM_KEY.to_owned(),
+        checksum(tensors.iter().map(|(n, t)| (n, &t.data[..]))),
+    );
+    let meta = Some(metadata);
     ::safetensors::tensor::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), &meta).map_err(
         |e| Error::Safetensors {
             path: path.to_path_buf(),
@@ -120,14 +142,24 @@ pub fn write(
 /// [`Error::Safetensors`] for bytes that are not safetensors.
 pub fn parse_metadata(path: &Path, bytes: &[u8]) -> Result<HashMap<String, String>> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(path, e))?;
-    Ok(header.metadata().clone().unwrap_or_default())
+    let mut metadata = header.metadata().clone().unwrap_or_default();
+    metadata.remove(CHECKSUM_KEY);
+    Ok(metadata)
 }
 
-/// The tensors and metadata of safetensors `bytes` (from `path`, named in errors).
+/// The tensors and metadata of safetensors `bytes` (from `path`, named in errors),
+/// verified against the data checksum when the file has one (files written by
+/// [`to_bytes`]; files of other writers have none).
 ///
 /// # Errors
-/// [`Error::Safetensors`] for bytes that are not safetensors.
+/// [`Error::Safetensors`] for bytes that are not safetensors, or whose tensor data do not
+/// match their checksum (a damaged file).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<SafetensorsFile> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(path, e))?;
+    let stored = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(CHECKSUM_KEY).cloned());
     let metadata = parse_metadata(path, bytes)?;
     let file = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(path, e))?;
     let mut tensors: Vec<(String, TensorBytes)> = file
@@ -143,6 +175,19 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<SafetensorsFile> {
         })
         .collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(stored) = stored {
+        let computed = checksum(tensors.iter().map(|(n, t)| (n, &t.data[..])));
+        if computed != stored {
+            return Err(Error::Safetensors {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the file is damaged: its tensor data do not match their checksum \
+                     ({CHECKSUM_KEY} {stored} stored, {computed} computed); restore it from \
+                     a copy or retrain"
+                ),
+            });
+        }
+    }
     Ok(SafetensorsFile { tensors, metadata })
 }
 
@@ -164,6 +209,24 @@ fn not_safetensors(path: &Path, e: impl std::fmt::Debug) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_damaged_data_byte_is_detected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let tensors = vec![(
+            "w".to_owned(),
+            TensorBytes::from_f32(vec![4], &[1.0, 2.0, 3.0, 4.0]),
+        )];
+        write(&path, &tensors, &HashMap::new()).expect("write");
+        let mut bytes = std::fs::read(&path).expect("read");
+        read(&path).expect("intact");
+        let last = bytes.len() - 2; // inside the last value
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, &bytes).expect("damage");
+        let err = read(&path).expect_err("damaged");
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
 
     #[test]
     fn round_trip_with_metadata() {

@@ -76,6 +76,18 @@ impl EpochRecord {
 pub struct History {
     /// The epochs, in increasing epoch order.
     pub epochs: Vec<EpochRecord>,
+    /// Events of the run between epochs (a resume that changed a setting ...), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<HistoryNote>,
+}
+
+/// Something that happened to a run between epochs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryNote {
+    /// The last epoch completed before it (0: before the first).
+    pub after_epoch: usize,
+    /// What happened.
+    pub text: String,
 }
 
 /// Whether a smaller or a larger value of a metric is better.
@@ -266,6 +278,14 @@ impl History {
         Self::default()
     }
 
+    /// Records `text` as happening after the last epoch so far.
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(HistoryNote {
+            after_epoch: self.last_epoch().unwrap_or(0),
+            text: text.into(),
+        });
+    }
+
     /// Appends an epoch.
     ///
     /// # Errors
@@ -312,7 +332,10 @@ impl History {
                     .collect(),
             })
             .collect();
-        Ok(Self { epochs })
+        Ok(Self {
+            epochs,
+            notes: Vec::new(),
+        })
     }
 
     /// Number of epochs recorded.

@@ -70,7 +70,7 @@ mod threshold;
 pub use error::{Error, Result};
 pub use history::{
     AnalysisConfig, BestEpoch, EpochRecord, Fluctuation, GeneralizationGap, History,
-    HistoryAnalysis, MetricNames, Mode,
+    HistoryAnalysis, HistoryNote, MetricNames, Mode,
 };
 pub use input::Label;
 pub use metric::Metric;

@@ -486,3 +486,23 @@ fn unknown_family_is_an_error_listing_the_known_ones() {
         assert!(text.contains(known), "`{known}` missing from: {text}");
     }
 }
+
+/// A byte flipped in a checkpoint's tensor data (storage rot, a bad copy) is caught on
+/// load by the data checksum, instead of scoring differently (issue 12, point 4).
+#[test]
+fn a_damaged_checkpoint_is_refused_not_scored() {
+    let (vs, model) = build("meso4", &BuildOptions::default().with_input_size(32, 32));
+    let dir = temp_dir();
+    let path = dir.path().join("meso4.safetensors");
+    save_checkpoint(&vs, model.as_ref(), &path).expect("save");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = bytes.len() - 100; // inside the tensor data, after the header
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("damage");
+    let err = load_checkpoint(&path, Device::Cpu).expect_err("a damaged checkpoint");
+    let text = err.to_string();
+    assert!(
+        text.contains("damaged") && text.contains("meso4.safetensors"),
+        "{text}"
+    );
+}

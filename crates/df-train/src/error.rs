@@ -52,6 +52,25 @@ pub enum Error {
         /// The last checkpoint written, if any.
         last_checkpoint: Option<PathBuf>,
     },
+    /// The run diverged at an epoch although the training loss stayed finite: the
+    /// validation loss or a weight is NaN or infinite. That epoch is not saved: the last
+    /// checkpoint on disk is the last good one.
+    #[error(
+        "training diverged at epoch {epoch} (1-based): {reason}; training stopped and the \
+         epoch was not saved{}",
+        match last_checkpoint {
+            Some(p) => format!(", the last good checkpoint is {}", p.display()),
+            None => String::from(" (no checkpoint was written yet)"),
+        }
+    )]
+    Diverged {
+        /// The epoch, counted from 1.
+        epoch: usize,
+        /// What is not finite (the validation loss and its value, or the variables).
+        reason: String,
+        /// The last checkpoint written, if any.
+        last_checkpoint: Option<PathBuf>,
+    },
     /// A callback monitors a metric the logs do not have.
     #[error(
         "{callback} monitors `{monitor}`, which the epoch logs do not have (available: {})",

@@ -35,6 +35,7 @@ use crate::evaluate::evaluate;
 use crate::loss::Loss;
 use crate::optim::OptimizerConfig;
 use crate::progress::Verbosity;
+use crate::run_dir::{self, Reuse};
 use crate::source::transform_for;
 use crate::trainer::{files, CallbacksConfig, Trainer, SECONDS};
 
@@ -298,9 +299,21 @@ pub struct ExperimentConfig {
     pub world_size: usize,
     /// The output directory.
     pub out_dir: PathBuf,
-    /// Continue the run in `out_dir` from its last checkpoint, if any.
+    /// Continue the run in `out_dir` from its last checkpoint, if any. The run's stored
+    /// `experiment.json` must agree on everything that shapes what is learnt (model,
+    /// data, split, augmentation, crop, batch size, seed, loss); see
+    /// [`ExperimentConfig::allow_changes`] for the rest.
     #[serde(default)]
     pub resume: bool,
+    /// With `resume`: accept a changed learning rate, number of epochs, callbacks
+    /// (patience ...) or number of workers, noting each in the history; without it such a
+    /// change is refused by name.
+    #[serde(default)]
+    pub allow_changes: bool,
+    /// Start afresh in an `out_dir` that holds another run, removing its files (without
+    /// it, and without `resume`, that is refused).
+    #[serde(default)]
+    pub overwrite: bool,
     /// What to print.
     #[serde(default)]
     pub verbosity: Verbosity,
@@ -333,6 +346,8 @@ impl ExperimentConfig {
             world_size: 1,
             out_dir: out_dir.into(),
             resume: false,
+            allow_changes: false,
+            overwrite: false,
             verbosity: Verbosity::Auto,
         }
     }
@@ -397,6 +412,22 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     }
     let device = cfg.device.device()?;
     let main = cfg.rank == 0;
+    let reuse = match (cfg.resume, cfg.overwrite) {
+        (true, true) => {
+            return Err(config(
+                "overwrite",
+                "give either `resume` (continue the run) or `overwrite` (replace it), not both",
+            ))
+        }
+        (true, false) => Reuse::Resume,
+        (false, true) => Reuse::Overwrite,
+        (false, false) => Reuse::Refuse,
+    };
+    let resume_changes = if cfg.resume {
+        resume_changes(cfg)?
+    } else {
+        Vec::new()
+    };
 
     let vs = VarStore::new(device);
     let model = cfg.model.build_seeded(&vs, cfg.seed)?;
@@ -470,6 +501,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         .freeze_backbone(cfg.freeze_backbone)
         .out_dir(&cfg.out_dir)
         .resume(cfg.resume)
+        .resume_changes(resume_changes)
         .data_config(serde_json::to_value(&cfg.data).map_err(json_err(&cfg.out_dir))?)
         .verbosity(cfg.verbosity)
         .distributed(cfg.rank, cfg.world_size);
@@ -484,11 +516,16 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     }
     let mut trainer = builder.build()?;
     // Every option has been checked (model, data, loaders, optimizer, callbacks): only
-    // now is anything written.
-    if main {
-        std::fs::create_dir_all(&cfg.out_dir).map_err(crate::error::io(&cfg.out_dir))?;
+    // now is anything written, holding the folder's lock for the whole run (rank 0).
+    let _lock = if main {
+        let lock = run_dir::lock(&cfg.out_dir)?;
+        run_dir::prepare(&lock, reuse)?;
+        run_dir::remove_stale_temporaries(&lock)?;
         write_json(&cfg.out_dir.join("experiment.json"), cfg)?;
-    }
+        Some(lock)
+    } else {
+        None
+    };
     let val_source = val_loader.as_ref().map(|l| l as &dyn crate::BatchSource);
     let history = trainer.fit(&train_loader, val_source)?.clone();
 
@@ -573,4 +610,105 @@ pub fn write_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
     }
     df_metrics::plot_calibration(&evaluation.calibration, dir.join("calibration.png"))?;
     Ok(())
+}
+
+/// What a resumed run changes against the run stored in its folder, described for the
+/// history; refuses what may not change.
+///
+/// # Errors
+/// [`Error::Config`] (`resume`) naming the first setting that may not change (model, data,
+/// validation folder or split, augmentation, crop, resize, balance, batch size, seed,
+/// loss, frozen backbone), or one that may only change with
+/// [`ExperimentConfig::allow_changes`] (learning rate and optimizer settings, epochs,
+/// callbacks, workers); an unreadable stored `experiment.json`.
+pub fn resume_changes(cfg: &ExperimentConfig) -> Result<Vec<String>> {
+    let path = cfg.out_dir.join("experiment.json");
+    if !path.exists() {
+        return Ok(Vec::new()); // nothing to resume: a fresh start
+    }
+    let text = std::fs::read_to_string(&path).map_err(crate::error::io(&path))?;
+    let stored: serde_json::Value = serde_json::from_str(&text).map_err(json_err(&path))?;
+    let now = serde_json::to_value(cfg).map_err(json_err(&path))?;
+    let at = |v: &serde_json::Value, pointer: &str| v.pointer(pointer).cloned();
+    const FIXED: [(&str, &str); 13] = [
+        (
+            "/model",
+            "the model (name, input size, top, dropout, L2, memory format, backbone weights)",
+        ),
+        ("/data/train", "the training data"),
+        ("/data/val", "the validation folder"),
+        ("/data/val_split", "the validation split"),
+        ("/data/augment", "the augmentation"),
+        ("/data/center_crop", "the centre crop"),
+        ("/data/resize", "the resize filter"),
+        ("/data/balance", "the class balance"),
+        ("/data/batch_size", "the batch size"),
+        ("/seed", "the seed"),
+        ("/loss", "the loss"),
+        ("/freeze_backbone", "freezing the backbone"),
+        ("/world_size", "the number of processes"),
+    ];
+    for (pointer, what) in FIXED {
+        let (before, after) = (at(&stored, pointer), at(&now, pointer));
+        if before != after {
+            return Err(config(
+                "resume",
+                format!(
+                    "{what} differs from the run in {} ({} there, {} now): a resumed run \
+                     must keep it; start a new run (another folder, or --overwrite)",
+                    cfg.out_dir.display(),
+                    show(before.as_ref()),
+                    show(after.as_ref())
+                ),
+            ));
+        }
+    }
+    const CHANGEABLE: [(&str, &str); 4] = [
+        ("/optimizer", "the optimizer settings"),
+        ("/epochs", "the number of epochs"),
+        ("/callbacks", "the callbacks (patience, monitor ...)"),
+        ("/data/workers", "the number of workers"),
+    ];
+    let mut changes = Vec::new();
+    for (pointer, what) in CHANGEABLE {
+        let (before, after) = (at(&stored, pointer), at(&now, pointer));
+        if before == after {
+            continue;
+        }
+        let lr = |v: Option<&serde_json::Value>| v.and_then(|o| o.get("lr")).cloned();
+        let change = if pointer == "/optimizer" && lr(before.as_ref()) != lr(after.as_ref()) {
+            format!(
+                "learning rate {} -> {} (optimizer {} -> {})",
+                show(lr(before.as_ref()).as_ref()),
+                show(lr(after.as_ref()).as_ref()),
+                show(before.as_ref()),
+                show(after.as_ref())
+            )
+        } else {
+            format!(
+                "{what} {} -> {}",
+                show(before.as_ref()),
+                show(after.as_ref())
+            )
+        };
+        if !cfg.allow_changes {
+            return Err(config(
+                "resume",
+                format!(
+                    "{change} against the run in {}; to resume with it, say so \
+                     (--allow-changes), or resume with the stored settings",
+                    cfg.out_dir.display()
+                ),
+            ));
+        }
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+fn show(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => "none".into(),
+        Some(v) => v.to_string(),
+    }
 }

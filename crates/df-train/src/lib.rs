@@ -58,6 +58,7 @@ mod loss;
 mod model_io;
 mod optim;
 mod progress;
+pub mod run_dir;
 mod source;
 mod study;
 mod trainer;
@@ -71,8 +72,8 @@ pub use df_metrics::{EpochRecord, History};
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_report, predict, Predictions};
 pub use experiment::{
-    run_experiment, write_evaluation, write_json, write_report, write_text, DataConfig,
-    DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
+    resume_changes, run_experiment, write_evaluation, write_json, write_report, write_text,
+    DataConfig, DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
 };
 pub use logits::{detector_logits, Pass};
 pub use loss::Loss;

@@ -143,3 +143,133 @@ fn diverging_learning_rate_stops_with_an_error() {
         Ok(h) => panic!("lr 1e30 should diverge, got {:?}", h.epochs.last()),
     }
 }
+
+/// Wraps a model and poisons its evaluation passes with NaN from the `from`-th on: the
+/// training loss stays finite, the validation loss does not.
+#[derive(Debug)]
+struct NanInEval {
+    inner: Box<dyn Model>,
+    calls: AtomicUsize,
+    from: usize,
+}
+
+impl ModuleT for NanInEval {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let out = self.inner.forward_t(xs, train);
+        if !train && self.calls.fetch_add(1, Ordering::SeqCst) + 1 >= self.from {
+            out * f64::NAN
+        } else {
+            out
+        }
+    }
+}
+
+impl Model for NanInEval {
+    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.inner.forward_features(xs, train)
+    }
+    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
+        self.inner.forward_head(features, train)
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn input_spec(&self) -> InputSpec {
+        self.inner.input_spec()
+    }
+    fn family(&self) -> &str {
+        self.inner.family()
+    }
+    fn config_json(&self) -> df_models::Result<serde_json::Value> {
+        self.inner.config_json()
+    }
+    fn head(&self) -> Option<&DenseHead> {
+        self.inner.head()
+    }
+}
+
+/// A callback that writes infinity into one weight at the end of epoch `at` (0-based).
+struct PoisonWeights {
+    at: usize,
+}
+
+impl df_train::Callback for PoisonWeights {
+    fn name(&self) -> String {
+        "poison_weights".into()
+    }
+    fn on_epoch_end(
+        &mut self,
+        epoch: usize,
+        _logs: &df_train::Logs,
+        ctx: &mut df_train::CallbackContext<'_>,
+    ) -> df_train::Result<()> {
+        if epoch == self.at {
+            let mut snapshot = ctx.snapshot_weights();
+            let (_, t) = &mut snapshot.tensors[0];
+            *t = t.fill(f64::INFINITY);
+            ctx.restore_weights(&snapshot)?;
+        }
+        Ok(())
+    }
+}
+
+/// Divergence that the training loss does not show (a NaN validation loss, weights gone
+/// infinite) stops the run at that epoch, saves nothing of it, and names the last good
+/// checkpoint (issue 12, point 4).
+#[test]
+fn a_non_finite_validation_loss_or_weight_is_divergence() {
+    let (x, y) = toy_data(32, 6);
+    let (vx, vy) = toy_data(16, 7);
+    let train = TensorBatches::new(x, y, 8).expect("train").shuffled(1);
+    let val = TensorBatches::new(vx, vy, 8).expect("val");
+    for case in ["validation loss", "weights"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (inner, vs) = tiny(2, 1e-3, 0.0);
+        // Two validation batches per epoch: the 3rd evaluation pass is epoch 2's.
+        let model: Box<dyn Model> = if case == "validation loss" {
+            Box::new(NanInEval {
+                inner,
+                calls: AtomicUsize::new(0),
+                from: 3,
+            })
+        } else {
+            inner
+        };
+        let mut builder = Trainer::builder(model, vs)
+            .epochs(4)
+            .out_dir(dir.path())
+            .verbosity(Verbosity::Quiet);
+        if case == "weights" {
+            builder = builder.callback(Box::new(PoisonWeights { at: 1 }));
+        }
+        let mut trainer = builder.build().expect("trainer");
+        let err = trainer.fit(&train, Some(&val)).expect_err(case);
+        let last = dir.path().join(files::LAST);
+        match &err {
+            Error::Diverged {
+                epoch,
+                reason,
+                last_checkpoint,
+            } => {
+                assert_eq!(*epoch, 2, "{case}: {err}");
+                assert!(
+                    reason.contains(if case == "weights" {
+                        "variable"
+                    } else {
+                        "validation loss is NaN"
+                    }),
+                    "{case}: {reason}"
+                );
+                assert_eq!(last_checkpoint.as_deref(), Some(last.as_path()));
+            }
+            other => panic!("{case}: expected Diverged, got {other}"),
+        }
+        let file = read_safetensors(&last).expect("the last good checkpoint");
+        let state: serde_json::Value =
+            serde_json::from_str(&file.metadata["train_state"]).expect("state");
+        assert_eq!(state["epochs_done"], 1, "{case}: the bad epoch was saved");
+        for (name, t) in &file.tensors {
+            assert!(values(t).iter().all(|v| v.is_finite()), "{case}: {name}");
+        }
+    }
+}

@@ -244,7 +244,7 @@ impl ImageSource for Counting {
         self.n
     }
     fn label(&self, index: usize) -> Label {
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             Label::Real
         } else {
             Label::Fake

@@ -117,6 +117,7 @@ pub struct TrainerBuilder {
     custom: Vec<Box<dyn Callback>>,
     out_dir: Option<PathBuf>,
     resume: bool,
+    resume_changes: Vec<String>,
     data: Value,
     verbosity: Verbosity,
     rank: usize,
@@ -206,6 +207,14 @@ impl TrainerBuilder {
         self.resume = resume;
         self
     }
+    /// Settings deliberately changed for a resumed run (a learning rate, a number of
+    /// epochs ...), each described in words: noted in the history when the run resumes.
+    /// When one of them is the learning rate (it contains `learning rate`), the configured
+    /// optimizer's rate replaces the one saved with the checkpoint.
+    pub fn resume_changes(mut self, changes: Vec<String>) -> Self {
+        self.resume_changes = changes;
+        self
+    }
     /// The data pipeline's configuration, recorded in `config.json`.
     pub fn data_config(mut self, data: Value) -> Self {
         self.data = data;
@@ -244,6 +253,7 @@ impl TrainerBuilder {
             custom,
             out_dir,
             resume,
+            resume_changes,
             data,
             verbosity,
             rank,
@@ -324,6 +334,7 @@ impl TrainerBuilder {
             config,
             out_dir,
             resume,
+            resume_changes,
             verbosity,
             history: History::new(),
             epochs_done: 0,
@@ -360,6 +371,7 @@ pub struct Trainer {
     config: TrainingConfig,
     out_dir: Option<PathBuf>,
     resume: bool,
+    resume_changes: Vec<String>,
     verbosity: Verbosity,
     history: History,
     epochs_done: usize,
@@ -414,6 +426,7 @@ impl Trainer {
             custom: Vec::new(),
             out_dir: None,
             resume: false,
+            resume_changes: Vec::new(),
             data: Value::Null,
             verbosity: Verbosity::Auto,
             rank: 0,
@@ -573,6 +586,14 @@ impl Trainer {
             logs.insert("learning_rate".into(), self.optimizer.learning_rate());
             let mut stop = false;
             self.each_callback(&mut stop, |cb, ctx| cb.on_epoch_end(epoch, &logs, ctx))?;
+            if let Some(reason) = self.divergence(&logs)? {
+                progress.finish();
+                return Err(Error::Diverged {
+                    epoch: epoch + 1,
+                    reason,
+                    last_checkpoint: self.last_checkpoint.clone(),
+                });
+            }
             let seconds = t0.elapsed().as_secs_f64();
             progress.end_epoch(epoch, epochs, &logs, seconds);
             let mut record = EpochRecord::new(epoch + 1);
@@ -598,6 +619,33 @@ impl Trainer {
             }
         }
         Ok(&self.history)
+    }
+
+    /// Why the epoch that produced `logs` diverged, if it did: a validation loss or a
+    /// variable (weights, batch-norm statistics) that is NaN or infinite. The training
+    /// loss is checked at every step already.
+    fn divergence(&self, logs: &Logs) -> Result<Option<String>> {
+        if let Some(v) = logs.get("val_loss").filter(|v| !v.is_finite()) {
+            return Ok(Some(format!("the validation loss is {v}")));
+        }
+        let mut bad = Vec::new();
+        for (name, t) in self.vs.variables() {
+            let finite = tch::no_grad(|| t.isfinite().all());
+            if !bool::try_from(&finite).map_err(torch("checking the variables"))? {
+                bad.push(name);
+            }
+        }
+        if bad.is_empty() {
+            return Ok(None);
+        }
+        bad.sort();
+        let shown: Vec<&str> = bad.iter().take(5).map(String::as_str).collect();
+        Ok(Some(format!(
+            "{} variable(s) hold NaN or infinite values ({}{})",
+            bad.len(),
+            shown.join(", "),
+            if bad.len() > shown.len() { ", ..." } else { "" }
+        )))
     }
 
     /// Loss (with the L2 penalty), accuracy and AUC of the model on `source`, in eval

@@ -161,7 +161,13 @@ impl Trainer {
         self.optimizer
             .load_state_tensors(&optim_tensors)
             .map_err(|e| checkpoint(path, e.to_string()))?;
-        self.optimizer.set_learning_rate(state.learning_rate);
+        let lr_changed = self
+            .resume_changes
+            .iter()
+            .any(|c| c.contains("learning rate"));
+        if !lr_changed {
+            self.optimizer.set_learning_rate(state.learning_rate);
+        }
         for ((cb, record), tensors) in self
             .callbacks
             .iter_mut()
@@ -176,6 +182,10 @@ impl Trainer {
         self.epochs_done = state.epochs_done;
         self.stop_requested = state.stop_requested;
         self.history = state.history;
+        for change in &self.resume_changes {
+            self.history
+                .note(format!("resumed with a change: {change}"));
+        }
         self.last_checkpoint = Some(path.to_path_buf());
         Ok(())
     }
