@@ -585,6 +585,28 @@ fn predict_handles_empty_folders_link_loops_odd_names_closed_pipes_and_nan_weigh
     assert!(!out.status.success(), "NaN scores are not a success");
     assert!(!stdout.contains("null"), "{stdout}");
     assert!(stderr.contains("NaN or infinite"), "{stderr}");
+
+    // `evaluate` with the same weights names the first file it scored NaN and why.
+    let eval_out = tmp.path().join("eval");
+    let out = run(
+        "evaluate",
+        &[
+            "--weights",
+            s(&nan),
+            "--data",
+            s(&data),
+            "--device",
+            "cpu",
+            "--out",
+            s(&eval_out),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(s(&data)) && stderr.contains("NaN") && stderr.contains("weights hold"),
+        "{stderr}"
+    );
 }
 
 fn first_file(dir: &Path) -> PathBuf {
@@ -754,4 +776,45 @@ fn train_guards_its_output_folder() {
         (last.as_f64().expect("lr") - 0.0005).abs() < 1e-9,
         "{history}"
     );
+}
+
+/// `--input-size` beyond the machine is refused before the model or a batch is allocated,
+/// saying how much it would need (issue 12, point 3).
+#[test]
+fn an_impossible_input_size_is_refused_up_front() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 4, 32, 2).expect("synthetic set");
+    for size in ["20000", "100000"] {
+        let out_dir = tmp.path().join(format!("run{size}"));
+        let started = std::time::Instant::now();
+        let out = run(
+            "train",
+            &[
+                "--model",
+                "meso4",
+                "--data",
+                s(&data),
+                "--val-split",
+                "0.5",
+                "--epochs",
+                "1",
+                "--input-size",
+                size,
+                "--device",
+                "cpu",
+                "--out",
+                s(&out_dir),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{size}: {stderr}");
+        assert!(stderr.contains("would need at least"), "{size}: {stderr}");
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "{size}: {:?}",
+            started.elapsed()
+        );
+        assert!(!out_dir.join("experiment.json").exists());
+    }
 }

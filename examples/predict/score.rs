@@ -57,6 +57,8 @@ impl Scorer {
         };
         // The library's errors name the file and what is wrong with it.
         let loaded = load_weights(model, weights, device, &options)?;
+        deepfake::train::check_input_memory(&loaded.input_spec(), 1)
+            .with_context(|| format!("{}", weights.display()))?;
         let transform = transform_for(&loaded.input_spec(), resize);
         Ok(Self {
             loaded,

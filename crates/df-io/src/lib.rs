@@ -26,6 +26,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod memory;
 pub mod safetensors;
 
 pub use crate::safetensors::{Dtype, SafetensorsFile, TensorBytes};

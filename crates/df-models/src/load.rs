@@ -315,7 +315,15 @@ pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedM
             .to_string(),
     };
     let var_store = VarStore::new(device);
-    let model = registry::build_from_config(&family, &meta.model, &var_store.root(), &meta.config)?;
+    // The configuration cannot describe more weights than the file holds: building is
+    // checked against the file's size (a tampered `input_size` fails fast, not after
+    // allocating gigabytes).
+    let file_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    let model = df_io::memory::with_limit(
+        file_size.saturating_add(file_size / 100),
+        format!("that {} holds", path.display()),
+        || registry::build_from_config(&family, &meta.model, &var_store.root(), &meta.config),
+    )?;
     load_checkpoint_into(&var_store, model.as_ref(), path)?;
     Ok(LoadedModel {
         var_store,

@@ -51,6 +51,7 @@ impl TopLayer {
                     })?
             }
         };
+        check_head_fits(model, &config)?;
         Ok(TopLayer::Dense(DenseHead::new(p, &config)?))
     }
 
@@ -236,6 +237,31 @@ pub(crate) fn in_memory_format(xs: &Tensor, format: MemoryFormat) -> Tensor {
         return xs.shallow_clone();
     }
     format.apply(xs).unwrap_or_else(|_| xs.shallow_clone())
+}
+
+/// Refuses a dense head whose weights would not fit in memory, before allocating them: a
+/// Flatten head grows with the input (`meso4` at 10000×10000 would need 1.6 GB of head
+/// weights, at 100000×100000 160 GB).
+fn check_head_fits(model: &str, config: &DenseHeadConfig) -> Result<()> {
+    let mut inputs = config.in_features();
+    let mut values: i64 = 0;
+    for layer in &config.layers {
+        values = values.saturating_add(
+            inputs
+                .saturating_mul(layer.units)
+                .saturating_add(layer.units),
+        );
+        inputs = layer.units;
+    }
+    let [c, h, w] = config.input_shape;
+    df_io::memory::ensure_fits(df_io::memory::bytes_of([values], 4), || {
+        format!("the dense head of `{model}` on a {c}×{h}×{w} feature map ({values} weights)")
+    })
+    .map_err(|e| Error::InvalidConfig {
+        model: model.into(),
+        option: "input_size",
+        reason: format!("{e}; use a smaller input or a pooled head"),
+    })
 }
 
 /// Checks a model's input size against the smallest one it accepts.

@@ -506,3 +506,47 @@ fn a_damaged_checkpoint_is_refused_not_scored() {
         "{text}"
     );
 }
+
+/// Sizes that cannot be real are refused before anything is allocated (issue 12, point
+/// 3): a Keras dataset declared 64M×16 but never written (`hostile_h5.py`), and a
+/// checkpoint whose configuration claims a 100000×100000 input for a Flatten head.
+#[test]
+fn impossible_sizes_are_refused_before_allocating() {
+    let small = common::fixture("hostile_h5", "small.h5");
+    let weights = df_models::keras::KerasWeights::read(&small).expect("a small file reads");
+    assert_eq!(weights.layers.len(), 1);
+    let hostile = common::fixture("hostile_h5", "unallocated.h5");
+    let started = std::time::Instant::now();
+    let err = df_models::keras::KerasWeights::read(&hostile).expect_err("a 4 GB declaration");
+    let text = err.to_string();
+    assert!(
+        text.contains("unallocated.h5") && text.contains("declares shape [64000000, 16]"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "it read the data: {:?}",
+        started.elapsed()
+    );
+
+    // A checkpoint of meso4 whose stored configuration says 100000×100000.
+    let (vs, model) = build("meso4", &BuildOptions::default().with_input_size(32, 32));
+    let dir = temp_dir();
+    let path = dir.path().join("huge.safetensors");
+    save_checkpoint(&vs, model.as_ref(), &path).expect("save");
+    let bytes = std::fs::read(&path).expect("read");
+    let mut meta = df_io::safetensors::parse_metadata(&path, &bytes).expect("metadata");
+    let mut config: serde_json::Value = serde_json::from_str(&meta["config"]).expect("config");
+    config["input_size"] = serde_json::json!([100_000, 100_000]);
+    meta.insert("config".into(), config.to_string());
+    let file = df_io::safetensors::parse(&path, &bytes).expect("parse");
+    df_io::safetensors::write(&path, &file.tensors, &meta).expect("rewrite");
+    let started = std::time::Instant::now();
+    let err = open_checkpoint(&path, Device::Cpu).expect_err("a 100000×100000 head");
+    let text = err.to_string();
+    assert!(
+        text.contains("input_size") && text.contains("would need at least"),
+        "{text}"
+    );
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+}

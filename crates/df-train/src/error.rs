@@ -71,6 +71,21 @@ pub enum Error {
         /// The last checkpoint written, if any.
         last_checkpoint: Option<PathBuf>,
     },
+    /// The model scored a sample NaN or infinite: its weights hold non-finite values (a
+    /// damaged checkpoint, a diverged run), or the input does.
+    #[error(
+        "model `{model}` scores {sample} {value}: its weights hold NaN or infinite values \
+         (or a batch-norm variance below zero) — the checkpoint is damaged or comes from a \
+         diverged run — or the input does"
+    )]
+    NonFiniteScore {
+        /// The file, or the sample's place in its batch.
+        sample: String,
+        /// The score.
+        value: f64,
+        /// The model.
+        model: String,
+    },
     /// A callback monitors a metric the logs do not have.
     #[error(
         "{callback} monitors `{monitor}`, which the epoch logs do not have (available: {})",

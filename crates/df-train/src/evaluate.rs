@@ -4,7 +4,7 @@ use df_metrics::{BinaryEvaluator, Evaluation, EvaluatorConfig, Metric, Report};
 use df_models::Model;
 use tch::{Device, Kind};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::logits::{detector_logits, to_vec_f32, Pass};
 use crate::source::BatchSource;
 
@@ -29,6 +29,17 @@ fn run(
             let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
             let logits = detector_logits(model, &xs, Pass::Eval)?;
             let scores = to_vec_f32(&logits.sigmoid())?;
+            if let Some(i) = scores.iter().position(|p| !p.is_finite()) {
+                let sample = match batch.paths.get(i) {
+                    Some(path) => path.display().to_string(),
+                    None => format!("sample {} of its batch", i + 1),
+                };
+                return Err(Error::NonFiniteScore {
+                    sample,
+                    value: f64::from(scores[i]),
+                    model: model.name().to_string(),
+                });
+            }
             let labels: Vec<u8> = to_vec_f32(&batch.labels)?
                 .into_iter()
                 .map(|l| u8::from(l > 0.5))

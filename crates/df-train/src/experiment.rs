@@ -429,6 +429,16 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         Vec::new()
     };
 
+    // The input's memory, before the model or any batch is allocated.
+    let spec = df_models::registry::info(&cfg.model.name)?
+        .config(&cfg.model.build_options()?)?
+        .input_spec();
+    crate::source::check_input_memory(
+        &spec,
+        cfg.data
+            .batch_size
+            .max(cfg.data.val_batch_size.unwrap_or(0)),
+    )?;
     let vs = VarStore::new(device);
     let model = cfg.model.build_seeded(&vs, cfg.seed)?;
     let params = param_count(&vs);

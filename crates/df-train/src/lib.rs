@@ -80,7 +80,9 @@ pub use loss::Loss;
 pub use model_io::save_model;
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
 pub use progress::Verbosity;
-pub use source::{epoch_seed, permutation, transform_for, Batch, BatchSource, TensorBatches};
+pub use source::{
+    check_input_memory, epoch_seed, permutation, transform_for, Batch, BatchSource, TensorBatches,
+};
 pub use study::{
     StudyRecipe, EARLY_STOP_PATIENCE, REDUCE_LR_FACTOR, REDUCE_LR_PATIENCE, STUDY_MODELS,
 };

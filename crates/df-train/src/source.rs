@@ -15,6 +15,9 @@ pub struct Batch {
     /// Per-sample loss weights `[N]` (class balancing), or `None` for equal weights.
     /// Used in training only; validation weighs every sample alike (as Keras does).
     pub weights: Option<Tensor>,
+    /// The file of each sample, when the source reads files (empty for in-memory
+    /// tensors): what errors about a sample name.
+    pub paths: Vec<std::path::PathBuf>,
 }
 
 /// A source of batches, one pass per epoch.
@@ -148,6 +151,7 @@ impl BatchSource for TensorBatches {
                 inputs: self.inputs.index_select(0, &idx),
                 labels: self.labels.index_select(0, &idx),
                 weights: None,
+                paths: Vec::new(),
             })
         })))
     }
@@ -176,9 +180,29 @@ impl BatchSource for df_data::Loader {
                 inputs: b.images,
                 labels: b.labels,
                 weights: b.weights,
+                paths: b.paths,
             })
         })))
     }
+}
+
+/// Refuses an input size whose batches would not fit in memory, before any is decoded:
+/// per image the decoded RGB bytes, the `f32` input and its memory-format copy (27 bytes a
+/// pixel), times `batch`. The model's activations come on top, so this is a lower bound
+/// that catches the impossible (`--input-size 100000`) rather than the tight.
+///
+/// # Errors
+/// [`crate::Error::Config`] (`input_size`) saying how much the batch would need.
+pub fn check_input_memory(spec: &df_models::InputSpec, batch: usize) -> crate::Result<()> {
+    let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+    let needed = df_io::memory::bytes_of([batch, spec.height, spec.width], 27);
+    df_io::memory::ensure_fits(needed, || {
+        format!(
+            "a batch of {batch} images of {}×{}",
+            spec.height, spec.width
+        )
+    })
+    .map_err(|e| crate::error::config("input_size", e.to_string()))
 }
 
 /// The `df-data` transform that produces a model's input: its size, and its

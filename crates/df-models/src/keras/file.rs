@@ -508,6 +508,7 @@ impl Reader<'_> {
     }
 
     fn values(&self, dataset: &Dataset, at: &str) -> Result<Vec<f32>> {
+        self.check_declared_size(dataset, at)?;
         let map = |e| self.err(at, e);
         match dataset.dtype() {
             Datatype::FloatingPoint { size: 4, .. } => Ok(dataset
@@ -537,6 +538,34 @@ impl Reader<'_> {
                 "`{at}`: datatype {other:?} is not supported (float32, float64, int32, int64)"
             ))),
         }
+    }
+}
+
+impl Reader<'_> {
+    /// Refuses a dataset whose declared shape cannot be real weights before reading it:
+    /// more than a thousand times the file's own size (an unallocated dataset with a fill
+    /// value: reading it would materialise gigabytes), or more than the memory available
+    /// (read as its type and converted to f32).
+    fn check_declared_size(&self, dataset: &Dataset, at: &str) -> Result<()> {
+        let shape: Vec<i64> = dataset
+            .shape()
+            .iter()
+            .map(|&d| i64::try_from(d).unwrap_or(i64::MAX))
+            .collect();
+        let declared = df_io::memory::bytes_of(shape.iter().copied(), 4);
+        let file_size = std::fs::metadata(self.path).map(|m| m.len()).unwrap_or(0);
+        if declared > file_size.saturating_mul(1000) {
+            return Err(self.not_keras(format!(
+                "`{at}` declares shape {shape:?} ({}) in a file of {}: not weights this file \
+                 holds (an unallocated dataset?)",
+                df_io::memory::human(declared),
+                df_io::memory::human(file_size)
+            )));
+        }
+        df_io::memory::ensure_fits(declared.saturating_mul(3), || {
+            format!("reading `{at}` (shape {shape:?})")
+        })
+        .map_err(|e| self.not_keras(e.to_string()))
     }
 }
 
