@@ -363,7 +363,27 @@ fn run_steps(steps: &str) {
     }
 }
 
+/// What `--help` prints before criterion's own options.
+const USAGE: &str = "\
+Throughput of the df-layers blocks (eval and train, batch 1 and 32, CPU and CUDA).
+
+  cargo bench --bench blocks                  # everything
+  cargo bench --bench blocks -- cpu/mbconv    # a regex over the ids {device}/{block}/b{batch}x{size}/{mode}
+
+Environment: DF_BENCH_LAYOUT=channels_last|contiguous (the blocks' input format),
+DF_BENCH_THREADS=N (intra-op threads), DF_BENCH_CLOCK=cpu (process CPU time),
+DF_BENCH_STEPS=N (time N steps of each case without criterion).
+
+Criterion's options follow.
+";
+
 fn main() {
+    // Help before any work (preparing the cases builds every block).
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        let _ = Criterion::default().configure_from_args(); // prints its options and exits
+        return;
+    }
     if let Ok(steps) = std::env::var("DF_BENCH_STEPS") {
         return run_steps(&steps);
     }

@@ -81,6 +81,9 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // Every option before any work: the threshold, the device.
+    let evaluator = EvaluatorConfig::default().with_threshold(args.threshold);
+    deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
     let device = DeviceChoice::parse(&args.device)?.device()?;
     let polarity = match args.polarity {
         PolarityArg::Fake => Polarity::Fake,
@@ -106,12 +109,7 @@ fn main() -> Result<()> {
         config = config.with_workers(w);
     }
     let loader = Loader::new(data, config)?;
-    let evaluation = evaluate(
-        loaded.model.as_ref(),
-        &loader,
-        device,
-        EvaluatorConfig::default().with_threshold(args.threshold),
-    )?;
+    let evaluation = evaluate(loaded.model.as_ref(), &loader, device, evaluator)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     write_evaluation(&args.out, &evaluation)?;

@@ -818,3 +818,104 @@ fn an_impossible_input_size_is_refused_up_front() {
         assert!(!out_dir.join("experiment.json").exists());
     }
 }
+
+/// Messages in the user's terms, before any work (issue 12, point 5): a monitor the run
+/// does not log, a threshold that is not a probability, a training-state checkpoint given
+/// as weights, a class folder with an unknown name.
+#[test]
+fn messages_name_options_in_the_users_terms() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 4, 32, 2).expect("synthetic set");
+    let out_dir = tmp.path().join("run");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "--model",
+            "meso4",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.5",
+            "--epochs",
+            "1",
+            "--input-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            s(&out_dir),
+        ];
+        args.extend_from_slice(extra);
+        run("train", &args)
+    };
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let o = train(&["--early-stop", "bogus"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("`bogus` is not a metric this run logs"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out_dir.join("experiment.json").exists(), "work started");
+
+    let o = train(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval = |weights: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--weights",
+            s(weights),
+            "--data",
+            s(&data),
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        run("evaluate", &args)
+    };
+    let o = eval(&out_dir.join("model.safetensors"), &["--threshold", "2"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--threshold") && stderr(&o).contains("[0, 1]"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = eval(&out_dir.join("last.safetensors"), &[]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("use the run's `model.safetensors`"),
+        "{}",
+        stderr(&o)
+    );
+
+    let junk = tmp.path().join("junk.safetensors");
+    std::fs::write(&junk, [0xffu8; 64]).expect("junk");
+    let o = eval(&junk, &[]);
+    let text = stderr(&o);
+    assert!(!o.status.success());
+    for internal in [
+        "HeaderTooLarge",
+        "InvalidOffset",
+        "TensorInvalidInfo",
+        "SafeTensorError",
+    ] {
+        assert!(!text.contains(internal), "{text}");
+    }
+    assert!(
+        text.contains("junk.safetensors") && text.contains("header"),
+        "{text}"
+    );
+
+    std::fs::rename(data.join("fake"), data.join("generated")).expect("rename class");
+    let o = eval(&out_dir.join("model.safetensors"), &[]);
+    let text = stderr(&o);
+    assert!(!o.status.success());
+    assert!(
+        !text.contains("ClassMapping") && text.contains("class folder `generated`"),
+        "{text}"
+    );
+}

@@ -60,7 +60,7 @@ pub enum Error {
         classes: Vec<String>,
     },
     /// A class name could not be mapped to real or fake.
-    #[error("{root}: cannot tell whether class `{class}` is real or fake; set `ClassMapping` (fake names: {fake:?}, real names: {real:?})")]
+    #[error("{root}: cannot tell whether class folder `{class}` holds real or fake images; name the class folders with one of the fake names {fake:?} and one of the real names {real:?}")]
     UnknownClass {
         /// The dataset root or manifest.
         root: PathBuf,

@@ -199,10 +199,29 @@ pub fn read(path: &Path) -> Result<SafetensorsFile> {
     parse(path, &std::fs::read(path).map_err(io_error(path))?)
 }
 
-fn not_safetensors(path: &Path, e: impl std::fmt::Debug) -> Error {
+fn not_safetensors(path: &Path, e: ::safetensors::SafeTensorError) -> Error {
+    use ::safetensors::SafeTensorError as E;
+    let why = match e {
+        E::HeaderTooLarge | E::HeaderTooSmall | E::InvalidHeaderLength => {
+            "its header length is impossible (truncated, or another kind of file)".to_string()
+        }
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            "its header is not the JSON a safetensors file starts with".to_string()
+        }
+        E::JsonError(e) => format!("its header is not valid JSON ({e})"),
+        E::TensorInvalidInfo | E::InvalidOffset(_) | E::MetadataIncompleteBuffer => {
+            "a tensor's place in the file is wrong: the file is truncated or damaged".to_string()
+        }
+        E::InvalidTensorView(dtype, shape, bytes) => format!(
+            "a tensor of type {dtype:?} and shape {shape:?} does not match its {bytes} bytes"
+        ),
+        E::ValidationOverflow => "a tensor's declared size overflows".to_string(),
+        E::TensorNotFound(name) => format!("tensor `{name}` is missing"),
+        E::IoError(e) => format!("reading it failed ({e})"),
+    };
     Error::Safetensors {
         path: path.to_path_buf(),
-        reason: format!("not a safetensors file: {e:?}"),
+        reason: format!("not a readable safetensors file: {why}"),
     }
 }
 

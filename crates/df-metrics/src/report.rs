@@ -178,6 +178,13 @@ impl BinaryEvaluator {
     /// [`Error::InvalidArgument`] for a NaN threshold or zero calibration bins.
     pub fn new(config: EvaluatorConfig) -> Result<Self> {
         check_threshold(config.threshold)?;
+        if !(0.0..=1.0).contains(&config.threshold) {
+            return Err(crate::error::invalid_argument(
+                "threshold",
+                config.threshold,
+                "a probability in [0, 1] (scores >= threshold are predicted fake)",
+            ));
+        }
         Ok(Self {
             calibration: CalibrationError::new(config.ece_bins)?,
             config,

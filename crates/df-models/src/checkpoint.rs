@@ -156,6 +156,14 @@ fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
     if meta.is_empty() {
         return Err(invalid(path, "no metadata (not written by this crate)"));
     }
+    if meta.contains_key("train_state") {
+        return Err(invalid(
+            path,
+            "this is a run's resumable training state (its `last.safetensors`), not a model: \
+             use the run's `model.safetensors` (the end of training) or `best.safetensors` \
+             (the best epoch), or continue the run with `train --resume`",
+        ));
+    }
     let get = |key: &str| {
         meta.get(key)
             .ok_or_else(|| invalid(path, format!("metadata key `{key}` is missing")))

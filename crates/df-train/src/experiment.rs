@@ -410,6 +410,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
         return Err(config("data", "give either `val` or `val_split`, not both"));
     }
+    check_monitors(cfg)?;
     let device = cfg.device.device()?;
     let main = cfg.rank == 0;
     let reuse = match (cfg.resume, cfg.overwrite) {
@@ -619,6 +620,51 @@ pub fn write_evaluation(dir: &Path, evaluation: &Evaluation) -> Result<()> {
         df_metrics::plot_pr(&[("model", pr)], dir.join("pr.png"))?;
     }
     df_metrics::plot_calibration(&evaluation.calibration, dir.join("calibration.png"))?;
+    Ok(())
+}
+
+/// Refuses a callback that monitors a metric the run will not log, before any work
+/// (otherwise the error would come at the end of the first epoch).
+///
+/// # Errors
+/// [`Error::Config`] naming the callback's option and listing what the run logs.
+fn check_monitors(cfg: &ExperimentConfig) -> Result<()> {
+    let validates = cfg.data.val.is_some() || cfg.data.val_split.is_some();
+    let mut logged = vec!["loss", "accuracy", "learning_rate"];
+    if validates {
+        logged.extend(["val_loss", "val_accuracy", "val_auc"]);
+    }
+    let c = &cfg.callbacks;
+    let monitors = [
+        (
+            "early_stopping.monitor",
+            c.early_stopping.as_ref().map(|c| &c.monitor),
+        ),
+        (
+            "reduce_lr_on_plateau.monitor",
+            c.reduce_lr_on_plateau.as_ref().map(|c| &c.monitor),
+        ),
+        (
+            "model_checkpoint.monitor",
+            c.model_checkpoint.as_ref().map(|c| &c.monitor),
+        ),
+    ];
+    for (option, monitor) in monitors {
+        if let Some(m) = monitor.filter(|m| !logged.contains(&m.as_str())) {
+            return Err(config(
+                option,
+                format!(
+                    "`{m}` is not a metric this run logs; it logs {}{}",
+                    logged.join(", "),
+                    if validates {
+                        ""
+                    } else {
+                        " (the val_ metrics need validation data: --val or --val-split)"
+                    }
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
