@@ -236,7 +236,7 @@ fn settle_allocator() {
     drop(Tensor::empty([31 << 18], (Kind::Float, Device::Cpu)));
 }
 
-fn main() -> anyhow::Result<()> {
+fn run() -> anyhow::Result<()> {
     settle_allocator();
     let device = if std::env::args().any(|a| a == "--cpu") {
         Device::Cpu
@@ -275,4 +275,14 @@ fn main() -> anyhow::Result<()> {
         println!("  {:<name_width$}  {}", r.name, r.config);
     }
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

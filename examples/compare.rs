@@ -210,7 +210,7 @@ fn markdown(rows: &[Row], window: usize) -> String {
     md
 }
 
-fn main() -> Result<()> {
+fn run() -> Result<()> {
     let args = Args::parse();
     if args.window < 2 {
         bail!("--window must be at least 2");
@@ -358,4 +358,14 @@ fn write_table(out: &std::path::Path, rows: &[Row], window: usize) -> Result<()>
     write_text(&out.join("comparison.md"), &markdown(rows, window))?;
     write_json(&out.join("comparison.json"), &rows)?;
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -180,7 +180,7 @@ fn generated(n: i64, size: i64) -> (Tensor, Tensor) {
     (images, labels)
 }
 
-fn main() -> Result<()> {
+fn run() -> Result<()> {
     let args = Args::parse();
     ensure!(args.per_class >= 8, "--per-class must be at least 8");
     models::register_family::<TinyFamily>()?;
@@ -225,4 +225,14 @@ fn main() -> Result<()> {
         report.auc.unwrap_or(f64::NAN)
     );
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

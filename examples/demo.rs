@@ -53,9 +53,17 @@ struct Args {
     /// Continue an interrupted demo from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Memory format of the network on the CPU: channels_last (the default) or contiguous.
+    #[arg(long, value_parser = parse_memory_format)]
+    memory_format: Option<deepfake::layers::MemoryFormat>,
 }
 
-fn main() -> Result<()> {
+fn parse_memory_format(s: &str) -> std::result::Result<deepfake::layers::MemoryFormat, String> {
+    s.parse()
+        .map_err(|e: deepfake::layers::Error| e.to_string())
+}
+
+fn run() -> Result<()> {
     let args = Args::parse();
     let data_dir = args.out.join("data");
     let stamp = data_dir.join("synthetic.json");
@@ -83,6 +91,7 @@ fn main() -> Result<()> {
     let data = DataConfig::new(&data_dir, 16).with_val_split(0.2);
     let mut model = ModelChoice::new("meso4");
     model.options.input_size = Some([args.size as i64, args.size as i64]);
+    model.options.memory_format = args.memory_format;
     let mut cfg = ExperimentConfig::new(model, data, args.epochs, &args.out);
     cfg.optimizer = OptimizerConfig::adam(1e-3);
     cfg.seed = args.seed;
@@ -161,4 +170,14 @@ fn main() -> Result<()> {
         opt(r.eer)
     );
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -79,7 +79,7 @@ struct Args {
     out: PathBuf,
 }
 
-fn main() -> Result<()> {
+fn run() -> Result<()> {
     let args = Args::parse();
     // Every option before any work: the threshold, the device.
     let evaluator = EvaluatorConfig::default().with_threshold(args.threshold);
@@ -138,4 +138,14 @@ fn main() -> Result<()> {
         }
     );
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

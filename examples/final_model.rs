@@ -136,7 +136,7 @@ fn write_outputs(args: &Args, rows: &[Row], histories: &[(&str, History)]) -> Re
     Ok(())
 }
 
-fn main() -> Result<()> {
+fn run() -> Result<()> {
     let args = Args::parse();
     if args.window < 2 {
         anyhow::bail!("--window must be at least 2");
@@ -208,4 +208,14 @@ fn main() -> Result<()> {
     let md = markdown(&args, &rows);
     print!("{md}");
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

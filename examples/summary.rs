@@ -302,7 +302,7 @@ fn main() -> std::process::ExitCode {
     match run(Args::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -206,7 +206,7 @@ fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
         .map_err(|e: deepfake::layers::Error| e.to_string())
 }
 
-fn main() -> Result<()> {
+fn run() -> Result<()> {
     let args = Args::parse();
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
@@ -309,4 +309,14 @@ fn main() -> Result<()> {
     }
     println!("{line}");
     Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -39,6 +39,32 @@
 //! # Ok(()) }
 //! ```
 
+/// The text of an error and its causes for a person to read, each cause once.
+///
+/// The crates' errors put their cause's text in their own message (`runs/x: No such file
+/// or directory (os error 2)`) *and* report it as their `source()`, so printing the chain
+/// as it is (anyhow's `Caused by:`, `{:#}`) says it twice; this appends a cause only when
+/// the text so far does not already hold it. The examples print their errors with it.
+///
+/// ```
+/// let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+/// let e = deepfake::io::Error::Io { path: "x.json".into(), source: io };
+/// assert_eq!(deepfake::error_text(&e), "x.json: no such file");
+/// ```
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[doc(inline)]
 pub use df_data as data;
 #[doc(inline)]

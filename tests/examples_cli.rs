@@ -853,6 +853,29 @@ fn messages_name_options_in_the_users_terms() {
     };
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
 
+    // An OS error is printed once, not once per layer of the error chain.
+    let missing = tmp.path().join("no-such-file.safetensors");
+    let o = run(
+        "evaluate",
+        &[
+            "--weights",
+            s(&missing),
+            "--data",
+            s(&data),
+            "--device",
+            "cpu",
+        ],
+    );
+    let text = stderr(&o);
+    assert!(!o.status.success());
+    assert!(text.contains("no-such-file.safetensors"), "{text}");
+    for os in ["No such file or directory", "os error"] {
+        assert!(
+            text.matches(os).count() <= 1,
+            "`{os}` more than once: {text}"
+        );
+    }
+
     let o = train(&["--early-stop", "bogus"]);
     assert!(!o.status.success());
     assert!(

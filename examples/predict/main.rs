@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     ) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
             return ExitCode::from(2);
         }
     };
@@ -152,8 +152,8 @@ fn main() -> ExitCode {
             },
             Err(e) => {
                 // The message names the file and the reason.
-                eprintln!("error: {e:#}");
-                failures.push((path, format!("{e:#}")));
+                eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+                failures.push((path, deepfake::error_text(e.as_ref())));
             }
         }
     }
