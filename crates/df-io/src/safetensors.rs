@@ -1,7 +1,7 @@
 //! Safetensors files: named tensors as little-endian bytes plus string metadata.
 //!
 //! The one reader and writer of the workspace: df-models' checkpoints and df-train's
-//! training state both go through [`write`] and [`read`] / [`parse`].
+//! training state both go through [`fn@write`] and [`read`] / [`parse`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -221,7 +221,7 @@ fn not_safetensors(path: &Path, e: ::safetensors::SafeTensorError) -> Error {
     };
     Error::Safetensors {
         path: path.to_path_buf(),
-        reason: format!("not a readable safetensors file: {why}"),
+        reason: format!("not a safetensors file (or a damaged one): {why}"),
     }
 }
 

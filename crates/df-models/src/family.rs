@@ -2,7 +2,7 @@
 //!
 //! A family is implemented once, in its own file ([`crate::meso`], [`crate::resnet`] ...),
 //! by a unit type implementing [`Family`]. The built-in families are always known to the
-//! family registry ([`crate::registry`]); a downstream crate registers its own with
+//! family registry ([`mod@crate::registry`]); a downstream crate registers its own with
 //! [`crate::register_family`], after which [`crate::load_checkpoint`] reopens its
 //! checkpoints from the `{family, config}` they store, like the built-in ones:
 //!

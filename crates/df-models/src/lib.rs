@@ -1,13 +1,13 @@
 //! # df-models
 //!
 //! The architectures of the study, Keras-exact, built from `df-layers` blocks; a catalogue
-//! of them by name and the open family registry ([`registry`]); model families
+//! of them by name and the open family registry ([`mod@registry`]); model families
 //! ([`family`]);
 //! native safetensors checkpoints ([`checkpoint`]) and Keras HDF5 weight import
 //! ([`keras`]), opened by [`load`].
 //!
 //! Adding a model of an existing family is one catalogue entry; a new family is one file
-//! with an implementation of [`Family`] and one line in [`registry`]'s built-in list
+//! with an implementation of [`Family`] and one line in [`mod@registry`]'s built-in list
 //! (see `docs/architecture.md`).
 
 mod error;
