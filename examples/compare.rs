@@ -361,11 +361,5 @@ fn write_table(out: &std::path::Path, rows: &[Row], window: usize) -> Result<()>
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    deepfake::exit_code(run())
 }

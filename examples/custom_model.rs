@@ -228,11 +228,5 @@ fn run() -> Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    deepfake::exit_code(run())
 }

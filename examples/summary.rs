@@ -299,13 +299,7 @@ fn rows(records: Vec<trace::LayerRecord>, layers: Vec<Layer>) -> Vec<Row> {
 }
 
 fn main() -> std::process::ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
-            std::process::ExitCode::FAILURE
-        }
-    }
+    deepfake::exit_code(run(Args::parse()))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -65,6 +65,21 @@ pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The exit status of an example's `run()`: success, or the error printed once to
+/// stderr ([`error_text`]) and status 1. `fn main() -> ExitCode { exit_code(run()) }`.
+pub fn exit_code<E>(result: Result<(), E>) -> std::process::ExitCode
+where
+    E: AsRef<dyn std::error::Error + Send + Sync + 'static>,
+{
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_text(e.as_ref()));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[doc(inline)]
 pub use df_data as data;
 #[doc(inline)]

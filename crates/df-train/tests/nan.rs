@@ -12,18 +12,30 @@ use tch::Tensor;
 
 use crate::common::{tiny, toy_data, values};
 
-/// Wraps a model and poisons its `at`-th training forward pass with NaN.
+/// Wraps a model and multiplies its output by NaN on the passes `poison(train, n)`
+/// selects (`n` counts that kind of pass from 1).
 #[derive(Debug)]
 struct NanAt {
     inner: Box<dyn Model>,
-    calls: AtomicUsize,
-    at: usize,
+    calls: [AtomicUsize; 2],
+    poison: fn(bool, usize) -> bool,
+}
+
+impl NanAt {
+    fn new(inner: Box<dyn Model>, poison: fn(bool, usize) -> bool) -> Self {
+        Self {
+            inner,
+            calls: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            poison,
+        }
+    }
 }
 
 impl ModuleT for NanAt {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let out = self.inner.forward_t(xs, train);
-        if train && self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+        let n = self.calls[usize::from(train)].fetch_add(1, Ordering::SeqCst) + 1;
+        if (self.poison)(train, n) {
             out * f64::NAN
         } else {
             out
@@ -60,11 +72,7 @@ fn injected_nan_names_epoch_and_batch_and_keeps_the_checkpoint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (inner, vs) = tiny(2, 1e-3, 0.0);
     // 4 batches per epoch: the 7th training forward is epoch 2, batch 3.
-    let model = NanAt {
-        inner,
-        calls: AtomicUsize::new(0),
-        at: 7,
-    };
+    let model = NanAt::new(inner, |train, n| train && n == 7);
     let (x, y) = toy_data(32, 6);
     let (vx, vy) = toy_data(16, 7);
     let train = TensorBatches::new(x, y, 8).expect("train").shuffled(1);
@@ -144,50 +152,6 @@ fn diverging_learning_rate_stops_with_an_error() {
     }
 }
 
-/// Wraps a model and poisons its evaluation passes with NaN from the `from`-th on: the
-/// training loss stays finite, the validation loss does not.
-#[derive(Debug)]
-struct NanInEval {
-    inner: Box<dyn Model>,
-    calls: AtomicUsize,
-    from: usize,
-}
-
-impl ModuleT for NanInEval {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let out = self.inner.forward_t(xs, train);
-        if !train && self.calls.fetch_add(1, Ordering::SeqCst) + 1 >= self.from {
-            out * f64::NAN
-        } else {
-            out
-        }
-    }
-}
-
-impl Model for NanInEval {
-    fn forward_features(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.inner.forward_features(xs, train)
-    }
-    fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
-        self.inner.forward_head(features, train)
-    }
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn input_spec(&self) -> InputSpec {
-        self.inner.input_spec()
-    }
-    fn family(&self) -> &str {
-        self.inner.family()
-    }
-    fn config_json(&self) -> df_models::Result<serde_json::Value> {
-        self.inner.config_json()
-    }
-    fn head(&self) -> Option<&DenseHead> {
-        self.inner.head()
-    }
-}
-
 /// A callback that writes infinity into one weight at the end of epoch `at` (0-based).
 struct PoisonWeights {
     at: usize,
@@ -227,11 +191,7 @@ fn a_non_finite_validation_loss_or_weight_is_divergence() {
         let (inner, vs) = tiny(2, 1e-3, 0.0);
         // Two validation batches per epoch: the 3rd evaluation pass is epoch 2's.
         let model: Box<dyn Model> = if case == "validation loss" {
-            Box::new(NanInEval {
-                inner,
-                calls: AtomicUsize::new(0),
-                from: 3,
-            })
+            Box::new(NanAt::new(inner, |train, n| !train && n >= 3))
         } else {
             inner
         };
