@@ -89,3 +89,25 @@ pub use report::{evaluate, BinaryEvaluator, Evaluation, EvaluatorConfig, Report}
 pub use threshold::{
     accuracy, confusion_matrix, precision_recall_f1, ConfusionMatrix, PrecisionRecallF1,
 };
+
+/// The entry point of the fuzz target `history_files` (`fuzz/`), shared with the test that
+/// replays its corpus on stable.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Reads `data` as a run's `history.json` and as its `history.csv`, and analyses what
+    /// parses: every result is acceptable but a panic.
+    pub fn history_files(data: &[u8]) {
+        let mut parsed = Vec::new();
+        if let Ok(text) = std::str::from_utf8(data) {
+            parsed.extend(crate::History::from_json_str(text).ok());
+        }
+        parsed.extend(crate::History::read_csv(data).ok());
+        for history in parsed {
+            let _ = history.analyze(&crate::AnalysisConfig::monitoring("val_loss"));
+            let _ = history.best_epoch("val_loss", crate::Mode::Min);
+            let _ = history.to_json_string();
+            let mut csv = Vec::new();
+            let _ = history.write_csv(&mut csv);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 mod errors;
 mod fixtures;
+mod fuzz_replay;
 mod history;
 mod plots;
 mod probability;
