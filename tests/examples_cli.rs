@@ -59,6 +59,31 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temporary path")
 }
 
+/// `train` on meso4 for one epoch with half the data held out, writing to `out`: its
+/// options, then `extra` (`--input-size` and `--device` are 32 and cpu unless given).
+fn train_meso4(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--model",
+        "meso4",
+        "--data",
+        s(data),
+        "--val-split",
+        "0.5",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        s(out),
+    ];
+    for (flag, default) in [("--input-size", "32"), ("--device", "cpu")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
+    args.extend_from_slice(extra);
+    run("train", &args)
+}
+
 #[test]
 fn train_evaluate_predict_and_compare_on_a_synthetic_set() {
     let tmp = tempfile::tempdir().expect("temporary directory");
@@ -630,25 +655,7 @@ fn asking_for_a_missing_gpu_is_a_clear_error() {
     let data = tmp.path().join("data");
     synthetic::generate(&data, 4, 32, 2).expect("synthetic set");
     let out_dir = tmp.path().join("run");
-    let out = run(
-        "train",
-        &[
-            "--model",
-            "meso4",
-            "--data",
-            s(&data),
-            "--val-split",
-            "0.5",
-            "--epochs",
-            "1",
-            "--input-size",
-            "32",
-            "--device",
-            "cuda",
-            "--out",
-            s(&out_dir),
-        ],
-    );
+    let out = train_meso4(&data, &out_dir, &["--device", "cuda"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("libtorch sees 0 CUDA device"), "{stderr}");
@@ -788,25 +795,7 @@ fn an_impossible_input_size_is_refused_up_front() {
     for size in ["20000", "100000"] {
         let out_dir = tmp.path().join(format!("run{size}"));
         let started = std::time::Instant::now();
-        let out = run(
-            "train",
-            &[
-                "--model",
-                "meso4",
-                "--data",
-                s(&data),
-                "--val-split",
-                "0.5",
-                "--epochs",
-                "1",
-                "--input-size",
-                size,
-                "--device",
-                "cpu",
-                "--out",
-                s(&out_dir),
-            ],
-        );
+        let out = train_meso4(&data, &out_dir, &["--input-size", size]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{size}: {stderr}");
         assert!(stderr.contains("would need at least"), "{size}: {stderr}");
@@ -828,29 +817,8 @@ fn messages_name_options_in_the_users_terms() {
     let data = tmp.path().join("data");
     synthetic::generate(&data, 4, 32, 2).expect("synthetic set");
     let out_dir = tmp.path().join("run");
-    let train = |extra: &[&str]| {
-        let mut args = vec![
-            "--model",
-            "meso4",
-            "--data",
-            s(&data),
-            "--val-split",
-            "0.5",
-            "--epochs",
-            "1",
-            "--input-size",
-            "32",
-            "--batch-size",
-            "4",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--out",
-            s(&out_dir),
-        ];
-        args.extend_from_slice(extra);
-        run("train", &args)
-    };
+    let train =
+        |extra: &[&str]| train_meso4(&data, &out_dir, &[&["--batch-size", "4"], extra].concat());
     let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
 
     // An OS error is printed once, not once per layer of the error chain.
