@@ -4,7 +4,7 @@
 //!
 //! The references come from `scripts/fixtures/keras_blocks_a.py` (`make fixtures`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use df_layers::util::{param_count, params_without_finite_grad, ParamCount};
 use df_layers::{
@@ -22,17 +22,9 @@ fn fixture<T: serde::de::DeserializeOwned>(file: &str) -> T {
     common::fixture_json("keras_blocks_a", file)
 }
 
-#[derive(Deserialize)]
-struct JsonTensor {
-    shape: Vec<i64>,
-    data: Vec<f32>,
-}
-
-impl JsonTensor {
-    fn tensor(&self) -> Tensor {
-        Tensor::from_slice(&self.data).view(self.shape.as_slice())
-    }
-}
+#[path = "../../../fixtures/keras_json.rs"]
+mod keras_json;
+use keras_json::{load_exact, JsonTensor};
 
 #[derive(Deserialize)]
 struct Parity {
@@ -61,17 +53,7 @@ fn keras_count(case: &str) -> ParamCount {
 
 /// Copies Keras' weights into `vs`, checking that both name exactly the same variables.
 fn load(vs: &VarStore, weights: &BTreeMap<String, JsonTensor>) {
-    let vars = vs.variables();
-    let ours: BTreeSet<&String> = vars.keys().collect();
-    let theirs: BTreeSet<&String> = weights.keys().collect();
-    assert_eq!(ours, theirs, "variable names differ from the Keras layers");
-    tch::no_grad(|| {
-        for (name, t) in &vars {
-            let w = weights[name].tensor();
-            assert_eq!(t.size(), w.size(), "shape of {name}");
-            t.shallow_clone().copy_(&w);
-        }
-    });
+    load_exact(vs, weights, "block");
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {

@@ -4,7 +4,7 @@
 //!
 //! The Keras references come from `scripts/fixtures/keras_blocks_a.py` (`make fixtures`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use df_layers::util::{param_count, params_without_finite_grad, ParamCount};
 use df_layers::HeadInput;
@@ -68,17 +68,9 @@ fn keras_count(case: &str) -> ParamCount {
     }
 }
 
-#[derive(Deserialize)]
-struct JsonTensor {
-    shape: Vec<i64>,
-    data: Vec<f32>,
-}
-
-impl JsonTensor {
-    fn tensor(&self) -> Tensor {
-        Tensor::from_slice(&self.data).view(self.shape.as_slice())
-    }
-}
+#[path = "../../../fixtures/keras_json.rs"]
+mod keras_json;
+use keras_json::{load_exact, JsonTensor};
 
 #[derive(Deserialize)]
 struct Parity {
@@ -101,17 +93,7 @@ fn assert_all_grads_finite(vs: &VarStore, model: &dyn ModuleT, x: &Tensor) {
 /// p = sigmoid(logit) with Keras' sigmoid output in inference mode.
 fn check_meso_parity(case: &str, vs: &VarStore, model: &dyn ModuleT) {
     let p: Parity = fixture(&format!("parity_{case}.json"));
-    let vars = vs.variables();
-    let ours: BTreeSet<&String> = vars.keys().collect();
-    let theirs: BTreeSet<&String> = p.weights.keys().collect();
-    assert_eq!(ours, theirs, "{case}: variable names differ from Keras'");
-    tch::no_grad(|| {
-        for (name, t) in &vars {
-            let w = p.weights[name].tensor();
-            assert_eq!(t.size(), w.size(), "{case}: shape of {name}");
-            t.shallow_clone().copy_(&w);
-        }
-    });
+    load_exact(vs, &p.weights, case);
     let probs = tch::no_grad(|| model.forward_t(&p.input.tensor(), false)).sigmoid();
     let keras = p.output_eval.tensor();
     assert_eq!(probs.size(), keras.size());
