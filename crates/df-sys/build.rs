@@ -1,0 +1,46 @@
+//! Compiles `shim/*.cpp` against the libtorch that torch-sys found (the same headers and
+//! libraries tch links), with the C++ ABI of the PyTorch wheel.
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=shim");
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let lib = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from).unwrap_or_else(|| {
+        panic!(
+            "DEP_TCH_LIBTORCH_LIB is not set: torch-sys (a direct dependency) did not \
+             report its libtorch directory; run scripts/setup.sh (it links .libtorch)"
+        )
+    });
+    let root = lib.parent().map(PathBuf::from).unwrap_or_else(|| lib.clone());
+    let include = root.join("include");
+    if !include.join("ATen/autocast_mode.h").is_file() {
+        panic!(
+            "{}: no ATen/autocast_mode.h: libtorch's headers are missing there",
+            include.display()
+        );
+    }
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file("shim/autocast.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        // The wheel's ABI (torch.compiled_with_cxx11_abi() is True for 2.11.0).
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-deprecated-declarations")
+        .warnings(false)
+        .compile("df_shim");
+    // torch_cpu and c10 come from torch-sys's own link lines (this crate depends on it).
+    // Cargo puts only search directories inside the target directory on the library path
+    // of what it runs; libtorch's lib/ linked into OUT_DIR lets doc tests (no rpath) start,
+    // as df-layers' build script does.
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"))
+        .join("libtorch-lib");
+    let _ = std::fs::remove_file(&out);
+    #[cfg(unix)]
+    if std::os::unix::fs::symlink(&lib, &out).is_ok() {
+        println!("cargo:rustc-link-search=native={}", out.display());
+    }
+}
