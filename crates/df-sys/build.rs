@@ -6,13 +6,18 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-changed=shim");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let lib = std::env::var_os("DEP_TCH_LIBTORCH_LIB").map(PathBuf::from).unwrap_or_else(|| {
-        panic!(
-            "DEP_TCH_LIBTORCH_LIB is not set: torch-sys (a direct dependency) did not \
+    let lib = std::env::var_os("DEP_TCH_LIBTORCH_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            panic!(
+                "DEP_TCH_LIBTORCH_LIB is not set: torch-sys (a direct dependency) did not \
              report its libtorch directory; run scripts/setup.sh (it links .libtorch)"
-        )
-    });
-    let root = lib.parent().map(PathBuf::from).unwrap_or_else(|| lib.clone());
+            )
+        });
+    let root = lib
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| lib.clone());
     let include = root.join("include");
     if !include.join("ATen/autocast_mode.h").is_file() {
         panic!(

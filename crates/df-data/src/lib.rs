@@ -88,3 +88,43 @@ pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};
 pub use transform::{ChannelOrder, Normalize, Transform};
 pub use walk::{Walked, Walker};
+
+/// The entry point of the fuzz target `image_decode` (`fuzz/`), shared with the test that
+/// replays its corpus on stable, so both exercise the same code.
+#[doc(hidden)]
+pub mod fuzz {
+    use rand::SeedableRng;
+
+    use crate::{prepare_image, Augment, ResizeFilter, Transform};
+
+    /// Decodes `data` as an image file (the format from its content); when it decodes,
+    /// runs it through the training pipeline at a small size with every resize filter,
+    /// a centre crop, and no, the study's and the forensic augmentation: every value
+    /// written must be finite. Every decoding error is acceptable, a panic is not.
+    pub fn image_decode(data: &[u8]) {
+        let Ok(img) = crate::decode_rgb(data) else {
+            return;
+        };
+        let seed = data
+            .iter()
+            .fold(0u64, |h, &b| h.rotate_left(5) ^ u64::from(b));
+        let filters = [
+            ResizeFilter::Nearest,
+            ResizeFilter::Bilinear,
+            ResizeFilter::Area,
+        ];
+        let augments = [Augment::none(), Augment::study(), Augment::forensic()];
+        for (i, filter) in filters.into_iter().enumerate() {
+            let transform = Transform::unit(12, 16)
+                .with_resize(filter)
+                .with_center_crop((i == 1).then_some(0.5));
+            let mut out = vec![f32::NAN; transform.numel()];
+            for augment in &augments {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+                if prepare_image(&img, &transform, augment, &mut rng, &mut out).is_ok() {
+                    assert!(out.iter().all(|v| v.is_finite()), "a non-finite value");
+                }
+            }
+        }
+    }
+}

@@ -349,6 +349,11 @@ impl EfficientNetConfig {
         ]
     }
 
+    /// [`crate::family::Family::validate`].
+    pub(crate) fn check(&self, _family: &str) -> Result<()> {
+        self.validate()
+    }
+
     fn validate(&self) -> Result<()> {
         let fail = |option, reason: String| {
             Err(Error::InvalidConfig {
@@ -388,6 +393,32 @@ impl EfficientNetConfig {
                 "stages",
                 format!("repeats must be positive, got {}", s.repeats),
             );
+        }
+        for (i, s) in self.stages.iter().enumerate() {
+            for (what, v) in [
+                ("stride", s.stride),
+                ("kernel", s.kernel),
+                ("in_channels", s.in_channels),
+                ("out_channels", s.out_channels),
+                ("expand_ratio", s.expand_ratio),
+            ] {
+                if v <= 0 {
+                    return fail(
+                        "stages",
+                        format!("stage {}: {what} must be positive, got {v}", i + 1),
+                    );
+                }
+            }
+            if !(0.0..=1.0).contains(&s.se_ratio) {
+                return fail(
+                    "stages",
+                    format!(
+                        "stage {}: se_ratio must be in [0, 1], got {}",
+                        i + 1,
+                        s.se_ratio
+                    ),
+                );
+            }
         }
         Ok(())
     }

@@ -88,6 +88,16 @@ pub trait Family: 'static {
     /// An invalid configuration (input too small, an unsupported top ...).
     fn build(p: &nn::Path<'_>, config: &Self::Config) -> Result<Box<dyn Model>>;
 
+    /// Checks a configuration read from a file (a checkpoint's `config`) before anything
+    /// uses it: sizes, strides, rates in range. The default accepts every configuration.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidConfig`] naming the setting.
+    fn validate(config: &Self::Config) -> Result<()> {
+        let _ = config;
+        Ok(())
+    }
+
     /// The input the model expects.
     fn input_spec(config: &Self::Config) -> InputSpec;
 

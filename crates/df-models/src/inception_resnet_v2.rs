@@ -111,6 +111,11 @@ impl InceptionResNetV2Config {
         ]
     }
 
+    /// [`crate::family::Family::validate`].
+    pub(crate) fn check(&self, _family: &str) -> Result<()> {
+        self.validate()
+    }
+
     fn validate(&self) -> Result<()> {
         let fail = |option, reason: String| {
             Err(Error::InvalidConfig {

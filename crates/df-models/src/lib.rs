@@ -44,3 +44,36 @@ pub use vgg::{vgg16, Vgg16, VggConfig, VggVariant};
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/models.md")]
 struct ModelsDoc;
+
+/// The entry point of the fuzz target `keras_hdf5` (`fuzz/`), shared with the test that
+/// replays its corpus on stable, so both exercise the same code.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Reads `data` as a Keras weights file; when it reads, every tensor's values must
+    /// match its shape and every layer name must split or not without a panic. Every
+    /// error is acceptable, a panic or an unbounded allocation is not.
+    pub fn keras_hdf5(data: &[u8]) {
+        let Ok(weights) = crate::keras::KerasWeights::from_bytes("fuzz-input.h5", data.to_vec())
+        else {
+            return;
+        };
+        for layer in &weights.layers {
+            let _ = crate::keras::auto_name_parts(&layer.name);
+            for t in &layer.tensors {
+                let numel = t
+                    .shape
+                    .iter()
+                    .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?));
+                assert_eq!(
+                    numel,
+                    Some(t.values.len()),
+                    "{}: shape {:?} against {} values",
+                    t.path,
+                    t.shape,
+                    t.values.len()
+                );
+            }
+        }
+        let _ = weights.value_count();
+    }
+}

@@ -110,6 +110,11 @@ impl MesoConfig {
     fn validate(&self, model: &str) -> Result<()> {
         check_input_size(model, self.input_size, 1)
     }
+
+    /// [`crate::family::Family::validate`].
+    pub(crate) fn check(&self, family: &str) -> Result<()> {
+        self.validate(family)
+    }
 }
 
 /// One convolution stage of the MesoNet models: conv (bias, ReLU) → batch norm → max pool.

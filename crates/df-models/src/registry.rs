@@ -423,9 +423,10 @@ fn entry<F: Family>() -> Entry {
         name: F::NAME,
         type_id: TypeId::of::<F>,
         from_json: |json| {
-            serde_json::from_value::<F::Config>(json.clone())
-                .map(|c| Box::new(Configured::<F>(c)) as Box<dyn AnyConfig>)
-                .map_err(|e| e.to_string())
+            let config =
+                serde_json::from_value::<F::Config>(json.clone()).map_err(|e| e.to_string())?;
+            F::validate(&config).map_err(|e| e.to_string())?;
+            Ok(Box::new(Configured::<F>(config)) as Box<dyn AnyConfig>)
         },
     }
 }

@@ -135,6 +135,13 @@ impl ResNetConfig {
 
     /// The last feature map, `[2048, H', W']`: every one of the five stride-2 steps (stem
     /// conv, stem pool, stages 3–5) takes `n` to `ceil(n / 2)`, so 224 → 7.
+    /// [`crate::family::Family::validate`].
+    pub(crate) fn check(&self, _family: &str) -> Result<()> {
+        self.blocks_per_stage()?;
+        check_input_size(&self.model_name(), self.input_size, MIN_SIZE)
+    }
+
+    /// The `[C, H, W]` feature map that reaches the top.
     pub fn feature_shape(&self) -> [i64; 3] {
         let reduce = |n: i64| (0..5).fold(n, |n, _| (n + 1) / 2);
         [

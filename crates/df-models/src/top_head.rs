@@ -195,6 +195,9 @@ macro_rules! builtin_family {
                 let build: fn(&tch::nn::Path<'_>, &$config) -> $crate::Result<_> = $build;
                 Ok(Box::new(build(p, config)?))
             }
+            fn validate(config: &$config) -> $crate::Result<()> {
+                config.check($name)
+            }
             fn input_spec(config: &$config) -> $crate::InputSpec {
                 config.input_spec()
             }

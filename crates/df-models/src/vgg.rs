@@ -120,6 +120,12 @@ impl VggConfig {
 
     /// The last feature map, `[512, H', W']`: five `"valid"` 2×2 pools, each `floor(n / 2)`
     /// (224 → 7).
+    /// [`crate::family::Family::validate`].
+    pub(crate) fn check(&self, _family: &str) -> Result<()> {
+        check_input_size(self.variant.model_name(), self.input_size, MIN_SIZE)
+    }
+
+    /// The `[C, H, W]` feature map that reaches the top.
     pub fn feature_shape(&self) -> [i64; 3] {
         let reduce = |n: i64| (0..5).fold(n, |n, _| n / 2);
         [

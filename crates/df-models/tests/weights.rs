@@ -550,3 +550,49 @@ fn impossible_sizes_are_refused_before_allocating() {
     );
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
 }
+
+/// The `keras_hdf5` fuzz target's corpus, seeds and crash files (`fuzz/`), replayed on
+/// stable: no nightly, no sanitizer. A missing corpus is a failure: it is committed.
+#[path = "../../../fuzz/replay.rs"]
+mod replay;
+
+#[test]
+fn keras_hdf5_corpus_replays_without_a_panic() {
+    replay::replay("keras_hdf5", 100, df_models::fuzz::keras_hdf5);
+}
+
+/// A checkpoint's stored configuration is checked when it is read, before anything uses
+/// it (the `run_config` fuzz target found a stride of 0 dividing by zero in
+/// `feature_shape`).
+#[test]
+fn a_stored_configuration_out_of_range_is_refused_by_name() {
+    for (model, family, pointer, value, words) in [
+        (
+            "efficientnet_b0",
+            "efficientnet",
+            "/stages/6/stride",
+            0,
+            "stage 7: stride",
+        ),
+        (
+            "efficientnet_b0",
+            "efficientnet",
+            "/stages/0/kernel",
+            -1,
+            "stage 1: kernel",
+        ),
+        ("resnet50", "resnet", "/depth", 49, "depth"),
+        ("vgg16", "vgg16", "/input_size/0", 8, "input_size"),
+        ("meso4", "meso4", "/input_size/1", 0, "input_size"),
+    ] {
+        let vs = VarStore::new(Device::Cpu);
+        let built = registry::build(model, &vs.root(), &BuildOptions::default()).expect("build");
+        let mut json = built.config_json().expect("json");
+        *json.pointer_mut(pointer).expect(pointer) = value.into();
+        let err = registry::config_from_json(family, model, &json)
+            .err()
+            .unwrap_or_else(|| panic!("{model}: {pointer} = {value} accepted"))
+            .to_string();
+        assert!(err.contains(words) && err.contains(model), "{model}: {err}");
+    }
+}

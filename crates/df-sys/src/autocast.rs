@@ -31,7 +31,10 @@ pub fn is_available(device: Device) -> Result<bool> {
     // SAFETY: the shim writes one int through the valid pointer it is given and
     // returns null or an owned message, which `check` frees.
     let message = unsafe { ffi::df_autocast_is_available(device_type(device), &mut out) };
-    check(|| format!("autocast.is_available({})", device_name(device)), message)?;
+    check(
+        || format!("autocast.is_available({})", device_name(device)),
+        message,
+    )?;
     Ok(out != 0)
 }
 
@@ -43,7 +46,10 @@ pub fn is_enabled(device: Device) -> Result<bool> {
     let mut out: c_int = 0;
     // SAFETY: as in `is_available`: one int written through a valid pointer.
     let message = unsafe { ffi::df_autocast_is_enabled(device_type(device), &mut out) };
-    check(|| format!("autocast.is_enabled({})", device_name(device)), message)?;
+    check(
+        || format!("autocast.is_enabled({})", device_name(device)),
+        message,
+    )?;
     Ok(out != 0)
 }
 
@@ -56,7 +62,10 @@ pub fn dtype(device: Device) -> Result<Kind> {
     let mut out: c_int = 0;
     // SAFETY: as in `is_available`: one int written through a valid pointer.
     let message = unsafe { ffi::df_autocast_get_dtype(device_type(device), &mut out) };
-    check(|| format!("autocast.get_dtype({})", device_name(device)), message)?;
+    check(
+        || format!("autocast.get_dtype({})", device_name(device)),
+        message,
+    )?;
     kind_of(out).ok_or_else(|| Error::Torch {
         operation: format!("autocast.get_dtype({})", device_name(device)),
         message: format!("scalar type code {out}, not half, float or bfloat16"),
@@ -65,7 +74,8 @@ pub fn dtype(device: Device) -> Result<Kind> {
 
 fn set_enabled(device: Device, enabled: bool) -> Result<()> {
     // SAFETY: plain values in; null or an owned message out, freed by `check`.
-    let message = unsafe { ffi::df_autocast_set_enabled(device_type(device), c_int::from(enabled)) };
+    let message =
+        unsafe { ffi::df_autocast_set_enabled(device_type(device), c_int::from(enabled)) };
     check(
         || format!("autocast.set_enabled({}, {enabled})", device_name(device)),
         message,

@@ -27,7 +27,6 @@
 
 use std::ffi::{c_char, c_int, CStr};
 
-
 // tch and this shim must resolve to the same libtorch: torch-sys is linked once.
 use torch_sys as _;
 
@@ -81,7 +80,9 @@ fn check(operation: impl FnOnce() -> String, message: *mut c_char) -> Result<()>
     // SAFETY: a non-null return of a shim function is a NUL-terminated string it
     // allocated with malloc (copy_message) and that nothing else references; it is read
     // once here and freed once, by the shim's own free.
-    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy().into_owned();
+    let text = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
     // SAFETY: as above; `message` is not used after this.
     unsafe { ffi::df_shim_free(message) };
     Err(Error::Torch {

@@ -24,7 +24,11 @@ fn convolutions_linear_layers_and_matmul_run_in_the_scope_dtype() {
         let scope = Autocast::enter(CPU, kind).expect("autocast on the CPU");
         assert_eq!(conv(&x, &w).kind(), kind, "conv2d under {kind:?}");
         assert_eq!(a.matmul(&b).kind(), kind, "matmul under {kind:?}");
-        assert_eq!(a.linear(&b.tr(), None::<Tensor>).kind(), kind, "linear under {kind:?}");
+        assert_eq!(
+            a.linear(&b.tr(), None::<Tensor>).kind(),
+            kind,
+            "linear under {kind:?}"
+        );
         // Elementwise operations are not cast: they follow their inputs.
         assert_eq!((&x + 1.0).kind(), Kind::Float);
         drop(scope);
@@ -36,10 +40,16 @@ fn convolutions_linear_layers_and_matmul_run_in_the_scope_dtype() {
         let _bf16 = Autocast::enter(CPU, Kind::BFloat16).expect("autocast");
         conv(&x, &w)
     };
-    let err = (low.to_kind(Kind::Float) - &reference).abs().max().double_value(&[]);
+    let err = (low.to_kind(Kind::Float) - &reference)
+        .abs()
+        .max()
+        .double_value(&[]);
     let scale = reference.abs().max().double_value(&[]);
     assert!(err > 0.0, "bf16 must round");
-    assert!(err < 0.05 * scale, "bf16 error {err} against a magnitude {scale}");
+    assert!(
+        err < 0.05 * scale,
+        "bf16 error {err} against a magnitude {scale}"
+    );
 }
 
 #[test]
@@ -71,12 +81,19 @@ fn batch_norm_statistics_the_loss_and_gradients_stay_f32() {
         None,
         tch::Reduction::Mean,
     );
-    assert_eq!(loss.kind(), Kind::Float, "the loss is on autocast's f32 list");
+    assert_eq!(
+        loss.kind(),
+        Kind::Float,
+        "the loss is on autocast's f32 list"
+    );
     drop(scope);
     loss.backward();
     assert_eq!(running_mean.kind(), Kind::Float);
     assert_eq!(running_var.kind(), Kind::Float);
-    assert!(running_mean.abs().sum(Kind::Float).double_value(&[]) > 0.0, "statistics updated");
+    assert!(
+        running_mean.abs().sum(Kind::Float).double_value(&[]) > 0.0,
+        "statistics updated"
+    );
     for (name, p) in [("conv", &w), ("gamma", &gamma), ("beta", &beta)] {
         let g = p.grad();
         assert!(g.defined(), "{name} has a gradient");
@@ -113,8 +130,12 @@ fn scopes_nest_and_restore_the_state_they_found() {
 #[test]
 fn a_full_precision_kind_is_no_scope_and_other_kinds_are_refused() {
     assert!(Autocast::maybe(CPU, None).expect("none").is_none());
-    assert!(Autocast::maybe(CPU, Some(Kind::Float)).expect("f32").is_none());
-    assert!(Autocast::maybe(CPU, Some(Kind::BFloat16)).expect("bf16").is_some());
+    assert!(Autocast::maybe(CPU, Some(Kind::Float))
+        .expect("f32")
+        .is_none());
+    assert!(Autocast::maybe(CPU, Some(Kind::BFloat16))
+        .expect("bf16")
+        .is_some());
     for kind in [Kind::Float, Kind::Double, Kind::Int64] {
         match Autocast::enter(CPU, kind) {
             Err(Error::Invalid { option, reason }) => {
@@ -124,5 +145,8 @@ fn a_full_precision_kind_is_no_scope_and_other_kinds_are_refused() {
             other => panic!("{kind:?}: {other:?}"),
         }
     }
-    assert!(!autocast::is_enabled(CPU).expect("state"), "nothing left enabled");
+    assert!(
+        !autocast::is_enabled(CPU).expect("state"),
+        "nothing left enabled"
+    );
 }

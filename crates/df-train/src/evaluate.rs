@@ -5,7 +5,8 @@ use df_models::Model;
 use tch::{Device, Kind};
 
 use crate::error::{Error, Result};
-use crate::logits::{detector_logits, to_vec_f32, Pass};
+use crate::logits::{detector_logits_in, to_vec_f32, Pass};
+use crate::precision::Precision;
 use crate::source::BatchSource;
 
 /// Probabilities of "fake" and labels, as the model scored a data source.
@@ -21,13 +22,14 @@ fn run(
     model: &dyn Model,
     source: &dyn BatchSource,
     device: Device,
+    precision: Precision,
     mut each: impl FnMut(&[f32], &[u8]) -> Result<()>,
 ) -> Result<()> {
     tch::no_grad(|| -> Result<()> {
         for batch in source.epoch_batches(0)? {
             let batch = batch?;
             let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
-            let logits = detector_logits(model, &xs, Pass::Eval)?;
+            let logits = detector_logits_in(model, &xs, Pass::Eval, precision)?;
             let scores = to_vec_f32(&logits.sigmoid())?;
             if let Some(i) = scores.iter().position(|p| !p.is_finite()) {
                 let sample = match batch.paths.get(i) {
@@ -64,8 +66,26 @@ pub fn evaluate(
     device: Device,
     config: EvaluatorConfig,
 ) -> Result<Evaluation> {
+    evaluate_in(model, source, device, config, Precision::F32)
+}
+
+/// [`evaluate`] with the forward passes in `precision` (autocast for `bf16`/`f16`; the
+/// scores and metrics stay `f32`).
+///
+/// # Errors
+/// As [`evaluate`]; a precision the device cannot run.
+pub fn evaluate_in(
+    model: &dyn Model,
+    source: &dyn BatchSource,
+    device: Device,
+    config: EvaluatorConfig,
+    precision: Precision,
+) -> Result<Evaluation> {
+    precision.check(device)?;
     let mut evaluator = BinaryEvaluator::new(config)?;
-    run(model, source, device, |s, l| Ok(evaluator.update(s, l)?))?;
+    run(model, source, device, precision, |s, l| {
+        Ok(evaluator.update(s, l)?)
+    })?;
     Ok(evaluator.into_evaluation()?)
 }
 
@@ -86,8 +106,22 @@ pub fn evaluate_report(
 /// # Errors
 /// See [`evaluate`].
 pub fn predict(model: &dyn Model, source: &dyn BatchSource, device: Device) -> Result<Predictions> {
+    predict_in(model, source, device, Precision::F32)
+}
+
+/// [`predict`] with the forward passes in `precision`.
+///
+/// # Errors
+/// As [`predict`]; a precision the device cannot run.
+pub fn predict_in(
+    model: &dyn Model,
+    source: &dyn BatchSource,
+    device: Device,
+    precision: Precision,
+) -> Result<Predictions> {
+    precision.check(device)?;
     let mut out = Predictions::default();
-    run(model, source, device, |s, l| {
+    run(model, source, device, precision, |s, l| {
         out.scores.extend_from_slice(s);
         out.labels.extend_from_slice(l);
         Ok(())

@@ -31,9 +31,10 @@ use tch::Device;
 use crate::callbacks::ModelCheckpointConfig;
 use crate::checkpoint::atomic_write_bytes;
 use crate::error::{config, Error, Result};
-use crate::evaluate::evaluate;
+use crate::evaluate::evaluate_in;
 use crate::loss::Loss;
 use crate::optim::OptimizerConfig;
+use crate::precision::Precision;
 use crate::progress::Verbosity;
 use crate::run_dir::{self, Reuse};
 use crate::source::transform_for;
@@ -290,6 +291,10 @@ pub struct ExperimentConfig {
     /// Where to compute.
     #[serde(default)]
     pub device: DeviceChoice,
+    /// The compute precision of the forward passes (`f32`, `bf16`, `f16`: autocast),
+    /// in training and in the final evaluation.
+    #[serde(default)]
+    pub precision: Precision,
     /// This process's rank and the number of processes: each rank reads its shard of
     /// the training data; only rank 0 writes.
     #[serde(default)]
@@ -342,6 +347,7 @@ impl ExperimentConfig {
             freeze_backbone: false,
             callbacks: CallbacksConfig::default(),
             device: DeviceChoice::Auto,
+            precision: Precision::F32,
             rank: 0,
             world_size: 1,
             out_dir: out_dir.into(),
@@ -407,39 +413,13 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
 /// An unknown model or invalid option, a missing or single-class data folder, a data or
 /// training error ([`Error::NonFiniteLoss`] ...), an I/O error.
 pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
-    if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
-        return Err(config("data", "give either `val` or `val_split`, not both"));
-    }
-    check_monitors(cfg)?;
-    let device = cfg.device.device()?;
+    let (device, reuse) = check_options(cfg)?;
     let main = cfg.rank == 0;
-    let reuse = match (cfg.resume, cfg.overwrite) {
-        (true, true) => {
-            return Err(config(
-                "overwrite",
-                "give either `resume` (continue the run) or `overwrite` (replace it), not both",
-            ))
-        }
-        (true, false) => Reuse::Resume,
-        (false, true) => Reuse::Overwrite,
-        (false, false) => Reuse::Refuse,
-    };
     let resume_changes = if cfg.resume {
         resume_changes(cfg)?
     } else {
         Vec::new()
     };
-
-    // The input's memory, before the model or any batch is allocated.
-    let spec = df_models::registry::info(&cfg.model.name)?
-        .config(&cfg.model.build_options()?)?
-        .input_spec();
-    crate::source::check_input_memory(
-        &spec,
-        cfg.data
-            .batch_size
-            .max(cfg.data.val_batch_size.unwrap_or(0)),
-    )?;
     let vs = VarStore::new(device);
     let model = cfg.model.build_seeded(&vs, cfg.seed)?;
     let params = param_count(&vs);
@@ -515,6 +495,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         .resume_changes(resume_changes)
         .data_config(serde_json::to_value(&cfg.data).map_err(json_err(&cfg.out_dir))?)
         .verbosity(cfg.verbosity)
+        .precision(cfg.precision)
         .distributed(cfg.rank, cfg.world_size);
     if let Some(c) = callbacks.early_stopping {
         builder = builder.early_stopping(c);
@@ -542,11 +523,12 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
 
     let (model, var_store) = trainer.into_parts();
     let evaluation = match &val_loader {
-        Some(v) => Some(evaluate(
+        Some(v) => Some(evaluate_in(
             model.as_ref(),
             v,
             device,
             EvaluatorConfig::default(),
+            cfg.precision,
         )?),
         None => None,
     };
@@ -668,6 +650,46 @@ fn check_monitors(cfg: &ExperimentConfig) -> Result<()> {
     Ok(())
 }
 
+/// Every check of `cfg` that needs no file: options that exclude each other, the
+/// callbacks' monitors, the device, the model and its options, the input transform and
+/// the memory the input batches need, before anything is allocated or written.
+///
+/// # Errors
+/// [`Error::Config`] naming the option; the model's errors; the input's memory check.
+pub(crate) fn check_options(cfg: &ExperimentConfig) -> Result<(tch::Device, Reuse)> {
+    if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
+        return Err(config("data", "give either `val` or `val_split`, not both"));
+    }
+    check_monitors(cfg)?;
+    let device = cfg.device.device()?;
+    cfg.precision.check(device)?;
+    let reuse = match (cfg.resume, cfg.overwrite) {
+        (true, true) => {
+            return Err(config(
+                "overwrite",
+                "give either `resume` (continue the run) or `overwrite` (replace it), not both",
+            ))
+        }
+        (true, false) => Reuse::Resume,
+        (false, true) => Reuse::Overwrite,
+        (false, false) => Reuse::Refuse,
+    };
+    // The input's memory, before the model or any batch is allocated.
+    let spec = df_models::registry::info(&cfg.model.name)?
+        .config(&cfg.model.build_options()?)?
+        .input_spec();
+    crate::source::check_input_memory(
+        &spec,
+        cfg.data
+            .batch_size
+            .max(cfg.data.val_batch_size.unwrap_or(0)),
+    )?;
+    transform_for(&spec, cfg.data.resize)
+        .with_center_crop(cfg.data.center_crop)
+        .validate()?;
+    Ok((device, reuse))
+}
+
 /// What a resumed run changes against the run stored in its folder, described for the
 /// history; refuses what may not change.
 ///
@@ -684,7 +706,16 @@ pub fn resume_changes(cfg: &ExperimentConfig) -> Result<Vec<String>> {
     }
     let text = std::fs::read_to_string(&path).map_err(crate::error::io(&path))?;
     let stored: serde_json::Value = serde_json::from_str(&text).map_err(json_err(&path))?;
-    let now = serde_json::to_value(cfg).map_err(json_err(&path))?;
+    changes_against(&stored, cfg, &path)
+}
+
+/// [`resume_changes`] against a stored `experiment.json` already read from `path`.
+pub(crate) fn changes_against(
+    stored: &serde_json::Value,
+    cfg: &ExperimentConfig,
+    path: &Path,
+) -> Result<Vec<String>> {
+    let now = serde_json::to_value(cfg).map_err(json_err(path))?;
     let at = |v: &serde_json::Value, pointer: &str| v.pointer(pointer).cloned();
     const FIXED: [(&str, &str); 13] = [
         (
@@ -705,7 +736,7 @@ pub fn resume_changes(cfg: &ExperimentConfig) -> Result<Vec<String>> {
         ("/world_size", "the number of processes"),
     ];
     for (pointer, what) in FIXED {
-        let (before, after) = (at(&stored, pointer), at(&now, pointer));
+        let (before, after) = (at(stored, pointer), at(&now, pointer));
         if before != after {
             return Err(config(
                 "resume",
@@ -719,7 +750,8 @@ pub fn resume_changes(cfg: &ExperimentConfig) -> Result<Vec<String>> {
             ));
         }
     }
-    const CHANGEABLE: [(&str, &str); 4] = [
+    const CHANGEABLE: [(&str, &str); 5] = [
+        ("/precision", "the precision"),
         ("/optimizer", "the optimizer settings"),
         ("/epochs", "the number of epochs"),
         ("/callbacks", "the callbacks (patience, monitor ...)"),
@@ -727,7 +759,11 @@ pub fn resume_changes(cfg: &ExperimentConfig) -> Result<Vec<String>> {
     ];
     let mut changes = Vec::new();
     for (pointer, what) in CHANGEABLE {
-        let (before, after) = (at(&stored, pointer), at(&now, pointer));
+        let (mut before, after) = (at(stored, pointer), at(&now, pointer));
+        if pointer == "/precision" && before.is_none() {
+            // Runs from before the setting trained in f32.
+            before = Some(serde_json::json!(Precision::F32.as_str()));
+        }
         if before == after {
             continue;
         }

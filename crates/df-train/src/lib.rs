@@ -57,6 +57,7 @@ mod logits;
 mod loss;
 mod model_io;
 mod optim;
+mod precision;
 mod progress;
 pub mod run_dir;
 mod source;
@@ -70,15 +71,16 @@ pub use callbacks::{
 };
 pub use df_metrics::{EpochRecord, History};
 pub use error::{Error, Result};
-pub use evaluate::{evaluate, evaluate_report, predict, Predictions};
+pub use evaluate::{evaluate, evaluate_in, evaluate_report, predict, predict_in, Predictions};
 pub use experiment::{
     resume_changes, run_experiment, write_evaluation, write_json, write_report, write_text,
     DataConfig, DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
 };
-pub use logits::{detector_logits, Pass};
+pub use logits::{detector_logits, detector_logits_in, Pass};
 pub use loss::Loss;
 pub use model_io::save_model;
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
+pub use precision::{GradScaler, GradScalerConfig, Precision};
 pub use progress::Verbosity;
 pub use source::{
     check_input_memory, epoch_seed, permutation, transform_for, Batch, BatchSource, TensorBatches,
@@ -90,3 +92,41 @@ pub use trainer::{
     files, read_training_config, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
     TrainingConfig, SECONDS,
 };
+
+/// The entry point of the fuzz target `run_config` (`fuzz/`), shared with the test that
+/// replays its corpus on stable, so both exercise the same code.
+#[doc(hidden)]
+pub mod fuzz {
+    use std::path::Path;
+
+    use crate::{DataConfig, ExperimentConfig, ModelChoice};
+
+    /// Reads `data` as JSON the way the run configuration files are read back: as a
+    /// stored `experiment.json` that a resumed run is compared with, as an
+    /// `ExperimentConfig` checked before a run starts, and as a checkpoint's model
+    /// configuration for every family (its input and feature shapes). Every error is
+    /// acceptable, a panic is not.
+    pub fn run_config(data: &[u8]) {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+            return;
+        };
+        let mut cfg = ExperimentConfig::new(
+            ModelChoice::new("meso4"),
+            DataConfig::new("train", 8),
+            2,
+            "run",
+        );
+        cfg.resume = true;
+        cfg.allow_changes = data.len() % 2 == 0;
+        let _ = crate::experiment::changes_against(&value, &cfg, Path::new("experiment.json"));
+        if let Ok(parsed) = serde_json::from_value::<ExperimentConfig>(value.clone()) {
+            let _ = crate::experiment::check_options(&parsed);
+        }
+        for family in df_models::registry::family_names() {
+            if let Ok(c) = df_models::registry::config_from_json(family, "fuzz", &value) {
+                let _ = c.input_spec();
+                let _ = c.feature_shape();
+            }
+        }
+    }
+}

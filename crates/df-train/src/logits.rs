@@ -7,6 +7,7 @@ use df_models::Model;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{torch, Error, Result};
+use crate::precision::Precision;
 
 /// How a batch goes through the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,22 @@ pub enum Pass {
 /// [`Error::Shape`] naming the model when its output is not `[N, 1]` (an ImageNet top or
 /// a backbone is not a detector).
 pub fn detector_logits(model: &dyn Model, xs: &Tensor, pass: Pass) -> Result<Tensor> {
+    detector_logits_in(model, xs, pass, Precision::F32)
+}
+
+/// [`detector_logits`] with the forward pass in `precision` (under libtorch's autocast
+/// for `bf16` and `f16`); the logits come back as `f32` in every precision.
+///
+/// # Errors
+/// As [`detector_logits`]; [`Error::Config`] (`precision`) when autocast cannot start on
+/// the input's device.
+pub fn detector_logits_in(
+    model: &dyn Model,
+    xs: &Tensor,
+    pass: Pass,
+    precision: Precision,
+) -> Result<Tensor> {
+    let scope = precision.scope(xs.device())?;
     let out = match pass {
         Pass::Eval => model.forward_t(xs, false),
         Pass::Train => model.forward_t(xs, true),
@@ -34,6 +51,8 @@ pub fn detector_logits(model: &dyn Model, xs: &Tensor, pass: Pass) -> Result<Ten
             model.forward_head(&features, true)
         }
     };
+    drop(scope);
+    let out = out.to_kind(Kind::Float);
     let n = xs.size().first().copied().unwrap_or(0);
     if out.size() != [n, 1] {
         return Err(Error::Shape {

@@ -324,6 +324,12 @@ impl Optimizer {
         self.state.iter().map(|s| s.step).max().unwrap_or(0)
     }
 
+    /// The parameters it updates (shallow clones sharing storage and gradients), in
+    /// [`Optimizer::param_names`]' order.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, p)| p.shallow_clone()).collect()
+    }
+
     /// Zeroes the gradients of every parameter.
     pub fn zero_grad(&mut self) {
         for (_, p) in &mut self.params {

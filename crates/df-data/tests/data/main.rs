@@ -4,6 +4,7 @@ mod augment;
 mod common;
 mod crop;
 mod folder;
+mod fuzz_replay;
 mod loader;
 mod pillow;
 mod synthetic;

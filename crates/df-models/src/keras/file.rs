@@ -173,6 +173,16 @@ impl KerasWeights {
             path: path.clone(),
             source,
         })?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Reads a Keras weights file held in memory; `path` names it in errors (see
+    /// [`KerasWeights::read`]).
+    ///
+    /// # Errors
+    /// As [`KerasWeights::read`], without [`Error::Io`].
+    pub fn from_bytes(path: impl AsRef<Path>, bytes: Vec<u8>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
         let file = Hdf5File::from_vec(bytes).map_err(|e| hdf5_error(&path, "", e))?;
         let reader = Reader { path: &path };
         let root = file.root_group().map_err(|e| hdf5_error(&path, "/", e))?;

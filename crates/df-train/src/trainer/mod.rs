@@ -15,10 +15,11 @@ use crate::callbacks::{
 };
 use crate::checkpoint::atomic_write_bytes;
 use crate::error::{config, io, torch, Error, Result};
-use crate::logits::{correct_count, detector_logits, to_vec_f32, Pass};
+use crate::logits::{correct_count, detector_logits_in, to_vec_f32, Pass};
 use crate::loss::Loss;
 use crate::model_io::save_model;
 use crate::optim::{Optimizer, OptimizerConfig};
+use crate::precision::{GradScaler, GradScalerConfig, Precision};
 use crate::progress::{Progress, Verbosity};
 use crate::source::{epoch_seed, BatchSource};
 
@@ -100,6 +101,12 @@ pub struct TrainingConfig {
     pub rank: usize,
     /// Number of processes.
     pub world_size: usize,
+    /// The compute precision (autocast dtype) of the forward passes.
+    #[serde(default)]
+    pub precision: Precision,
+    /// Dynamic loss scaling (with `f16` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_scaler: Option<GradScalerConfig>,
 }
 
 /// Builds a [`Trainer`]; see [`Trainer::builder`].
@@ -122,6 +129,8 @@ pub struct TrainerBuilder {
     verbosity: Verbosity,
     rank: usize,
     world_size: usize,
+    precision: Precision,
+    grad_scaler: GradScalerConfig,
 }
 
 impl std::fmt::Debug for TrainerBuilder {
@@ -225,6 +234,19 @@ impl TrainerBuilder {
         self.verbosity = verbosity;
         self
     }
+    /// The compute precision of the forward passes (default `f32`): `bf16` or `f16` run
+    /// them under libtorch's autocast; `f16` also scales the loss ([`GradScaler`]).
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
+
+    /// The loss scaling settings used with `f16` (default: PyTorch's).
+    pub fn grad_scaler(mut self, config: GradScalerConfig) -> Self {
+        self.grad_scaler = config;
+        self
+    }
+
     /// This process's rank and the number of processes (default 0 and 1); only rank 0
     /// writes files and shows progress.
     pub fn distributed(mut self, rank: usize, world_size: usize) -> Self {
@@ -258,6 +280,8 @@ impl TrainerBuilder {
             verbosity,
             rank,
             world_size,
+            precision,
+            grad_scaler,
         } = self;
         if epochs == 0 {
             return Err(config("epochs", "must be > 0"));
@@ -291,6 +315,12 @@ impl TrainerBuilder {
             }
         }
         let optimizer = Optimizer::for_var_store(optimizer, &vs)?;
+        precision.check(vs.device())?;
+        let scaler = if precision.scales_loss() {
+            Some(GradScaler::new(grad_scaler, vs.device())?)
+        } else {
+            None
+        };
         let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
         if let Some(c) = &callbacks_config.model_checkpoint {
             callbacks.push(Box::new(ModelCheckpoint::new(c.clone())?));
@@ -324,6 +354,8 @@ impl TrainerBuilder {
             callbacks: callbacks_config,
             rank,
             world_size,
+            precision,
+            grad_scaler: scaler.as_ref().map(|s| *s.config()),
         };
         Ok(Trainer {
             model,
@@ -340,6 +372,7 @@ impl TrainerBuilder {
             epochs_done: 0,
             stop_requested: false,
             last_checkpoint: None,
+            scaler,
         })
     }
 }
@@ -377,6 +410,7 @@ pub struct Trainer {
     epochs_done: usize,
     stop_requested: bool,
     last_checkpoint: Option<PathBuf>,
+    scaler: Option<GradScaler>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -431,6 +465,8 @@ impl Trainer {
             verbosity: Verbosity::Auto,
             rank: 0,
             world_size: 1,
+            precision: Precision::F32,
+            grad_scaler: GradScalerConfig::default(),
         }
     }
 
@@ -506,7 +542,7 @@ impl Trainer {
             (true, false) => Pass::Train,
             (true, true) => Pass::TrainHead,
         };
-        detector_logits(self.model.as_ref(), xs, pass)
+        detector_logits_in(self.model.as_ref(), xs, pass, self.config.precision)
     }
 
     /// Trains on `train`, validating on `val` after every epoch, until the configured
@@ -566,8 +602,22 @@ impl Trainer {
                     });
                 }
                 self.optimizer.zero_grad();
-                total.backward();
-                self.optimizer.step()?;
+                match &mut self.scaler {
+                    None => {
+                        total.backward();
+                        self.optimizer.step()?;
+                    }
+                    Some(scaler) => {
+                        // torch.amp.GradScaler: backward on the scaled loss, unscale,
+                        // step only when every gradient is finite, then update the scale.
+                        scaler.scale_loss(&total).backward();
+                        let found_inf = scaler.unscale(&self.optimizer.parameters())?;
+                        if !found_inf {
+                            self.optimizer.step()?;
+                        }
+                        scaler.update(found_inf);
+                    }
+                }
                 let correct = correct_count(&logits, &ys)?;
                 mean.add(value, ys.size()[0], correct);
                 progress.batch(mean.loss(), mean.accuracy());
@@ -584,6 +634,9 @@ impl Trainer {
                 }
             }
             logs.insert("learning_rate".into(), self.optimizer.learning_rate());
+            if let Some(scaler) = &self.scaler {
+                logs.insert("loss_scale".into(), scaler.scale()?);
+            }
             let mut stop = false;
             self.each_callback(&mut stop, |cb, ctx| cb.on_epoch_end(epoch, &logs, ctx))?;
             if let Some(reason) = self.divergence(&logs)? {

@@ -52,6 +52,11 @@ impl Trainer {
         for (n, t) in self.optimizer.state_tensors() {
             tensors.push((format!("optimizer/{n}"), t));
         }
+        if let Some(scaler) = &self.scaler {
+            for (n, t) in scaler.state_tensors() {
+                tensors.push((format!("scaler/{n}"), t));
+            }
+        }
         let mut records = Vec::new();
         for (i, cb) in self.callbacks.iter().enumerate() {
             let CallbackState { json, tensors: ts } = cb.state()?;
@@ -137,6 +142,7 @@ impl Trainer {
         }
         let mut model_tensors = Vec::new();
         let mut optim_tensors = HashMap::new();
+        let mut scaler_tensors = HashMap::new();
         let mut callback_tensors: Vec<Vec<(String, Tensor)>> =
             (0..self.callbacks.len()).map(|_| Vec::new()).collect();
         for (name, t) in file.tensors {
@@ -144,6 +150,8 @@ impl Trainer {
                 model_tensors.push((n.to_string(), t));
             } else if let Some(n) = name.strip_prefix("optimizer/") {
                 optim_tensors.insert(n.to_string(), t);
+            } else if let Some(n) = name.strip_prefix("scaler/") {
+                scaler_tensors.insert(n.to_string(), t);
             } else if let Some(rest) = name.strip_prefix("callback/") {
                 let (i, n) = rest
                     .split_once('/')
@@ -161,6 +169,15 @@ impl Trainer {
         self.optimizer
             .load_state_tensors(&optim_tensors)
             .map_err(|e| checkpoint(path, e.to_string()))?;
+        // The loss scale goes on where it was (a run resumed in f16 from another
+        // precision starts from the initial scale).
+        if let Some(scaler) = &mut self.scaler {
+            if !scaler_tensors.is_empty() {
+                scaler
+                    .load_state_tensors(&scaler_tensors)
+                    .map_err(|e| checkpoint(path, e.to_string()))?;
+            }
+        }
         let lr_changed = self
             .resume_changes
             .iter()
