@@ -33,7 +33,8 @@ use deepfake::metrics::AnalysisConfig;
 use deepfake::models::TopKind;
 use deepfake::train::{
     run_experiment, write_json, write_text, DataConfig, DeviceChoice, EarlyStoppingConfig,
-    ExperimentConfig, ModelChoice, OptimizerConfig, StudyRecipe, Verbosity, STUDY_MODELS,
+    ExperimentConfig, ModelChoice, OptimizerConfig, Precision, StudyRecipe, Verbosity,
+    STUDY_MODELS,
 };
 use serde::Serialize;
 
@@ -128,6 +129,10 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
+    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
     /// Output directory.
     #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
@@ -210,6 +215,10 @@ fn markdown(rows: &[Row], window: usize) -> String {
     md
 }
 
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::parse(s).map_err(|e| e.to_string())
+}
+
 fn run() -> Result<()> {
     let args = Args::parse();
     if args.window < 2 {
@@ -256,6 +265,7 @@ fn run() -> Result<()> {
         cfg.overwrite = true;
         cfg.seed = args.seed;
         cfg.device = device;
+        cfg.precision = args.precision;
         cfg.verbosity = if args.quiet {
             Verbosity::Quiet
         } else {

@@ -24,7 +24,9 @@ use deepfake::data::{ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipSummar
 use deepfake::metrics::EvaluatorConfig;
 use deepfake::models::load::{load_weights, KerasLoadOptions};
 use deepfake::models::Polarity;
-use deepfake::train::{evaluate, transform_for, write_evaluation, write_text, DeviceChoice};
+use deepfake::train::{
+    evaluate_in, transform_for, write_evaluation, write_text, DeviceChoice, Precision,
+};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ResizeArg {
@@ -74,9 +76,17 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
+    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
     /// Output directory.
     #[arg(long, default_value = "runs/evaluate")]
     out: PathBuf,
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::parse(s).map_err(|e| e.to_string())
 }
 
 fn run() -> Result<()> {
@@ -85,6 +95,7 @@ fn run() -> Result<()> {
     let evaluator = EvaluatorConfig::default().with_threshold(args.threshold);
     deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
     let device = DeviceChoice::parse(&args.device)?.device()?;
+    args.precision.check(device)?;
     let polarity = match args.polarity {
         PolarityArg::Fake => Polarity::Fake,
         PolarityArg::Real => Polarity::Real,
@@ -109,7 +120,13 @@ fn run() -> Result<()> {
         config = config.with_workers(w);
     }
     let loader = Loader::new(data, config)?;
-    let evaluation = evaluate(loaded.model.as_ref(), &loader, device, evaluator)?;
+    let evaluation = evaluate_in(
+        loaded.model.as_ref(),
+        &loader,
+        device,
+        evaluator,
+        args.precision,
+    )?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     write_evaluation(&args.out, &evaluation)?;

@@ -42,7 +42,7 @@ use deepfake::layers::MemoryFormat;
 use deepfake::models::TopKind;
 use deepfake::train::{
     run_experiment, AdamConfig, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig,
-    Loss, ModelChoice, OptimizerConfig, ReduceLrOnPlateauConfig, SgdConfig, Verbosity,
+    Loss, ModelChoice, OptimizerConfig, Precision, ReduceLrOnPlateauConfig, SgdConfig, Verbosity,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -178,6 +178,10 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
+    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
     /// Output directory.
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
@@ -199,6 +203,10 @@ struct Args {
 
 fn parse_top(s: &str) -> std::result::Result<TopKind, String> {
     s.parse()
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
@@ -254,6 +262,7 @@ fn run() -> Result<()> {
     cfg.seed = args.seed;
     cfg.freeze_backbone = args.freeze_backbone;
     cfg.device = DeviceChoice::parse(&args.device)?;
+    cfg.precision = args.precision;
     cfg.resume = args.resume;
     cfg.allow_changes = args.allow_changes;
     cfg.overwrite = args.overwrite;

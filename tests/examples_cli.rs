@@ -910,3 +910,70 @@ fn messages_name_options_in_the_users_terms() {
         "{text}"
     );
 }
+
+/// `--precision bf16` through train, evaluate and predict: the run records it (so a
+/// resume keeps it), and a precision that does not exist is refused before any file.
+#[test]
+fn train_evaluate_and_predict_in_bf16() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 16, 48, 11).expect("synthetic set");
+    let bad_out = tmp.path().join("bad");
+    let out = train_meso4(&data, &bad_out, &["--precision", "int8"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--precision") && stderr.contains("int8"),
+        "{stderr}"
+    );
+    assert!(!bad_out.exists(), "nothing is written for a bad option");
+
+    let run_dir = tmp.path().join("run");
+    let out = train_meso4(&data, &run_dir, &["--precision", "bf16"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&run_dir.join("experiment.json"))["precision"], "bf16");
+    assert_eq!(json(&run_dir.join("config.json"))["precision"], "bf16");
+
+    let model = run_dir.join("model.safetensors");
+    let eval_dir = tmp.path().join("eval");
+    ok(
+        "evaluate",
+        &[
+            "--weights",
+            s(&model),
+            "--data",
+            s(&data),
+            "--device",
+            "cpu",
+            "--precision",
+            "bf16",
+            "--out",
+            s(&eval_dir),
+        ],
+    );
+    let n = json(&eval_dir.join("metrics.json"))["n"].as_u64();
+    assert_eq!(n, Some(32), "every image scored");
+    let (stdout, _) = ok(
+        "predict",
+        &[
+            "--weights",
+            s(&model),
+            "--cpu",
+            "--precision",
+            "bf16",
+            s(&data),
+        ],
+    );
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 32);
+    assert!(lines
+        .iter()
+        .all(|l| l["p_fake"].as_f64().is_some_and(f64::is_finite)));
+}

@@ -32,6 +32,7 @@ use clap::{Parser, ValueEnum};
 use deepfake::data::ResizeFilter;
 use deepfake::models::Polarity;
 use deepfake::tch::Device;
+use deepfake::train::Precision;
 
 use score::{expand_inputs, Scorer};
 
@@ -75,9 +76,17 @@ struct Args {
     /// Run on the CPU even when a GPU is available.
     #[arg(long)]
     cpu: bool,
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
+    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    precision: Precision,
     /// Image files or directories (searched recursively).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
+}
+
+fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
+    Precision::parse(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -103,6 +112,7 @@ fn main() -> ExitCode {
         resize,
         input_size,
         device,
+        args.precision,
     ) {
         Ok(s) => s,
         Err(e) => {

@@ -10,7 +10,7 @@ use deepfake::models::keras::KerasImportOptions;
 use deepfake::models::load::{load_weights, KerasLoadOptions, LoadedModel};
 use deepfake::models::Polarity;
 use deepfake::tch::{Device, Tensor};
-use deepfake::train::{detector_logits, transform_for, Pass};
+use deepfake::train::{detector_logits_in, transform_for, Pass, Precision};
 
 /// One scored image.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -32,6 +32,7 @@ pub struct Scorer {
     /// Decoding, resizing and preprocessing of the images.
     pub transform: Transform,
     device: Device,
+    precision: Precision,
 }
 
 impl Scorer {
@@ -49,7 +50,9 @@ impl Scorer {
         resize: ResizeFilter,
         input_size: Option<[i64; 2]>,
         device: Device,
+        precision: Precision,
     ) -> anyhow::Result<Self> {
+        precision.check(device)?;
         let options = KerasLoadOptions {
             import: KerasImportOptions::default().with_polarity(polarity),
             top: None,
@@ -64,6 +67,7 @@ impl Scorer {
             loaded,
             transform,
             device,
+            precision,
         })
     }
 
@@ -94,9 +98,10 @@ impl Scorer {
     /// The model does not output one logit per image.
     pub fn p_fake(&self, x: &Tensor) -> anyhow::Result<Vec<f64>> {
         // The library's one logits function: eval mode, one logit of "fake" per image.
-        let logits =
-            deepfake::tch::no_grad(|| detector_logits(self.loaded.model.as_ref(), x, Pass::Eval))
-                .context("(does the model have a binary top?)")?;
+        let logits = deepfake::tch::no_grad(|| {
+            detector_logits_in(self.loaded.model.as_ref(), x, Pass::Eval, self.precision)
+        })
+        .context("(does the model have a binary top?)")?;
         let p = logits.sigmoid().to_device(Device::Cpu).view([-1]);
         Ok(Vec::<f32>::try_from(&p)?
             .into_iter()

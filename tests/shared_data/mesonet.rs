@@ -194,6 +194,7 @@ fn predict_agrees_with_keras_on_the_test_images() {
                 filter,
                 None,
                 Device::Cpu,
+                deepfake::train::Precision::F32,
             )
             .expect("open scorer");
             let (files, failures) = score::expand_inputs(std::slice::from_ref(&test_images));
@@ -236,6 +237,7 @@ fn predict_reports_an_unreadable_image_and_scores_the_others() {
         ResizeFilter::Nearest,
         None,
         Device::Cpu,
+        deepfake::train::Precision::F32,
     )
     .expect("open scorer");
     let err = scorer.score(&bad).expect_err("a text file is no image");
