@@ -196,6 +196,10 @@ struct Args {
     /// Replace the run already in --out (its checkpoints, history and settings).
     #[arg(long, conflicts_with = "resume")]
     overwrite: bool,
+    /// Log where each epoch's time went (time_data, time_forward, time_backward,
+    /// time_step, time_validation in the history).
+    #[arg(long)]
+    profile: bool,
     /// Print nothing but the summary.
     #[arg(long)]
     quiet: bool,
@@ -263,6 +267,7 @@ fn run() -> Result<()> {
     cfg.freeze_backbone = args.freeze_backbone;
     cfg.device = DeviceChoice::parse(&args.device)?;
     cfg.precision = args.precision;
+    cfg.profile = args.profile;
     cfg.resume = args.resume;
     cfg.allow_changes = args.allow_changes;
     cfg.overwrite = args.overwrite;

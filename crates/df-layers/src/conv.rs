@@ -12,6 +12,7 @@ use tch::Tensor;
 use crate::activation::Activation;
 use crate::error::{invalid, Result};
 use crate::init::{conv_fans, Initializer};
+use crate::layout::MemoryFormat;
 use crate::trace;
 
 /// Keras' padding modes.
@@ -202,6 +203,12 @@ impl BatchNorm {
     }
 }
 
+/// Whether batch norm over `channels` channels runs faster on the CPU through the NCHW
+/// kernels than through libtorch's channels-last ones (measured: `docs/benchmarks.md`).
+pub(crate) fn needs_nchw_batch_norm(channels: i64) -> bool {
+    channels > 0 && channels < 32 && channels % 8 != 0
+}
+
 impl ModuleT for BatchNorm {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         // The constants were made where and as the layer was built; should the variables
@@ -222,8 +229,24 @@ impl ModuleT for BatchNorm {
             Some(b) => b.shallow_clone(),
             None => constant(&self.unit.1, 0.0),
         };
+        // libtorch's channels-last batch-norm kernels on the CPU vectorise over channels:
+        // with fewer than 32 channels that are not a multiple of 8 (MesoInception4's 11
+        // and 12) they run 5-20x slower than the NCHW kernels (docs/benchmarks.md, "The
+        // training epoch"), far more than the copy into NCHW costs. The output stays NCHW:
+        // converting it back would send the gradient into batch norm's backward in
+        // channels-last against an NCHW input, libtorch's slow generic path (3-11x); the
+        // next layer converts once (MesoInception4 does at each block's entry).
+        let detour = xs.device() == tch::Device::Cpu
+            && needs_nchw_batch_norm(xs.size().get(1).copied().unwrap_or(0))
+            && MemoryFormat::ChannelsLast.is_format_of(xs)
+            && !MemoryFormat::Contiguous.is_format_of(xs);
+        let input = if detour {
+            xs.contiguous()
+        } else {
+            xs.shallow_clone()
+        };
         let ys = Tensor::batch_norm(
-            xs,
+            &input,
             Some(&weight),
             Some(&bias),
             Some(&self.running_mean),
@@ -545,6 +568,53 @@ pub(crate) fn path_name(p: &nn::Path<'_>) -> String {
 mod tests {
     use super::*;
     use tch::{Device, Kind};
+
+    /// Batch norm on a channels-last input with few channels goes through the NCHW
+    /// kernels: the same outputs, input gradients and moving statistics as on the NCHW
+    /// input, the output NCHW; with a multiple of 8 channels it stays channels-last.
+    #[test]
+    fn few_channel_batch_norm_takes_the_nchw_kernels_with_the_same_results() {
+        for (channels, detour) in [(11, true), (12, true), (16, false)] {
+            let run = |format: MemoryFormat| {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let bn = BatchNorm::new(&vs.root(), channels, &BatchNormConfig::default())
+                    .expect("batch norm");
+                let x = Tensor::arange(4 * channels * 6 * 5, (Kind::Float, Device::Cpu))
+                    .view([4, channels, 6, 5])
+                    .sin();
+                let x = format.apply(&x).expect("format").set_requires_grad(true);
+                let y = bn.forward_t(&x, true);
+                let w = Tensor::arange(y.numel() as i64, (Kind::Float, Device::Cpu))
+                    .view(y.size().as_slice())
+                    .cos();
+                (&y * &w).sum(Kind::Float).backward();
+                let layout = MemoryFormat::ChannelsLast.is_format_of(&y);
+                (
+                    y.detach(),
+                    x.grad(),
+                    bn.running_mean.copy(),
+                    bn.running_var.copy(),
+                    layout,
+                )
+            };
+            let (y0, g0, m0, v0, _) = run(MemoryFormat::Contiguous);
+            let (y1, g1, m1, v1, channels_last) = run(MemoryFormat::ChannelsLast);
+            for (what, a, b) in [("output", &y0, &y1), ("input gradient", &g0, &g1)] {
+                let err = (a - b).abs().max().double_value(&[]);
+                assert!(err < 1e-5, "{channels} channels: {what} differs by {err}");
+            }
+            assert!(
+                m0.allclose(&m1, 1e-6, 1e-7, false),
+                "{channels}: moving mean"
+            );
+            assert!(
+                v0.allclose(&v1, 1e-6, 1e-7, false),
+                "{channels}: moving variance"
+            );
+            assert_eq!(channels_last, !detour, "{channels} channels: output layout");
+            assert_eq!(needs_nchw_batch_norm(channels), detour);
+        }
+    }
 
     /// A conv + batch norm with random moving statistics, gamma and beta.
     fn block(vs: &nn::VarStore, config: ConvBnActConfig) -> ConvBnAct {

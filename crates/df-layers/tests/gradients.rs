@@ -16,9 +16,16 @@ use tch::{Device, Kind, Tensor};
 
 const EPS: f64 = 1e-6;
 
+/// libtorch's generator is global and the tests run in parallel: whatever seeds it and
+/// then draws from it holds this lock, so that drop-connect draws the same mask in every
+/// evaluation of the objective (without it, another test's reseeding in between made the
+/// MBConv check fail now and then).
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `sum(block(x) * weights)` in train mode, with the random state reset first so that
 /// drop-connect draws the same mask on every call.
 fn objective(block: &dyn ModuleT, x: &Tensor, weights: &Tensor) -> Tensor {
+    let _rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(11);
     (block.forward_t(x, true) * weights).sum(Kind::Double)
 }
@@ -55,6 +62,7 @@ fn check<M: ModuleT>(
     input: &[i64],
     build: impl FnOnce(&nn::Path<'_>) -> df_layers::Result<M>,
 ) {
+    let rng = RNG.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(3);
     let mut vs = nn::VarStore::new(Device::Cpu);
     let block = build(&vs.root()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -70,6 +78,7 @@ fn check<M: ModuleT>(
     let x = Tensor::randn(input, (Kind::Double, Device::Cpu)).set_requires_grad(true);
     let out_shape = tch::no_grad(|| block.forward_t(&x, true)).size();
     let weights = Tensor::randn(&out_shape, (Kind::Double, Device::Cpu));
+    drop(rng);
 
     objective(&block, &x, &weights).backward();
     let mut targets = vec![(format!("{name}: input"), x.shallow_clone())];

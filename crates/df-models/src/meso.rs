@@ -329,15 +329,18 @@ impl Model for MesoInception4 {
         // Keras' automatic names in a fresh session: `concatenate`, `concatenate_1`, then
         // `max_pooling2d` ... `max_pooling2d_3` in order.
         let mut ys = in_memory_format(xs, self.config.memory_format); // [N, 3, 256, 256]
+        let format = self.config.memory_format;
         for (i, (inception, bn, pool)) in self.inceptions.iter().enumerate() {
-            let zs = inception.forward_t(&ys, train);
+            // Once per block, not in each of its four branches: the batch norm before
+            // may have left its output NCHW (df-layers' BatchNorm, few channels).
+            let zs = inception.forward_t(&in_memory_format(&ys, format), train);
             record(|| keras_auto_name("concatenate", i), "Concatenate", &zs);
             ys = pool.forward(&bn.forward_t(&zs, train));
             record(|| keras_auto_name("max_pooling2d", i), "MaxPooling2D", &ys);
         } // [N, 12, 64, 64]
         let pools = self.inceptions.len();
         for (i, stage) in self.stages.iter().enumerate() {
-            ys = stage.forward_t(&ys, train);
+            ys = stage.forward_t(&in_memory_format(&ys, format), train);
             let name = || keras_auto_name("max_pooling2d", pools + i);
             record(name, "MaxPooling2D", &ys);
         } // [N, 16, 8, 8]

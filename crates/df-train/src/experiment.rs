@@ -295,6 +295,10 @@ pub struct ExperimentConfig {
     /// in training and in the final evaluation.
     #[serde(default)]
     pub precision: Precision,
+    /// Log where each epoch's time went (`time_data`, `time_forward` ...; see
+    /// [`crate::TrainerBuilder::profile`]).
+    #[serde(default)]
+    pub profile: bool,
     /// This process's rank and the number of processes: each rank reads its shard of
     /// the training data; only rank 0 writes.
     #[serde(default)]
@@ -348,6 +352,7 @@ impl ExperimentConfig {
             callbacks: CallbacksConfig::default(),
             device: DeviceChoice::Auto,
             precision: Precision::F32,
+            profile: false,
             rank: 0,
             world_size: 1,
             out_dir: out_dir.into(),
@@ -496,6 +501,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         .data_config(serde_json::to_value(&cfg.data).map_err(json_err(&cfg.out_dir))?)
         .verbosity(cfg.verbosity)
         .precision(cfg.precision)
+        .profile(cfg.profile)
         .distributed(cfg.rank, cfg.world_size);
     if let Some(c) = callbacks.early_stopping {
         builder = builder.early_stopping(c);

@@ -131,6 +131,7 @@ pub struct TrainerBuilder {
     world_size: usize,
     precision: Precision,
     grad_scaler: GradScalerConfig,
+    profile: bool,
 }
 
 impl std::fmt::Debug for TrainerBuilder {
@@ -241,6 +242,15 @@ impl TrainerBuilder {
         self
     }
 
+    /// Log where each epoch's time went (default off): `time_data` (waiting for the
+    /// batch and moving it to the device), `time_forward` (forward pass, loss and its
+    /// read), `time_backward`, `time_step` (unscaling, optimizer, metrics),
+    /// `time_validation`, in seconds, in the history beside `seconds`.
+    pub fn profile(mut self, profile: bool) -> Self {
+        self.profile = profile;
+        self
+    }
+
     /// The loss scaling settings used with `f16` (default: PyTorch's).
     pub fn grad_scaler(mut self, config: GradScalerConfig) -> Self {
         self.grad_scaler = config;
@@ -282,6 +292,7 @@ impl TrainerBuilder {
             world_size,
             precision,
             grad_scaler,
+            profile,
         } = self;
         if epochs == 0 {
             return Err(config("epochs", "must be > 0"));
@@ -373,6 +384,7 @@ impl TrainerBuilder {
             stop_requested: false,
             last_checkpoint: None,
             scaler,
+            profile,
         })
     }
 }
@@ -411,6 +423,7 @@ pub struct Trainer {
     stop_requested: bool,
     last_checkpoint: Option<PathBuf>,
     scaler: Option<GradScaler>,
+    profile: bool,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -419,6 +432,61 @@ impl std::fmt::Debug for Trainer {
             .field("config", &self.config)
             .field("epochs_done", &self.epochs_done)
             .finish_non_exhaustive()
+    }
+}
+
+/// The parts of a training epoch that [`TrainerBuilder::profile`] times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Data,
+    Forward,
+    Backward,
+    Step,
+    Validation,
+}
+
+impl Phase {
+    const ALL: [Phase; 5] = [
+        Phase::Data,
+        Phase::Forward,
+        Phase::Backward,
+        Phase::Step,
+        Phase::Validation,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Data => "data",
+            Phase::Forward => "forward",
+            Phase::Backward => "backward",
+            Phase::Step => "step",
+            Phase::Validation => "validation",
+        }
+    }
+}
+
+/// Wall time per [`Phase`]: each lap charges the time since the previous one.
+struct PhaseClock {
+    mark: Instant,
+    totals: [f64; 5],
+}
+
+impl PhaseClock {
+    fn new() -> Self {
+        Self {
+            mark: Instant::now(),
+            totals: [0.0; 5],
+        }
+    }
+
+    fn lap(&mut self, phase: Phase) {
+        let now = Instant::now();
+        self.totals[phase as usize] += (now - self.mark).as_secs_f64();
+        self.mark = now;
+    }
+
+    fn totals(&self) -> impl Iterator<Item = (Phase, f64)> + '_ {
+        Phase::ALL.into_iter().zip(self.totals)
     }
 }
 
@@ -467,6 +535,7 @@ impl Trainer {
             world_size: 1,
             precision: Precision::F32,
             grad_scaler: GradScalerConfig::default(),
+            profile: false,
         }
     }
 
@@ -583,10 +652,12 @@ impl Trainer {
             tch::manual_seed((epoch_seed(self.config.seed, epoch) >> 1) as i64);
             progress.start_epoch(epoch, epochs, train.num_batches());
             let mut mean = Mean::default();
+            let mut clock = PhaseClock::new();
             for (b, batch) in train.epoch_batches(epoch)?.enumerate() {
                 let batch = batch?;
                 let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
                 let ys = batch.labels.to_device(device).to_kind(Kind::Float);
+                clock.lap(Phase::Data);
                 let logits = self.logits(&xs, true)?;
                 let weights = batch.weights.as_ref().map(|w| w.to_device(device));
                 let total = self.loss.compute_weighted(&logits, &ys, weights.as_ref())
@@ -601,16 +672,19 @@ impl Trainer {
                         last_checkpoint: self.last_checkpoint.clone(),
                     });
                 }
+                clock.lap(Phase::Forward);
                 self.optimizer.zero_grad();
                 match &mut self.scaler {
                     None => {
                         total.backward();
+                        clock.lap(Phase::Backward);
                         self.optimizer.step()?;
                     }
                     Some(scaler) => {
                         // torch.amp.GradScaler: backward on the scaled loss, unscale,
                         // step only when every gradient is finite, then update the scale.
                         scaler.scale_loss(&total).backward();
+                        clock.lap(Phase::Backward);
                         let found_inf = scaler.unscale(&self.optimizer.parameters())?;
                         if !found_inf {
                             self.optimizer.step()?;
@@ -621,6 +695,7 @@ impl Trainer {
                 let correct = correct_count(&logits, &ys)?;
                 mean.add(value, ys.size()[0], correct);
                 progress.batch(mean.loss(), mean.accuracy());
+                clock.lap(Phase::Step);
             }
             let mut logs = Logs::new();
             logs.insert("loss".into(), mean.loss());
@@ -631,6 +706,12 @@ impl Trainer {
                 logs.insert("val_accuracy".into(), v.accuracy);
                 if let Some(auc) = v.auc {
                     logs.insert("val_auc".into(), auc);
+                }
+                clock.lap(Phase::Validation);
+            }
+            if self.profile {
+                for (phase, seconds) in clock.totals() {
+                    logs.insert(format!("time_{}", phase.name()), seconds);
                 }
             }
             logs.insert("learning_rate".into(), self.optimizer.learning_rate());
