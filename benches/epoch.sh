@@ -45,15 +45,17 @@ rust() { # name precision
   local dir="$tmp/$1"
   OMP_NUM_THREADS=$threads "$bin" --model meso_inception4 --data "$data/train" --val "$data/val" \
     --epochs "$epochs" --batch-size 16 --dropout 0.2 --input-size 128 --center-crop 0.512 \
-    --seed 1 --device cpu --workers "$workers" --precision "$2" --quiet --overwrite \
+    --seed 1 --device cpu --workers "$workers" --precision "$2" --quiet --overwrite --profile \
     --out "$dir" > /dev/null
   "$py" - "$1" "$dir/history.json" >> "$raw" <<'EOF'
 import json, sys
 h = json.load(open(sys.argv[2]))
 s = [e["metrics"]["seconds"] for e in h["epochs"]]
 m = h["epochs"][-1]["metrics"]
-print(json.dumps({"name": sys.argv[1], "epoch_seconds": s, "val_loss": m.get("val_loss"),
-                  "val_accuracy": m.get("val_accuracy")}))
+first = h["epochs"][0]["metrics"]
+phases = {k[5:]: first[k] for k in ("time_data", "time_forward", "time_backward", "time_step", "time_validation")}
+print(json.dumps({"name": sys.argv[1], "epoch_seconds": s, "phases": phases,
+                  "val_loss": m.get("val_loss"), "val_accuracy": m.get("val_accuracy")}))
 EOF
 }
 torch_loop() { # name layout precision
@@ -63,8 +65,9 @@ torch_loop() { # name layout precision
 import json, sys
 r = json.load(sys.stdin)
 e = r["epochs"]
+ph = dict(e[0]["phases"], validation=e[0]["val_seconds"])
 print(json.dumps({"name": sys.argv[1], "epoch_seconds": [x["train_seconds"] + x["val_seconds"] for x in e],
-                  "phases": e[0]["phases"], "val_loss": e[-1]["val_loss"], "val_accuracy": e[-1]["val_accuracy"]}))' "$1" >> "$raw"
+                  "phases": ph, "val_loss": e[-1]["val_loss"], "val_accuracy": e[-1]["val_accuracy"]}))' "$1" >> "$raw"
 }
 keras() {
   KERAS_BACKEND=torch "$py" "$root/benches/peers/keras_train_lfw.py" --data "$data" \
@@ -116,7 +119,9 @@ phases = [f"- {k}: " + ", ".join(f"{p} {t:.1f} s" for p, t in v[-1]["phases"].it
           for k, v in runs.items() if v[-1].get("phases")]
 text = "\n".join([
     f"Machine: {cpu} ({flags.strip()}), {threads} threads; commit {commit}; {rounds} round(s); "
-    f"{datetime.date.today()}.", "", *rows, "", "PyTorch loop, time per phase of the training pass (last round):", *phases, ""])
+    f"{datetime.date.today()}.", "", *rows, "",
+    "Time per phase of the first epoch, last round (data: waiting for the batch; forward: "
+    "forward pass and loss; step: optimizer, loss read, metrics):", *phases, ""])
 open(md, "w").write(text)
 print(text)
 EOF
