@@ -117,7 +117,7 @@ pub mod fuzz {
             "run",
         );
         cfg.resume = true;
-        cfg.allow_changes = data.len() % 2 == 0;
+        cfg.allow_changes = data.len().is_multiple_of(2);
         let _ = crate::experiment::changes_against(&value, &cfg, Path::new("experiment.json"));
         if let Ok(parsed) = serde_json::from_value::<ExperimentConfig>(value.clone()) {
             let _ = crate::experiment::check_options(&parsed);
