@@ -428,9 +428,9 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     let vs = VarStore::new(device);
     let model = cfg.model.build_seeded(&vs, cfg.seed)?;
     let params = param_count(&vs);
+    // Validated with every other option in `check_options`.
     let transform =
         transform_for(&model.input_spec(), cfg.data.resize).with_center_crop(cfg.data.center_crop);
-    transform.validate()?;
 
     let folder = ImageFolder::open(&cfg.data.train)?;
     let (train_set, val_set) = match (&cfg.data.val, cfg.data.val_split) {

@@ -286,8 +286,8 @@ impl GradScaler {
     /// Restores [`GradScaler::state_tensors`].
     ///
     /// # Errors
-    /// [`Error::Checkpoint`]-style [`Error::Config`] when a tensor is missing or has
-    /// another shape or dtype.
+    /// [`Error::Config`] (`grad_scaler`) when a tensor is missing or has another shape or
+    /// dtype.
     pub fn load_state_tensors(&mut self, tensors: &HashMap<String, Tensor>) -> Result<()> {
         for (name, target, kind) in [
             ("scale", &mut self.scale, Kind::Float),
