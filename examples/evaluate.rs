@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! cargo run --release --example evaluate -- --weights runs/lfw/model.safetensors \
-//!     --data ../shared/data/lfw-faceswap/val --center-crop 0.512 --out runs/lfw/eval
+//!     --data ../shared/data/lfw-faceswap/val --out runs/lfw/eval
 //! runs/lfw/eval/metrics.json: n 600, accuracy 0.9283, AUC 0.9824, AP 0.9771, EER 0.0633, log loss 0.1853, ECE 0.0372
 //! ```
 //!
-//! (`runs/lfw` from the `train` example's documented run.)
+//! (`runs/lfw` from the `train` example's documented run, with `--center-crop 0.512`: the
+//! checkpoint records the crop and the resize filter, applied here unless `--center-crop` or
+//! `--resize` says otherwise; a `note:` on stderr reports such an override.)
 //!
 //! `--weights` takes a native checkpoint (`.safetensors`, which names its model, so
 //! `--model` may be left out) or a Keras `.h5` file (`--model` required; `--polarity`
@@ -25,7 +27,7 @@ use deepfake::metrics::EvaluatorConfig;
 use deepfake::models::load::{load_weights, KerasLoadOptions};
 use deepfake::models::Polarity;
 use deepfake::train::{
-    evaluate_in, transform_for, write_evaluation, write_text, DeviceChoice, Precision,
+    evaluate_in, prepared_transform, write_evaluation, write_text, DeviceChoice, Precision,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,11 +62,12 @@ struct Args {
     /// Decision threshold on p(fake).
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
-    /// Resize filter.
-    #[arg(long, value_enum, default_value = "nearest")]
-    resize: ResizeArg,
+    /// Resize filter (default: the one the checkpoint was trained with, else nearest).
+    #[arg(long, value_enum)]
+    resize: Option<ResizeArg>,
     /// Keep the central fraction of each image side before resizing (e.g. 0.512: the
-    /// central 128×128 of a 250×250 face photo).
+    /// central 128×128 of a 250×250 face photo; default: the checkpoint's crop, else the
+    /// whole image; 1 keeps the whole image).
     #[arg(long)]
     center_crop: Option<f32>,
     /// What a Keras file's output scores (ignored for checkpoints).
@@ -107,13 +110,16 @@ fn run() -> Result<()> {
         &KerasLoadOptions::default().with_polarity(polarity),
     )
     .with_context(|| format!("loading {}", args.weights.display()))?;
-    let resize = match args.resize {
+    let resize = args.resize.map(|r| match r {
         ResizeArg::Nearest => ResizeFilter::Nearest,
         ResizeArg::Bilinear => ResizeFilter::Bilinear,
         ResizeArg::Area => ResizeFilter::Area,
-    };
-    let transform = transform_for(&loaded.input_spec(), resize).with_center_crop(args.center_crop);
-    transform.validate()?;
+    });
+    // The checkpoint's own preparation unless a flag says otherwise (then reported).
+    let (transform, notes) = prepared_transform(&loaded, resize, args.center_crop)?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
     let data = ImageFolder::open(&args.data)?;
     let mut config = LoaderConfig::eval(transform, args.batch_size);
     if let Some(w) = args.workers {

@@ -977,3 +977,95 @@ fn train_evaluate_and_predict_in_bf16() {
         .iter()
         .all(|l| l["p_fake"].as_f64().is_some_and(f64::is_finite)));
 }
+
+/// Tried as a new user would: train with `--center-crop`, then evaluate without repeating
+/// it. The checkpoint records how its images were prepared, and `evaluate` and `predict`
+/// apply that by default: the same metrics and scores as with the flags given.
+#[test]
+fn evaluate_and_predict_apply_the_preparation_the_checkpoint_records() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 16, 64, 21).expect("synthetic set");
+    let run_dir = tmp.path().join("run");
+    let out = train_meso4(
+        &data,
+        &run_dir,
+        &["--center-crop", "0.5", "--resize", "bilinear"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = run_dir.join("model.safetensors");
+    let meta = deepfake::models::checkpoint::read_checkpoint_meta(&model).expect("metadata");
+    assert_eq!(
+        meta.preparation,
+        Some(deepfake::models::ImagePreparation {
+            resize: deepfake::models::ResizeMethod::Bilinear,
+            center_crop: Some(0.5),
+        })
+    );
+    let evaluate = |weights: &Path, name: &str, flags: &[&str]| {
+        let dir = tmp.path().join(name);
+        let mut args = vec![
+            "--weights",
+            s(weights),
+            "--data",
+            s(&data),
+            "--device",
+            "cpu",
+            "--out",
+            s(&dir),
+        ];
+        args.extend_from_slice(flags);
+        let (_, stderr) = ok("evaluate", &args);
+        (json(&dir.join("metrics.json")), stderr)
+    };
+    let (recorded, stderr) = evaluate(&model, "eval-recorded", &[]);
+    assert!(!stderr.contains("note:"), "nothing to report: {stderr}");
+    let flags = ["--center-crop", "0.5", "--resize", "bilinear"];
+    let (given, _) = evaluate(&model, "eval-given", &flags);
+    assert_eq!(
+        recorded, given,
+        "no flags = the flags the model was trained with"
+    );
+    // A flag that contradicts the record wins and is reported; the crop matters here.
+    let (whole, stderr) = evaluate(&model, "eval-whole", &["--center-crop", "1"]);
+    assert!(
+        stderr.contains("--center-crop 1 overrides the checkpoint's 0.5"),
+        "{stderr}"
+    );
+    assert_ne!(whole["log_loss"], recorded["log_loss"]);
+
+    let predict = |weights: &Path, flags: &[&str]| {
+        let mut args = vec!["--weights", s(weights), "--cpu"];
+        args.extend_from_slice(flags);
+        args.push(s(&data));
+        ok("predict", &args)
+    };
+    let (recorded_lines, stderr) = predict(&model, &[]);
+    assert!(!stderr.contains("note:"), "{stderr}");
+    assert_eq!(recorded_lines, predict(&model, &flags).0);
+    assert_ne!(recorded_lines, predict(&model, &["--center-crop", "1"]).0);
+
+    // A checkpoint that records nothing (as before format 3) keeps working with the
+    // documented defaults (nearest, whole image), and says so.
+    let loaded = deepfake::models::open_checkpoint(&model, deepfake::tch::Device::Cpu)
+        .expect("open the checkpoint");
+    let bare = tmp.path().join("bare.safetensors");
+    deepfake::models::checkpoint::save_checkpoint(&loaded.var_store, loaded.model.as_ref(), &bare)
+        .expect("save without a preparation");
+    let (defaults, stderr) = evaluate(&bare, "eval-bare", &[]);
+    assert!(
+        stderr.contains("does not record how its training images were prepared")
+            && stderr.contains("whole image, nearest resize"),
+        "{stderr}"
+    );
+    let (explicit, _) = evaluate(
+        &model,
+        "eval-explicit",
+        &["--center-crop", "1", "--resize", "nearest"],
+    );
+    assert_eq!(defaults, explicit);
+}

@@ -17,7 +17,9 @@
 //! what a Keras file's output scores: `real` (default: Keras numbers class folders
 //! alphabetically, so `fake`/`real` folders make the sigmoid score "real"; also the MesoNet
 //! authors' files) or `fake`. Images are resized with `--resize` (`nearest`, Keras'
-//! `flow_from_directory` default, or `bilinear`) exactly as Pillow does.
+//! `flow_from_directory` default, `bilinear` or `area`) exactly as Pillow does, after the
+//! centre crop `--center-crop`; both default to what a checkpoint records of its training
+//! (`note:` lines on stderr say when a flag overrides it).
 //!
 //! An image that cannot be read gets a line on stderr naming the file and the reason; the
 //! others are still scored; the exit code is 1 if any failed.
@@ -40,6 +42,7 @@ use score::{expand_inputs, Scorer};
 enum Resize {
     Nearest,
     Bilinear,
+    Area,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -59,11 +62,12 @@ struct Args {
     /// Weights: a `.safetensors` checkpoint or a Keras `.h5` file.
     #[arg(long)]
     weights: PathBuf,
-    /// Resize filter.
-    #[arg(long, value_enum, default_value = "nearest")]
-    resize: Resize,
-    /// Keep the central fraction of each image side before resizing, as the model was
-    /// trained (e.g. 0.512: the central 128×128 of a 250×250 face photo).
+    /// Resize filter (default: the one the checkpoint was trained with, else nearest).
+    #[arg(long, value_enum)]
+    resize: Option<Resize>,
+    /// Keep the central fraction of each image side before resizing (e.g. 0.512: the
+    /// central 128×128 of a 250×250 face photo; default: the checkpoint's crop, else the
+    /// whole image; 1 keeps the whole image).
     #[arg(long)]
     center_crop: Option<f32>,
     /// What a Keras file's output scores (ignored for checkpoints).
@@ -96,20 +100,22 @@ fn main() -> ExitCode {
     } else {
         Device::cuda_if_available()
     };
-    let resize = match args.resize {
+    let resize = args.resize.map(|r| match r {
         Resize::Nearest => ResizeFilter::Nearest,
         Resize::Bilinear => ResizeFilter::Bilinear,
-    };
+        Resize::Area => ResizeFilter::Area,
+    });
     let polarity = match args.polarity {
         PolarityArg::Fake => Polarity::Fake,
         PolarityArg::Real => Polarity::Real,
     };
     let input_size = args.input_size.map(|s| [s, s]);
-    let mut scorer = match Scorer::open(
+    let scorer = match Scorer::open(
         args.model.as_deref(),
         &args.weights,
         polarity,
         resize,
+        args.center_crop,
         input_size,
         device,
         args.precision,
@@ -120,10 +126,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    scorer.transform = scorer.transform.with_center_crop(args.center_crop);
-    if let Err(e) = scorer.transform.validate() {
-        eprintln!("error: --center-crop: {e}");
-        return ExitCode::from(2);
+    for note in &scorer.notes {
+        eprintln!("note: {note}");
     }
     let (files, mut failures) = expand_inputs(&args.inputs);
     for (path, reason) in &failures {

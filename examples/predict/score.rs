@@ -10,7 +10,7 @@ use deepfake::models::keras::KerasImportOptions;
 use deepfake::models::load::{load_weights, KerasLoadOptions, LoadedModel};
 use deepfake::models::Polarity;
 use deepfake::tch::{Device, Tensor};
-use deepfake::train::{detector_logits_in, transform_for, Pass, Precision};
+use deepfake::train::{detector_logits_in, prepared_transform, Pass, Precision};
 
 /// One scored image.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -31,13 +31,18 @@ pub struct Scorer {
     pub loaded: LoadedModel,
     /// Decoding, resizing and preprocessing of the images.
     pub transform: Transform,
+    /// What a user should read about the transform: a flag overriding the checkpoint's
+    /// preparation, or a checkpoint that records none.
+    pub notes: Vec<String>,
     device: Device,
     precision: Precision,
 }
 
 impl Scorer {
     /// Loads `weights` (a `.safetensors` checkpoint or a Keras `.h5`) for `model`; the
-    /// polarity applies to Keras files only (checkpoints store theirs); `input_size` is the
+    /// polarity applies to Keras files only (checkpoints store theirs); `resize` and
+    /// `center_crop`, when given, override what a checkpoint records of its training
+    /// (`df_train::prepared_transform`); `input_size` is the
     /// size a Keras file was trained at, when its head does not tell (see
     /// `df_models::load::infer_top`).
     ///
@@ -47,7 +52,8 @@ impl Scorer {
         model: Option<&str>,
         weights: &Path,
         polarity: Polarity,
-        resize: ResizeFilter,
+        resize: Option<ResizeFilter>,
+        center_crop: Option<f32>,
         input_size: Option<[i64; 2]>,
         device: Device,
         precision: Precision,
@@ -62,10 +68,11 @@ impl Scorer {
         let loaded = load_weights(model, weights, device, &options)?;
         deepfake::train::check_input_memory(&loaded.input_spec(), 1)
             .with_context(|| format!("{}", weights.display()))?;
-        let transform = transform_for(&loaded.input_spec(), resize);
+        let (transform, notes) = prepared_transform(&loaded, resize, center_crop)?;
         Ok(Self {
             loaded,
             transform,
+            notes,
             device,
             precision,
         })

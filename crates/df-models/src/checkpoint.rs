@@ -19,6 +19,7 @@
 //! | `config` | the family's configuration, JSON ([`Model::config_json`]) |
 //! | `polarity` | what the final logit scores: always `fake` when written here (imports convert) |
 //! | `input_spec` | the model's [`crate::InputSpec`], JSON (informative) |
+//! | `preparation` | the [`ImagePreparation`] it was trained with, JSON (from version 3; optional) |
 //!
 //! Writes are atomic: the file is written under a temporary name in the same directory,
 //! synced, then renamed over the destination, so a reader (or a crash) never sees half a
@@ -33,13 +34,15 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result, WeightMismatchReport};
 use crate::keras::flip_final_logit;
-use crate::spec::{Model, Polarity};
+use crate::spec::{ImagePreparation, Model, Polarity};
 
 /// Version of the checkpoint layout written by [`save_checkpoint`]. Every version is read:
 ///
 /// - 1: `model`, `config`, `polarity`, `input_spec`;
-/// - 2: adds `family`, so that models of any registered family reopen.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+/// - 2: adds `family`, so that models of any registered family reopen;
+/// - 3: adds `preparation` (optional), how images were brought to the input size in
+///   training ([`ImagePreparation`]).
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 3;
 
 /// The value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "deepfake-checkpoint";
@@ -58,6 +61,9 @@ pub struct CheckpointMeta {
     pub polarity: Polarity,
     /// [`CHECKPOINT_FORMAT_VERSION`] of the writer.
     pub format_version: u32,
+    /// How images were brought to the input size in training; `None` when the file does
+    /// not say (written before version 3, or without it).
+    pub preparation: Option<ImagePreparation>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -96,13 +102,38 @@ fn to_f32_bytes(name: &str, t: &Tensor, path: &Path) -> Result<TensorBytes> {
 }
 
 /// Writes every variable of `vs` and `model`'s name and configuration to `path`
-/// atomically (temporary file in the same directory, synced, renamed).
+/// atomically (temporary file in the same directory, synced, renamed), recording no
+/// [`ImagePreparation`] (see [`save_checkpoint_with`]).
 ///
 /// # Errors
 /// [`Error::Io`] when the directory is not writable; [`Error::Checkpoint`] for a variable
 /// that is not float32.
 pub fn save_checkpoint(vs: &VarStore, model: &dyn Model, path: impl AsRef<Path>) -> Result<()> {
+    save_checkpoint_with(vs, model, None, path)
+}
+
+/// [`save_checkpoint`], recording how the model's images were prepared in training, which
+/// the scoring programs then apply by default.
+///
+/// # Errors
+/// As [`save_checkpoint`]; [`Error::Checkpoint`] for an invalid `preparation`.
+pub fn save_checkpoint_with(
+    vs: &VarStore,
+    model: &dyn Model,
+    preparation: Option<&ImagePreparation>,
+    path: impl AsRef<Path>,
+) -> Result<()> {
     let path = path.as_ref();
+    let preparation =
+        match preparation {
+            Some(p) => {
+                p.check().map_err(|e| invalid(path, e))?;
+                Some(serde_json::to_string(p).map_err(|e| {
+                    invalid(path, format!("the preparation does not serialise: {e}"))
+                })?)
+            }
+            None => None,
+        };
     let mut tensors = Vec::new();
     for (name, t) in vs.variables() {
         let bytes = to_f32_bytes(&name, &t, path)?;
@@ -125,6 +156,7 @@ pub fn save_checkpoint(vs: &VarStore, model: &dyn Model, path: impl AsRef<Path>)
         ("input_spec", input_spec),
     ]
     .into_iter()
+    .chain(preparation.map(|p| ("preparation", p)))
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     Ok(df_io::safetensors::write(path, &tensors, &metadata)?)
@@ -202,12 +234,23 @@ fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {
         1 => None,
         _ => Some(get("family")?.clone()),
     };
+    let preparation = match meta.get("preparation") {
+        None => None,
+        Some(text) => {
+            let p: ImagePreparation = serde_json::from_str(text)
+                .map_err(|e| invalid(path, format!("metadata `preparation` is not valid: {e}")))?;
+            p.check()
+                .map_err(|e| invalid(path, format!("metadata `preparation`: {e}")))?;
+            Some(p)
+        }
+    };
     Ok(CheckpointMeta {
         model: get("model")?.clone(),
         family,
         config,
         polarity,
         format_version,
+        preparation,
     })
 }
 

@@ -16,7 +16,10 @@ pub mod spec;
 pub use error::{Error, Result, WeightMismatchReport};
 /// Re-exported: [`Model::config_json`] returns its `Value`, so a custom model needs it.
 pub use serde_json;
-pub use spec::{ChannelOrder, InputSpec, Model, Polarity, Preprocessing, Top, TopKind};
+pub use spec::{
+    ChannelOrder, ImagePreparation, InputSpec, Model, Polarity, Preprocessing, ResizeMethod, Top,
+    TopKind,
+};
 // Architecture modules (one per family) and weight I/O are declared below.
 pub mod checkpoint;
 pub mod efficientnet;

@@ -8,7 +8,7 @@ use df_layers::{Activation, DenseLayerConfig, HeadInput};
 use tch::nn::VarStore;
 use tch::Device;
 
-use crate::checkpoint::{load_checkpoint_into, read_checkpoint_meta};
+use crate::checkpoint::{load_checkpoint_into, read_checkpoint_meta, CheckpointMeta};
 use crate::error::{Error, Result};
 
 use crate::keras::{
@@ -26,9 +26,18 @@ pub struct LoadedModel {
     pub model: Box<dyn Model>,
     /// For a Keras import: what was imported.
     pub keras: Option<KerasImport>,
+    /// For a native checkpoint: its metadata, with the [`crate::ImagePreparation`] it
+    /// records, if any.
+    pub checkpoint: Option<CheckpointMeta>,
 }
 
 impl LoadedModel {
+    /// How images were brought to the input size in training, when the file records it
+    /// (native checkpoints from format 3; Keras files never do).
+    pub fn preparation(&self) -> Option<crate::ImagePreparation> {
+        self.checkpoint.as_ref().and_then(|m| m.preparation)
+    }
+
     /// The input the loaded weights expect: the model's [`InputSpec`], with the
     /// preprocessing of a Keras file's `Normalization` layer when it has one (see
     /// [`crate::keras::KerasNormalization::preprocessing`]).
@@ -233,6 +242,7 @@ pub fn load_keras(
         var_store,
         model,
         keras: Some(report),
+        checkpoint: None,
     })
 }
 
@@ -324,11 +334,12 @@ pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedM
         format!("that {} holds", path.display()),
         || registry::build_from_config(&family, &meta.model, &var_store.root(), &meta.config),
     )?;
-    load_checkpoint_into(&var_store, model.as_ref(), path)?;
+    let meta = load_checkpoint_into(&var_store, model.as_ref(), path)?;
     Ok(LoadedModel {
         var_store,
         model,
         keras: None,
+        checkpoint: Some(meta),
     })
 }
 

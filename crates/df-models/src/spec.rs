@@ -117,6 +117,68 @@ pub struct InputSpec {
     pub preprocessing: Preprocessing,
 }
 
+/// The resampling filter that brings an image to the model's input size (df-data's
+/// `ResizeFilter`, by name: this crate does not depend on df-data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMethod {
+    /// Nearest neighbour (Keras' `flow_from_directory` default).
+    #[default]
+    Nearest,
+    /// Pillow's antialiased bilinear filter.
+    Bilinear,
+    /// Area averaging (Pillow's `BOX`).
+    Area,
+}
+
+impl std::fmt::Display for ResizeMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Nearest => "nearest",
+            Self::Bilinear => "bilinear",
+            Self::Area => "area",
+        })
+    }
+}
+
+/// How a photo becomes an image of the model's input size, before its [`Preprocessing`]:
+/// what a detector was trained with. Native checkpoints record it (format 3), and the
+/// `evaluate` and `predict` programs and `df_train::prepared_transform` apply it unless told
+/// otherwise, so that a model trained on central crops is not scored on whole photos. The
+/// default (nearest, whole image) is what files without the record are read with.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ImagePreparation {
+    /// The resize filter.
+    pub resize: ResizeMethod,
+    /// The central fraction of each image side kept before resizing; `None`: the whole
+    /// image.
+    pub center_crop: Option<f32>,
+}
+
+impl ImagePreparation {
+    /// Checks the values (a centre crop is a fraction in (0, 1]).
+    ///
+    /// # Errors
+    /// A message naming the field at fault.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        match self.center_crop {
+            Some(f) if !(f > 0.0 && f <= 1.0) => {
+                Err(format!("center_crop must be a fraction in (0, 1], got {f}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for ImagePreparation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.center_crop {
+            Some(c) => write!(f, "centre crop {c}, {} resize", self.resize),
+            None => write!(f, "whole image, {} resize", self.resize),
+        }
+    }
+}
+
 /// What the raw output of a set of weights scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -394,6 +394,7 @@ fn format_1_checkpoints_keep_opening() {
     let meta = read_checkpoint_meta(&path).expect("meta");
     assert_eq!(meta.format_version, 1);
     assert_eq!(meta.family, None, "format 1 names no family");
+    assert_eq!(meta.preparation, None, "format 1 records no preparation");
 
     let loaded = open_checkpoint(&path, Device::Cpu).expect("a format-1 checkpoint opens");
     assert_eq!(loaded.model.name(), "meso4");
@@ -484,6 +485,60 @@ fn unknown_family_is_an_error_listing_the_known_ones() {
         "register_family",
     ] {
         assert!(text.contains(known), "`{known}` missing from: {text}");
+    }
+}
+
+/// A checkpoint carries the image preparation it was trained with (format 3): written,
+/// read back and exposed by the loaded model; an invalid one is refused on write (nothing
+/// written) and on read, naming the metadata key.
+#[test]
+fn checkpoints_carry_their_image_preparation() {
+    use df_models::checkpoint::save_checkpoint_with;
+    use df_models::{ImagePreparation, ResizeMethod};
+    let (vs, model) = build("meso4", &BuildOptions::default().with_input_size(32, 32));
+    let dir = temp_dir();
+    let path = dir.path().join("cropped.safetensors");
+    let preparation = ImagePreparation {
+        resize: ResizeMethod::Area,
+        center_crop: Some(0.512),
+    };
+    save_checkpoint_with(&vs, model.as_ref(), Some(&preparation), &path).expect("save");
+    let meta = read_checkpoint_meta(&path).expect("meta");
+    assert_eq!(meta.format_version, 3);
+    assert_eq!(meta.preparation, Some(preparation));
+    let loaded = open_checkpoint(&path, Device::Cpu).expect("open");
+    assert_eq!(loaded.preparation(), Some(preparation));
+    // Without one, none is recorded.
+    let bare = dir.path().join("bare.safetensors");
+    save_checkpoint(&vs, model.as_ref(), &bare).expect("save");
+    assert_eq!(read_checkpoint_meta(&bare).expect("meta").preparation, None);
+
+    let bad = ImagePreparation {
+        center_crop: Some(1.5),
+        ..preparation
+    };
+    let refused = dir.path().join("refused.safetensors");
+    let err =
+        save_checkpoint_with(&vs, model.as_ref(), Some(&bad), &refused).expect_err("a crop of 1.5");
+    assert!(err.to_string().contains("center_crop"), "{err}");
+    assert!(!refused.exists(), "nothing written");
+
+    for (text, why) in [
+        (r#"{"resize":"nearest","center_crop":7.0}"#, "center_crop"),
+        (r#"{"resize":"lanczos","center_crop":null}"#, "lanczos"),
+    ] {
+        let bytes = std::fs::read(&path).expect("read");
+        let mut meta = df_io::safetensors::parse_metadata(&path, &bytes).expect("metadata");
+        meta.insert("preparation".into(), text.into());
+        let file = df_io::safetensors::parse(&path, &bytes).expect("parse");
+        let tampered = dir.path().join("tampered.safetensors");
+        df_io::safetensors::write(&tampered, &file.tensors, &meta).expect("rewrite");
+        let err = read_checkpoint_meta(&tampered).expect_err("a bad preparation");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("preparation") && msg.contains(why) && msg.contains("tampered"),
+            "{msg}"
+        );
     }
 }
 

@@ -78,6 +78,7 @@ pub struct CallbackContext<'a> {
     pub(crate) stop: &'a mut bool,
     pub(crate) rank: usize,
     pub(crate) model: &'a dyn df_models::Model,
+    pub(crate) preparation: Option<df_models::ImagePreparation>,
 }
 
 impl std::fmt::Debug for CallbackContext<'_> {
@@ -105,12 +106,20 @@ impl<'a> CallbackContext<'a> {
             stop,
             rank: 0,
             model,
+            preparation: None,
         }
     }
 
     /// Sets this process's rank (only rank 0 writes files).
     pub fn with_rank(mut self, rank: usize) -> Self {
         self.rank = rank;
+        self
+    }
+
+    /// Sets how the training images were prepared, which saved models record
+    /// ([`df_models::ImagePreparation`]).
+    pub fn with_preparation(mut self, preparation: Option<df_models::ImagePreparation>) -> Self {
+        self.preparation = preparation;
         self
     }
 
@@ -149,14 +158,14 @@ impl<'a> CallbackContext<'a> {
     pub fn is_main_process(&self) -> bool {
         self.rank == 0
     }
-    /// Saves the model's weights (with its name and configuration) to `path`,
-    /// atomically; does nothing outside rank 0.
+    /// Saves the model's weights (with its name, configuration and image preparation)
+    /// to `path`, atomically; does nothing outside rank 0.
     ///
     /// # Errors
     /// An I/O or serialisation error.
     pub fn save_model(&self, path: &Path) -> Result<()> {
         if self.is_main_process() {
-            crate::model_io::save_model(path, self.model, self.vs)
+            crate::model_io::save_model_with(path, self.model, self.vs, self.preparation.as_ref())
         } else {
             Ok(())
         }

@@ -502,6 +502,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         .verbosity(cfg.verbosity)
         .precision(cfg.precision)
         .profile(cfg.profile)
+        .image_preparation(crate::source::preparation_of(&transform))
         .distributed(cfg.rank, cfg.world_size);
     if let Some(c) = callbacks.early_stopping {
         builder = builder.early_stopping(c);

@@ -78,12 +78,13 @@ pub use experiment::{
 };
 pub use logits::{detector_logits, detector_logits_in, Pass};
 pub use loss::Loss;
-pub use model_io::save_model;
+pub use model_io::{save_model, save_model_with};
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
 pub use precision::{GradScaler, GradScalerConfig, Precision};
 pub use progress::Verbosity;
 pub use source::{
-    check_input_memory, epoch_seed, permutation, transform_for, Batch, BatchSource, TensorBatches,
+    check_input_memory, epoch_seed, permutation, preparation_of, prepared_transform, resize_filter,
+    resize_method, transform_for, Batch, BatchSource, TensorBatches,
 };
 pub use study::{
     StudyRecipe, EARLY_STOP_PATIENCE, REDUCE_LR_FACTOR, REDUCE_LR_PATIENCE, STUDY_MODELS,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use df_models::Model;
+use df_models::{ImagePreparation, Model};
 use tch::nn::VarStore;
 
 use crate::error::Result;
@@ -15,6 +15,20 @@ use crate::error::Result;
 /// # Errors
 /// An I/O error, or a variable that is not float32.
 pub fn save_model(path: &Path, model: &dyn Model, vs: &VarStore) -> Result<()> {
-    df_models::checkpoint::save_checkpoint(vs, model, path)?;
+    save_model_with(path, model, vs, None)
+}
+
+/// [`save_model`], recording how the training images were prepared (resize filter,
+/// centre crop), which `evaluate`, `predict` and [`crate::prepared_transform`] then apply.
+///
+/// # Errors
+/// As [`save_model`].
+pub fn save_model_with(
+    path: &Path,
+    model: &dyn Model,
+    vs: &VarStore,
+    preparation: Option<&ImagePreparation>,
+) -> Result<()> {
+    df_models::checkpoint::save_checkpoint_with(vs, model, preparation, path)?;
     Ok(())
 }

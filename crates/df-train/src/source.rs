@@ -240,3 +240,89 @@ pub fn transform_for(
         center_crop: None,
     }
 }
+
+/// df-data's resize filter as the name checkpoints record.
+pub fn resize_method(filter: df_data::ResizeFilter) -> df_models::ResizeMethod {
+    match filter {
+        df_data::ResizeFilter::Nearest => df_models::ResizeMethod::Nearest,
+        df_data::ResizeFilter::Bilinear => df_models::ResizeMethod::Bilinear,
+        df_data::ResizeFilter::Area => df_models::ResizeMethod::Area,
+    }
+}
+
+/// The df-data resize filter a checkpoint's [`df_models::ResizeMethod`] names.
+pub fn resize_filter(method: df_models::ResizeMethod) -> df_data::ResizeFilter {
+    match method {
+        df_models::ResizeMethod::Nearest => df_data::ResizeFilter::Nearest,
+        df_models::ResizeMethod::Bilinear => df_data::ResizeFilter::Bilinear,
+        df_models::ResizeMethod::Area => df_data::ResizeFilter::Area,
+    }
+}
+
+/// What a transform does to bring an image to the input size (its resize filter and centre
+/// crop), as checkpoints record it.
+pub fn preparation_of(transform: &df_data::Transform) -> df_models::ImagePreparation {
+    df_models::ImagePreparation {
+        resize: resize_method(transform.resize),
+        center_crop: transform.center_crop,
+    }
+}
+
+/// The transform that scores images for `loaded` the way its images were prepared in
+/// training, with what the caller asked for (`resize`, `center_crop`: `None` when not
+/// given) taking precedence, and the notes a user should read: each request that
+/// contradicts the checkpoint's record ("--center-crop 1 overrides the checkpoint's 0.512"),
+/// or, for a native checkpoint that records nothing (written before format 3, or by
+/// [`crate::save_model`] without a preparation), that the defaults were used (nearest
+/// resize, the whole image). Keras files record nothing and get the same defaults
+/// silently (Keras' `flow_from_directory` resizes whole images with nearest).
+///
+/// # Errors
+/// An invalid `center_crop` (named as the `--center-crop` option).
+pub fn prepared_transform(
+    loaded: &df_models::LoadedModel,
+    resize: Option<df_data::ResizeFilter>,
+    center_crop: Option<f32>,
+) -> Result<(df_data::Transform, Vec<String>)> {
+    let recorded = loaded.preparation();
+    let base = recorded.unwrap_or_default();
+    let mut notes = Vec::new();
+    match (&loaded.checkpoint, recorded) {
+        (Some(meta), None) => notes.push(format!(
+            "the checkpoint (format {}) does not record how its training images were \
+             prepared: using {base} (give --resize and --center-crop if it was trained \
+             otherwise)",
+            meta.format_version
+        )),
+        (_, Some(recorded)) => {
+            if let Some(r) = resize {
+                if resize_method(r) != recorded.resize {
+                    notes.push(format!(
+                        "--resize {} overrides the checkpoint's {} (it was trained with {recorded})",
+                        resize_method(r),
+                        recorded.resize
+                    ));
+                }
+            }
+            if let Some(c) = center_crop {
+                let theirs = recorded.center_crop.unwrap_or(1.0);
+                if c != theirs {
+                    notes.push(format!(
+                        "--center-crop {c} overrides the checkpoint's {theirs} (it was \
+                         trained with {recorded})"
+                    ));
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    let transform = transform_for(
+        &loaded.input_spec(),
+        resize.unwrap_or_else(|| resize_filter(base.resize)),
+    )
+    .with_center_crop(center_crop.or(base.center_crop));
+    transform
+        .validate()
+        .map_err(|e| crate::error::config("--center-crop", e.to_string()))?;
+    Ok((transform, notes))
+}

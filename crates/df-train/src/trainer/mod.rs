@@ -17,7 +17,7 @@ use crate::checkpoint::atomic_write_bytes;
 use crate::error::{config, io, torch, Error, Result};
 use crate::logits::{correct_count, detector_logits_in, to_vec_f32, Pass};
 use crate::loss::Loss;
-use crate::model_io::save_model;
+use crate::model_io::save_model_with;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::precision::{GradScaler, GradScalerConfig, Precision};
 use crate::progress::{Progress, Verbosity};
@@ -132,6 +132,7 @@ pub struct TrainerBuilder {
     precision: Precision,
     grad_scaler: GradScalerConfig,
     profile: bool,
+    preparation: Option<df_models::ImagePreparation>,
 }
 
 impl std::fmt::Debug for TrainerBuilder {
@@ -251,6 +252,14 @@ impl TrainerBuilder {
         self
     }
 
+    /// How the training images were brought to the model's input size (resize filter,
+    /// centre crop): recorded in the model files the trainer writes, so that scoring
+    /// applies it by default (default: not recorded).
+    pub fn image_preparation(mut self, preparation: df_models::ImagePreparation) -> Self {
+        self.preparation = Some(preparation);
+        self
+    }
+
     /// The loss scaling settings used with `f16` (default: PyTorch's).
     pub fn grad_scaler(mut self, config: GradScalerConfig) -> Self {
         self.grad_scaler = config;
@@ -293,6 +302,7 @@ impl TrainerBuilder {
             precision,
             grad_scaler,
             profile,
+            preparation,
         } = self;
         if epochs == 0 {
             return Err(config("epochs", "must be > 0"));
@@ -385,6 +395,7 @@ impl TrainerBuilder {
             last_checkpoint: None,
             scaler,
             profile,
+            preparation,
         })
     }
 }
@@ -424,6 +435,7 @@ pub struct Trainer {
     last_checkpoint: Option<PathBuf>,
     scaler: Option<GradScaler>,
     profile: bool,
+    preparation: Option<df_models::ImagePreparation>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -536,6 +548,7 @@ impl Trainer {
             precision: Precision::F32,
             grad_scaler: GradScalerConfig::default(),
             profile: false,
+            preparation: None,
         }
     }
 
@@ -589,6 +602,7 @@ impl Trainer {
             optimizer,
             model,
             config,
+            preparation,
             ..
         } = self;
         for cb in callbacks.iter_mut() {
@@ -598,6 +612,7 @@ impl Trainer {
                 stop,
                 rank: config.rank,
                 model: model.as_ref(),
+                preparation: *preparation,
             };
             f(cb.as_mut(), &mut ctx)?;
         }
@@ -749,7 +764,12 @@ impl Trainer {
         self.each_callback(&mut stop, |cb, ctx| cb.on_train_end(ctx))?;
         if self.is_main() {
             if let Some(path) = self.out_path(files::FINAL) {
-                save_model(&path, self.model.as_ref(), &self.vs)?;
+                save_model_with(
+                    &path,
+                    self.model.as_ref(),
+                    &self.vs,
+                    self.preparation.as_ref(),
+                )?;
             }
         }
         Ok(&self.history)
