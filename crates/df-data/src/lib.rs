@@ -80,7 +80,9 @@ pub use augment::{
 pub use dataset::{
     ClassInfo, ClassMapping, FolderOptions, ImageFolder, ImageSource, Label, Sample,
 };
-pub use decode::{check_header, decode_rgb, has_image_extension, load_rgb, IMAGE_EXTENSIONS};
+pub use decode::{
+    check_header, decode_rgb, has_image_extension, load_rgb, IMAGE_EXTENSIONS, MAX_PIXELS,
+};
 pub use error::{Error, Result};
 pub use loader::{Balance, Batch, EpochIter, Loader, LoaderConfig};
 pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params};
