@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=shim");
+    println!("cargo:rerun-if-changed=vendor");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let lib = std::env::var_os("DEP_TCH_LIBTORCH_LIB")
         .map(PathBuf::from)
@@ -25,12 +26,27 @@ fn main() {
             include.display()
         );
     }
+    if !include
+        .join("torch/csrc/distributed/c10d/ProcessGroupGloo.hpp")
+        .is_file()
+    {
+        panic!(
+            "{}: no torch/csrc/distributed/c10d/ProcessGroupGloo.hpp: this libtorch has no \
+             c10d headers",
+            include.display()
+        );
+    }
     cc::Build::new()
         .cpp(true)
         .std("c++17")
         .file("shim/autocast.cpp")
+        .file("shim/c10d.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
+        // gloo's headers, which the wheel does not ship (vendor/README.md: origin, commit).
+        .include("vendor")
+        // Without it ProcessGroupGloo.hpp declares nothing.
+        .define("USE_C10D_GLOO", None)
         // The wheel's ABI (torch.compiled_with_cxx11_abi() is True for 2.11.0).
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .flag_if_supported("-Wno-unused-parameter")

@@ -5,8 +5,10 @@
 //! `tch` links, with the wheel's C++ ABI), and safe Rust on top of it. It is the only
 //! crate of the workspace that may use `unsafe`; each block says why it is sound.
 //!
-//! Today it holds libtorch's device-typed autocast ([`autocast`]): `tch::autocast` drives
-//! only the old CUDA-only switch, so mixed precision on the CPU needs this.
+//! It holds libtorch's device-typed autocast ([`autocast`]: `tch::autocast` drives only
+//! the old CUDA-only switch, so mixed precision on the CPU needs this) and its c10d
+//! distributed engine on the Gloo backend ([`c10d`]: the `TCPStore` rendezvous and
+//! `ProcessGroupGloo` that `torch.distributed` runs on), which `df-dist` builds on.
 //!
 //! ```
 //! use df_sys::autocast::Autocast;
@@ -31,6 +33,7 @@ use std::ffi::{c_char, c_int, CStr};
 use torch_sys as _;
 
 pub mod autocast;
+pub mod c10d;
 
 /// What can go wrong in a call into libtorch's C++.
 #[derive(Debug, thiserror::Error)]
