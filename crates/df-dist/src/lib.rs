@@ -1,0 +1,457 @@
+//! df-dist: data-parallel training on libtorch's own distributed engine.
+//!
+//! The process groups are libtorch's c10d (the `TCPStore` rendezvous and
+//! `ProcessGroupGloo` that `torch.distributed` and DDP run on), reached through df-sys's
+//! shim; this crate is safe Rust on top: [`DistConfig`] (explicit, or from the variables
+//! `torchrun`, Slurm wrappers and Kubernetes' PyTorchJob set), [`ProcessGroup`] (its
+//! collectives, with `Mean` for Gloo, which has none, and gathers of uneven lengths), and
+//! the pieces of DDP in [`ddp`]: variables broadcast from rank 0, gradients averaged in
+//! size-limited buckets.
+//!
+//! Every failure is an [`Error`] naming the rank and the operation: a peer gone or late
+//! past the timeout gives an error after at most the timeout, never a hang.
+//!
+//! ```no_run
+//! use df_dist::{DistConfig, ProcessGroup, Reduce};
+//! use tch::Tensor;
+//!
+//! # fn main() -> Result<(), df_dist::Error> {
+//! // RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT as torchrun sets them.
+//! let config = DistConfig::from_env()?.expect("started by torchrun");
+//! let group = ProcessGroup::new(&config)?;
+//! let mut t = Tensor::from_slice(&[group.rank() as f32]);
+//! group.all_reduce(&mut t, Reduce::Mean)?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use df_sys::c10d::{GlooDevice, GlooGroup, GlooSettings, ReduceOp};
+use tch::Tensor;
+
+pub mod ddp;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A setting is missing or invalid (an environment variable, an option).
+    #[error("{setting}: {reason}")]
+    Config {
+        /// The variable or option (`WORLD_SIZE`, `master_port` ...).
+        setting: String,
+        /// Why.
+        reason: String,
+    },
+    /// A collective or the rendezvous failed (libtorch's message, with the rank and the
+    /// operation).
+    #[error(transparent)]
+    Torch(#[from] df_sys::Error),
+    /// A tensor operation around a collective failed.
+    #[error("rank {rank}: {operation}: {source}")]
+    Tensor {
+        /// This process's rank.
+        rank: usize,
+        /// What was being done.
+        operation: String,
+        /// libtorch's error.
+        source: tch::TchError,
+    },
+}
+
+/// A result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn config(setting: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Config {
+        setting: setting.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The communication backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Gloo: CPU tensors, any machine (TCP).
+    #[default]
+    Gloo,
+    /// NCCL: CUDA tensors (not built in this version: an error says so).
+    Nccl,
+}
+
+impl Backend {
+    /// `gloo` or `nccl`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `backend` for anything else.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "gloo" => Ok(Self::Gloo),
+            "nccl" => Ok(Self::Nccl),
+            other => Err(config(
+                "backend",
+                format!("`{other}` is not a backend (gloo or nccl)"),
+            )),
+        }
+    }
+}
+
+/// The default timeout of the rendezvous and of each collective: torch.distributed's
+/// (30 minutes).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Everything a process needs to join a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistConfig {
+    /// This process's rank, `0..world_size` (rank 0 hosts the rendezvous and writes files).
+    pub rank: usize,
+    /// How many processes.
+    pub world_size: usize,
+    /// This process's rank on its machine (picks `cuda:LOCAL_RANK` on GPUs).
+    pub local_rank: usize,
+    /// The number of processes on this machine (for intra-op thread counts).
+    pub local_world_size: usize,
+    /// Host of rank 0.
+    pub master_addr: String,
+    /// Port of rank 0's rendezvous.
+    pub master_port: u16,
+    /// The backend.
+    pub backend: Backend,
+    /// How long the rendezvous and each collective may take.
+    pub timeout: Duration,
+    /// The network interface Gloo binds to (`GLOO_SOCKET_IFNAME`); `None`: loopback for a
+    /// loopback master address, else the address the host name resolves to.
+    pub interface: Option<String>,
+}
+
+impl DistConfig {
+    /// `world_size` processes on this machine over loopback, as `torchrun --standalone`:
+    /// rank `rank`, rendezvous on `127.0.0.1:port`.
+    pub fn local(rank: usize, world_size: usize, port: u16) -> Self {
+        Self {
+            rank,
+            world_size,
+            local_rank: rank,
+            local_world_size: world_size,
+            master_addr: "127.0.0.1".into(),
+            master_port: port,
+            backend: Backend::Gloo,
+            timeout: DEFAULT_TIMEOUT,
+            interface: None,
+        }
+    }
+
+    /// Sets the timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Reads the variables `torchrun` sets (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`,
+    /// `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`; `GLOO_SOCKET_IFNAME`;
+    /// `DF_DIST_TIMEOUT` in seconds): `None` when `WORLD_SIZE` is unset (not a
+    /// distributed launch).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable that is missing or not a number.
+    pub fn from_env() -> Result<Option<Self>> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`DistConfig::from_env`] over any source of variables.
+    ///
+    /// # Errors
+    /// As [`DistConfig::from_env`].
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        let Some(world) = var("WORLD_SIZE") else {
+            return Ok(None);
+        };
+        let number = |name: &str, text: &str| -> Result<usize> {
+            text.trim()
+                .parse::<usize>()
+                .map_err(|_| config(name, format!("`{text}` is not a non-negative whole number")))
+        };
+        let required = |name: &str| {
+            var(name).ok_or_else(|| {
+                config(
+                    name,
+                    "is not set (WORLD_SIZE is: a distributed launch sets both)",
+                )
+            })
+        };
+        let world_size = number("WORLD_SIZE", &world)?;
+        let rank = number("RANK", &required("RANK")?)?;
+        let local_rank = match var("LOCAL_RANK") {
+            Some(v) => number("LOCAL_RANK", &v)?,
+            None => rank,
+        };
+        let local_world_size = match var("LOCAL_WORLD_SIZE") {
+            Some(v) => number("LOCAL_WORLD_SIZE", &v)?,
+            None => world_size,
+        };
+        let master_addr = required("MASTER_ADDR")?;
+        let port_text = required("MASTER_PORT")?;
+        let master_port = port_text
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| config("MASTER_PORT", format!("`{port_text}` is not a port number")))?;
+        let timeout = match var("DF_DIST_TIMEOUT") {
+            Some(v) => Duration::from_secs(number("DF_DIST_TIMEOUT", &v)? as u64),
+            None => DEFAULT_TIMEOUT,
+        };
+        let config = Self {
+            rank,
+            world_size,
+            local_rank,
+            local_world_size,
+            master_addr,
+            master_port,
+            backend: Backend::Gloo,
+            timeout,
+            interface: var("GLOO_SOCKET_IFNAME").filter(|s| !s.is_empty()),
+        };
+        config.check()?;
+        Ok(Some(config))
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting: a zero world or timeout, a rank outside the
+    /// world, an empty master address.
+    pub fn check(&self) -> Result<()> {
+        if self.world_size == 0 {
+            return Err(config("world_size", "must be at least 1"));
+        }
+        if self.rank >= self.world_size {
+            return Err(config(
+                "rank",
+                format!("{} is outside a world of {}", self.rank, self.world_size),
+            ));
+        }
+        if self.local_world_size == 0 || self.local_rank >= self.local_world_size {
+            return Err(config(
+                "local_rank",
+                format!(
+                    "{} is outside a local world of {}",
+                    self.local_rank, self.local_world_size
+                ),
+            ));
+        }
+        if self.master_addr.trim().is_empty() {
+            return Err(config("master_addr", "is empty"));
+        }
+        if self.timeout.is_zero() {
+            return Err(config("timeout", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// A reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduce {
+    /// Element-wise sum.
+    Sum,
+    /// Element-wise mean (sum, then divided by the world size: Gloo has no average).
+    Mean,
+    /// Element-wise maximum.
+    Max,
+    /// Element-wise minimum.
+    Min,
+}
+
+/// A process group: this process's membership of a c10d group. Dropping it leaves it.
+#[derive(Debug)]
+pub struct ProcessGroup {
+    inner: GlooGroup,
+    config: DistConfig,
+}
+
+fn is_loopback(addr: &str) -> bool {
+    addr == "localhost" || addr.starts_with("127.") || addr == "::1"
+}
+
+impl ProcessGroup {
+    /// Joins the group `config` describes: returns once all `world_size` processes have
+    /// joined, or fails after the timeout.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings or the NCCL backend (not built);
+    /// [`Error::Torch`] naming the rank when the rendezvous fails (address in use, peers
+    /// missing past the timeout, no such interface).
+    pub fn new(config: &DistConfig) -> Result<Self> {
+        config.check()?;
+        if config.backend == Backend::Nccl {
+            return Err(config_error_nccl());
+        }
+        let device = match (&config.interface, is_loopback(&config.master_addr)) {
+            (Some(name), _) => GlooDevice::Interface(name.clone()),
+            (None, true) => GlooDevice::Hostname("127.0.0.1".into()),
+            (None, false) => GlooDevice::Default,
+        };
+        let inner = GlooGroup::new(&GlooSettings {
+            master_addr: config.master_addr.clone(),
+            master_port: config.master_port,
+            rank: config.rank,
+            world_size: config.world_size,
+            timeout: config.timeout,
+            device,
+            threads: 2,
+        })?;
+        Ok(Self {
+            inner,
+            config: config.clone(),
+        })
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.config.rank
+    }
+
+    /// The number of processes.
+    pub fn world_size(&self) -> usize {
+        self.config.world_size
+    }
+
+    /// Whether this is rank 0 (the one that writes files).
+    pub fn is_main(&self) -> bool {
+        self.config.rank == 0
+    }
+
+    /// The settings the group was made with.
+    pub fn config(&self) -> &DistConfig {
+        &self.config
+    }
+
+    fn tensor_error(&self, operation: &str) -> impl FnOnce(tch::TchError) -> Error + '_ {
+        let operation = operation.to_string();
+        move |source| Error::Tensor {
+            rank: self.config.rank,
+            operation,
+            source,
+        }
+    }
+
+    /// Reduces `tensor` in place: every rank ends with the result. A non-contiguous tensor
+    /// goes through a contiguous copy.
+    ///
+    /// # Errors
+    /// A peer gone or late past the timeout, tensors of different sizes across ranks; a
+    /// mean of an integer tensor.
+    pub fn all_reduce(&self, tensor: &mut Tensor, op: Reduce) -> Result<()> {
+        let raw = match op {
+            Reduce::Sum | Reduce::Mean => ReduceOp::Sum,
+            Reduce::Max => ReduceOp::Max,
+            Reduce::Min => ReduceOp::Min,
+        };
+        if op == Reduce::Mean && !tensor.is_floating_point() {
+            return Err(config(
+                "all_reduce",
+                format!("a mean of a {:?} tensor", tensor.kind()),
+            ));
+        }
+        let contiguous = tensor.is_contiguous();
+        let mut work = if contiguous {
+            tensor.shallow_clone()
+        } else {
+            tensor.contiguous()
+        };
+        self.inner.all_reduce(&mut work, raw)?;
+        if op == Reduce::Mean && self.world_size() > 1 {
+            let _ = work
+                .f_div_scalar_(self.world_size() as f64)
+                .map_err(self.tensor_error("all_reduce (mean)"))?;
+        }
+        if !contiguous {
+            tch::no_grad(|| tensor.f_copy_(&work)).map_err(self.tensor_error("all_reduce"))?;
+        }
+        Ok(())
+    }
+
+    /// Copies rank `root`'s `tensor` into every rank's, in place.
+    ///
+    /// # Errors
+    /// As [`ProcessGroup::all_reduce`]; a root outside the world.
+    pub fn broadcast(&self, tensor: &mut Tensor, root: usize) -> Result<()> {
+        if tensor.is_contiguous() {
+            return Ok(self.inner.broadcast(tensor, root)?);
+        }
+        let mut work = tensor.contiguous();
+        self.inner.broadcast(&mut work, root)?;
+        tch::no_grad(|| tensor.f_copy_(&work)).map_err(self.tensor_error("broadcast"))?;
+        Ok(())
+    }
+
+    /// Every rank's `tensor` (same shape and kind everywhere), in rank order.
+    ///
+    /// # Errors
+    /// As [`ProcessGroup::all_reduce`].
+    pub fn all_gather(&self, tensor: &Tensor) -> Result<Vec<Tensor>> {
+        Ok(self.inner.all_gather(&tensor.contiguous())?)
+    }
+
+    /// Every rank's 1-D `tensor`, whose lengths may differ across ranks, concatenated in
+    /// rank order (validation scores of unequal shards).
+    ///
+    /// # Errors
+    /// As [`ProcessGroup::all_reduce`]; a tensor that is not 1-D.
+    pub fn all_gather_uneven(&self, tensor: &Tensor) -> Result<Tensor> {
+        if tensor.dim() != 1 {
+            return Err(config(
+                "all_gather_uneven",
+                format!("takes a 1-D tensor, not {:?}", tensor.size()),
+            ));
+        }
+        let n = tensor.size()[0];
+        let lengths = self.all_gather(&Tensor::from_slice(&[n]))?;
+        let lengths: Vec<i64> = lengths.iter().map(|t| t.int64_value(&[0])).collect();
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let padded = if n < longest {
+            Tensor::cat(
+                &[
+                    tensor.contiguous(),
+                    tensor.new_zeros([longest - n], (tensor.kind(), tensor.device())),
+                ],
+                0,
+            )
+        } else {
+            tensor.contiguous()
+        };
+        let parts = self.all_gather(&padded)?;
+        let kept: Vec<Tensor> = parts
+            .iter()
+            .zip(&lengths)
+            .map(|(p, &len)| p.narrow(0, 0, len))
+            .collect();
+        Ok(Tensor::cat(&kept, 0))
+    }
+
+    /// Waits until every rank has reached it.
+    ///
+    /// # Errors
+    /// As [`ProcessGroup::all_reduce`].
+    pub fn barrier(&self) -> Result<()> {
+        Ok(self.inner.barrier()?)
+    }
+
+    /// Whether `value` is true on every rank (a decision all ranks must take together:
+    /// stop on divergence, stop early).
+    ///
+    /// # Errors
+    /// As [`ProcessGroup::all_reduce`].
+    pub fn all_agree(&self, value: bool) -> Result<bool> {
+        let mut t = Tensor::from_slice(&[i64::from(value)]);
+        self.all_reduce(&mut t, Reduce::Min)?;
+        Ok(t.int64_value(&[0]) == 1)
+    }
+}
+
+fn config_error_nccl() -> Error {
+    config(
+        "backend",
+        "nccl is not built in this version of df-dist: use gloo (it also runs on machines \
+         with GPUs, through the CPU)",
+    )
+}
