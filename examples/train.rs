@@ -203,6 +203,12 @@ struct Args {
     /// Print nothing but the summary.
     #[arg(long)]
     quiet: bool,
+    /// Data-parallel training with N processes on this machine (loopback Gloo, like
+    /// `torchrun --standalone --nproc-per-node N`); the cores are shared among them.
+    /// Without it, `train` joins a group when RANK, WORLD_SIZE, MASTER_ADDR and
+    /// MASTER_PORT are set (torchrun, Slurm, a PyTorchJob).
+    #[arg(long, default_value_t = 1)]
+    nproc: usize,
 }
 
 fn parse_top(s: &str) -> std::result::Result<TopKind, String> {
@@ -218,10 +224,37 @@ fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
         .map_err(|e: deepfake::layers::Error| e.to_string())
 }
 
+/// `train --nproc N`: the same command line, without `--nproc`, in N processes.
+fn launch(nproc: usize) -> Result<()> {
+    if std::env::var_os("WORLD_SIZE").is_some() {
+        bail!(
+            "--nproc: this process was already started as one rank of a group (WORLD_SIZE is set)"
+        );
+    }
+    let mut args: Vec<std::ffi::OsString> = Vec::new();
+    let mut given = std::env::args_os().skip(1);
+    while let Some(a) = given.next() {
+        if a == "--nproc" {
+            given.next();
+        } else if !a.to_string_lossy().starts_with("--nproc=") {
+            args.push(a);
+        }
+    }
+    let program = std::env::current_exe().context("--nproc: locating this program")?;
+    deepfake::dist::launch_local(nproc, &program, &args)?;
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let args = Args::parse();
     if args.epochs == 0 {
         bail!("--epochs must be at least 1");
+    }
+    if args.nproc == 0 {
+        bail!("--nproc must be at least 1");
+    }
+    if args.nproc > 1 {
+        return launch(args.nproc);
     }
     let mut data = DataConfig::new(&args.data, args.batch_size);
     data.val = args.val.clone();
@@ -321,7 +354,10 @@ fn run() -> Result<()> {
             outcome.skipped
         ));
     }
-    println!("{line}");
+    // In a distributed run, rank 0 speaks for the group.
+    if std::env::var("RANK").map_or(true, |r| r == "0") {
+        println!("{line}");
+    }
     Ok(())
 }
 

@@ -1069,3 +1069,75 @@ fn evaluate_and_predict_apply_the_preparation_the_checkpoint_records() {
     );
     assert_eq!(defaults, explicit);
 }
+
+/// `train --nproc 2`: two processes over loopback Gloo train one model (rank 0 writes
+/// everything; the report covers the whole validation set); the same run with one
+/// process gives the same number of validation samples. A world size given without a
+/// group is refused by name.
+#[test]
+fn train_with_two_processes_end_to_end() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 20, 48, 5).expect("synthetic set");
+    let run_dir = tmp.path().join("run");
+    let out = train_meso4(&data, &run_dir, &["--nproc", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "rank 0 alone prints the summary: {stdout}"
+    );
+    let experiment = json(&run_dir.join("experiment.json"));
+    assert_eq!(experiment["world_size"], 2);
+    let history = json(&run_dir.join("history.json"));
+    let epochs = history["epochs"].as_array().expect("epochs");
+    assert_eq!(epochs.len(), 1);
+    assert!(
+        epochs.iter().all(|e| e["metrics"]["val_loss"]
+            .as_f64()
+            .is_some_and(f64::is_finite)),
+        "{history}"
+    );
+    // The whole validation set (half of 40) in rank 0's report.
+    assert_eq!(json(&run_dir.join("metrics.json"))["n"], 20);
+    let meta =
+        deepfake::models::checkpoint::read_checkpoint_meta(run_dir.join("model.safetensors"))
+            .expect("a checkpoint of the distributed run");
+    assert_eq!(meta.model, "meso4");
+    deepfake::models::open_checkpoint(
+        run_dir.join("model.safetensors"),
+        deepfake::tch::Device::Cpu,
+    )
+    .expect("opens in a single process");
+
+    // The world size is fixed on resume.
+    let out = run(
+        "train",
+        &[
+            "--model",
+            "meso4",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.5",
+            "--epochs",
+            "2",
+            "--input-size",
+            "32",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--resume",
+            "--out",
+            s(&run_dir),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the number of processes"), "{stderr}");
+}

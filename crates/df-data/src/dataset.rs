@@ -541,6 +541,30 @@ impl ImageFolder {
         ))
     }
 
+    /// Every `world_size`-th sample starting at `rank`, whatever classes that leaves: the
+    /// part of a validation set one rank scores in data-parallel training, whose metrics
+    /// are computed once every rank's scores are gathered. The parts are disjoint and
+    /// cover the dataset.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (`shard`) unless `rank < world_size`.
+    pub fn part(&self, rank: usize, world_size: usize) -> Result<ImageFolder> {
+        if world_size == 0 || rank >= world_size {
+            return Err(Error::config(
+                "shard",
+                format!("rank {rank} of world size {world_size}: need rank < world_size"),
+            ));
+        }
+        let samples: Vec<Sample> = self
+            .samples
+            .iter()
+            .skip(rank)
+            .step_by(world_size)
+            .cloned()
+            .collect();
+        Ok(self.with_samples(samples, self.skipped.clone()))
+    }
+
     /// The part of the dataset rank `rank` of `world_size` processes reads in
     /// data-parallel training: every `world_size`-th sample starting at `rank` (the
     /// samples are ordered by class, so each shard keeps the class proportions). The

@@ -63,6 +63,12 @@ pub struct LoaderConfig {
     pub augment: Augment,
     /// Class balancing.
     pub balance: Balance,
+    /// `(rank, world_size)`: this process's part of each epoch in data-parallel training,
+    /// as PyTorch's `DistributedSampler(drop_last=True)`: every rank draws the same
+    /// epoch order (same seed), takes every `world_size`-th sample from its rank, and
+    /// the order's tail that would make the parts unequal is dropped, so every rank
+    /// takes the same number of steps. `None`: the whole epoch.
+    pub shard: Option<(usize, usize)>,
 }
 
 impl Default for LoaderConfig {
@@ -79,6 +85,7 @@ impl Default for LoaderConfig {
             transform: Transform::default(),
             augment: Augment::none(),
             balance: Balance::None,
+            shard: None,
         }
     }
 }
@@ -133,6 +140,12 @@ impl LoaderConfig {
     /// Sets shuffling.
     pub fn with_shuffle(mut self, shuffle: bool) -> Self {
         self.shuffle = shuffle;
+        self
+    }
+
+    /// Sets the part of each epoch this rank takes ([`LoaderConfig::shard`]).
+    pub fn with_shard(mut self, rank: usize, world_size: usize) -> Self {
+        self.shard = Some((rank, world_size));
         self
     }
 
@@ -243,6 +256,20 @@ impl Loader {
         if source.is_empty() {
             return Err(Error::config("source", "the dataset has no sample"));
         }
+        if let Some((rank, world)) = config.shard {
+            if world == 0 || rank >= world {
+                return Err(Error::config(
+                    "shard",
+                    format!("rank {rank} of world size {world}: need rank < world_size"),
+                ));
+            }
+            if source.len() < world {
+                return Err(Error::config(
+                    "shard",
+                    format!("{} samples cannot be shared by {world} ranks", source.len()),
+                ));
+            }
+        }
         let mut counts = [0usize; 2];
         for i in 0..source.len() {
             counts[source.label(i).index()] += 1;
@@ -274,9 +301,14 @@ impl Loader {
         self.shared.source.as_ref()
     }
 
-    /// Samples drawn per epoch (the source's size).
+    /// Samples drawn per epoch: the source's size, or this rank's part of it
+    /// ([`LoaderConfig::shard`]).
     pub fn samples_per_epoch(&self) -> usize {
-        self.shared.source.len()
+        let n = self.shared.source.len();
+        match self.shared.config.shard {
+            Some((_, world)) => n / world,
+            None => n,
+        }
     }
 
     /// Batches per epoch.
@@ -332,6 +364,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const TAG_ORDER: u64 = 0x6f72_6465_7221; // "order!"
 
 fn epoch_order(shared: &Shared, epoch: u64) -> Vec<usize> {
+    let order = whole_epoch_order(shared, epoch);
+    match shared.config.shard {
+        Some((rank, world)) => {
+            let per_rank = order.len() / world;
+            order
+                .into_iter()
+                .skip(rank)
+                .step_by(world)
+                .take(per_rank)
+                .collect()
+        }
+        None => order,
+    }
+}
+
+/// The epoch's order over the whole source (the same on every rank).
+fn whole_epoch_order(shared: &Shared, epoch: u64) -> Vec<usize> {
     let n = shared.source.len();
     let cfg = &shared.config;
     let mut rng = keyed_rng(cfg.seed, epoch, u64::MAX, TAG_ORDER);

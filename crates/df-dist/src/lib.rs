@@ -455,3 +455,92 @@ fn config_error_nccl() -> Error {
          with GPUs, through the CPU)",
     )
 }
+
+/// A free TCP port on loopback for a rendezvous (the OS picks one; it is released
+/// before returning, so another process could take it first, as with torchrun's own).
+///
+/// # Errors
+/// [`Error::Config`] when no port can be bound.
+pub fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| config("master_port", format!("no free loopback port: {e}")))
+}
+
+/// Starts `nproc` copies of `program args` on this machine as one group over loopback,
+/// like `torchrun --standalone --nproc-per-node N`: each gets `RANK`, `WORLD_SIZE`,
+/// `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`; waits for all. When
+/// one fails, the others are stopped (they would otherwise wait for it until the
+/// timeout).
+///
+/// # Errors
+/// [`Error::Config`] naming the first rank that could not start or failed, with its exit
+/// status.
+pub fn launch_local(
+    nproc: usize,
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+) -> Result<()> {
+    if nproc == 0 {
+        return Err(config("nproc", "must be at least 1"));
+    }
+    let port = free_port()?;
+    let mut children = Vec::with_capacity(nproc);
+    for rank in 0..nproc {
+        let child = std::process::Command::new(program)
+            .args(args)
+            .env("RANK", rank.to_string())
+            .env("WORLD_SIZE", nproc.to_string())
+            .env("LOCAL_RANK", rank.to_string())
+            .env("LOCAL_WORLD_SIZE", nproc.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", port.to_string())
+            .spawn();
+        match child {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                for mut c in children {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(config(
+                    "nproc",
+                    format!("starting rank {rank} ({}): {e}", program.display()),
+                ));
+            }
+        }
+    }
+    let mut failure: Option<String> = None;
+    let mut running: Vec<(usize, std::process::Child)> = children.into_iter().enumerate().collect();
+    while !running.is_empty() {
+        let mut still = Vec::with_capacity(running.len());
+        for (rank, mut child) in running {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => {}
+                Ok(Some(status)) => {
+                    failure.get_or_insert_with(|| format!("rank {rank} failed ({status})"));
+                }
+                Ok(None) => still.push((rank, child)),
+                Err(e) => {
+                    failure.get_or_insert_with(|| format!("rank {rank}: waiting for it: {e}"));
+                }
+            }
+        }
+        if failure.is_some() {
+            for (_, child) in &mut still {
+                let _ = child.kill();
+            }
+            for (_, mut child) in still {
+                let _ = child.wait();
+            }
+            break;
+        }
+        running = still;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    match failure {
+        Some(reason) => Err(config("nproc", reason)),
+        None => Ok(()),
+    }
+}

@@ -135,6 +135,15 @@ pub enum Error {
     /// An error of the models crate.
     #[error(transparent)]
     Model(Box<df_models::Error>),
+    /// An error of data-parallel training (a collective, the rendezvous).
+    #[error(transparent)]
+    Dist(Box<df_dist::Error>),
+}
+
+impl From<df_dist::Error> for Error {
+    fn from(e: df_dist::Error) -> Self {
+        Error::Dist(Box::new(e))
+    }
 }
 
 impl From<df_data::Error> for Error {

@@ -419,6 +419,35 @@ pub fn write_text(path: &Path, text: &str) -> Result<()> {
 /// training error ([`Error::NonFiniteLoss`] ...), an I/O error.
 pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     let (device, reuse) = check_options(cfg)?;
+    // A distributed launch (`train --nproc N`, torchrun, Slurm, a PyTorchJob) sets RANK,
+    // WORLD_SIZE, MASTER_ADDR and MASTER_PORT: join the group, which gives the rank and
+    // world size (recorded in experiment.json; a resume must keep the world size).
+    let group = match df_dist::DistConfig::from_env()? {
+        Some(dist) => {
+            if dist.local_world_size > 1 {
+                // The machine's cores shared among its ranks, not oversubscribed.
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                tch::set_num_threads((cores / dist.local_world_size).max(1) as i32);
+            }
+            Some(df_dist::ProcessGroup::new(&dist)?)
+        }
+        None => None,
+    };
+    let mut effective = cfg.clone();
+    if let Some(g) = &group {
+        effective.rank = g.rank();
+        effective.world_size = g.world_size();
+    } else if cfg.world_size > 1 {
+        return Err(config(
+            "world_size",
+            format!(
+                "{} processes need a process group: start them with `train --nproc {}` or \
+                 a launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (torchrun)",
+                cfg.world_size, cfg.world_size
+            ),
+        ));
+    }
+    let cfg = &effective;
     let main = cfg.rank == 0;
     let resume_changes = if cfg.resume {
         resume_changes(cfg)?
@@ -445,10 +474,18 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         }
         (None, None) => (folder, None),
     };
-    let train_set = if cfg.world_size > 1 {
-        train_set.shard(cfg.rank, cfg.world_size)?
+    // Data-parallel: each epoch's order split among the ranks (equal parts, the same
+    // number of steps everywhere); the validation set split whole, scores gathered.
+    let shard = (cfg.world_size > 1).then_some((cfg.rank, cfg.world_size));
+    // The final evaluation (rank 0's report) is on the whole validation set.
+    let val_whole = if shard.is_some() {
+        val_set.clone()
     } else {
-        train_set
+        None
+    };
+    let val_set = match (val_set, shard) {
+        (Some(v), Some((rank, world))) => Some(v.part(rank, world)?),
+        (v, _) => v,
     };
     let train_loader = Loader::new(
         train_set,
@@ -462,6 +499,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
             transform,
             augment: cfg.data.augment,
             balance: cfg.data.balance,
+            shard,
         },
     )?;
     let val_loader = match val_set {
@@ -504,6 +542,9 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         .profile(cfg.profile)
         .image_preparation(crate::source::preparation_of(&transform))
         .distributed(cfg.rank, cfg.world_size);
+    if let Some(g) = group {
+        builder = builder.process_group(g);
+    }
     if let Some(c) = callbacks.early_stopping {
         builder = builder.early_stopping(c);
     }
@@ -529,7 +570,24 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     let history = trainer.fit(&train_loader, val_source)?.clone();
 
     let (model, var_store) = trainer.into_parts();
-    let evaluation = match &val_loader {
+    let whole_loader = match (val_whole, main) {
+        (Some(v), true) => Some(Loader::new(
+            v,
+            LoaderConfig::eval(
+                transform,
+                cfg.data.val_batch_size.unwrap_or(cfg.data.batch_size),
+            )
+            .with_workers(cfg.data.workers),
+        )?),
+        _ => None,
+    };
+    let final_loader = match (&whole_loader, shard) {
+        (Some(whole), _) => Some(whole),
+        // Other ranks of a distributed run leave the report to rank 0.
+        (None, Some(_)) => None,
+        (None, None) => val_loader.as_ref(),
+    };
+    let evaluation = match final_loader {
         Some(v) => Some(evaluate_in(
             model.as_ref(),
             v,

@@ -4,6 +4,7 @@ mod callbacks;
 mod checkpoint;
 mod common;
 mod detector;
+mod distributed;
 mod evaluate;
 mod fuzz_replay;
 mod l2;

@@ -332,3 +332,57 @@ fn invalid_configurations_are_errors() {
         serde_json::from_str(&serde_json::to_string(&cfg).expect("json")).expect("parse");
     assert_eq!(back, cfg);
 }
+
+/// Data-parallel shards (`LoaderConfig::shard`), as `DistributedSampler(drop_last=True)`:
+/// 23 samples over 3 ranks give 7 each (the 2 left over dropped), disjoint, drawn from
+/// one epoch order shared by all ranks (rank r takes positions r, r+3, ...), a new
+/// partition each epoch, the same number of batches on every rank.
+#[test]
+fn shards_split_each_epoch_into_equal_disjoint_parts() {
+    let dir = folder(13, 10, 12);
+    let ds = ImageFolder::open(dir.path()).expect("open");
+    let whole = Loader::new(ds.clone(), config(3, 1)).expect("loader");
+    for epoch in [0, 1] {
+        let order = whole.epoch_order(epoch);
+        let mut seen = Vec::new();
+        for rank in 0..3 {
+            let loader = Loader::new(ds.clone(), config(3, 1).with_shard(rank, 3)).expect("shard");
+            assert_eq!(loader.samples_per_epoch(), 7);
+            assert_eq!(
+                loader.len(),
+                3,
+                "7 samples in batches of 3: every rank 3 steps"
+            );
+            let part = loader.epoch_order(epoch);
+            let expected: Vec<usize> = order
+                .iter()
+                .copied()
+                .skip(rank)
+                .step_by(3)
+                .take(7)
+                .collect();
+            assert_eq!(part, expected, "epoch {epoch} rank {rank}");
+            let drawn: Vec<usize> = loader
+                .epoch(epoch)
+                .flat_map(|b| b.expect("batch").indices)
+                .collect();
+            assert_eq!(drawn, part);
+            seen.extend(part);
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), 21, "disjoint: 21 distinct samples");
+    }
+    let e0 = Loader::new(ds.clone(), config(3, 1).with_shard(0, 3)).expect("shard");
+    assert_ne!(
+        e0.epoch_order(0),
+        e0.epoch_order(1),
+        "a new partition each epoch"
+    );
+    for (rank, world) in [(3, 3), (0, 0), (0, 24)] {
+        let err = Loader::new(ds.clone(), config(3, 1).with_shard(rank, world))
+            .err()
+            .expect("invalid shard");
+        assert!(err.to_string().contains("shard"), "{err}");
+    }
+}

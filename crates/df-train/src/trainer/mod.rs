@@ -133,6 +133,7 @@ pub struct TrainerBuilder {
     grad_scaler: GradScalerConfig,
     profile: bool,
     preparation: Option<df_models::ImagePreparation>,
+    group: Option<df_dist::ProcessGroup>,
 }
 
 impl std::fmt::Debug for TrainerBuilder {
@@ -267,10 +268,27 @@ impl TrainerBuilder {
     }
 
     /// This process's rank and the number of processes (default 0 and 1); only rank 0
-    /// writes files and shows progress.
+    /// writes files and shows progress. Without [`TrainerBuilder::process_group`], nothing
+    /// synchronises the ranks: use that for data-parallel training.
     pub fn distributed(mut self, rank: usize, world_size: usize) -> Self {
         self.rank = rank;
         self.world_size = world_size;
+        self
+    }
+
+    /// Data-parallel training in `group` (DDP's semantics, one process per rank): the
+    /// variables are broadcast from rank 0 when `fit` starts (after a resume too), the
+    /// gradients averaged across ranks after each backward pass ([`df_dist::ddp`]), the
+    /// batch-norm statistics made rank 0's at each epoch's end, the training metrics
+    /// averaged and the validation scores gathered, so that every rank logs the same
+    /// values and callbacks take the same decisions; only rank 0 writes. The rank and
+    /// world size are the group's. Each rank's [`BatchSource`] must yield its own part of
+    /// the data, the same number of batches on every rank (`df_data::LoaderConfig::shard`
+    /// for training; any split of the validation set).
+    pub fn process_group(mut self, group: df_dist::ProcessGroup) -> Self {
+        self.rank = group.rank();
+        self.world_size = group.world_size();
+        self.group = Some(group);
         self
     }
 
@@ -303,6 +321,7 @@ impl TrainerBuilder {
             grad_scaler,
             profile,
             preparation,
+            group,
         } = self;
         if epochs == 0 {
             return Err(config("epochs", "must be > 0"));
@@ -396,6 +415,7 @@ impl TrainerBuilder {
             scaler,
             profile,
             preparation,
+            group,
         })
     }
 }
@@ -436,6 +456,7 @@ pub struct Trainer {
     scaler: Option<GradScaler>,
     profile: bool,
     preparation: Option<df_models::ImagePreparation>,
+    group: Option<df_dist::ProcessGroup>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -510,6 +531,18 @@ struct Mean {
 }
 
 impl Mean {
+    /// The sums over every rank of `group`.
+    fn across(&self, group: &df_dist::ProcessGroup) -> Result<Mean> {
+        let mut t = Tensor::from_slice(&[self.loss_sum, self.correct as f64, self.n as f64]);
+        group.all_reduce(&mut t, df_dist::Reduce::Sum)?;
+        let v = Vec::<f64>::try_from(&t).map_err(torch("reading the ranks' metrics"))?;
+        Ok(Mean {
+            loss_sum: v[0],
+            correct: v[1].round() as i64,
+            n: v[2].round() as i64,
+        })
+    }
+
     fn add(&mut self, loss: f64, n: i64, correct: i64) {
         self.loss_sum += loss * n as f64;
         self.correct += correct;
@@ -549,6 +582,7 @@ impl Trainer {
             grad_scaler: GradScalerConfig::default(),
             profile: false,
             preparation: None,
+            group: None,
         }
     }
 
@@ -658,6 +692,23 @@ impl Trainer {
         } else if self.is_main() {
             self.write_config()?;
         }
+        // Data-parallel: every rank starts from rank 0's variables (fresh or resumed), and
+        // the gradients of what is trainable now are averaged after each backward pass.
+        let averager = match &self.group {
+            Some(group) => {
+                df_dist::ddp::broadcast_variables(
+                    group,
+                    &self.vs,
+                    df_dist::ddp::Variables::All,
+                    0,
+                )?;
+                Some(df_dist::ddp::GradientAverager::new(
+                    &self.vs,
+                    df_dist::ddp::DEFAULT_BUCKET_BYTES,
+                )?)
+            }
+            None => None,
+        };
         let progress = Progress::new(self.verbosity, self.is_main());
         let epochs = self.config.epochs;
         let device = self.vs.device();
@@ -678,7 +729,13 @@ impl Trainer {
                 let total = self.loss.compute_weighted(&logits, &ys, weights.as_ref())
                     + self.model.l2_penalty().to_device(device);
                 let value = f64::try_from(&total).map_err(torch("reading the loss"))?;
-                if !value.is_finite() {
+                // Every rank takes the decision together (one stopping alone would leave
+                // the others waiting in the next collective).
+                let finite = match &self.group {
+                    Some(group) => group.all_agree(value.is_finite())?,
+                    None => value.is_finite(),
+                };
+                if !finite {
                     progress.finish();
                     return Err(Error::NonFiniteLoss {
                         epoch: epoch + 1,
@@ -692,13 +749,20 @@ impl Trainer {
                 match &mut self.scaler {
                     None => {
                         total.backward();
+                        if let (Some(group), Some(averager)) = (&self.group, &averager) {
+                            averager.average(group)?;
+                        }
                         clock.lap(Phase::Backward);
                         self.optimizer.step()?;
                     }
                     Some(scaler) => {
                         // torch.amp.GradScaler: backward on the scaled loss, unscale,
                         // step only when every gradient is finite, then update the scale.
+                        // (Averaged scaled gradients: every rank finds the same infs.)
                         scaler.scale_loss(&total).backward();
+                        if let (Some(group), Some(averager)) = (&self.group, &averager) {
+                            averager.average(group)?;
+                        }
                         clock.lap(Phase::Backward);
                         let found_inf = scaler.unscale(&self.optimizer.parameters())?;
                         if !found_inf {
@@ -711,6 +775,17 @@ impl Trainer {
                 mean.add(value, ys.size()[0], correct);
                 progress.batch(mean.loss(), mean.accuracy());
                 clock.lap(Phase::Step);
+            }
+            if let Some(group) = &self.group {
+                // The epoch's metrics over every rank's batches; batch-norm statistics
+                // (and any other buffer) made rank 0's, so the ranks stay identical.
+                mean = mean.across(group)?;
+                df_dist::ddp::broadcast_variables(
+                    group,
+                    &self.vs,
+                    df_dist::ddp::Variables::Buffers,
+                    0,
+                )?;
             }
             let mut logs = Logs::new();
             logs.insert("loss".into(), mean.loss());
@@ -808,6 +883,7 @@ impl Trainer {
         let device = self.vs.device();
         let mut mean = Mean::default();
         let mut evaluator = BinaryEvaluator::new(EvaluatorConfig::default())?;
+        let (mut all_probs, mut all_labels) = (Vec::new(), Vec::new());
         tch::no_grad(|| -> Result<()> {
             for batch in source.epoch_batches(0)? {
                 let batch = batch?;
@@ -817,14 +893,25 @@ impl Trainer {
                 let loss = self.loss.compute(&logits, &ys);
                 let value = f64::try_from(&loss).map_err(torch("reading the validation loss"))?;
                 mean.add(value, ys.size()[0], correct_count(&logits, &ys)?);
-                let probs = to_vec_f32(&logits.sigmoid())?;
-                let labels = to_vec_f32(&ys)?;
-                if probs.iter().all(|p| p.is_finite()) {
-                    evaluator.update(&probs, &labels)?;
-                }
+                all_probs.extend(to_vec_f32(&logits.sigmoid())?);
+                all_labels.extend(to_vec_f32(&ys)?);
             }
             Ok(())
         })?;
+        if let Some(group) = &self.group {
+            // Every rank's share of the validation set: one set of metrics, the same on
+            // every rank (early stopping and the learning-rate schedule agree).
+            mean = mean.across(group)?;
+            let gather = |v: &[f32]| -> Result<Vec<f32>> {
+                let all = group.all_gather_uneven(&Tensor::from_slice(v))?;
+                Vec::<f32>::try_from(&all).map_err(torch("reading the gathered scores"))
+            };
+            all_probs = gather(&all_probs)?;
+            all_labels = gather(&all_labels)?;
+        }
+        if !all_probs.is_empty() && all_probs.iter().all(|p| p.is_finite()) {
+            evaluator.update(&all_probs, &all_labels)?;
+        }
         let l2 =
             f64::try_from(&self.model.l2_penalty()).map_err(torch("reading the L2 penalty"))?;
         // Non-finite scores were left out of the evaluator (the loss already says NaN);
