@@ -1141,3 +1141,69 @@ fn train_with_two_processes_end_to_end() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the number of processes"), "{stderr}");
 }
+
+/// A rank killed mid-training: the other exits with an error naming its rank and the
+/// collective it was in, within the group's timeout (`DF_DIST_TIMEOUT`), not a hang.
+#[test]
+fn a_killed_rank_makes_the_other_fail_clearly() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 16, 32, 8).expect("synthetic set");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+        .to_string();
+    let spawn = |rank: &str| {
+        Command::new(example("train"))
+            .args([
+                "--model",
+                "meso4",
+                "--data",
+                s(&data),
+                "--val-split",
+                "0.5",
+                "--epochs",
+                "500",
+                "--input-size",
+                "32",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--out",
+                s(&tmp.path().join("run")),
+            ])
+            .env("RANK", rank)
+            .env("WORLD_SIZE", "2")
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", &port)
+            .env("DF_DIST_TIMEOUT", "20")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a rank")
+    };
+    let rank0 = spawn("0");
+    let mut rank1 = spawn("1");
+    // Training has started once rank 0 has written its first epoch.
+    let history = tmp.path().join("run").join("history.json");
+    let started = std::time::Instant::now();
+    while !history.exists() && started.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(history.exists(), "the run never started");
+    rank1.kill().expect("kill rank 1");
+    let _ = rank1.wait();
+    let killed_at = std::time::Instant::now();
+    let out = rank0.wait_with_output().expect("rank 0 ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rank 0 cannot go on alone: {stderr}");
+    eprintln!("{stderr}");
+    assert!(stderr.contains("rank 0 of 2"), "{stderr}");
+    // Within the timeout (20 s), with room for a loaded machine.
+    assert!(
+        killed_at.elapsed() < std::time::Duration::from_secs(90),
+        "{:?}",
+        killed_at.elapsed()
+    );
+}
