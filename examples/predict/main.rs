@@ -36,7 +36,7 @@ use deepfake::models::Polarity;
 use deepfake::tch::Device;
 use deepfake::train::Precision;
 
-use score::{expand_inputs, Scorer};
+use score::{expand_inputs, InputRequest, Scorer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Resize {
@@ -114,9 +114,11 @@ fn main() -> ExitCode {
         args.model.as_deref(),
         &args.weights,
         polarity,
-        resize,
-        args.center_crop,
-        input_size,
+        InputRequest {
+            resize,
+            center_crop: args.center_crop,
+            input_size,
+        },
         device,
         args.precision,
     ) {

@@ -24,6 +24,18 @@ pub struct Prediction {
     pub label: &'static str,
 }
 
+/// What the command line asks of the input; each `None` leaves it to the weights (a
+/// checkpoint's recorded preparation, a Keras head's size) or the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InputRequest {
+    /// The resize filter.
+    pub resize: Option<ResizeFilter>,
+    /// The centre crop.
+    pub center_crop: Option<f32>,
+    /// The size a Keras file was trained at, when its head does not tell.
+    pub input_size: Option<[i64; 2]>,
+}
+
 /// A loaded model and the input transform its weights expect.
 #[derive(Debug)]
 pub struct Scorer {
@@ -40,9 +52,9 @@ pub struct Scorer {
 
 impl Scorer {
     /// Loads `weights` (a `.safetensors` checkpoint or a Keras `.h5`) for `model`; the
-    /// polarity applies to Keras files only (checkpoints store theirs); `resize` and
-    /// `center_crop`, when given, override what a checkpoint records of its training
-    /// (`df_train::prepared_transform`); `input_size` is the
+    /// polarity applies to Keras files only (checkpoints store theirs); the request's
+    /// `resize` and `center_crop`, when given, override what a checkpoint records of its
+    /// training (`df_train::prepared_transform`); its `input_size` is the
     /// size a Keras file was trained at, when its head does not tell (see
     /// `df_models::load::infer_top`).
     ///
@@ -52,9 +64,7 @@ impl Scorer {
         model: Option<&str>,
         weights: &Path,
         polarity: Polarity,
-        resize: Option<ResizeFilter>,
-        center_crop: Option<f32>,
-        input_size: Option<[i64; 2]>,
+        request: InputRequest,
         device: Device,
         precision: Precision,
     ) -> anyhow::Result<Self> {
@@ -62,13 +72,13 @@ impl Scorer {
         let options = KerasLoadOptions {
             import: KerasImportOptions::default().with_polarity(polarity),
             top: None,
-            input_size,
+            input_size: request.input_size,
         };
         // The library's errors name the file and what is wrong with it.
         let loaded = load_weights(model, weights, device, &options)?;
         deepfake::train::check_input_memory(&loaded.input_spec(), 1)
             .with_context(|| format!("{}", weights.display()))?;
-        let (transform, notes) = prepared_transform(&loaded, resize, center_crop)?;
+        let (transform, notes) = prepared_transform(&loaded, request.resize, request.center_crop)?;
         Ok(Self {
             loaded,
             transform,

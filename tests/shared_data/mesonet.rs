@@ -191,9 +191,10 @@ fn predict_agrees_with_keras_on_the_test_images() {
                 Some(model),
                 &weights_path(file),
                 Polarity::Real,
-                Some(filter),
-                None,
-                None,
+                score::InputRequest {
+                    resize: Some(filter),
+                    ..Default::default()
+                },
                 Device::Cpu,
                 deepfake::train::Precision::F32,
             )
@@ -235,9 +236,10 @@ fn predict_reports_an_unreadable_image_and_scores_the_others() {
         Some("meso4"),
         &weights_path("Meso4_DF.h5"),
         Polarity::Real,
-        Some(ResizeFilter::Nearest),
-        None,
-        None,
+        score::InputRequest {
+            resize: Some(ResizeFilter::Nearest),
+            ..Default::default()
+        },
         Device::Cpu,
         deepfake::train::Precision::F32,
     )

@@ -381,8 +381,7 @@ fn shards_split_each_epoch_into_equal_disjoint_parts() {
     );
     for (rank, world) in [(3, 3), (0, 0), (0, 24)] {
         let err = Loader::new(ds.clone(), config(3, 1).with_shard(rank, world))
-            .err()
-            .expect("invalid shard");
+            .expect_err("invalid shard");
         assert!(err.to_string().contains("shard"), "{err}");
     }
 }

@@ -715,7 +715,11 @@ impl Trainer {
         while self.epochs_done < epochs && !self.stop_requested {
             let epoch = self.epochs_done;
             let t0 = Instant::now();
-            tch::manual_seed((epoch_seed(self.config.seed, epoch) >> 1) as i64);
+            // Dropout's stream: the run's seed and the epoch, and the rank, so that the
+            // ranks of a distributed run draw their own masks (rank 0: as one process).
+            let stream = (epoch_seed(self.config.seed, epoch) >> 1)
+                .wrapping_add((self.config.rank as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            tch::manual_seed((stream & (i64::MAX as u64)) as i64);
             progress.start_epoch(epoch, epochs, train.num_batches());
             let mut mean = Mean::default();
             let mut clock = PhaseClock::new();
