@@ -187,6 +187,12 @@ impl GradientAverager {
             group.all_reduce(&mut flat, Reduce::Sum)?;
             let counts = Vec::<f64>::try_from(flat.narrow(0, 0, n).to_kind(Kind::Double))
                 .map_err(tensor_error(rank, "gradient averaging"))?;
+            // The sums become means in place, once for the whole bucket.
+            let values = flat.size()[0] - n;
+            let _ = flat
+                .narrow(0, n, values)
+                .f_div_scalar_(world)
+                .map_err(tensor_error(rank, "gradient averaging"))?;
             let mut offset = n;
             for ((&i, g), &count) in bucket.iter().zip(&grads).zip(&counts) {
                 let (name, p) = &self.params[i];
@@ -204,7 +210,7 @@ impl GradientAverager {
                     ));
                 }
                 if have != 0 {
-                    let mean = flat.narrow(0, offset, numel).view(p.size().as_slice()) / world;
+                    let mean = flat.narrow(0, offset, numel).view(p.size().as_slice());
                     tch::no_grad(|| g.shallow_clone().f_copy_(&mean))
                         .map_err(tensor_error(rank, "gradient averaging"))?;
                 }
