@@ -1207,3 +1207,146 @@ fn a_killed_rank_makes_the_other_fail_clearly() {
         killed_at.elapsed()
     );
 }
+
+/// The epochs a run's `last.safetensors` says are done.
+fn epochs_done(last: &Path) -> Option<u64> {
+    let file = deepfake::train::checkpoint::read_safetensors(last).ok()?;
+    let state: serde_json::Value = serde_json::from_str(file.metadata.get("train_state")?).ok()?;
+    state["epochs_done"].as_u64()
+}
+
+/// A distributed run killed mid-way (both ranks) and resumed with `--nproc 2 --resume`
+/// ends with the uninterrupted distributed run's weights and history.
+#[test]
+fn a_killed_distributed_run_resumes_to_the_uninterrupted_result() {
+    const EPOCHS: &str = "24";
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 24, 64, 13).expect("synthetic set");
+    let args = |out: &Path, resume: bool| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--model",
+            "meso4",
+            "--data",
+            s(&data),
+            "--val-split",
+            "0.25",
+            "--epochs",
+            EPOCHS,
+            "--input-size",
+            "64",
+            "--batch-size",
+            "4",
+            "--dropout",
+            "0.3",
+            "--seed",
+            "3",
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+            "--quiet",
+            "--out",
+            s(out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let whole = tmp.path().join("whole");
+    let mut with_nproc = args(&whole, false);
+    with_nproc.extend(["--nproc".to_string(), "2".to_string()]);
+    let refs: Vec<&str> = with_nproc.iter().map(String::as_str).collect();
+    ok("train", &refs);
+
+    // The same run, both ranks started by hand and killed after a few epochs.
+    let killed = tmp.path().join("killed");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+        .to_string();
+    let mut ranks: Vec<std::process::Child> = ["0", "1"]
+        .iter()
+        .map(|rank| {
+            Command::new(example("train"))
+                .args(args(&killed, false))
+                .env("RANK", rank)
+                .env("WORLD_SIZE", "2")
+                .env("LOCAL_RANK", rank)
+                .env("LOCAL_WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start a rank")
+        })
+        .collect();
+    let last = killed.join("last.safetensors");
+    let started = std::time::Instant::now();
+    while !epochs_done(&last).is_some_and(|e| e >= 2) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "no checkpoint of epoch 2"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for r in &mut ranks {
+        let _ = r.kill();
+    }
+    for r in &mut ranks {
+        let _ = r.wait();
+    }
+    let at_kill = epochs_done(&last).expect("a checkpoint");
+    assert!(
+        at_kill < 24,
+        "killed after the end: the test needs a slower run"
+    );
+
+    let mut resume = args(&killed, true);
+    resume.extend(["--nproc".to_string(), "2".to_string()]);
+    let refs: Vec<&str> = resume.iter().map(String::as_str).collect();
+    ok("train", &refs);
+
+    let tensors = |dir: &Path| {
+        let file = deepfake::train::checkpoint::read_safetensors(&dir.join("model.safetensors"))
+            .expect("model.safetensors");
+        let mut t: Vec<(String, Vec<f32>)> = file
+            .tensors
+            .into_iter()
+            .map(|(name, v)| (name, Vec::<f32>::try_from(v.reshape([-1])).expect("f32")))
+            .collect();
+        t.sort_by(|a, b| a.0.cmp(&b.0));
+        t
+    };
+    let (a, b) = (tensors(&whole), tensors(&killed));
+    assert_eq!(a.len(), b.len());
+    let differ: Vec<&str> = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| x.0.as_str())
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "killed after epoch {at_kill} and resumed: these differ from the uninterrupted run: {differ:?}"
+    );
+    let metrics = |dir: &Path| -> Vec<serde_json::Value> {
+        json(&dir.join("history.json"))["epochs"]
+            .as_array()
+            .expect("epochs")
+            .iter()
+            .map(|e| {
+                let mut m = e["metrics"].clone();
+                m.as_object_mut().expect("metrics").remove("seconds");
+                m
+            })
+            .collect()
+    };
+    assert_eq!(metrics(&whole), metrics(&killed));
+}
