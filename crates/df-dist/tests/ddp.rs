@@ -310,3 +310,45 @@ fn the_launcher_variables_are_read_and_checked_by_name() {
         assert!(err.to_string().starts_with(named), "{named}: {err}");
     }
 }
+
+#[test]
+fn unused_and_frozen_parameters_are_handled_and_a_one_sided_gradient_is_named() {
+    let results = on_ranks(2, |g| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let p = vs.root();
+        let used = p.var("used", &[3], nn::Init::Const(1.0));
+        let _unused = p.var("unused", &[2], nn::Init::Const(1.0));
+        let mut frozen = p.var("frozen", &[2], nn::Init::Const(1.0));
+        let _ = frozen.requires_grad_(false);
+        let sometimes = p.var("sometimes", &[2], nn::Init::Const(1.0));
+        let averager = GradientAverager::new(&vs, DEFAULT_BUCKET_BYTES).expect("averager");
+        assert_eq!(
+            averager.parameter_count(),
+            3,
+            "the frozen variable takes no part"
+        );
+        // Step 1: `unused` gets no gradient on any rank: it keeps none, no error.
+        let r = g.rank() as f64 + 1.0;
+        (&used * r).sum(Kind::Float).backward();
+        averager.average(&g).expect("average");
+        let mean = Vec::<f32>::try_from(used.grad()).expect("f32");
+        let unused_grad = vs.variables()["unused"].grad().defined();
+        // Step 2: `sometimes` has a gradient on rank 1 only: an error naming it.
+        let loss = if g.rank() == 1 {
+            (&used + &sometimes.sum(Kind::Float)).sum(Kind::Float)
+        } else {
+            used.sum(Kind::Float)
+        };
+        loss.backward();
+        let err = averager.average(&g).expect_err("one-sided").to_string();
+        (mean, unused_grad, err)
+    });
+    for (mean, unused_grad, err) in results {
+        assert_eq!(mean, [1.5; 3], "(1 + 2) / 2");
+        assert!(!unused_grad);
+        assert!(
+            err.starts_with("sometimes: has a gradient on 1 of 2 ranks"),
+            "{err}"
+        );
+    }
+}
