@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the tests).
 # Both set everything up themselves (libtorch and the Python reference tools go to
 # ~/.cache/deepfake, shared by every clone).
-.PHONY: setup fixtures demo test test-shared test-cuda lint bench-build bench ci
+.PHONY: setup fixtures demo test test-shared test-cuda nccl-build lint bench-build bench ci
 
 setup:
 	scripts/setup.sh --python-tools
@@ -27,6 +27,13 @@ test-shared: fixtures
 test-cuda: setup
 	cargo test --features cuda --test cuda
 
+# The `nccl` feature compiles here without a GPU (CUDA headers from PyPI); its tests run on
+# a device machine (scripts/device/nccl_tests.sh).
+nccl-build: setup
+	scripts/setup.sh --nccl
+	cargo clippy -p df-sys -p df-dist --features df-dist/nccl --all-targets -- -D warnings
+	cargo test --features nccl --test nccl --no-run
+
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -40,4 +47,4 @@ bench-build: setup
 bench: setup
 	benches/run-peers.sh
 
-ci: test lint bench-build test-shared
+ci: test lint bench-build nccl-build test-shared

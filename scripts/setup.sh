@@ -5,6 +5,8 @@
 #
 #   scripts/setup.sh                 libtorch only (what `cargo build` needs)
 #   scripts/setup.sh --python-tools  also Keras 3, h5py, scikit-learn, torchvision, Pillow
+#   scripts/setup.sh --nccl          also the CUDA headers the `nccl` feature compiles
+#                                    against (nvidia-cuda-crt, nvidia-cuda-cccl; no GPU needed)
 #
 # Idempotent: a second run with everything in place only checks and returns.
 # The cache is shared by every clone on the machine: ${DEEPFAKE_CACHE:-~/.cache/deepfake}.
@@ -17,11 +19,16 @@ PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DEEPFAKE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/deepfake}
 venv="$cache/torch-$TORCH_VERSION"
+# The CUDA 13.0 headers the wheel lacks for compiling against ProcessGroupNCCL.hpp (crt/,
+# nv/, CCCL), matching its nvidia-cuda-runtime 13.0.
+CUDA_HEADERS=("nvidia-cuda-crt==13.0.88" "nvidia-cuda-cccl==13.0.85")
 want_tools=0
+want_nccl=0
 for arg in "$@"; do
   case "$arg" in
     --python-tools) want_tools=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --nccl) want_nccl=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -69,6 +76,15 @@ if [ "$want_tools" = 1 ]; then
     say "Python tools already in $venv"
   else
     pip_install "torch==$TORCH_VERSION" "${PY_TOOLS[@]}"
+  fi
+fi
+
+if [ "$want_nccl" = 1 ]; then
+  if have "${CUDA_HEADERS[@]}"; then
+    say "CUDA headers for the nccl feature already in $venv"
+  else
+    # --no-deps: headers only, beside the wheel's own nvidia packages.
+    pip_install --no-deps "${CUDA_HEADERS[@]}"
   fi
 fi
 

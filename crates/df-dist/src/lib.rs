@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use df_sys::c10d::{GlooDevice, GlooGroup, GlooSettings, ReduceOp};
+use df_sys::c10d::{GlooDevice, GlooSettings, Group, ReduceOp};
 use tch::Tensor;
 
 pub mod ddp;
@@ -149,7 +149,7 @@ impl DistConfig {
 
     /// Reads the variables `torchrun` sets (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`,
     /// `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`; `GLOO_SOCKET_IFNAME`;
-    /// `DF_DIST_TIMEOUT` in seconds): `None` when `WORLD_SIZE` is unset (not a
+    /// `DF_DIST_TIMEOUT` in seconds; `DF_DIST_BACKEND`, `gloo` or `nccl`): `None` when `WORLD_SIZE` is unset (not a
     /// distributed launch).
     ///
     /// # Errors
@@ -195,6 +195,15 @@ impl DistConfig {
             .trim()
             .parse::<u16>()
             .map_err(|_| config("MASTER_PORT", format!("`{port_text}` is not a port number")))?;
+        let backend = match var("DF_DIST_BACKEND") {
+            Some(b) => Backend::parse(b.trim()).map_err(|_| {
+                config(
+                    "DF_DIST_BACKEND",
+                    format!("`{b}` is not a backend (gloo or nccl)"),
+                )
+            })?,
+            None => Backend::Gloo,
+        };
         let timeout = match var("DF_DIST_TIMEOUT") {
             Some(v) => Duration::from_secs(number("DF_DIST_TIMEOUT", &v)? as u64),
             None => DEFAULT_TIMEOUT,
@@ -206,7 +215,7 @@ impl DistConfig {
             local_world_size,
             master_addr,
             master_port,
-            backend: Backend::Gloo,
+            backend,
             timeout,
             interface: var("GLOO_SOCKET_IFNAME").filter(|s| !s.is_empty()),
         };
@@ -264,7 +273,7 @@ pub enum Reduce {
 /// A process group: this process's membership of a c10d group. Dropping it leaves it.
 #[derive(Debug)]
 pub struct ProcessGroup {
-    inner: GlooGroup,
+    inner: Group,
     config: DistConfig,
 }
 
@@ -283,14 +292,14 @@ impl ProcessGroup {
     pub fn new(config: &DistConfig) -> Result<Self> {
         config.check()?;
         if config.backend == Backend::Nccl {
-            return Err(config_error_nccl());
+            return Self::nccl(config);
         }
         let device = match (&config.interface, is_loopback(&config.master_addr)) {
             (Some(name), _) => GlooDevice::Interface(name.clone()),
             (None, true) => GlooDevice::Hostname("127.0.0.1".into()),
             (None, false) => GlooDevice::Default,
         };
-        let inner = GlooGroup::new(&GlooSettings {
+        let inner = Group::gloo(&GlooSettings {
             master_addr: config.master_addr.clone(),
             master_port: config.master_port,
             rank: config.rank,
@@ -303,6 +312,33 @@ impl ProcessGroup {
             inner,
             config: config.clone(),
         })
+    }
+
+    #[cfg(feature = "nccl")]
+    fn nccl(config: &DistConfig) -> Result<Self> {
+        let inner = Group::nccl(
+            &config.master_addr,
+            config.master_port,
+            config.rank,
+            config.world_size,
+            config.timeout,
+            config.local_rank,
+        )?;
+        Ok(Self {
+            inner,
+            config: config.clone(),
+        })
+    }
+
+    #[cfg(not(feature = "nccl"))]
+    fn nccl(_: &DistConfig) -> Result<Self> {
+        Err(config_error_nccl())
+    }
+
+    /// The device the group's tensors live on: the CPU (Gloo) or `cuda:LOCAL_RANK`
+    /// (NCCL).
+    pub fn device(&self) -> tch::Device {
+        self.inner.device()
     }
 
     /// This process's rank.
@@ -405,7 +441,7 @@ impl ProcessGroup {
             ));
         }
         let n = tensor.size()[0];
-        let lengths = self.all_gather(&Tensor::from_slice(&[n]))?;
+        let lengths = self.all_gather(&Tensor::from_slice(&[n]).to_device(self.device()))?;
         let lengths: Vec<i64> = lengths.iter().map(|t| t.int64_value(&[0])).collect();
         let longest = lengths.iter().copied().max().unwrap_or(0);
         let padded = if n < longest {
@@ -442,17 +478,18 @@ impl ProcessGroup {
     /// # Errors
     /// As [`ProcessGroup::all_reduce`].
     pub fn all_agree(&self, value: bool) -> Result<bool> {
-        let mut t = Tensor::from_slice(&[i64::from(value)]);
+        let mut t = Tensor::from_slice(&[i64::from(value)]).to_device(self.device());
         self.all_reduce(&mut t, Reduce::Min)?;
         Ok(t.int64_value(&[0]) == 1)
     }
 }
 
+#[cfg(not(feature = "nccl"))]
 fn config_error_nccl() -> Error {
     config(
         "backend",
-        "nccl is not built in this version of df-dist: use gloo (it also runs on machines \
-         with GPUs, through the CPU)",
+        "nccl is not built in: build with the `nccl` feature (after `scripts/setup.sh \
+         --nccl`), or use gloo (CPU tensors)",
     )
 }
 

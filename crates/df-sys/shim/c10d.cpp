@@ -6,6 +6,8 @@
 // frees with df_shim_free: no exception crosses into Rust, and every wait is bounded by
 // the group's timeout (Gloo's own, set in its options).
 
+#include "df_group.hpp"
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -46,12 +48,6 @@ char* guarded_c10d(F f) {
 
 }  // namespace
 
-struct DfProcessGroup {
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
-  std::chrono::milliseconds timeout;
-};
-
 namespace {
 
 void wait_for(DfProcessGroup* g, const c10::intrusive_ptr<c10d::Work>& work) {
@@ -89,16 +85,7 @@ char* df_pg_gloo_new(const char* master_addr, int port, int rank, int world_size
   *out = nullptr;
   return guarded_c10d([&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
-    c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(port);
-    store_options.isServer = rank == 0;
-    store_options.numWorkers = static_cast<std::size_t>(world_size);
-    store_options.waitWorkers = true;
-    store_options.timeout = timeout;
-    auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), store_options);
-    // torch.distributed's default group keys its store the same way.
-    c10::intrusive_ptr<c10d::Store> store =
-        c10::make_intrusive<c10d::PrefixStore>("default_pg", tcp);
+    auto store = df_rendezvous(master_addr, port, rank, world_size, timeout);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     switch (device_kind) {
       case 0:

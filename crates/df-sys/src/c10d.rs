@@ -1,7 +1,7 @@
-//! libtorch's c10d engine with the Gloo backend: the `TCPStore` rendezvous and
-//! `ProcessGroupGloo` that `torch.distributed` and DDP run on, bound as one safe type,
-//! [`GlooGroup`]. `df-dist` builds the user-facing API (settings from the environment,
-//! averaging, buckets) on top.
+//! libtorch's c10d engine: the `TCPStore` rendezvous and `ProcessGroupGloo` (and, with the
+//! `nccl` feature, `ProcessGroupNCCL`) that `torch.distributed` and DDP run on, bound as
+//! one safe type, [`Group`]. `df-dist` builds the user-facing API (settings from the
+//! environment, averaging, buckets) on top.
 //!
 //! Each collective is synchronous: it is enqueued on the group and waited for; Gloo's
 //! operations fail after the group's timeout (a peer gone, a peer that never arrives),
@@ -37,6 +37,16 @@ mod ffi {
             device_kind: c_int,
             device: *const c_char,
             threads: c_int,
+            out: *mut *mut RawGroup,
+        ) -> *mut c_char;
+        #[cfg(feature = "nccl")]
+        pub fn df_pg_nccl_new(
+            master_addr: *const c_char,
+            port: c_int,
+            rank: c_int,
+            world_size: c_int,
+            timeout_ms: i64,
+            device: c_int,
             out: *mut *mut RawGroup,
         ) -> *mut c_char;
         pub fn df_pg_free(group: *mut RawGroup);
@@ -92,7 +102,7 @@ pub struct GlooSettings {
     pub threads: usize,
 }
 
-/// A reduction of [`GlooGroup::all_reduce`]. (Gloo has no average: sum, then divide.)
+/// A reduction of [`Group::all_reduce`]. (Gloo has no average: sum, then divide.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReduceOp {
     /// Element-wise sum.
@@ -116,14 +126,17 @@ impl ReduceOp {
     }
 }
 
-/// A c10d process group on the Gloo backend (CPU tensors). Dropping it closes it.
+/// A c10d process group: Gloo (CPU tensors) or NCCL (CUDA tensors, the `nccl` feature).
+/// Dropping it closes it.
 ///
 /// Not `Send`/`Sync`: one thread drives a group, as one process drives a rank.
 #[derive(Debug)]
-pub struct GlooGroup {
+pub struct Group {
     raw: NonNull<RawGroup>,
     rank: usize,
     world_size: usize,
+    /// The device its tensors must be on: the CPU (Gloo) or the rank's GPU (NCCL).
+    device: Device,
 }
 
 fn invalid(option: &'static str, reason: impl Into<String>) -> Error {
@@ -137,7 +150,23 @@ fn small_int(option: &'static str, value: usize) -> Result<c_int> {
     c_int::try_from(value).map_err(|_| invalid(option, format!("{value} is too large")))
 }
 
-impl GlooGroup {
+fn check_world(rank: usize, world_size: usize, timeout: Duration) -> Result<()> {
+    if world_size == 0 {
+        return Err(invalid("world_size", "must be at least 1"));
+    }
+    if rank >= world_size {
+        return Err(invalid(
+            "rank",
+            format!("{rank} is outside a world of {world_size}"),
+        ));
+    }
+    if timeout.is_zero() {
+        return Err(invalid("timeout", "must be positive"));
+    }
+    Ok(())
+}
+
+impl Group {
     /// Joins (rank 0: opens) the rendezvous at `master_addr:master_port` and connects the
     /// `world_size` ranks: returns when all have joined, or fails after the timeout.
     ///
@@ -146,20 +175,9 @@ impl GlooGroup {
     /// name with a NUL byte; [`Error::Torch`] naming the rank when the rendezvous or the
     /// connection fails (address in use, peers missing past the timeout, no such
     /// interface).
-    pub fn new(settings: &GlooSettings) -> Result<Self> {
+    pub fn gloo(settings: &GlooSettings) -> Result<Self> {
         let s = settings;
-        if s.world_size == 0 {
-            return Err(invalid("world_size", "must be at least 1"));
-        }
-        if s.rank >= s.world_size {
-            return Err(invalid(
-                "rank",
-                format!("{} is outside a world of {}", s.rank, s.world_size),
-            ));
-        }
-        if s.timeout.is_zero() {
-            return Err(invalid("timeout", "must be positive"));
-        }
+        check_world(s.rank, s.world_size, s.timeout)?;
         let timeout_ms =
             i64::try_from(s.timeout.as_millis()).map_err(|_| invalid("timeout", "is too long"))?;
         let addr = CString::new(s.master_addr.as_str())
@@ -207,7 +225,72 @@ impl GlooGroup {
             raw,
             rank: s.rank,
             world_size: s.world_size,
+            device: Device::Cpu,
         })
+    }
+
+    /// Joins the rendezvous at `master_addr:master_port` as rank `rank` of `world_size`
+    /// with libtorch's `ProcessGroupNCCL` on `cuda:device` (the rank's `LOCAL_RANK`). NCCL
+    /// refuses two ranks on one GPU. Its watchdog ends the process when a collective
+    /// exceeds the timeout (by design, as in PyTorch): what a user sees then is NCCL's
+    /// message on stderr and the process exiting, not an error here.
+    ///
+    /// # Errors
+    /// As [`Group::gloo`]; libtorch's error when there is no such GPU.
+    #[cfg(feature = "nccl")]
+    pub fn nccl(
+        master_addr: &str,
+        master_port: u16,
+        rank: usize,
+        world_size: usize,
+        timeout: Duration,
+        device: usize,
+    ) -> Result<Self> {
+        check_world(rank, world_size, timeout)?;
+        let timeout_ms =
+            i64::try_from(timeout.as_millis()).map_err(|_| invalid("timeout", "is too long"))?;
+        let addr =
+            CString::new(master_addr).map_err(|_| invalid("master_addr", "contains a NUL byte"))?;
+        let (r, w, d) = (
+            small_int("rank", rank)?,
+            small_int("world_size", world_size)?,
+            small_int("device", device)?,
+        );
+        let mut raw: *mut RawGroup = std::ptr::null_mut();
+        // SAFETY: as in `gloo`: a NUL-terminated string alive across the call, one
+        // pointer written through `&mut raw`, an owned message or null returned.
+        let message = unsafe {
+            ffi::df_pg_nccl_new(
+                addr.as_ptr(),
+                c_int::from(master_port),
+                r,
+                w,
+                timeout_ms,
+                d,
+                &mut raw,
+            )
+        };
+        check(
+            || {
+                format!("rank {rank} of {world_size}: joining the NCCL group at {master_addr}:{master_port}")
+            },
+            message,
+        )?;
+        let raw = NonNull::new(raw).ok_or_else(|| Error::Torch {
+            operation: format!("rank {rank}: joining the NCCL group"),
+            message: "the shim returned no group".into(),
+        })?;
+        Ok(Self {
+            raw,
+            rank,
+            world_size,
+            device: Device::Cuda(device),
+        })
+    }
+
+    /// The device the group's tensors must be on.
+    pub fn device(&self) -> Device {
+        self.device
     }
 
     /// This process's rank.
@@ -225,8 +308,8 @@ impl GlooGroup {
         move || format!("rank {} of {}: {what}", self.rank, self.world_size)
     }
 
-    /// Refuses what Gloo would refuse less clearly: an undefined, non-CPU or
-    /// non-contiguous tensor.
+    /// Refuses what the backend would refuse less clearly: an undefined tensor, one on
+    /// another device than the group's, a non-contiguous one.
     fn check_tensor(&self, what: &str, t: &Tensor) -> Result<()> {
         let fail = |reason: String| Error::Torch {
             operation: format!("rank {} of {}: {what}", self.rank, self.world_size),
@@ -235,11 +318,17 @@ impl GlooGroup {
         if !t.defined() {
             return Err(fail("the tensor is undefined".into()));
         }
-        if t.device() != Device::Cpu {
-            return Err(fail(format!(
-                "the Gloo group takes CPU tensors, this one is on {:?}",
-                t.device()
-            )));
+        if t.device() != self.device {
+            return Err(fail(match self.device {
+                Device::Cpu => format!(
+                    "the Gloo group takes CPU tensors, this one is on {:?}",
+                    t.device()
+                ),
+                d => format!(
+                    "the NCCL group takes tensors on {d:?}, this one is on {:?}",
+                    t.device()
+                ),
+            }));
         }
         if !t.is_contiguous() {
             return Err(fail("the tensor is not contiguous".into()));
@@ -264,7 +353,7 @@ impl GlooGroup {
     /// Copies rank `root`'s `tensor` into every rank's `tensor`, in place.
     ///
     /// # Errors
-    /// As [`GlooGroup::all_reduce`]; [`Error::Invalid`] for a root outside the world.
+    /// As [`Group::all_reduce`]; [`Error::Invalid`] for a root outside the world.
     pub fn broadcast(&self, tensor: &mut Tensor, root: usize) -> Result<()> {
         if root >= self.world_size {
             return Err(invalid(
@@ -282,7 +371,7 @@ impl GlooGroup {
     /// Every rank's `input` (same shape and kind on every rank), in rank order.
     ///
     /// # Errors
-    /// As [`GlooGroup::all_reduce`].
+    /// As [`Group::all_reduce`].
     pub fn all_gather(&self, input: &Tensor) -> Result<Vec<Tensor>> {
         self.check_tensor("all_gather", input)?;
         let mut input = input.shallow_clone();
@@ -307,7 +396,7 @@ impl GlooGroup {
     /// Waits until every rank has reached this call.
     ///
     /// # Errors
-    /// As [`GlooGroup::all_reduce`].
+    /// As [`Group::all_reduce`].
     pub fn barrier(&self) -> Result<()> {
         // SAFETY: `self.raw` is a live group.
         let message = unsafe { ffi::df_pg_barrier(self.raw.as_ptr()) };
@@ -315,7 +404,7 @@ impl GlooGroup {
     }
 }
 
-impl Drop for GlooGroup {
+impl Drop for Group {
     fn drop(&mut self) {
         // SAFETY: `raw` came from `df_pg_gloo_new`, is freed exactly once, here, and is
         // not used afterwards.

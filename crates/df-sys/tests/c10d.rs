@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use df_sys::c10d::{GlooDevice, GlooGroup, GlooSettings, ReduceOp};
+use df_sys::c10d::{GlooDevice, GlooSettings, Group, ReduceOp};
 use tch::{Device, Kind, Tensor};
 
 fn free_port() -> u16 {
@@ -31,16 +31,15 @@ fn settings(port: u16, rank: usize, world_size: usize, timeout: Duration) -> Glo
 /// Runs `body(group)` on `world_size` ranks, one thread each; their results in rank order.
 fn on_ranks<T: Send + 'static>(
     world_size: usize,
-    body: impl Fn(GlooGroup) -> T + Send + Sync + Clone + 'static,
+    body: impl Fn(Group) -> T + Send + Sync + Clone + 'static,
 ) -> Vec<T> {
     let port = free_port();
     let handles: Vec<_> = (0..world_size)
         .map(|rank| {
             let body = body.clone();
             std::thread::spawn(move || {
-                let group =
-                    GlooGroup::new(&settings(port, rank, world_size, Duration::from_secs(30)))
-                        .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
+                let group = Group::gloo(&settings(port, rank, world_size, Duration::from_secs(30)))
+                    .unwrap_or_else(|e| panic!("rank {rank}: {e}"));
                 body(group)
             })
         })
@@ -99,8 +98,8 @@ fn collectives_give_what_they_define() {
 fn a_peer_that_never_comes_is_an_error_within_the_timeout() {
     let port = free_port();
     let started = Instant::now();
-    let err = GlooGroup::new(&settings(port, 0, 2, Duration::from_secs(3)))
-        .expect_err("rank 1 never joins");
+    let err =
+        Group::gloo(&settings(port, 0, 2, Duration::from_secs(3))).expect_err("rank 1 never joins");
     let text = err.to_string();
     eprintln!("{text}");
     assert!(
@@ -140,16 +139,16 @@ fn a_peer_gone_mid_run_is_an_error_naming_the_operation() {
 #[test]
 fn bad_settings_and_tensors_are_refused_by_name() {
     let port = free_port();
-    let err = GlooGroup::new(&settings(port, 2, 2, Duration::from_secs(1))).expect_err("rank 2");
+    let err = Group::gloo(&settings(port, 2, 2, Duration::from_secs(1))).expect_err("rank 2");
     assert!(
         err.to_string()
             .starts_with("rank: 2 is outside a world of 2"),
         "{err}"
     );
-    let err = GlooGroup::new(&settings(port, 0, 0, Duration::from_secs(1))).expect_err("world 0");
+    let err = Group::gloo(&settings(port, 0, 0, Duration::from_secs(1))).expect_err("world 0");
     assert!(err.to_string().starts_with("world_size"), "{err}");
     // A world of one: collectives are identities; tensors Gloo cannot take are refused.
-    let g = GlooGroup::new(&settings(free_port(), 0, 1, Duration::from_secs(10))).expect("world 1");
+    let g = Group::gloo(&settings(free_port(), 0, 1, Duration::from_secs(10))).expect("world 1");
     let mut t = Tensor::from_slice(&[1.0f32, 2.0]);
     g.all_reduce(&mut t, ReduceOp::Sum).expect("all_reduce");
     assert_eq!(values(&t), [1.0, 2.0]);

@@ -449,6 +449,20 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     }
     let cfg = &effective;
     let main = cfg.rank == 0;
+    // NCCL trains on the rank's GPU (cuda:LOCAL_RANK); Gloo's collectives take CPU tensors.
+    let device = match &group {
+        Some(g) if g.device() != tch::Device::Cpu => g.device(),
+        Some(_) if device != tch::Device::Cpu => {
+            return Err(config(
+                "device",
+                format!(
+                    "{device:?} in a Gloo group: Gloo's collectives take CPU tensors; train on \
+                     the CPU, or on GPUs with DF_DIST_BACKEND=nccl (the `nccl` feature)"
+                ),
+            ))
+        }
+        _ => device,
+    };
     let resume_changes = if cfg.resume {
         resume_changes(cfg)?
     } else {

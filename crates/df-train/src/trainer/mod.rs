@@ -533,9 +533,11 @@ struct Mean {
 impl Mean {
     /// The sums over every rank of `group`.
     fn across(&self, group: &df_dist::ProcessGroup) -> Result<Mean> {
-        let mut t = Tensor::from_slice(&[self.loss_sum, self.correct as f64, self.n as f64]);
+        let mut t = Tensor::from_slice(&[self.loss_sum, self.correct as f64, self.n as f64])
+            .to_device(group.device());
         group.all_reduce(&mut t, df_dist::Reduce::Sum)?;
-        let v = Vec::<f64>::try_from(&t).map_err(torch("reading the ranks' metrics"))?;
+        let v = Vec::<f64>::try_from(&t.to_device(Device::Cpu))
+            .map_err(torch("reading the ranks' metrics"))?;
         Ok(Mean {
             loss_sum: v[0],
             correct: v[1].round() as i64,
@@ -907,8 +909,10 @@ impl Trainer {
             // every rank (early stopping and the learning-rate schedule agree).
             mean = mean.across(group)?;
             let gather = |v: &[f32]| -> Result<Vec<f32>> {
-                let all = group.all_gather_uneven(&Tensor::from_slice(v))?;
-                Vec::<f32>::try_from(&all).map_err(torch("reading the gathered scores"))
+                let all =
+                    group.all_gather_uneven(&Tensor::from_slice(v).to_device(group.device()))?;
+                Vec::<f32>::try_from(&all.to_device(Device::Cpu))
+                    .map_err(torch("reading the gathered scores"))
             };
             all_probs = gather(&all_probs)?;
             all_labels = gather(&all_labels)?;
