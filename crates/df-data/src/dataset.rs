@@ -574,20 +574,7 @@ impl ImageFolder {
     /// [`Error::InvalidConfig`] (`shard`) unless `rank < world_size`, or if a shard
     /// would miss a class.
     pub fn shard(&self, rank: usize, world_size: usize) -> Result<ImageFolder> {
-        if world_size == 0 || rank >= world_size {
-            return Err(Error::config(
-                "shard",
-                format!("rank {rank} of world size {world_size}: need rank < world_size"),
-            ));
-        }
-        let samples: Vec<Sample> = self
-            .samples
-            .iter()
-            .skip(rank)
-            .step_by(world_size)
-            .cloned()
-            .collect();
-        let shard = self.with_samples(samples, self.skipped.clone());
+        let shard = self.part(rank, world_size)?;
         if let Some(c) = shard.classes.iter().find(|c| c.count == 0) {
             return Err(Error::config(
                 "shard",

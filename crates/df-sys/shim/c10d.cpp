@@ -23,14 +23,6 @@
 
 namespace {
 
-char* copy_c10d_message(const std::string& what) {
-  char* out = static_cast<char*>(std::malloc(what.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, what.c_str(), what.size() + 1);
-  }
-  return out;
-}
-
 template <typename F>
 char* guarded_c10d(F f) {
   try {
@@ -38,11 +30,11 @@ char* guarded_c10d(F f) {
     return nullptr;
   } catch (const c10::Error& e) {
     // what_without_backtrace: the message, not libtorch's C++ stack.
-    return copy_c10d_message(e.what_without_backtrace());
+    return df_copy_message(e.what_without_backtrace());
   } catch (const std::exception& e) {
-    return copy_c10d_message(e.what());
+    return df_copy_message(e.what());
   } catch (...) {
-    return copy_c10d_message("unknown C++ exception");
+    return df_copy_message("unknown C++ exception");
   }
 }
 

@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 struct DfProcessGroup {
@@ -30,4 +32,14 @@ inline c10::intrusive_ptr<c10d::Store> df_rendezvous(const char* master_addr, in
   options.timeout = timeout;
   auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), options);
   return c10::make_intrusive<c10d::PrefixStore>("default_pg", tcp);
+}
+
+// A message the Rust side owns and frees with df_shim_free (malloc'd; null when out of
+// memory).
+inline char* df_copy_message(const std::string& what) {
+  char* out = static_cast<char*>(std::malloc(what.size() + 1));
+  if (out != nullptr) {
+    std::memcpy(out, what.c_str(), what.size() + 1);
+  }
+  return out;
 }

@@ -15,18 +15,6 @@
 #include <exception>
 #include <string>
 
-namespace {
-
-char* copy_nccl_message(const std::string& what) {
-  char* out = static_cast<char*>(std::malloc(what.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, what.c_str(), what.size() + 1);
-  }
-  return out;
-}
-
-}  // namespace
-
 extern "C" {
 
 // device: the CUDA device this rank uses (its LOCAL_RANK, as torchrun's convention).
@@ -43,11 +31,11 @@ char* df_pg_nccl_new(const char* master_addr, int port, int rank, int world_size
     *out = new DfProcessGroup{store, group, timeout};
     return nullptr;
   } catch (const c10::Error& e) {
-    return copy_nccl_message(e.what_without_backtrace());
+    return df_copy_message(e.what_without_backtrace());
   } catch (const std::exception& e) {
-    return copy_nccl_message(e.what());
+    return df_copy_message(e.what());
   } catch (...) {
-    return copy_nccl_message("unknown C++ exception");
+    return df_copy_message("unknown C++ exception");
   }
 }
 

@@ -516,17 +516,17 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
             shard,
         },
     )?;
-    let val_loader = match val_set {
-        Some(v) => Some(Loader::new(
-            v,
+    let eval_loader = |set: ImageFolder| {
+        Loader::new(
+            set,
             LoaderConfig::eval(
                 transform,
                 cfg.data.val_batch_size.unwrap_or(cfg.data.batch_size),
             )
             .with_workers(cfg.data.workers),
-        )?),
-        None => None,
+        )
     };
+    let val_loader = val_set.map(eval_loader).transpose()?;
 
     let mut callbacks = cfg.callbacks.clone();
     if callbacks.model_checkpoint.is_none() {
@@ -584,17 +584,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     let history = trainer.fit(&train_loader, val_source)?.clone();
 
     let (model, var_store) = trainer.into_parts();
-    let whole_loader = match (val_whole, main) {
-        (Some(v), true) => Some(Loader::new(
-            v,
-            LoaderConfig::eval(
-                transform,
-                cfg.data.val_batch_size.unwrap_or(cfg.data.batch_size),
-            )
-            .with_workers(cfg.data.workers),
-        )?),
-        _ => None,
-    };
+    let whole_loader = val_whole.filter(|_| main).map(eval_loader).transpose()?;
     let final_loader = match (&whole_loader, shard) {
         (Some(whole), _) => Some(whole),
         // Other ranks of a distributed run leave the report to rank 0.
