@@ -157,18 +157,27 @@ fn two_ranks_train_like_one_process_on_the_same_global_batches() {
 #[test]
 fn batch_norm_models_stay_identical_across_ranks() {
     let results = on_ranks(2, |g| {
-        tch::manual_seed(3 + g.rank() as i64);
         let vs = nn::VarStore::new(Device::Cpu);
         let p = vs.root();
-        let conv = nn::conv2d(&p / "conv", 3, 4, 3, Default::default());
-        let bn = nn::batch_norm2d(&p / "bn", 4, Default::default());
+        let (conv, bn) = {
+            // Draws from the global generator only under the lock (see `INIT`).
+            let _one = INIT.lock().unwrap_or_else(|e| e.into_inner());
+            tch::manual_seed(3 + g.rank() as i64);
+            (
+                nn::conv2d(&p / "conv", 3, 4, 3, Default::default()),
+                nn::batch_norm2d(&p / "bn", 4, Default::default()),
+            )
+        };
         let mut opt = nn::Sgd::default().build(&vs, 0.1).expect("sgd");
         broadcast_variables(&g, &vs, Variables::All, 0).expect("broadcast");
         let averager = GradientAverager::new(&vs, DEFAULT_BUCKET_BYTES).expect("averager");
         assert_eq!(averager.bucket_count(), 1);
         for step in 0..3 {
             // Each rank its own batch: different batch statistics.
-            let x = Tensor::randn([4, 3, 6, 6], (Kind::Float, Device::Cpu)) + step as f64;
+            let x = (Tensor::arange(4 * 3 * 6 * 6, (Kind::Float, Device::Cpu)).view([4, 3, 6, 6])
+                * (0.1 + 0.05 * g.rank() as f64)
+                + step as f64)
+                .sin();
             opt.zero_grad();
             let loss = bn
                 .forward_t(&conv.forward(&x), true)

@@ -23,9 +23,48 @@ fn half_batches(x: &Tensor, y: &Tensor, rank: i64) -> (Tensor, Tensor) {
 
 type Outcome = (Vec<(String, Vec<f64>)>, Vec<(String, f64)>);
 
-fn train(group: Option<ProcessGroup>, seed: i64) -> Outcome {
+/// A tensor as plain data, to hand to another thread.
+#[derive(Clone)]
+struct Plain(Vec<f32>, Vec<i64>);
+
+impl Plain {
+    fn of(t: &Tensor) -> Self {
+        Plain(
+            Vec::<f32>::try_from(t.to_kind(Kind::Float).reshape([-1])).expect("f32"),
+            t.size(),
+        )
+    }
+    fn tensor(&self) -> Tensor {
+        Tensor::from_slice(&self.0).reshape(self.1.as_slice())
+    }
+}
+
+/// Everything drawn from libtorch's global generator, drawn once on the test's thread
+/// (other tests of this binary draw from it in parallel): the data and rank 0's initial
+/// weights.
+#[derive(Clone)]
+struct Inputs {
+    data: [Plain; 4],
+    init: Vec<(String, Plain)>,
+}
+
+fn inputs() -> Inputs {
     let (x, y) = toy_data(32, 3);
     let (vx, vy) = toy_data(12, 9);
+    let (_, vs) = tiny(1, 0.0, 0.0);
+    let init = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, Plain::of(&t)))
+        .collect();
+    Inputs {
+        data: [Plain::of(&x), Plain::of(&y), Plain::of(&vx), Plain::of(&vy)],
+        init,
+    }
+}
+
+fn train(group: Option<ProcessGroup>, inputs: &Inputs) -> Outcome {
+    let [x, y, vx, vy] = inputs.data.clone().map(|p| p.tensor());
     let rank = group.as_ref().map(|g| g.rank() as i64);
     let (x, y, batch, vx, vy) = match rank {
         Some(r) => {
@@ -42,7 +81,17 @@ fn train(group: Option<ProcessGroup>, seed: i64) -> Outcome {
         }
         None => (x, y, 8, vx, vy),
     };
-    let (model, vs) = tiny(seed, 0.0, 0.0);
+    let (model, vs) = tiny(2, 0.0, 0.0);
+    // Rank 0 (and the single process) start from the drawn weights; rank 1 keeps its
+    // own, and the broadcast must replace them.
+    if rank.unwrap_or(0) == 0 {
+        let vars = vs.variables();
+        tch::no_grad(|| {
+            for (name, value) in &inputs.init {
+                vars[name].shallow_clone().copy_(&value.tensor());
+            }
+        });
+    }
     let mut builder = Trainer::builder(model, vs)
         .optimizer(OptimizerConfig::adam(1e-2))
         .epochs(2)
@@ -78,15 +127,16 @@ fn train(group: Option<ProcessGroup>, seed: i64) -> Outcome {
 
 #[test]
 fn two_ranks_train_and_validate_like_one_process() {
-    let (single_vars, single_metrics) = train(None, 1);
+    let inputs = inputs();
+    let (single_vars, single_metrics) = train(None, &inputs);
     let port = df_dist::free_port().expect("port");
     let ranks: Vec<Outcome> = (0..2)
         .map(|rank| {
+            let inputs = inputs.clone();
             std::thread::spawn(move || {
                 let config = DistConfig::local(rank, 2, port).with_timeout(Duration::from_secs(60));
                 let group = ProcessGroup::new(&config).expect("group");
-                // Rank 1 starts from other weights: rank 0's are broadcast.
-                train(Some(group), 1 + 10 * rank as i64)
+                train(Some(group), &inputs)
             })
         })
         .collect::<Vec<_>>()
