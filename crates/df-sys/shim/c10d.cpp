@@ -23,25 +23,6 @@
 
 namespace {
 
-template <typename F>
-char* guarded_c10d(F f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    // what_without_backtrace: the message, not libtorch's C++ stack.
-    return df_copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return df_copy_message(e.what());
-  } catch (...) {
-    return df_copy_message("unknown C++ exception");
-  }
-}
-
-}  // namespace
-
-namespace {
-
 void wait_for(DfProcessGroup* g, const c10::intrusive_ptr<c10d::Work>& work) {
   // Gloo's operations time out by themselves (the options' timeout); this bound is a
   // second guard at twice that.
@@ -75,7 +56,7 @@ char* df_pg_gloo_new(const char* master_addr, int port, int rank, int world_size
                      int64_t timeout_ms, int device_kind, const char* device,
                      int threads, DfProcessGroup** out) {
   *out = nullptr;
-  return guarded_c10d([&] {
+  return df_guarded([&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     auto store = df_rendezvous(master_addr, port, rank, world_size, timeout);
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -111,7 +92,7 @@ void df_pg_free(DfProcessGroup* g) {
 }
 
 char* df_pg_allreduce(DfProcessGroup* g, at::Tensor* tensor, int op) {
-  return guarded_c10d([&] {
+  return df_guarded([&] {
     std::vector<at::Tensor> tensors{*tensor};
     c10d::AllreduceOptions options;
     options.reduceOp = reduce_op(op);
@@ -120,7 +101,7 @@ char* df_pg_allreduce(DfProcessGroup* g, at::Tensor* tensor, int op) {
 }
 
 char* df_pg_broadcast(DfProcessGroup* g, at::Tensor* tensor, int root) {
-  return guarded_c10d([&] {
+  return df_guarded([&] {
     std::vector<at::Tensor> tensors{*tensor};
     c10d::BroadcastOptions options;
     options.rootRank = root;
@@ -131,7 +112,7 @@ char* df_pg_broadcast(DfProcessGroup* g, at::Tensor* tensor, int root) {
 // outputs: world_size tensors shaped like input, filled with each rank's input.
 char* df_pg_allgather(DfProcessGroup* g, at::Tensor* input, at::Tensor** outputs,
                       int n_outputs) {
-  return guarded_c10d([&] {
+  return df_guarded([&] {
     std::vector<at::Tensor> inputs{*input};
     std::vector<std::vector<at::Tensor>> gathered(1);
     for (int i = 0; i < n_outputs; ++i) {
@@ -142,7 +123,7 @@ char* df_pg_allgather(DfProcessGroup* g, at::Tensor* input, at::Tensor** outputs
 }
 
 char* df_pg_barrier(DfProcessGroup* g) {
-  return guarded_c10d([&] { wait_for(g, g->group->barrier()); });
+  return df_guarded([&] { wait_for(g, g->group->barrier()); });
 }
 
 }  // extern "C"

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 
 struct DfProcessGroup {
@@ -42,4 +43,20 @@ inline char* df_copy_message(const std::string& what) {
     std::memcpy(out, what.c_str(), what.size() + 1);
   }
   return out;
+}
+
+// Runs f, returning null, or the message of the C++ exception it threw (libtorch's
+// without its C++ stack trace): no exception crosses into Rust.
+template <typename F>
+char* df_guarded(F f) {
+  try {
+    f();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return df_copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return df_copy_message(e.what());
+  } catch (...) {
+    return df_copy_message("unknown C++ exception");
+  }
 }

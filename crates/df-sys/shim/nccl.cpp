@@ -21,7 +21,7 @@ extern "C" {
 char* df_pg_nccl_new(const char* master_addr, int port, int rank, int world_size,
                      int64_t timeout_ms, int device, DfProcessGroup** out) {
   *out = nullptr;
-  try {
+  return df_guarded([&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
     auto store = df_rendezvous(master_addr, port, rank, world_size, timeout);
@@ -29,14 +29,7 @@ char* df_pg_nccl_new(const char* master_addr, int port, int rank, int world_size
     options->timeout = timeout;
     auto group = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world_size, options);
     *out = new DfProcessGroup{store, group, timeout};
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return df_copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return df_copy_message(e.what());
-  } catch (...) {
-    return df_copy_message("unknown C++ exception");
-  }
+  });
 }
 
 }  // extern "C"
