@@ -1,0 +1,263 @@
+"""Peers of benches/models.rs: the same cases (ids, batches, sizes, precisions, timing rule)
+for the same models built two ways, in PyTorch eager on the same libtorch:
+
+- `--impl keras`: the exact definitions, Keras 3 on the torch backend (the study's own
+  stack; its layers are torch modules): `keras.applications` without their top plus the
+  pooled binary head (GAP, Dropout(0.5), Dense(1)), and Meso4 / MesoInception4 / VGG16-C as
+  `scripts/fixtures/keras_blocks_a.py` builds them. Keras' default image format
+  (channels-last inputs). The training step is a plain PyTorch one over the Keras model's
+  parameters.
+- `--impl user`: what a PyTorch user would pick instead: timm's `tf_efficientnet_b*` (the
+  ported TensorFlow weights' definition, "same" padding) and `inception_resnet_v2`,
+  torchvision's `resnet50/101/152` (v1.5: the stride on the 3×3) and `vgg16` (features,
+  then the pooled head). No such package has MesoNet or VGG16-C: those ids are skipped.
+
+Every line also carries the model's GFLOPs per image (forward, batch 1; matrix products
+counted by `torch.utils.flop_counter`, 2 FLOPs per multiply-add), so that definitions that
+differ can be compared per FLOP.
+
+eval: `torch.no_grad()`, `torch.autocast(device, dtype)` for bf16/f16. train:
+`zero_grad(set_to_none=True)`, forward under autocast, BCE on the logit in f32, backward,
+`torch.optim.Adam(lr=1e-3)` (its default implementation for the device); f16 through
+`torch.amp.GradScaler`. Timing as the Rust bench: `--warm-up` steps, then steps until
+`--min-time` seconds and `--min-steps` steps, CUDA synchronised.
+
+Usage: python benches/peers/models_torch.py --impl keras|user [--device cpu|cuda]
+       [--filter S,S] [--modes eval1,eval,train] [--precision f32,bf16] [--size cpu|study|N] [--batch N] [--warm-up N]
+       [--min-time S] [--min-steps N] [--layout contiguous|channels_last]
+       [--cudnn-benchmark] [--threads N] [--out FILE] [--compile]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+# Name, default (study) input size, minimum side: as df_models::registry().
+MODELS = [
+    ("meso4", 256),
+    ("meso_inception4", 256),
+    ("vgg16", 224),
+    ("vgg16_c", 224),
+    ("resnet50", 224),
+    ("resnet101", 224),
+    ("resnet152", 224),
+    ("efficientnet_b0", 224),
+    ("efficientnet_b1", 240),
+    ("efficientnet_b2", 260),
+    ("efficientnet_b3", 300),
+    ("efficientnet_b4", 380),
+    ("efficientnet_b5", 456),
+    ("efficientnet_b6", 528),
+    ("efficientnet_b7", 600),
+    ("inception_resnet_v2", 299),
+]
+
+DTYPES = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}
+
+
+def keras_model(name, size):
+    import keras
+    from keras import applications as apps
+    from keras import layers
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "fixtures"))
+    import keras_blocks_a as kb
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    if name == "meso4":
+        return kb.meso4(size), "sigmoid"
+    if name == "meso_inception4":
+        return kb.meso_inception4(size), "sigmoid"
+    if name == "vgg16_c":
+        backbone = kb.vgg16_c(size, head=False)
+    else:
+        ctor = {
+            "vgg16": apps.VGG16,
+            "resnet50": apps.ResNet50,
+            "resnet101": apps.ResNet101,
+            "resnet152": apps.ResNet152,
+            "inception_resnet_v2": apps.InceptionResNetV2,
+        }.get(name) or getattr(apps, "EfficientNetB" + name[-1])
+        backbone = ctor(include_top=False, weights=None, input_shape=(size, size, 3))
+    x = layers.GlobalAveragePooling2D()(backbone.output)
+    x = layers.Dropout(0.5)(x)
+    return keras.Model(backbone.input, layers.Dense(1)(x)), "logit"
+
+
+class Pooled(nn.Module):
+    """A torchvision backbone's features, then GAP, Dropout(0.5), Linear(1)."""
+
+    def __init__(self, features, channels):
+        super().__init__()
+        self.features = features
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(channels, 1))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def user_model(name):
+    import torchvision
+
+    if name.startswith("efficientnet_b"):
+        import timm
+
+        return timm.create_model("tf_" + name, num_classes=1, drop_rate=0.5), "timm tf_" + name
+    if name == "inception_resnet_v2":
+        import timm
+
+        return timm.create_model(name, num_classes=1, drop_rate=0.5), "timm " + name
+    if name.startswith("resnet"):
+        m = getattr(torchvision.models, name)()
+        m.fc = nn.Sequential(nn.Dropout(0.5), nn.Linear(m.fc.in_features, 1))
+        return m, "torchvision " + name
+    if name == "vgg16":
+        return Pooled(torchvision.models.vgg16().features, 512), "torchvision vgg16 (features)"
+    return None, None
+
+
+def gflops(model, x, call):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        call(model, x[:1])
+    return counter.get_total_flops() / 1e9
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--impl", choices=["keras", "user"], required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--filter", default="", help="ids containing one of these, comma-separated")
+    p.add_argument("--modes", default="eval1,eval,train")
+    p.add_argument("--precision", default="f32,bf16")
+    p.add_argument("--size")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--warm-up", type=int, default=2)
+    p.add_argument("--min-time", type=float, default=2.0)
+    p.add_argument("--min-steps", type=int, default=3)
+    p.add_argument("--layout", default="contiguous", choices=["contiguous", "channels_last"])
+    p.add_argument("--cudnn-benchmark", action="store_true")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (information)")
+    a = p.parse_args()
+
+    threads = a.threads or int(os.environ.get("DF_BENCH_THREADS", 0)) or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cuda = a.device == "cuda"
+    dev = torch.device("cuda:0" if cuda else "cpu")
+    torch.backends.cudnn.benchmark = a.cudnn_benchmark
+    precisions = a.precision.split(",")
+    size_rule = a.size or ("study" if cuda else "cpu")
+    out = open(a.out, "a") if a.out else None
+    tag = a.impl + ("+compile" if a.compile else "")
+
+    def emit(line):
+        text = json.dumps(line)
+        print(text, flush=True)
+        if out:
+            out.write(text + "\n")
+            out.flush()
+
+    for name, study_size in MODELS:
+        size = {"cpu": 128, "study": study_size}.get(size_rule) or int(size_rule)
+        batch = a.batch or (8 if not cuda else (16 if size > 400 else 32))
+        cases = []
+        for prec in precisions:
+            for key, mode, b in [("eval1", "eval", 1), ("eval", "eval", batch), ("train", "train", batch)]:
+                cid = f"{'cuda' if cuda else 'cpu'}/{name}/b{b}x{size}/{mode}/{prec}"
+                if key in a.modes.split(",") and any(f in cid for f in a.filter.split(",")):
+                    cases.append((cid, mode, b, prec))
+        if not cases:
+            continue
+        try:
+            if a.impl == "keras":
+                model, output = keras_model(name, size)
+                what = "keras " + name
+                nhwc = True
+            else:
+                model, what = user_model(name)
+                output, nhwc = "logit", False
+                if model is None:
+                    continue
+            model = model.to(dev)
+            if a.layout == "channels_last":
+                model = model.to(memory_format=torch.channels_last)
+
+            def call(m, x, training=False):
+                return m(x, training=training) if a.impl == "keras" else m(x)
+
+            shape = lambda b: (b, size, size, 3) if nhwc else (b, 3, size, size)  # noqa: E731
+            flops = gflops(model, torch.rand(shape(1), device=dev) * 255, call)
+            fwd = torch.compile(model) if a.compile else model
+        except Exception as e:  # a peer that cannot build a model reports it and goes on
+            for cid, *_ in cases:
+                emit({"id": cid, "impl": tag, "error": f"{type(e).__name__}: {e}"})
+            continue
+        for cid, mode, b, prec in cases:
+            try:
+                x = torch.rand(shape(b), device=dev) * 255
+                if a.layout == "channels_last" and not nhwc:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = torch.randint(0, 2, (b,), device=dev).float()
+                dtype = DTYPES[prec]
+                opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+                scaler = torch.amp.GradScaler(dev.type, enabled=prec == "f16" and mode == "train")
+
+                def step():
+                    with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                        if mode == "eval":
+                            if a.impl == "keras":
+                                model.eval()
+                            else:
+                                fwd.eval()
+                            with torch.no_grad():
+                                call(fwd, x)
+                            return
+                        fwd.train()
+                        opt.zero_grad(set_to_none=True)
+                        z = call(fwd, x, training=True).float().view(-1)
+                    if output == "logit":
+                        loss = F.binary_cross_entropy_with_logits(z, y)
+                    else:
+                        loss = F.binary_cross_entropy(z.clamp(1e-7, 1 - 1e-7), y)
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+
+                sync = torch.cuda.synchronize if cuda else (lambda: None)
+                for _ in range(a.warm_up):
+                    step()
+                sync()
+                t0 = time.perf_counter()
+                steps = 0
+                while steps < a.min_steps or time.perf_counter() - t0 < a.min_time:
+                    step()
+                    steps += 1
+                    if steps >= a.min_steps:
+                        sync()
+                sync()
+                secs = time.perf_counter() - t0
+                emit({"id": cid, "impl": tag, "model": what, "layout": a.layout, "threads": threads,
+                      "gflops_per_image": flops, "steps": steps, "seconds_per_step": secs / steps,
+                      "images_per_second": b * steps / secs, "torch": torch.__version__})
+            except Exception as e:
+                emit({"id": cid, "impl": tag, "error": f"{type(e).__name__}: {e}"})
+        del model, fwd
+        if cuda:
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
