@@ -41,6 +41,7 @@ fn main() {
         .std("c++17")
         .file("shim/autocast.cpp")
         .file("shim/c10d.cpp")
+        .file("shim/optim.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         // gloo's headers, which the wheel does not ship (vendor/README.md: origin, commit).

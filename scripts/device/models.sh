@@ -18,7 +18,8 @@
 #   4. the same with channels-last input (cuDNN NHWC), both sides   -> models.jsonl
 #   5. tests/cuda.rs                                               -> cuda_tests.txt
 #   6. the study's models in Keras 3 (exact definitions)          -> models.jsonl
-# and benches/peers/models_report.py makes models.md of whatever finished.
+# and benches/peers/models_report.py makes models.md of whatever finished. TRAIN_ONLY=1
+# runs part 1, the training steps (f32, bf16) of both sides, then part 5.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 DEV=target/device
@@ -73,6 +74,16 @@ export PYTHONUNBUFFERED=1
 
 part 60 bash -c "$DEV/nccl_tests --test-threads 1 --nocapture > $OUT/nccl_tests.txt 2>&1"
 tail -3 "$OUT/nccl_tests.txt"
+if [[ ${TRAIN_ONLY:-0} == 1 ]]; then
+    # A shorter pass: the training steps only, both sides (TRAIN_ONLY=1).
+    part 150 "${RUST[@]}" --precision f32,bf16 --modes train
+    part 150 "${PEER[@]}" --impl user --precision f32,bf16 --modes train
+    part 40 bash -c "$DEV/cuda_tests --test-threads 1 > $OUT/cuda_tests.txt 2>&1"
+    tail -3 "$OUT/cuda_tests.txt"
+    "$PY" benches/peers/models_report.py "$OUT/models.md" "$JSONL" >/dev/null
+    echo "done in $(($(date +%s) - START)) s"
+    exit 0
+fi
 part 110 "${RUST[@]}" --precision f32,bf16
 part 110 "${PEER[@]}" --impl user --precision f32,bf16
 part 30 "${RUST[@]}" --precision f16 --filter efficientnet_b7/

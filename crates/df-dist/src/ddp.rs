@@ -101,7 +101,8 @@ pub fn broadcast_variables(
             .iter()
             .map(|&i| vars[i].1.detach().reshape([-1]))
             .collect();
-        let mut flat = Tensor::cat(&parts, 0);
+        let mut flat =
+            Tensor::f_cat(&parts, 0).map_err(tensor_error(group.rank(), "broadcast_variables"))?;
         group.broadcast(&mut flat, root)?;
         let mut offset = 0;
         for &i in &bucket {
@@ -174,7 +175,10 @@ impl GradientAverager {
                 .iter()
                 .map(|g| if g.defined() { 1.0 } else { 0.0 })
                 .collect();
-            let mut parts = vec![Tensor::from_slice(&mask).to_kind(kind)];
+            // On the parameters' device: NCCL reduces CUDA tensors, and `cat` wants one
+            // device.
+            let device = self.params[bucket[0]].1.device();
+            let mut parts = vec![Tensor::from_slice(&mask).to_kind(kind).to_device(device)];
             for (&i, g) in bucket.iter().zip(&grads) {
                 let p = &self.params[i].1;
                 parts.push(if g.defined() {
@@ -183,9 +187,14 @@ impl GradientAverager {
                     p.new_zeros([p.numel() as i64], (kind, p.device()))
                 });
             }
-            let mut flat = Tensor::cat(&parts, 0);
+            let mut flat =
+                Tensor::f_cat(&parts, 0).map_err(tensor_error(rank, "gradient averaging"))?;
             group.all_reduce(&mut flat, Reduce::Sum)?;
-            let counts = Vec::<f64>::try_from(flat.narrow(0, 0, n).to_kind(Kind::Double))
+            let counts = Vec::<f64>::try_from(
+                flat.narrow(0, 0, n)
+                    .to_device(tch::Device::Cpu)
+                    .to_kind(Kind::Double),
+            )
                 .map_err(tensor_error(rank, "gradient averaging"))?;
             // The sums become means in place, once for the whole bucket.
             let values = flat.size()[0] - n;

@@ -445,13 +445,14 @@ impl ProcessGroup {
         let lengths: Vec<i64> = lengths.iter().map(|t| t.int64_value(&[0])).collect();
         let longest = lengths.iter().copied().max().unwrap_or(0);
         let padded = if n < longest {
-            Tensor::cat(
+            Tensor::f_cat(
                 &[
                     tensor.contiguous(),
                     tensor.new_zeros([longest - n], (tensor.kind(), tensor.device())),
                 ],
                 0,
             )
+            .map_err(|e| config("all_gather_uneven", e.to_string()))?
         } else {
             tensor.contiguous()
         };
@@ -461,7 +462,7 @@ impl ProcessGroup {
             .zip(&lengths)
             .map(|(p, &len)| p.narrow(0, 0, len))
             .collect();
-        Ok(Tensor::cat(&kept, 0))
+        Tensor::f_cat(&kept, 0).map_err(|e| config("all_gather_uneven", e.to_string()))
     }
 
     /// Waits until every rank has reached it.

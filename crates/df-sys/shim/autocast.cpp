@@ -9,82 +9,56 @@
 #include <c10/core/ScalarType.h>
 
 #include <cstdlib>
-#include <cstring>
-#include <exception>
-#include <string>
 
-namespace {
-
-char* copy_message(const char* what) {
-  size_t n = std::strlen(what);
-  char* out = static_cast<char*>(std::malloc(n + 1));
-  if (out != nullptr) {
-    std::memcpy(out, what, n + 1);
-  }
-  return out;
-}
-
-template <typename F>
-char* guarded(F f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("unknown C++ exception");
-  }
-}
-
-}  // namespace
+#include "df_guard.hpp"
 
 extern "C" {
 
 void df_shim_free(char* message) { std::free(message); }
 
 char* df_autocast_is_available(int device_type, int* available) {
-  return guarded([&] {
+  return df_guarded([&] {
     *available =
         at::autocast::is_autocast_available(static_cast<c10::DeviceType>(device_type)) ? 1 : 0;
   });
 }
 
 char* df_autocast_is_enabled(int device_type, int* enabled) {
-  return guarded([&] {
+  return df_guarded([&] {
     *enabled = at::autocast::is_autocast_enabled(static_cast<c10::DeviceType>(device_type)) ? 1 : 0;
   });
 }
 
 char* df_autocast_set_enabled(int device_type, int enabled) {
-  return guarded([&] {
+  return df_guarded([&] {
     at::autocast::set_autocast_enabled(static_cast<c10::DeviceType>(device_type), enabled != 0);
   });
 }
 
 char* df_autocast_get_dtype(int device_type, int* scalar_type) {
-  return guarded([&] {
+  return df_guarded([&] {
     *scalar_type = static_cast<int>(
         at::autocast::get_autocast_dtype(static_cast<c10::DeviceType>(device_type)));
   });
 }
 
 char* df_autocast_set_dtype(int device_type, int scalar_type) {
-  return guarded([&] {
+  return df_guarded([&] {
     at::autocast::set_autocast_dtype(static_cast<c10::DeviceType>(device_type),
                                      static_cast<c10::ScalarType>(scalar_type));
   });
 }
 
 char* df_autocast_increment_nesting(int* depth) {
-  return guarded([&] { *depth = at::autocast::increment_nesting(); });
+  return df_guarded([&] { *depth = at::autocast::increment_nesting(); });
 }
 
 char* df_autocast_decrement_nesting(int* depth) {
-  return guarded([&] { *depth = at::autocast::decrement_nesting(); });
+  return df_guarded([&] { *depth = at::autocast::decrement_nesting(); });
 }
 
 char* df_autocast_clear_cache() {
-  return guarded([] { at::autocast::clear_cache(); });
+  return df_guarded([] { at::autocast::clear_cache(); });
 }
 
 }  // extern "C"

@@ -7,11 +7,10 @@
 #include <torch/csrc/distributed/c10d/Store.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "df_guard.hpp"
+
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
-#include <exception>
 #include <string>
 
 struct DfProcessGroup {
@@ -33,30 +32,4 @@ inline c10::intrusive_ptr<c10d::Store> df_rendezvous(const char* master_addr, in
   options.timeout = timeout;
   auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), options);
   return c10::make_intrusive<c10d::PrefixStore>("default_pg", tcp);
-}
-
-// A message the Rust side owns and frees with df_shim_free (malloc'd; null when out of
-// memory).
-inline char* df_copy_message(const std::string& what) {
-  char* out = static_cast<char*>(std::malloc(what.size() + 1));
-  if (out != nullptr) {
-    std::memcpy(out, what.c_str(), what.size() + 1);
-  }
-  return out;
-}
-
-// Runs f, returning null, or the message of the C++ exception it threw (libtorch's
-// without its C++ stack trace): no exception crosses into Rust.
-template <typename F>
-char* df_guarded(F f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return df_copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return df_copy_message(e.what());
-  } catch (...) {
-    return df_copy_message("unknown C++ exception");
-  }
 }

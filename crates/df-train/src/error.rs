@@ -191,6 +191,15 @@ pub(crate) fn torch(context: impl Into<String>) -> impl FnOnce(tch::TchError) ->
     move |source| Error::Torch { context, source }
 }
 
+/// A failed call through df-sys's shim, as a libtorch error with its context.
+pub(crate) fn shim(context: impl Into<String>) -> impl FnOnce(df_sys::Error) -> Error {
+    let context = context.into();
+    move |e| Error::Torch {
+        context,
+        source: tch::TchError::Torch(e.to_string()),
+    }
+}
+
 pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { path, source }

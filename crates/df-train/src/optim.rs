@@ -17,12 +17,12 @@
 //! Tested step by step against PyTorch and Keras on a fixed problem
 //! (`scripts/fixtures/torch_optim.py`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
-use crate::error::{config, Error, Result};
+use crate::error::{config, shim, Error, Result};
 
 /// Where Adam adds its ε.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -332,8 +332,17 @@ impl Optimizer {
 
     /// Zeroes the gradients of every parameter.
     pub fn zero_grad(&mut self) {
-        for (_, p) in &mut self.params {
-            p.zero_grad();
+        let grads: Vec<Tensor> = self
+            .params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+            .collect();
+        if df_sys::optim::zero(&grads).is_err() {
+            // Tensors libtorch's multi-tensor zeroing refuses: one at a time.
+            for (_, p) in &mut self.params {
+                p.zero_grad();
+            }
         }
     }
 
@@ -346,7 +355,9 @@ impl Optimizer {
         let lr = self.lr;
         let cfg = self.config;
         tch::no_grad(|| -> Result<()> {
-            for ((name, p), st) in self.params.iter().zip(self.state.iter_mut()) {
+            // Adam's parameters by step count: each group is one multi-tensor update.
+            let mut adam: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+            for (i, ((name, p), st)) in self.params.iter().zip(self.state.iter_mut()).enumerate() {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
@@ -359,17 +370,41 @@ impl Optimizer {
                     });
                 }
                 st.step += 1;
-                let mut p = p.shallow_clone();
                 match cfg {
-                    OptimizerConfig::Adam(a) => adam_step(&mut p, &g, st, &a, lr, 0.0),
-                    OptimizerConfig::AdamW { adam, weight_decay } => {
-                        adam_step(&mut p, &g, st, &adam, lr, weight_decay)
+                    OptimizerConfig::Adam(_) | OptimizerConfig::AdamW { .. } => {
+                        st.first.get_or_insert_with(|| g.zeros_like());
+                        st.second.get_or_insert_with(|| g.zeros_like());
+                        adam.entry(st.step).or_default().push(i);
                     }
-                    OptimizerConfig::Sgd(s) => sgd_step(&mut p, &g, st, &s, lr),
+                    OptimizerConfig::Sgd(s) => sgd_step(&mut p.shallow_clone(), &g, st, &s, lr),
                 }
+            }
+            let (a, weight_decay) = match cfg {
+                OptimizerConfig::Adam(a) => (a, 0.0),
+                OptimizerConfig::AdamW { adam, weight_decay } => (adam, weight_decay),
+                OptimizerConfig::Sgd(_) => return Ok(()),
+            };
+            for (step, members) in adam {
+                self.adam_group(&members, &adam_scalars(&a, lr, weight_decay, step))?;
             }
             Ok(())
         })
+    }
+
+    /// One multi-tensor Adam update of the parameters `members` (moments initialised).
+    fn adam_group(&self, members: &[usize], s: &df_sys::optim::AdamScalars) -> Result<()> {
+        let pick = |f: &dyn Fn(usize) -> Tensor| members.iter().map(|&i| f(i)).collect::<Vec<_>>();
+        let moment = |t: &Option<Tensor>| t.as_ref().map(Tensor::shallow_clone);
+        let params = pick(&|i| self.params[i].1.shallow_clone());
+        let grads = pick(&|i| self.params[i].1.grad());
+        let (Some(m), Some(v)) = (
+            members.iter().map(|&i| moment(&self.state[i].first)).collect::<Option<Vec<_>>>(),
+            members.iter().map(|&i| moment(&self.state[i].second)).collect::<Option<Vec<_>>>(),
+        ) else {
+            return Err(config("optimizer", "Adam's moments were not initialised"));
+        };
+        df_sys::optim::adam_step(&params, &grads, &m, &v, s)
+            .map_err(shim(format!("Adam step over {} parameters", members.len())))
     }
 
     /// The state as named tensors (`{kind}/{param}`: `step`, `exp_avg`, `exp_avg_sq`,
@@ -447,37 +482,26 @@ fn config_err_dup(name: &str) -> Error {
     )
 }
 
-fn adam_step(
-    p: &mut Tensor,
-    g: &Tensor,
-    st: &mut ParamState,
-    a: &AdamConfig,
-    lr: f64,
-    weight_decay: f64,
-) {
-    if weight_decay > 0.0 {
-        *p *= 1.0 - lr * weight_decay;
-    }
-    let m = st.first.get_or_insert_with(|| g.zeros_like());
-    let v = st.second.get_or_insert_with(|| g.zeros_like());
-    let t = st.step as i32;
-    // m ← m + (1−β₁)(g − m); v ← β₂v + (1−β₂)g².
-    let _ = m.lerp_(g, 1.0 - a.beta1);
-    *v *= a.beta2;
-    *v += g.square() * (1.0 - a.beta2);
+/// Adam's step `t` as one multi-tensor update: the bias corrections folded into the
+/// step size and, for PyTorch's ε, the denominator.
+fn adam_scalars(a: &AdamConfig, lr: f64, weight_decay: f64, t: i64) -> df_sys::optim::AdamScalars {
+    let t = t.min(i64::from(i32::MAX)) as i32;
     let bias1 = 1.0 - a.beta1.powi(t);
     let bias2 = 1.0 - a.beta2.powi(t);
-    let update = match a.epsilon_mode {
-        EpsilonMode::Keras => {
-            let alpha = lr * bias2.sqrt() / bias1;
-            (&*m * alpha) / (v.sqrt() + a.epsilon)
-        }
-        EpsilonMode::Torch => {
-            let denom = v.sqrt() / bias2.sqrt() + a.epsilon;
-            (&*m / denom) * (lr / bias1)
-        }
+    let (denom_div, step) = match a.epsilon_mode {
+        // p −= lr·√(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√v + ε)
+        EpsilonMode::Keras => (1.0, -lr * bias2.sqrt() / bias1),
+        // p −= lr/(1−β₁ᵗ) · m / (√v/√(1−β₂ᵗ) + ε)
+        EpsilonMode::Torch => (bias2.sqrt(), -lr / bias1),
     };
-    *p -= update;
+    df_sys::optim::AdamScalars {
+        decay: if weight_decay > 0.0 { 1.0 - lr * weight_decay } else { 1.0 },
+        beta1: a.beta1,
+        beta2: a.beta2,
+        eps: a.epsilon,
+        denom_div,
+        step,
+    }
 }
 
 fn sgd_step(p: &mut Tensor, g: &Tensor, st: &mut ParamState, s: &SgdConfig, lr: f64) {

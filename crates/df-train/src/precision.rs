@@ -14,7 +14,7 @@ use df_sys::autocast::Autocast;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::error::{config, torch, Error, Result};
+use crate::error::{config, shim, torch, Error, Result};
 
 /// The compute precision of training, evaluation and prediction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -232,7 +232,8 @@ impl GradScaler {
 
     /// Divides the gradients of `params` (those that have one) by the scale in place and
     /// says whether any of them holds an inf or NaN, as
-    /// `_amp_foreach_non_finite_check_and_unscale_` does (one read from the device).
+    /// `_amp_foreach_non_finite_check_and_unscale_` does: one multi-tensor call through
+    /// df-sys, one read from the device.
     ///
     /// # Errors
     /// A libtorch error.
@@ -242,18 +243,18 @@ impl GradScaler {
             .to_kind(Kind::Double)
             .reciprocal()
             .to_kind(Kind::Float);
-        let mut bad = Tensor::zeros([], (Kind::Bool, self.scale.device()));
-        tch::no_grad(|| {
-            for p in params {
-                let mut g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let _ = g.g_mul_(&inv.to_kind(g.kind()));
-                bad = bad.logical_or(&g.isfinite().all().logical_not());
-            }
-        });
-        bool::try_from(&bad).map_err(torch("checking the gradients for inf/NaN"))
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(Tensor::grad)
+            .filter(Tensor::defined)
+            .collect();
+        let found = Tensor::zeros([1], (Kind::Float, self.scale.device()));
+        df_sys::optim::unscale_gradients(&grads, &found, &inv)
+            .map_err(shim("unscaling the gradients"))?;
+        let found = found
+            .f_double_value(&[0])
+            .map_err(torch("checking the gradients for inf/NaN"))?;
+        Ok(found != 0.0)
     }
 
     /// Updates the scale after a step: backs off (and counts a skipped step) when
