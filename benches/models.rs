@@ -56,7 +56,8 @@ struct Args {
     /// batch), `train`.
     #[arg(long, default_value = "eval1,eval,train", value_delimiter = ',')]
     modes: Vec<String>,
-    /// Precisions, comma-separated (f32, bf16, f16).
+    /// Precisions, comma-separated: f32, bf16, f16 (autocast), and for eval `bf16-cast`
+    /// (weights and input cast to bf16 once, no autocast).
     #[arg(long, default_value = "f32,bf16", value_delimiter = ',')]
     precision: Vec<String>,
     /// `cpu` (128 px for every model), `study` (each model's own size) or a side in pixels;
@@ -110,6 +111,8 @@ struct Case {
     batch: i64,
     mode: Mode,
     precision: Precision,
+    /// bf16 by casting the weights and the input once (eval only), not by autocast.
+    cast: bool,
 }
 
 impl Case {
@@ -124,7 +127,11 @@ impl Case {
                 Mode::Eval => "eval",
                 Mode::Train => "train",
             },
-            self.precision
+            if self.cast {
+                "bf16-cast".to_string()
+            } else {
+                self.precision.to_string()
+            }
         )
     }
 }
@@ -164,11 +171,14 @@ struct Workload {
 impl Workload {
     fn new(case: &Case, device: Device, layout: MemoryFormat) -> Result<Self, String> {
         let options = bench_options(case.info, case.size)?;
-        let vs = nn::VarStore::new(device);
+        let mut vs = nn::VarStore::new(device);
         let model = case
             .info
             .build(&vs.root(), &options)
             .map_err(|e| e.to_string())?;
+        if case.cast {
+            vs.bfloat16();
+        }
         let optimizer = Optimizer::for_var_store(OptimizerConfig::adam(1e-3), &vs)
             .map_err(|e| e.to_string())?;
         let scaler = if case.mode == Mode::Train && case.precision.scales_loss() {
@@ -179,6 +189,7 @@ impl Workload {
         // Raw pixels in [0, 255], as the models' own preprocessing expects them.
         let xs = Tensor::rand([case.batch, 3, case.size, case.size], (Kind::Float, device)) * 255.0;
         let xs = layout.apply(&xs).map_err(|e| e.to_string())?;
+        let xs = if case.cast { xs.to_kind(Kind::BFloat16) } else { xs };
         let ys = Tensor::randint(2, [case.batch], (Kind::Float, device));
         Ok(Self {
             vs,
@@ -278,7 +289,10 @@ fn cases(args: &Args, device: Device) -> Result<Vec<Case>, String> {
     let precisions = args
         .precision
         .iter()
-        .map(|p| Precision::parse(p).map_err(|e| e.to_string()))
+        .map(|p| match p.as_str() {
+            "bf16-cast" => Ok((Precision::F32, true)),
+            p => Precision::parse(p).map(|p| (p, false)).map_err(|e| e.to_string()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let size_rule = args
         .size
@@ -298,13 +312,13 @@ fn cases(args: &Args, device: Device) -> Result<Vec<Case>, String> {
             (true, false) => 32,
             (true, true) => 16,
         });
-        for precision in &precisions {
+        for &(precision, cast) in &precisions {
             for (name, mode, batch) in [
                 ("eval1", Mode::Eval, 1),
                 ("eval", Mode::Eval, batch),
                 ("train", Mode::Train, batch),
             ] {
-                if !args.modes.iter().any(|m| m == name) {
+                if !args.modes.iter().any(|m| m == name) || (cast && mode == Mode::Train) {
                     continue;
                 }
                 let case = Case {
@@ -312,7 +326,8 @@ fn cases(args: &Args, device: Device) -> Result<Vec<Case>, String> {
                     size,
                     batch,
                     mode,
-                    precision: *precision,
+                    precision,
+                    cast,
                 };
                 let id = case.id(device);
                 if args.filter.iter().any(|f| id.contains(f.as_str())) {

@@ -182,6 +182,11 @@ struct Args {
     /// f16 (autocast with loss scaling in training; meant for CUDA).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
+    /// On CUDA: cuDNN's benchmark mode (it times the convolution algorithms for each new
+    /// shape and keeps the fastest: faster steps for fixed input sizes, at the cost of
+    /// bit-for-bit reproducibility between runs).
+    #[arg(long)]
+    cudnn_benchmark: bool,
     /// Output directory.
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
@@ -300,6 +305,9 @@ fn run() -> Result<()> {
     cfg.freeze_backbone = args.freeze_backbone;
     cfg.device = DeviceChoice::parse(&args.device)?;
     cfg.precision = args.precision;
+    if args.cudnn_benchmark {
+        deepfake::tch::Cuda::cudnn_set_benchmark(true);
+    }
     cfg.profile = args.profile;
     cfg.resume = args.resume;
     cfg.allow_changes = args.allow_changes;

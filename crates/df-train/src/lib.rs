@@ -91,7 +91,7 @@ pub use study::{
 };
 pub use trainer::{
     files, read_training_config, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
-    TrainingConfig, SECONDS,
+    TrainingConfig, CUDA_NAN_CHECK_INTERVAL, SECONDS,
 };
 
 /// The entry point of the fuzz target `run_config` (`fuzz/`), shared with the test that

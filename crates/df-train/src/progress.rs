@@ -65,9 +65,14 @@ impl Progress {
     }
 
     pub(crate) fn batch(&self, loss: f64, accuracy: f64) {
+        self.batches(1, loss, accuracy);
+    }
+
+    /// `n` batches done, with the running loss and accuracy.
+    pub(crate) fn batches(&self, n: usize, loss: f64, accuracy: f64) {
         if let Some(pb) = &self.bar {
             pb.set_message(format!("loss {loss:.4} acc {accuracy:.4}"));
-            pb.inc(1);
+            pb.inc(n as u64);
         }
     }
 

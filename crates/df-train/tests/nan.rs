@@ -233,3 +233,97 @@ fn a_non_finite_validation_loss_or_weight_is_divergence() {
         }
     }
 }
+
+/// A trainer over `model` (initial weights copied from `init`), sequential batches of 8,
+/// Adam, the loss checked every `interval` batches.
+fn interval_trainer(
+    model: Box<dyn Model>,
+    mut vs: tch::nn::VarStore,
+    init: &tch::nn::VarStore,
+    epochs: usize,
+    interval: usize,
+) -> Trainer {
+    vs.copy(init).expect("same variables");
+    Trainer::builder(model, vs)
+        .optimizer(OptimizerConfig::adam(1e-2))
+        .epochs(epochs)
+        .nan_check_interval(interval)
+        .verbosity(Verbosity::Quiet)
+        .build()
+        .expect("trainer")
+}
+
+fn same_weights(a: &Trainer, b: &Trainer) {
+    let b_vars = b.var_store().variables();
+    for (name, t) in a.var_store().variables() {
+        assert_eq!(values(&t), values(&b_vars[&name]), "{name}");
+    }
+}
+
+/// On a GPU the loss is read every few batches (issue 13): the training is the same, the
+/// metrics the same sums.
+#[test]
+fn a_loss_checked_every_few_batches_trains_exactly_as_every_batch() {
+    let (_, init) = tiny(4, 0.0, 0.0);
+    let (x, y) = toy_data(64, 6);
+    let data = TensorBatches::new(x, y, 8).expect("batches");
+    let mut runs = Vec::new();
+    for interval in [1, 3] {
+        let (model, vs) = tiny(4, 0.0, 0.0);
+        let mut trainer = interval_trainer(model, vs, &init, 2, interval);
+        assert_eq!(trainer.nan_check_interval(), interval);
+        trainer.fit(&data, None).expect("fit");
+        runs.push(trainer);
+    }
+    same_weights(&runs[0], &runs[1]);
+    for metric in ["loss", "accuracy"] {
+        let (a, b) = (runs[0].history().values(metric), runs[1].history().values(metric));
+        assert_eq!(a.len(), 2);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-12, "{metric}: {a:?} vs {b:?}");
+        }
+    }
+    let (model, vs) = tiny(4, 0.0, 0.0);
+    let refused = Trainer::builder(model, vs).nan_check_interval(0).build();
+    assert!(
+        matches!(&refused, Err(Error::Config { option, .. }) if option == "nan_check_interval"),
+        "{:?}",
+        refused.err()
+    );
+}
+
+/// A NaN found at a check rolls the weights back to the last good check.
+#[test]
+fn a_nan_found_at_a_check_rolls_back_to_the_last_good_check() {
+    let (_, init) = tiny(5, 0.0, 0.0);
+    let (x, y) = toy_data(64, 6);
+    let data = TensorBatches::new(x.shallow_clone(), y.shallow_clone(), 8).expect("batches");
+    // Checks after batches 3 and 6: the NaN of batch 5 is found at the second.
+    let (inner, vs) = tiny(5, 0.0, 0.0);
+    let model = NanAt::new(inner, |train, n| train && n == 5);
+    let mut trainer = interval_trainer(Box::new(model), vs, &init, 2, 3);
+    match trainer.fit(&data, None) {
+        Err(Error::NonFiniteLoss {
+            epoch,
+            batch,
+            value,
+            ..
+        }) => {
+            assert_eq!((epoch, batch), (1, 6));
+            assert!(value.is_nan());
+        }
+        Err(other) => panic!("expected NonFiniteLoss, got {other}"),
+        Ok(_) => panic!("the NaN went unnoticed"),
+    }
+    // The same first three batches alone, checked every batch.
+    let first = TensorBatches::new(x.narrow(0, 0, 24), y.narrow(0, 0, 24), 8).expect("batches");
+    let (model, vs) = tiny(5, 0.0, 0.0);
+    let mut reference = interval_trainer(model, vs, &init, 1, 1);
+    reference.fit(&first, None).expect("fit");
+    same_weights(&trainer, &reference);
+    assert_eq!(
+        trainer.optimizer().steps(),
+        reference.optimizer().steps(),
+        "the optimizer's state rolled back too"
+    );
+}

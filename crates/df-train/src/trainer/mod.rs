@@ -1,5 +1,6 @@
 //! The training loop.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -134,6 +135,7 @@ pub struct TrainerBuilder {
     profile: bool,
     preparation: Option<df_models::ImagePreparation>,
     group: Option<df_dist::ProcessGroup>,
+    nan_check_interval: Option<usize>,
 }
 
 impl std::fmt::Debug for TrainerBuilder {
@@ -253,6 +255,20 @@ impl TrainerBuilder {
         self
     }
 
+    /// How often the training loss is read back and checked for NaN/inf, in batches
+    /// (default: every batch on the CPU, where reading a scalar is cheap; every
+    /// [`CUDA_NAN_CHECK_INTERVAL`] batches on a GPU, where each read waits for the device).
+    /// Between checks the loss and accuracy add up on the device. With an interval above
+    /// one, the variables, the optimizer's and the loss scaler's state are copied (on the
+    /// device) at every good check, and a non-finite loss found at a check restores that
+    /// copy before [`Error::NonFiniteLoss`] is returned: the weights are those of the last
+    /// good check, as they are those before the bad batch with an interval of one. The
+    /// progress bar and a distributed run's agreement move at the same rhythm.
+    pub fn nan_check_interval(mut self, batches: usize) -> Self {
+        self.nan_check_interval = Some(batches);
+        self
+    }
+
     /// How the training images were brought to the model's input size (resize filter,
     /// centre crop): recorded in the model files the trainer writes, so that scoring
     /// applies it by default (default: not recorded).
@@ -322,6 +338,7 @@ impl TrainerBuilder {
             profile,
             preparation,
             group,
+            nan_check_interval,
         } = self;
         if epochs == 0 {
             return Err(config("epochs", "must be > 0"));
@@ -354,6 +371,12 @@ impl TrainerBuilder {
                 }
             }
         }
+        let nan_check_interval = match nan_check_interval {
+            Some(0) => return Err(config("nan_check_interval", "must be at least 1 batch")),
+            Some(n) => n,
+            None if vs.device().is_cuda() => CUDA_NAN_CHECK_INTERVAL,
+            None => 1,
+        };
         let optimizer = Optimizer::for_var_store(optimizer, &vs)?;
         precision.check(vs.device())?;
         let scaler = if precision.scales_loss() {
@@ -416,8 +439,65 @@ impl TrainerBuilder {
             profile,
             preparation,
             group,
+            nan_check_interval,
         })
     }
+}
+
+/// The default of [`TrainerBuilder::nan_check_interval`] on a GPU, in batches.
+pub const CUDA_NAN_CHECK_INTERVAL: usize = 20;
+
+/// The training loss and correct predictions of the batches since the last check, summed
+/// on the device (one read per check).
+#[derive(Default)]
+struct Pending {
+    loss_sum: Option<Tensor>,
+    correct: Option<Tensor>,
+    n: i64,
+    batches: usize,
+}
+
+impl Pending {
+    fn add(&mut self, loss: &Tensor, logits: &Tensor, ys: &Tensor) {
+        let n = ys.size().first().copied().unwrap_or(0);
+        let loss = loss.detach().to_kind(Kind::Double) * n as f64;
+        let hits = logits
+            .gt(0.0)
+            .eq_tensor(&ys.gt(0.5))
+            .sum(Kind::Int64)
+            .to_kind(Kind::Double);
+        self.loss_sum = Some(match self.loss_sum.take() {
+            Some(sum) => sum + loss,
+            None => loss,
+        });
+        self.correct = Some(match self.correct.take() {
+            Some(sum) => sum + hits,
+            None => hits,
+        });
+        self.n += n;
+        self.batches += 1;
+    }
+
+    /// (loss sum, correct, images, batches) since the last take, read in one transfer.
+    fn take(&mut self) -> Result<(f64, i64, i64, usize)> {
+        let (n, batches) = (self.n, self.batches);
+        let sums = match (self.loss_sum.take(), self.correct.take()) {
+            (Some(l), Some(c)) => Tensor::stack(&[l, c], 0),
+            _ => return Ok((0.0, 0, 0, 0)),
+        };
+        let v = Vec::<f64>::try_from(&sums.to_device(Device::Cpu))
+            .map_err(torch("reading the loss"))?;
+        *self = Pending::default();
+        Ok((v[0], v[1].round() as i64, n, batches))
+    }
+}
+
+/// Copies of the variables, the optimizer's and the loss scaler's state, kept on their
+/// device, to roll back to.
+struct Snapshot {
+    variables: Vec<(Tensor, Tensor)>,
+    optimizer: HashMap<String, Tensor>,
+    scaler: HashMap<String, Tensor>,
 }
 
 /// The training loop: forward, loss + L2, backward, optimizer step; validation, callbacks,
@@ -457,6 +537,7 @@ pub struct Trainer {
     profile: bool,
     preparation: Option<df_models::ImagePreparation>,
     group: Option<df_dist::ProcessGroup>,
+    nan_check_interval: usize,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -585,6 +666,7 @@ impl Trainer {
             profile: false,
             preparation: None,
             group: None,
+            nan_check_interval: None,
         }
     }
 
@@ -619,6 +701,89 @@ impl Trainer {
 
     fn is_main(&self) -> bool {
         self.config.rank == 0
+    }
+
+    /// The batches between two loss checks ([`TrainerBuilder::nan_check_interval`]).
+    pub fn nan_check_interval(&self) -> usize {
+        self.nan_check_interval
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let variables = tch::no_grad(|| {
+            self.vs
+                .variables()
+                .into_values()
+                .map(|t| {
+                    let copy = t.detach().copy();
+                    (t, copy)
+                })
+                .collect()
+        });
+        Snapshot {
+            variables,
+            optimizer: self.optimizer.state_tensors().into_iter().collect(),
+            scaler: self
+                .scaler
+                .as_ref()
+                .map(|s| s.state_tensors().into_iter().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
+        tch::no_grad(|| -> Result<()> {
+            for (var, saved) in &snapshot.variables {
+                var.shallow_clone()
+                    .f_copy_(saved)
+                    .map_err(torch("restoring the last good variables"))?;
+            }
+            Ok(())
+        })?;
+        self.optimizer.load_state_tensors(&snapshot.optimizer)?;
+        if let Some(scaler) = &mut self.scaler {
+            scaler.load_state_tensors(&snapshot.scaler)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the pending sums; on a non-finite loss (on any rank) restores `snapshot` and
+    /// fails, else adds them to `mean`, moves the progress bar and takes a new snapshot.
+    #[allow(clippy::too_many_arguments)]
+    fn check_pending(
+        &mut self,
+        pending: &mut Pending,
+        snapshot: &mut Option<Snapshot>,
+        mean: &mut Mean,
+        progress: &Progress,
+        epoch: usize,
+        batch: usize,
+    ) -> Result<()> {
+        let (loss_sum, correct, n, batches) = pending.take()?;
+        if batches == 0 {
+            return Ok(());
+        }
+        let finite = match &self.group {
+            Some(group) => group.all_agree(loss_sum.is_finite())?,
+            None => loss_sum.is_finite(),
+        };
+        if !finite {
+            if let Some(good) = snapshot.as_ref() {
+                self.restore(good)?;
+            }
+            progress.finish();
+            return Err(Error::NonFiniteLoss {
+                epoch: epoch + 1,
+                batch,
+                value: loss_sum / n.max(1) as f64,
+                last_checkpoint: self.last_checkpoint.clone(),
+            });
+        }
+        mean.loss_sum += loss_sum;
+        mean.correct += correct;
+        mean.n += n;
+        progress.batches(batches, mean.loss(), mean.accuracy());
+        *snapshot = Some(self.snapshot());
+        Ok(())
     }
 
     fn out_path(&self, name: &str) -> Option<PathBuf> {
@@ -725,7 +890,12 @@ impl Trainer {
             progress.start_epoch(epoch, epochs, train.num_batches());
             let mut mean = Mean::default();
             let mut clock = PhaseClock::new();
+            let interval = self.nan_check_interval;
+            let mut pending = Pending::default();
+            let mut snapshot = (interval > 1).then(|| self.snapshot());
+            let mut batches_seen = 0;
             for (b, batch) in train.epoch_batches(epoch)?.enumerate() {
+                batches_seen = b + 1;
                 let batch = batch?;
                 let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
                 let ys = batch.labels.to_device(device).to_kind(Kind::Float);
@@ -734,22 +904,30 @@ impl Trainer {
                 let weights = batch.weights.as_ref().map(|w| w.to_device(device));
                 let total = self.loss.compute_weighted(&logits, &ys, weights.as_ref())
                     + self.model.l2_penalty().to_device(device);
-                let value = f64::try_from(&total).map_err(torch("reading the loss"))?;
-                // Every rank takes the decision together (one stopping alone would leave
-                // the others waiting in the next collective).
-                let finite = match &self.group {
-                    Some(group) => group.all_agree(value.is_finite())?,
-                    None => value.is_finite(),
+                // Every batch (interval 1): read and check the loss before the step. Else
+                // it adds up on the device, checked every `interval` batches below.
+                let value = if interval == 1 {
+                    let value = f64::try_from(&total).map_err(torch("reading the loss"))?;
+                    // Every rank takes the decision together (one stopping alone would
+                    // leave the others waiting in the next collective).
+                    let finite = match &self.group {
+                        Some(group) => group.all_agree(value.is_finite())?,
+                        None => value.is_finite(),
+                    };
+                    if !finite {
+                        progress.finish();
+                        return Err(Error::NonFiniteLoss {
+                            epoch: epoch + 1,
+                            batch: b + 1,
+                            value,
+                            last_checkpoint: self.last_checkpoint.clone(),
+                        });
+                    }
+                    Some(value)
+                } else {
+                    pending.add(&total, &logits, &ys);
+                    None
                 };
-                if !finite {
-                    progress.finish();
-                    return Err(Error::NonFiniteLoss {
-                        epoch: epoch + 1,
-                        batch: b + 1,
-                        value,
-                        last_checkpoint: self.last_checkpoint.clone(),
-                    });
-                }
                 clock.lap(Phase::Forward);
                 self.optimizer.zero_grad();
                 match &mut self.scaler {
@@ -777,11 +955,33 @@ impl Trainer {
                         scaler.update(found_inf);
                     }
                 }
-                let correct = correct_count(&logits, &ys)?;
-                mean.add(value, ys.size()[0], correct);
-                progress.batch(mean.loss(), mean.accuracy());
+                match value {
+                    Some(value) => {
+                        let correct = correct_count(&logits, &ys)?;
+                        mean.add(value, ys.size()[0], correct);
+                        progress.batch(mean.loss(), mean.accuracy());
+                    }
+                    None if pending.batches == interval => self.check_pending(
+                        &mut pending,
+                        &mut snapshot,
+                        &mut mean,
+                        &progress,
+                        epoch,
+                        b + 1,
+                    )?,
+                    None => {}
+                }
                 clock.lap(Phase::Step);
             }
+            self.check_pending(
+                &mut pending,
+                &mut snapshot,
+                &mut mean,
+                &progress,
+                epoch,
+                batches_seen,
+            )?;
+            drop(snapshot);
             if let Some(group) = &self.group {
                 // The epoch's metrics over every rank's batches; batch-norm statistics
                 // (and any other buffer) made rank 0's, so the ranks stay identical.
