@@ -17,8 +17,10 @@ test: fixtures
 	scripts/check-downstream.sh
 
 # The suite that reads ../shared/data; it fails (not skips) without it. It runs the
-# `train` example's binary, built here first.
+# `train` example's binary, built here first, and compares df-face with facenet-pytorch
+# on images the reference script makes from ../shared/data.
 test-shared: fixtures
+	.venv-tools/bin/python scripts/shared_fixtures/mtcnn_reference.py ../shared/data fixtures/generated/mtcnn_reference
 	cargo build --workspace --profile test --features shared-data --examples
 	cargo test --workspace --features shared-data --test shared_data
 

@@ -3,8 +3,11 @@
 # fixtures and run side-by-side benchmarks) into a versioned cache outside the clone, then
 # links it into the clone as `.libtorch`, where `.cargo/config.toml` finds it.
 #
-#   scripts/setup.sh                 libtorch only (what `cargo build` needs)
-#   scripts/setup.sh --python-tools  also Keras 3, h5py, scikit-learn, torchvision, Pillow
+#   scripts/setup.sh                 libtorch (what `cargo build` needs) and the MTCNN face
+#                                    detector's weights (from facenet-pytorch 2.6.0, MIT)
+#   scripts/setup.sh --python-tools  also Keras 3, h5py, scikit-learn, torchvision, Pillow,
+#                                    timm (bench peers), requests and facenet-pytorch (the face
+#                                    detector's reference, installed --no-deps)
 #   scripts/setup.sh --nccl          also the CUDA headers the `nccl` feature compiles
 #                                    against (nvidia-cuda-crt, nvidia-cuda-cccl; no GPU needed)
 #
@@ -14,7 +17,10 @@ set -euo pipefail
 
 TORCH_VERSION=2.11.0
 TORCHVISION_VERSION=0.26.0
-PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy>=2" "torchvision==${TORCHVISION_VERSION}")
+PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy>=2" "torchvision==${TORCHVISION_VERSION}" "timm==1.0.*" "requests>=2")
+# facenet-pytorch declares torch<2.3 and other old pins: installed without its
+# dependencies, its MTCNN runs on the torch above (checked after).
+FACENET_VERSION=2.6.0
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DEEPFAKE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/deepfake}
@@ -72,11 +78,30 @@ else
 fi
 
 if [ "$want_tools" = 1 ]; then
-  if have "keras==3.15.*" h5py scikit-learn "pillow==12.*" numpy "torchvision==$TORCHVISION_VERSION"; then
+  if have "keras==3.15.*" h5py scikit-learn "pillow==12.*" numpy "torchvision==$TORCHVISION_VERSION" "timm==1.0.*" requests; then
     say "Python tools already in $venv"
   else
     pip_install "torch==$TORCH_VERSION" "${PY_TOOLS[@]}"
   fi
+  if ! have "facenet-pytorch==$FACENET_VERSION"; then
+    pip_install --no-deps "facenet-pytorch==$FACENET_VERSION"
+  fi
+  have "torch==$TORCH_VERSION" || die "torch is no longer $TORCH_VERSION in $venv after the Python tools"
+fi
+
+# The face detector's weights: facenet-pytorch's pnet/rnet/onet.pt, converted once.
+weights="$cache/faces/mtcnn-facenet-pytorch-$FACENET_VERSION.safetensors"
+if [ -f "$weights" ]; then
+  say "MTCNN weights already in $weights"
+else
+  say "converting the MTCNN weights of facenet-pytorch $FACENET_VERSION to $weights"
+  mkdir -p "$cache/faces"
+  wheel_dir=$(mktemp -d)
+  "$venv/bin/python" -m pip download --quiet --no-deps "facenet-pytorch==$FACENET_VERSION" -d "$wheel_dir" \
+    || die "pip could not download facenet-pytorch $FACENET_VERSION — is the PyPI registry reachable?"
+  "$venv/bin/python" "$root/scripts/face_weights.py" "$wheel_dir"/facenet_pytorch-*.whl "$weights" \
+    || die "could not convert the MTCNN weights"
+  rm -rf "$wheel_dir"
 fi
 
 if [ "$want_nccl" = 1 ]; then

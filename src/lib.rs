@@ -85,6 +85,8 @@ pub use df_data as data;
 #[doc(inline)]
 pub use df_dist as dist;
 #[doc(inline)]
+pub use df_face as face;
+#[doc(inline)]
 pub use df_io as io;
 #[doc(inline)]
 pub use df_layers as layers;

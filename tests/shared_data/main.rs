@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+mod faces;
 mod lfw;
 mod loader;
 mod mesonet;

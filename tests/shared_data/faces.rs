@@ -1,0 +1,152 @@
+//! df-face's MTCNN against facenet-pytorch 2.6.0 (the reference the fixture script
+//! `scripts/shared_fixtures/mtcnn_reference.py` runs on the same PNG pixels: lfw photos,
+//! composites with several faces, images without one), and on every lfw-faceswap
+//! validation photo.
+
+use deepfake::face::{Face, Mtcnn, MtcnnConfig};
+use deepfake::tch::Device;
+
+use crate::shared_data;
+
+fn detector() -> Mtcnn {
+    let path =
+        deepfake::face::default_weights_path().expect("the MTCNN weights (scripts/setup.sh)");
+    Mtcnn::load(&path, MtcnnConfig::default(), Device::Cpu).expect("MTCNN")
+}
+
+fn reference_dir() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/generated/mtcnn_reference");
+    assert!(
+        dir.join("reference.json").is_file(),
+        "{} is missing: `make test-shared` makes it (scripts/shared_fixtures/mtcnn_reference.py)",
+        dir.display()
+    );
+    dir
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number") as f32)
+        .collect()
+}
+
+#[test]
+fn mtcnn_finds_the_faces_facenet_pytorch_finds() {
+    let mtcnn = detector();
+    let dir = reference_dir();
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("reference.json")).expect("reference.json"),
+    )
+    .expect("JSON");
+    let images = reference["images"].as_object().expect("images");
+    assert!(images.len() >= 25, "{} reference images", images.len());
+    let (mut faces_compared, mut without) = (0, 0);
+    for (name, expected) in images {
+        let image = deepfake::data::load_rgb(&dir.join("images").join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let found = mtcnn.detect(&image).expect("detect");
+        let expected = expected.as_array().expect("faces");
+        assert_eq!(
+            found.len(),
+            expected.len(),
+            "{name}: {} faces found, facenet-pytorch found {}: {found:?}",
+            found.len(),
+            expected.len()
+        );
+        without += usize::from(expected.is_empty());
+        for want in expected {
+            let bbox = floats(&want["box"]);
+            let bbox = [bbox[0], bbox[1], bbox[2], bbox[3]];
+            let got: &Face = found
+                .iter()
+                .max_by(|a, b| iou(&a.bbox, &bbox).total_cmp(&iou(&b.bbox, &bbox)))
+                .expect("a face");
+            for (g, w) in got.bbox.iter().zip(&bbox) {
+                assert!(
+                    (g - w).abs() <= 1.0,
+                    "{name}: box {:?} vs {bbox:?}",
+                    got.bbox
+                );
+            }
+            let p = want["probability"].as_f64().expect("probability") as f32;
+            assert!(
+                (got.probability - p).abs() <= 1e-3,
+                "{name}: probability {} vs {p}",
+                got.probability
+            );
+            for (k, point) in want["landmarks"]
+                .as_array()
+                .expect("landmarks")
+                .iter()
+                .enumerate()
+            {
+                let xy = floats(point);
+                for (g, w) in got.landmarks[k].iter().zip(&xy) {
+                    assert!(
+                        (g - w).abs() <= 1.0,
+                        "{name}: landmark {k} {:?} vs {xy:?}",
+                        got.landmarks[k]
+                    );
+                }
+            }
+            faces_compared += 1;
+        }
+    }
+    assert!(faces_compared >= 30, "{faces_compared} faces compared");
+    assert!(without >= 3, "{without} images without a face");
+}
+
+/// Every lfw-faceswap validation photo, real and fake, as the data loader decodes it: a
+/// face in at least 99 % of them, and in as many a face whose centre is within 15 % of the
+/// side from the image's centre (the photos are centred on their subject).
+#[test]
+fn mtcnn_finds_a_centred_face_in_lfw_photos() {
+    let mtcnn = detector();
+    let (mut photos, mut found, mut centred) = (0usize, 0usize, 0usize);
+    let mut misses = Vec::new();
+    for class in ["real", "fake"] {
+        let dir = shared_data(&format!("lfw-faceswap/val/{class}"));
+        for entry in std::fs::read_dir(&dir).expect("the validation photos") {
+            let path = entry.expect("entry").path();
+            let image = deepfake::data::load_rgb(&path)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+            let (w, h) = (image.width() as f32, image.height() as f32);
+            photos += 1;
+            let faces = mtcnn.detect(&image).expect("detect");
+            found += usize::from(!faces.is_empty());
+            // The photo's subject (a bystander may be larger, nearer the camera).
+            let ok = faces.iter().any(|f| {
+                let (cx, cy) = ((f.bbox[0] + f.bbox[2]) / 2.0, (f.bbox[1] + f.bbox[3]) / 2.0);
+                (cx - w / 2.0).abs() <= 0.15 * w && (cy - h / 2.0).abs() <= 0.15 * h
+            });
+            if ok {
+                centred += 1;
+            } else {
+                misses.push(format!(
+                    "{} {:?}",
+                    path.display(),
+                    faces.iter().map(|f| f.bbox).collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    assert!(photos >= 500, "{photos} photos");
+    assert!(
+        found as f64 >= 0.99 * photos as f64,
+        "a face in {found} of {photos} photos"
+    );
+    assert!(
+        centred as f64 >= 0.99 * photos as f64,
+        "a centred face in {centred} of {photos} photos; not in {misses:?}"
+    );
+}
