@@ -189,7 +189,11 @@ impl Workload {
         // Raw pixels in [0, 255], as the models' own preprocessing expects them.
         let xs = Tensor::rand([case.batch, 3, case.size, case.size], (Kind::Float, device)) * 255.0;
         let xs = layout.apply(&xs).map_err(|e| e.to_string())?;
-        let xs = if case.cast { xs.to_kind(Kind::BFloat16) } else { xs };
+        let xs = if case.cast {
+            xs.to_kind(Kind::BFloat16)
+        } else {
+            xs
+        };
         let ys = Tensor::randint(2, [case.batch], (Kind::Float, device));
         Ok(Self {
             vs,
@@ -224,9 +228,8 @@ impl Workload {
                     }
                     Some(scaler) => {
                         scaler.scale_loss(&loss).backward();
-                        let found_inf = scaler
-                            .unscale(&self.optimizer.parameters())
-                            .map_err(err)?;
+                        let found_inf =
+                            scaler.unscale(&self.optimizer.parameters()).map_err(err)?;
                         if !found_inf {
                             self.optimizer.step().map_err(err)?;
                         }
@@ -268,13 +271,13 @@ fn measure(w: &mut Workload, args: &Args) -> Result<(u32, f64), String> {
 }
 
 fn threads(args: &Args) -> i32 {
-    args.threads.unwrap_or_else(|| match std::env::var("DF_BENCH_THREADS") {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("DF_BENCH_THREADS must be a positive integer, got {v:?}")),
-        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
-    })
+    args.threads
+        .unwrap_or_else(|| match std::env::var("DF_BENCH_THREADS") {
+            Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+                panic!("DF_BENCH_THREADS must be a positive integer, got {v:?}")
+            }),
+            Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get() as i32),
+        })
 }
 
 fn cases(args: &Args, device: Device) -> Result<Vec<Case>, String> {
@@ -291,7 +294,9 @@ fn cases(args: &Args, device: Device) -> Result<Vec<Case>, String> {
         .iter()
         .map(|p| match p.as_str() {
             "bf16-cast" => Ok((Precision::F32, true)),
-            p => Precision::parse(p).map(|p| (p, false)).map_err(|e| e.to_string()),
+            p => Precision::parse(p)
+                .map(|p| (p, false))
+                .map_err(|e| e.to_string()),
         })
         .collect::<Result<Vec<_>, _>>()?;
     let size_rule = args
@@ -377,20 +382,20 @@ fn main() -> Result<(), String> {
     };
     for case in &cases {
         let id = case.id(device);
-        let line = match Workload::new(case, device, layout).and_then(|mut w| measure(&mut w, &args))
-        {
-            Ok((steps, seconds)) => serde_json::json!({
-                "id": id,
-                "impl": "rust",
-                "model": case.info.name,
-                "layout": args.layout,
-                "threads": threads(&args),
-                "steps": steps,
-                "seconds_per_step": seconds / f64::from(steps),
-                "images_per_second": (case.batch as f64) * f64::from(steps) / seconds,
-            }),
-            Err(e) => serde_json::json!({"id": id, "impl": "rust", "error": e}),
-        };
+        let line =
+            match Workload::new(case, device, layout).and_then(|mut w| measure(&mut w, &args)) {
+                Ok((steps, seconds)) => serde_json::json!({
+                    "id": id,
+                    "impl": "rust",
+                    "model": case.info.name,
+                    "layout": args.layout,
+                    "threads": threads(&args),
+                    "steps": steps,
+                    "seconds_per_step": seconds / f64::from(steps),
+                    "images_per_second": (case.batch as f64) * f64::from(steps) / seconds,
+                }),
+                Err(e) => serde_json::json!({"id": id, "impl": "rust", "error": e}),
+            };
         println!("{line}");
         if let Some(file) = &mut out {
             writeln!(file, "{line}").map_err(|e| format!("--out: {e}"))?;

@@ -195,7 +195,7 @@ impl GradientAverager {
                     .to_device(tch::Device::Cpu)
                     .to_kind(Kind::Double),
             )
-                .map_err(tensor_error(rank, "gradient averaging"))?;
+            .map_err(tensor_error(rank, "gradient averaging"))?;
             // The sums become means in place, once for the whole bucket.
             let values = flat.size()[0] - n;
             let _ = flat
