@@ -189,7 +189,8 @@ fn mixed_precision_training_on_cuda_decreases_the_loss_and_the_scaler_skips_infi
     let mut scaler = GradScaler::new(GradScalerConfig::default(), gpu).expect("scaler");
     let before = scaler.scale().expect("scale");
     let p = Tensor::ones([3], (Kind::Float, gpu)).set_requires_grad(true);
-    let loss = (&p * Tensor::from_slice(&[1.0f32, f32::INFINITY, 1.0]).to_device(gpu)).sum(Kind::Float);
+    let loss =
+        (&p * Tensor::from_slice(&[1.0f32, f32::INFINITY, 1.0]).to_device(gpu)).sum(Kind::Float);
     scaler.scale_loss(&loss).backward();
     let found_inf = scaler.unscale(&[p.shallow_clone()]).expect("unscale");
     assert!(found_inf, "the infinity was not found");

@@ -133,10 +133,7 @@ pub fn unscale_gradients(grads: &[Tensor], found_inf: &Tensor, inv_scale: &Tenso
     let message = unsafe {
         ffi::df_amp_unscale_foreach(g.as_ptr(), g.len(), found_inf.as_ptr(), inv_scale.as_ptr())
     };
-    check(
-        || format!("unscaling {} gradients", grads.len()),
-        message,
-    )
+    check(|| format!("unscaling {} gradients", grads.len()), message)
 }
 
 /// Zeroes the tensors (gradients) in place, detached from any graph, in one multi-tensor

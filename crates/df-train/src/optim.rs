@@ -398,8 +398,14 @@ impl Optimizer {
         let params = pick(&|i| self.params[i].1.shallow_clone());
         let grads = pick(&|i| self.params[i].1.grad());
         let (Some(m), Some(v)) = (
-            members.iter().map(|&i| moment(&self.state[i].first)).collect::<Option<Vec<_>>>(),
-            members.iter().map(|&i| moment(&self.state[i].second)).collect::<Option<Vec<_>>>(),
+            members
+                .iter()
+                .map(|&i| moment(&self.state[i].first))
+                .collect::<Option<Vec<_>>>(),
+            members
+                .iter()
+                .map(|&i| moment(&self.state[i].second))
+                .collect::<Option<Vec<_>>>(),
         ) else {
             return Err(config("optimizer", "Adam's moments were not initialised"));
         };
@@ -495,7 +501,11 @@ fn adam_scalars(a: &AdamConfig, lr: f64, weight_decay: f64, t: i64) -> df_sys::o
         EpsilonMode::Torch => (bias2.sqrt(), -lr / bias1),
     };
     df_sys::optim::AdamScalars {
-        decay: if weight_decay > 0.0 { 1.0 - lr * weight_decay } else { 1.0 },
+        decay: if weight_decay > 0.0 {
+            1.0 - lr * weight_decay
+        } else {
+            1.0
+        },
         beta1: a.beta1,
         beta2: a.beta2,
         eps: a.epsilon,

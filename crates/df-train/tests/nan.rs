@@ -277,7 +277,10 @@ fn a_loss_checked_every_few_batches_trains_exactly_as_every_batch() {
     }
     same_weights(&runs[0], &runs[1]);
     for metric in ["loss", "accuracy"] {
-        let (a, b) = (runs[0].history().values(metric), runs[1].history().values(metric));
+        let (a, b) = (
+            runs[0].history().values(metric),
+            runs[1].history().values(metric),
+        );
         assert_eq!(a.len(), 2);
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-12, "{metric}: {a:?} vs {b:?}");
