@@ -19,7 +19,8 @@
 #   5. tests/cuda.rs                                               -> cuda_tests.txt
 #   6. the study's models in Keras 3 (exact definitions)          -> models.jsonl
 # and benches/peers/models_report.py makes models.md of whatever finished. TRAIN_ONLY=1
-# runs part 1, the training steps (f32, bf16) of both sides, then part 5.
+# runs part 1, the training steps (f32, bf16) of both sides, then part 5; LARGE_ONLY=1
+# part 1, B7 in f16 (both sides) and both layouts of B3-B7 and InceptionResNetV2 (Rust).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 DEV=target/device
@@ -74,6 +75,17 @@ export PYTHONUNBUFFERED=1
 
 part 60 bash -c "$DEV/nccl_tests --test-threads 1 --nocapture > $OUT/nccl_tests.txt 2>&1"
 tail -3 "$OUT/nccl_tests.txt"
+if [[ ${LARGE_ONLY:-0} == 1 ]]; then
+    # The large models' layouts and B7 in f16 (LARGE_ONLY=1): both layouts in one run.
+    large=efficientnet_b3/,efficientnet_b4/,efficientnet_b5/,efficientnet_b6/,efficientnet_b7/,inception_resnet_v2/
+    part 30 "${RUST[@]}" --precision f16 --filter efficientnet_b7/
+    part 30 "${PEER[@]}" --impl user --precision f16 --filter efficientnet_b7/
+    part 60 "${RUST[@]}" --precision f32,bf16 --modes eval,train --filter "$large"
+    part 60 "${RUST[@]}" --precision f32,bf16 --modes eval,train --layout channels_last --filter "$large"
+    "$PY" benches/peers/models_report.py "$OUT/models.md" "$JSONL" >/dev/null
+    echo "done in $(($(date +%s) - START)) s"
+    exit 0
+fi
 if [[ ${TRAIN_ONLY:-0} == 1 ]]; then
     # A shorter pass: the training steps only, both sides (TRAIN_ONLY=1).
     part 150 "${RUST[@]}" --precision f32,bf16 --modes train
