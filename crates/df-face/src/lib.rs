@@ -20,11 +20,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod crop;
 mod mtcnn;
 mod nms;
 
 use std::path::PathBuf;
 
+pub use crop::{crop_faces, select_faces, CropConfig, FaceCrop, FaceSelect};
 pub use mtcnn::{Face, Mtcnn, MtcnnConfig};
 
 /// What can go wrong finding faces.
