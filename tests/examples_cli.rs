@@ -1350,3 +1350,81 @@ fn a_killed_distributed_run_resumes_to_the_uninterrupted_result() {
     };
     assert_eq!(metrics(&whole), metrics(&killed));
 }
+
+/// `prepare_faces` without faces to find (photos with faces: the shared-data suite): what
+/// it skips and why, resuming, refusing other settings for the same folder, and a bad
+/// option refused before anything is written.
+#[test]
+fn prepare_faces_records_what_it_skips_resumes_and_guards_its_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("photos");
+    std::fs::create_dir_all(input.join("real")).expect("dirs");
+    std::fs::create_dir_all(input.join("fake")).expect("dirs");
+    let grey = image::RgbImage::from_pixel(120, 100, image::Rgb([128, 128, 128]));
+    grey.save(input.join("real/grey.png")).expect("png");
+    std::fs::write(input.join("fake/broken.jpg"), b"not a picture").expect("write");
+    std::fs::write(input.join("fake/clip.mp4"), b"not a video either").expect("write");
+    std::fs::write(input.join("notes.txt"), b"ignored").expect("write");
+    let out = dir.path().join("faces");
+    let (stdout, _) = ok("prepare_faces", &["--input", s(&input), "--out", s(&out)]);
+    assert!(
+        stdout.contains("2 photos, 0 with a face (0 crops), 3 skipped"),
+        "{stdout}"
+    );
+    let manifest = json(&out.join("prepare-faces.json"));
+    let skipped = &manifest["skipped"];
+    assert_eq!(skipped["real/grey.png"], "no face found");
+    assert!(
+        skipped["fake/broken.jpg"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unreadable")),
+        "{skipped}"
+    );
+    assert!(
+        skipped["fake/clip.mp4"]
+            .as_str()
+            .is_some_and(|r| r.contains("video")),
+        "{skipped}"
+    );
+    assert_eq!(manifest["settings"]["crop"]["margin"], 0.3);
+    assert_eq!(manifest["settings"]["crop"]["size"], 256);
+    // Started again: what the manifest records is not redone, even a photo that changed
+    // since (the broken file is now a readable picture).
+    grey.save_with_format(input.join("fake/broken.jpg"), image::ImageFormat::Png)
+        .expect("png");
+    let before = std::fs::read_to_string(out.join("prepare-faces.json")).expect("manifest");
+    ok("prepare_faces", &["--input", s(&input), "--out", s(&out)]);
+    let after = std::fs::read_to_string(out.join("prepare-faces.json")).expect("manifest");
+    assert_eq!(before, after);
+    // Other settings for the same folder are refused, naming it.
+    let other = run(
+        "prepare_faces",
+        &["--input", s(&input), "--out", s(&out), "--size", "128"],
+    );
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && err.contains("other settings"),
+        "{err}"
+    );
+    // A bad option or an output inside the input: refused, nothing written.
+    for (args, says) in [
+        (vec!["--margin=-1"], "margin"),
+        (vec!["--size", "0"], "crop size"),
+        (vec!["--threads", "0"], "--threads"),
+    ] {
+        let fresh = dir.path().join("never");
+        let mut all = vec!["--input", s(&input), "--out", s(&fresh)];
+        all.extend(args);
+        let r = run("prepare_faces", &all);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && err.contains(says), "{says}: {err}");
+        assert!(!fresh.exists(), "{says}: {} was written", fresh.display());
+    }
+    let inside = input.join("crops");
+    let r = run(
+        "prepare_faces",
+        &["--input", s(&input), "--out", s(&inside)],
+    );
+    assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("inside --input"));
+    assert!(!inside.exists());
+}

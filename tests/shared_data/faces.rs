@@ -150,3 +150,70 @@ fn mtcnn_finds_a_centred_face_in_lfw_photos() {
         "a centred face in {centred} of {photos} photos; not in {misses:?}"
     );
 }
+
+/// `prepare_faces` on lfw photos writes, for each, the crop `df_face::crop_faces` makes of
+/// the largest face `Mtcnn::detect` finds in the same decoded photo: the training folders
+/// and the scoring path share one crop.
+#[test]
+fn prepare_faces_writes_the_crops_the_library_makes() {
+    let dir = std::env::temp_dir().join(format!("df-prepare-faces-{}", std::process::id()));
+    let input = dir.join("photos/real");
+    std::fs::create_dir_all(&input).expect("dirs");
+    let source = shared_data("lfw-faceswap/val/real");
+    let names = [
+        "real_0.jpg",
+        "real_494.jpg",
+        "real_1119.jpg",
+        "real_1861.jpg",
+    ];
+    for n in names {
+        std::fs::copy(source.join(n), input.join(n)).expect("copy");
+    }
+    let out = dir.join("faces");
+    let status = std::process::Command::new(crate::study::example("prepare_faces"))
+        .args([
+            "--input",
+            dir.join("photos").to_str().expect("utf-8"),
+            "--out",
+        ])
+        .arg(&out)
+        .args(["--size", "160", "--align"])
+        .status()
+        .expect("prepare_faces");
+    assert!(status.success());
+    let mtcnn = detector();
+    let config = deepfake::face::CropConfig {
+        size: 160,
+        align: true,
+        ..deepfake::face::CropConfig::default()
+    };
+    for n in names {
+        let photo = deepfake::data::load_rgb(&input.join(n)).expect("photo");
+        let faces = mtcnn.detect(&photo).expect("detect");
+        let want = &deepfake::face::crop_faces(&photo, &faces, &config).expect("crop")[0].image;
+        let stem = n.trim_end_matches(".jpg");
+        let got =
+            deepfake::data::load_rgb(&out.join(format!("real/{stem}.png"))).expect("crop file");
+        assert_eq!(got.dimensions(), (160, 160));
+        // Equal up to the detector's arithmetic: the example runs its workers with one
+        // intra-op thread each, this test with the default, and convolutions split
+        // differently round differently (boxes move by ~1e-5 px, a few pixels by 1).
+        let diffs: Vec<i32> = got
+            .as_raw()
+            .iter()
+            .zip(want.as_raw())
+            .map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs())
+            .collect();
+        let max = diffs.iter().copied().max().unwrap_or(0);
+        let changed = diffs.iter().filter(|&&d| d > 0).count() as f64 / diffs.len() as f64;
+        eprintln!(
+            "{n}: max difference {max}, {:.4} % of values",
+            100.0 * changed
+        );
+        assert!(
+            max <= 2 && changed < 0.01,
+            "{n}: the written crop differs from the library's: max {max}, {changed}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

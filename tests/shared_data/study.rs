@@ -40,7 +40,7 @@ const SEED: &str = "1";
 const MIN_AUC: f64 = 0.65;
 
 /// `target/<profile>/examples/<name>`, next to this test's `deps/` directory.
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()

@@ -1,0 +1,347 @@
+//! Turns a folder of photos into a folder of face crops to train on: every photo's face
+//! (the largest, or every face with `--every-face`) found by df-face's MTCNN and cropped
+//! by `df_face::crop_faces`, the code that scores photos too, so training and scoring
+//! see faces the same way.
+//!
+//! ```text
+//! cargo run --release --example prepare_faces -- --input my-photos --out my-faces
+//! my-faces: 1180 photos, 1174 with a face (1174 crops), 6 skipped (my-faces/prepare-faces.json)
+//! ```
+//!
+//! The input's sub-folders (`real/`, `fake/` ...) are kept, so the output is an image
+//! folder `train` reads. Each crop is `<photo's name>.png` (`<name>_face<k>.png` with
+//! `--every-face`), written atomically. `prepare-faces.json` in `--out` records the crop
+//! and detector settings, every photo done and every one skipped with the reason (no
+//! face, unreadable, a video: not supported yet). It is saved as the work goes, so an
+//! interrupted run continues where it stopped when started again with the same options;
+//! other settings for the same `--out` are refused. Photos are spread over `--threads`
+//! workers (default: the cores), each with its own detector.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use deepfake::face::{crop_faces, CropConfig, FaceSelect, Mtcnn, MtcnnConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser, Debug)]
+#[command(about = "Face crops of a folder of photos, for training")]
+struct Args {
+    /// The photos (searched recursively; sub-folders such as real/ and fake/ are kept).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where the crops go (created; not inside --input).
+    #[arg(long)]
+    out: PathBuf,
+    /// Side of the crops in pixels.
+    #[arg(long, default_value_t = 256)]
+    size: u32,
+    /// Growth of the face's box, as a fraction of its side.
+    #[arg(long, default_value_t = 0.3)]
+    margin: f32,
+    /// Keep the box's proportions (stretched to the square crop) instead of squaring it.
+    #[arg(long)]
+    no_square: bool,
+    /// Turn each crop so that the eyes are level.
+    #[arg(long)]
+    align: bool,
+    /// Crop every face of a photo, not only the largest.
+    #[arg(long)]
+    every_face: bool,
+    /// Leave out faces whose box is smaller than this, in pixels.
+    #[arg(long, default_value_t = 0.0)]
+    min_face_size: f32,
+    /// Worker threads (default: the cores this process may use).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The MTCNN weights (default: the set-up's, df_face::default_weights_path).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+}
+
+const MANIFEST: &str = "prepare-faces.json";
+const VIDEO: [&str; 6] = ["mp4", "avi", "mov", "mkv", "webm", "m4v"];
+
+/// What `prepare-faces.json` holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    settings: serde_json::Value,
+    /// Photo (relative to --input) → its crops (relative to --out).
+    done: BTreeMap<String, Vec<String>>,
+    /// Photo → why it has no crop.
+    skipped: BTreeMap<String, String>,
+}
+
+fn settings(args: &Args, crop: &CropConfig) -> serde_json::Value {
+    serde_json::json!({
+        "detector": "mtcnn (facenet-pytorch 2.6.0 weights)",
+        "detector_settings": {"min_face_size": 20, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709},
+        "crop": {
+            "size": crop.size, "margin": short(crop.margin), "square": crop.square,
+            "min_face_size": short(crop.min_face_size), "align": crop.align,
+            "select": if args.every_face { "all" } else { "largest" },
+        },
+    })
+}
+
+/// An option's value as the user wrote it (f32 → f64 would add digits).
+fn short(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+fn save(out: &Path, manifest: &Manifest) -> Result<()> {
+    let text = serde_json::to_string_pretty(manifest)?;
+    deepfake::io::write_atomic(&out.join(MANIFEST), text.as_bytes())
+        .with_context(|| format!("writing {}", out.join(MANIFEST).display()))
+}
+
+fn photos(input: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut images, mut videos, mut stack) = (Vec::new(), Vec::new(), vec![input.to_path_buf()]);
+    while let Some(dir) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            let ext = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .map(str::to_ascii_lowercase);
+            if path.is_dir() {
+                stack.push(path);
+            } else if deepfake::data::has_image_extension(&path) {
+                images.push(path);
+            } else if ext.is_some_and(|e| VIDEO.contains(&e.as_str())) {
+                videos.push(path);
+            }
+        }
+    }
+    images.sort();
+    videos.sort();
+    Ok((images, videos))
+}
+
+fn relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// The crops of one photo, written; their paths relative to `out`, or why there is none.
+fn prepare(
+    mtcnn: &Mtcnn,
+    crop: &CropConfig,
+    photo: &Path,
+    rel: &str,
+    out: &Path,
+) -> Result<std::result::Result<Vec<String>, String>> {
+    let image = match deepfake::data::load_rgb(photo) {
+        Ok(image) => image,
+        Err(why) => return Ok(Err(format!("unreadable: {why}"))),
+    };
+    let faces = mtcnn
+        .detect(&image)
+        .with_context(|| format!("detecting faces in {}", photo.display()))?;
+    let crops = crop_faces(&image, &faces, crop)?;
+    if crops.is_empty() {
+        return Ok(Err(if faces.is_empty() {
+            "no face found".into()
+        } else {
+            format!("{} face(s), none of --min-face-size", faces.len())
+        }));
+    }
+    let stem = Path::new(rel).with_extension("");
+    let mut written = Vec::new();
+    for (k, c) in crops.iter().enumerate() {
+        let name = if crop.select == FaceSelect::All {
+            format!("{}_face{k}.png", stem.to_string_lossy())
+        } else {
+            format!("{}.png", stem.to_string_lossy())
+        };
+        let mut png = Vec::new();
+        c.image
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)?;
+        let path = out.join(&name);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        deepfake::io::write_atomic(&path, &png)
+            .with_context(|| format!("writing {}", path.display()))?;
+        written.push(name);
+    }
+    Ok(Ok(written))
+}
+
+fn run() -> Result<()> {
+    let args = Args::parse();
+    let crop = CropConfig {
+        size: args.size,
+        margin: args.margin,
+        square: !args.no_square,
+        min_face_size: args.min_face_size,
+        select: if args.every_face {
+            FaceSelect::All
+        } else {
+            FaceSelect::Largest
+        },
+        align: args.align,
+    };
+    // Every option is checked before anything is written.
+    crop.validate()?;
+    if args.threads == Some(0) {
+        bail!("option --threads: at least 1");
+    }
+    let input = args
+        .input
+        .canonicalize()
+        .with_context(|| format!("option --input: {}", args.input.display()))?;
+    if !input.is_dir() {
+        bail!("option --input: {} is not a folder", input.display());
+    }
+    let out_abs = std::path::absolute(&args.out)?;
+    if out_abs.starts_with(&input) {
+        bail!(
+            "option --out: {} is inside --input (its crops would be read as photos)",
+            args.out.display()
+        );
+    }
+    let weights = match &args.weights {
+        Some(w) => w.clone(),
+        None => deepfake::face::default_weights_path()?,
+    };
+    // The weights are checked here; each worker loads its own detector (tch modules are
+    // not shared between threads).
+    drop(Mtcnn::load(
+        &weights,
+        MtcnnConfig::default(),
+        deepfake::tch::Device::Cpu,
+    )?);
+    let (images, videos) = photos(&input)?;
+    let mut names: BTreeMap<PathBuf, &PathBuf> = BTreeMap::new();
+    for p in &images {
+        if let Some(other) = names.insert(Path::new(&relative(p, &input)).with_extension(""), p) {
+            bail!(
+                "{} and {} would both be cropped to the same file name",
+                other.display(),
+                p.display()
+            );
+        }
+    }
+    let wanted = settings(&args, &crop);
+    let mut manifest = match std::fs::read_to_string(args.out.join(MANIFEST)) {
+        Ok(text) => {
+            let m: Manifest = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{}: not a prepare-faces manifest",
+                    args.out.join(MANIFEST).display()
+                )
+            })?;
+            if m.settings != wanted {
+                bail!(
+                    "{} holds crops made with other settings ({}); these are {}: use another --out",
+                    args.out.display(),
+                    m.settings,
+                    wanted
+                );
+            }
+            m
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest {
+            settings: wanted,
+            ..Manifest::default()
+        },
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading {}", args.out.join(MANIFEST).display()))
+        }
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for v in &videos {
+        manifest.skipped.insert(
+            relative(v, &input),
+            "a video: not supported yet (photos only)".into(),
+        );
+    }
+    let todo: Vec<(PathBuf, String)> = images
+        .iter()
+        .map(|p| (p.clone(), relative(p, &input)))
+        .filter(|(_, rel)| !manifest.done.contains_key(rel) && !manifest.skipped.contains_key(rel))
+        .collect();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(todo.len().max(1));
+    deepfake::tch::set_num_threads(1);
+    let bar = indicatif::ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} photos {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let next = AtomicUsize::new(0);
+    let (send, receive) = mpsc::channel();
+    let out = args.out.clone();
+    let outcome = std::thread::scope(|scope| -> Result<()> {
+        let mut workers = Vec::new();
+        for _ in 0..threads {
+            let (send, next, todo, out, crop, weights) =
+                (send.clone(), &next, &todo, &out, &crop, &weights);
+            workers.push(scope.spawn(move || -> Result<()> {
+                let mtcnn =
+                    Mtcnn::load(weights, MtcnnConfig::default(), deepfake::tch::Device::Cpu)?;
+                let mtcnn = &mtcnn;
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((photo, rel)) = todo.get(i) else {
+                        return Ok(());
+                    };
+                    let result = prepare(mtcnn, crop, photo, rel, out)?;
+                    if send.send((rel.clone(), result)).is_err() {
+                        return Ok(());
+                    }
+                }
+            }));
+        }
+        drop(send);
+        for (n, (rel, result)) in receive.iter().enumerate() {
+            match result {
+                Ok(crops) => {
+                    manifest.done.insert(rel, crops);
+                }
+                Err(why) => {
+                    manifest.skipped.insert(rel, why);
+                }
+            }
+            bar.inc(1);
+            if n % 50 == 49 {
+                save(&out, &manifest)?;
+            }
+        }
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a worker thread panicked"))??;
+        }
+        Ok(())
+    });
+    bar.finish_and_clear();
+    // What was done is recorded even when a worker failed.
+    save(&args.out, &manifest)?;
+    outcome?;
+    let crops: usize = manifest.done.values().map(Vec::len).sum();
+    println!(
+        "{}: {} photos, {} with a face ({crops} crops), {} skipped ({})",
+        args.out.display(),
+        manifest.done.len() + manifest.skipped.len() - videos.len(),
+        manifest.done.len(),
+        manifest.skipped.len(),
+        args.out.join(MANIFEST).display()
+    );
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    deepfake::exit_code(run())
+}
