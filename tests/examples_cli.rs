@@ -1004,6 +1004,7 @@ fn evaluate_and_predict_apply_the_preparation_the_checkpoint_records() {
         Some(deepfake::models::ImagePreparation {
             resize: deepfake::models::ResizeMethod::Bilinear,
             center_crop: Some(0.5),
+            faces: None,
         })
     );
     let evaluate = |weights: &Path, name: &str, flags: &[&str]| {
@@ -1427,4 +1428,74 @@ fn prepare_faces_records_what_it_skips_resumes_and_guards_its_folder() {
     );
     assert!(!r.status.success() && String::from_utf8_lossy(&r.stderr).contains("inside --input"));
     assert!(!inside.exists());
+}
+
+/// A model trained on a `prepare_faces` folder records how its faces were cropped, and
+/// `predict` then scores faces without being told (`--faces` for other checkpoints); an
+/// image without a face is a result, not an error.
+#[test]
+fn a_model_trained_on_face_crops_makes_predict_score_faces() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("faces");
+    synthetic::generate(&data, 16, 64, 23).expect("synthetic set");
+    // What prepare_faces leaves beside its crops (the synthetic pictures stand in for them).
+    std::fs::write(
+        data.join("prepare-faces.json"),
+        r#"{"settings": {"crop": {"size": 96, "margin": 0.25, "square": true, "align": true,
+            "min_face_size": 0.0, "select": "largest"}}, "done": {}, "skipped": {}}"#,
+    )
+    .expect("manifest");
+    let run_dir = tmp.path().join("run");
+    let out = train_meso4(&data, &run_dir, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = run_dir.join("model.safetensors");
+    let meta = deepfake::models::checkpoint::read_checkpoint_meta(&model).expect("metadata");
+    assert_eq!(
+        meta.preparation.and_then(|p| p.faces),
+        Some(deepfake::models::FaceCropRecord {
+            size: 96,
+            margin: 0.25,
+            square: true,
+            align: true,
+        })
+    );
+    let grey = tmp.path().join("grey.png");
+    image::RgbImage::from_pixel(120, 100, image::Rgb([128, 128, 128]))
+        .save(&grey)
+        .expect("png");
+    for (weights, flags) in [
+        (&model, vec![]),
+        (&run_dir.join("model.safetensors"), vec!["--faces"]),
+    ] {
+        let mut args = vec!["--weights", s(weights), "--cpu"];
+        args.extend(flags);
+        args.push(s(&grey));
+        let (stdout, _) = ok("predict", &args);
+        let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+        assert_eq!(line["label"], "no face", "{line}");
+        assert!(line["p_fake"].is_null(), "{line}");
+        assert_eq!(line["faces"], serde_json::json!([]));
+    }
+    // A whole-image checkpoint scores whole images unless asked.
+    let plain_dir = tmp.path().join("plain");
+    let plain_data = tmp.path().join("plain_data");
+    synthetic::generate(&plain_data, 16, 64, 24).expect("synthetic set");
+    assert!(train_meso4(&plain_data, &plain_dir, &[]).status.success());
+    let plain = plain_dir.join("model.safetensors");
+    let (stdout, _) = ok("predict", &["--weights", s(&plain), "--cpu", s(&grey)]);
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert!(
+        line["p_fake"].as_f64().is_some() && line.get("faces").is_none(),
+        "{line}"
+    );
+    let (stdout, stderr) = ok(
+        "predict",
+        &["--weights", s(&plain), "--cpu", "--faces", s(&grey)],
+    );
+    assert!(stdout.contains("\"no face\""), "{stdout}");
+    assert!(stderr.contains("records no face crop"), "{stderr}");
 }

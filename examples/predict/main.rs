@@ -21,6 +21,12 @@
 //! centre crop `--center-crop`; both default to what a checkpoint records of its training
 //! (`note:` lines on stderr say when a flag overrides it).
 //!
+//! With `--faces` (on by default for a checkpoint trained on `prepare_faces` crops) each
+//! image's faces are found and scored, cropped as in training:
+//! `{"path": ..., "p_fake": 0.93, "label": "fake", "faces": [{"box": [x1, y1, x2, y2],
+//! "probability": 0.999, "p_fake": 0.93}]}`; the image's `p_fake` is its most suspicious
+//! face's, and an image without a face is `"p_fake": null, "label": "no face"`.
+//!
 //! An image that cannot be read gets a line on stderr naming the file and the reason; the
 //! others are still scored; the exit code is 1 if any failed.
 
@@ -84,6 +90,12 @@ struct Args {
     /// f16 (autocast with loss scaling in training; meant for CUDA).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
+    /// Detect the faces of each image (df-face's MTCNN) and score each face: one line per
+    /// image with every face's box and score, the image's `p_fake` being its most
+    /// suspicious face's ("no face" when none). On by default for a checkpoint trained on
+    /// `prepare_faces` crops, which records how they were cropped.
+    #[arg(long)]
+    faces: bool,
     /// Image files or directories (searched recursively).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -118,6 +130,7 @@ fn main() -> ExitCode {
             resize,
             center_crop: args.center_crop,
             input_size,
+            faces: args.faces,
         },
         device,
         args.precision,
@@ -149,7 +162,16 @@ fn main() -> ExitCode {
     }
     let mut stdout = std::io::stdout().lock();
     for path in files {
-        match scorer.score(&path) {
+        let scored = if scorer.faces.is_some() {
+            scorer
+                .score_faces(&path)
+                .and_then(|p| Ok(serde_json::to_value(p)?))
+        } else {
+            scorer
+                .score(&path)
+                .and_then(|p| Ok(serde_json::to_value(p)?))
+        };
+        match scored {
             Ok(p) => match serde_json::to_string(&p) {
                 Ok(line) => {
                     if let Err(e) = writeln!(stdout, "{line}") {

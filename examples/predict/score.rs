@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use deepfake::data::{image_to_tensor, ResizeFilter, Transform, Walker};
+use deepfake::data::{image_to_tensor, rgb_to_tensor, ResizeFilter, Transform, Walker};
+use deepfake::face::{crop_faces, CropConfig, FaceSelect, Mtcnn, MtcnnConfig};
 use deepfake::models::keras::KerasImportOptions;
 use deepfake::models::load::{load_weights, KerasLoadOptions, LoadedModel};
 use deepfake::models::Polarity;
@@ -34,6 +35,34 @@ pub struct InputRequest {
     pub center_crop: Option<f32>,
     /// The size a Keras file was trained at, when its head does not tell.
     pub input_size: Option<[i64; 2]>,
+    /// Score the faces found in each image (also when the checkpoint records face crops).
+    pub faces: bool,
+}
+
+/// One face of a scored image.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaceScore {
+    /// `[x1, y1, x2, y2]` in the image's pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// The detector's probability that it is a face.
+    pub probability: f32,
+    /// p(fake) of the face's crop.
+    pub p_fake: f64,
+}
+
+/// An image scored by its faces: the image's `p_fake` is its most suspicious face's (an
+/// image is fake if any face in it is); no face is a result, `"label": "no face"`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FacePrediction {
+    /// The image file.
+    pub path: String,
+    /// The largest p(fake) of its faces; `null` without a face.
+    pub p_fake: Option<f64>,
+    /// `"fake"`, `"real"` or `"no face"`.
+    pub label: &'static str,
+    /// Every face found, largest first.
+    pub faces: Vec<FaceScore>,
 }
 
 /// A loaded model and the input transform its weights expect.
@@ -46,6 +75,8 @@ pub struct Scorer {
     /// What a user should read about the transform: a flag overriding the checkpoint's
     /// preparation, or a checkpoint that records none.
     pub notes: Vec<String>,
+    /// The face detector and crop, when faces are scored.
+    pub faces: Option<(Mtcnn, CropConfig)>,
     device: Device,
     precision: Precision,
 }
@@ -78,11 +109,43 @@ impl Scorer {
         let loaded = load_weights(model, weights, device, &options)?;
         deepfake::train::check_input_memory(&loaded.input_spec(), 1)
             .with_context(|| format!("{}", weights.display()))?;
-        let (transform, notes) = prepared_transform(&loaded, request.resize, request.center_crop)?;
+        let (transform, mut notes) =
+            prepared_transform(&loaded, request.resize, request.center_crop)?;
+        let record = loaded.preparation().and_then(|p| p.faces);
+        let faces = if request.faces || record.is_some() {
+            // Every face is scored, cropped as the training faces were (the record), else
+            // with the crop's defaults.
+            let crop = match record {
+                Some(r) => CropConfig {
+                    size: r.size,
+                    margin: r.margin,
+                    square: r.square,
+                    align: r.align,
+                    min_face_size: 0.0,
+                    select: FaceSelect::All,
+                },
+                None => {
+                    notes.push(
+                        "--faces: the checkpoint records no face crop; faces are cropped with \
+                         the defaults (256 px, margin 0.3, square)"
+                            .into(),
+                    );
+                    CropConfig {
+                        select: FaceSelect::All,
+                        ..CropConfig::default()
+                    }
+                }
+            };
+            let weights = deepfake::face::default_weights_path()?;
+            Some((Mtcnn::load(&weights, MtcnnConfig::default(), device)?, crop))
+        } else {
+            None
+        };
         Ok(Self {
             loaded,
             transform,
             notes,
+            faces,
             device,
             precision,
         })
@@ -106,6 +169,57 @@ impl Scorer {
             path: path.to_string_lossy().into_owned(),
             p_fake,
             label: if p_fake >= 0.5 { "fake" } else { "real" },
+        })
+    }
+
+    /// Scores the faces of one image file (the scorer was opened with faces).
+    ///
+    /// # Errors
+    /// The file cannot be read or decoded; the scorer has no detector.
+    pub fn score_faces(&self, path: &Path) -> anyhow::Result<FacePrediction> {
+        let (mtcnn, crop) = self
+            .faces
+            .as_ref()
+            .context("the scorer was opened without faces")?;
+        let image = deepfake::data::load_rgb(path)
+            .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+        let found = mtcnn
+            .detect(&image)
+            .with_context(|| format!("{}: detecting faces", path.display()))?;
+        let crops = crop_faces(&image, &found, crop)?;
+        let mut faces = Vec::new();
+        if !crops.is_empty() {
+            let x = Tensor::cat(
+                &crops
+                    .iter()
+                    .map(|c| rgb_to_tensor(&c.image, &self.transform))
+                    .collect::<Result<Vec<_>, _>>()?,
+                0,
+            )
+            .to_device(self.device);
+            for (c, p_fake) in crops.iter().zip(self.p_fake(&x)?) {
+                anyhow::ensure!(
+                    p_fake.is_finite(),
+                    "{}: the model's score is {p_fake}: its weights hold NaN or infinite values",
+                    path.display()
+                );
+                faces.push(FaceScore {
+                    bbox: c.face.bbox,
+                    probability: c.face.probability,
+                    p_fake,
+                });
+            }
+        }
+        let p_fake = faces.iter().map(|f| f.p_fake).reduce(f64::max);
+        Ok(FacePrediction {
+            path: path.to_string_lossy().into_owned(),
+            p_fake,
+            label: match p_fake {
+                None => "no face",
+                Some(p) if p >= 0.5 => "fake",
+                Some(_) => "real",
+            },
+            faces,
         })
     }
 

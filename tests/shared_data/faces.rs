@@ -217,3 +217,74 @@ fn prepare_faces_writes_the_crops_the_library_makes() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `predict --faces` scores a photo's face as `predict` scores the crop `prepare_faces`
+/// wrote of it: one crop code for training folders and scoring (the MesoNet authors'
+/// Meso4 on lfw photos).
+#[test]
+fn predict_scores_faces_as_their_prepared_crops() {
+    let dir = std::env::temp_dir().join(format!("df-predict-faces-{}", std::process::id()));
+    let input = dir.join("photos/fake");
+    std::fs::create_dir_all(&input).expect("dirs");
+    let source = shared_data("lfw-faceswap/val/fake");
+    let names = ["fake_335.jpg", "fake_826.jpg", "fake_1350.jpg"];
+    for n in names {
+        std::fs::copy(source.join(n), input.join(n)).expect("copy");
+    }
+    let out = dir.join("faces");
+    let status = std::process::Command::new(crate::study::example("prepare_faces"))
+        .arg("--input")
+        .arg(dir.join("photos"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("prepare_faces");
+    assert!(status.success());
+    let weights = shared_data("mesonet/weights/Meso4_DF.h5");
+    let predict = |args: &[&std::ffi::OsStr]| -> Vec<serde_json::Value> {
+        let o = std::process::Command::new(crate::study::example("predict"))
+            .args(["--model", "meso4", "--cpu", "--weights"])
+            .arg(&weights)
+            .args(args)
+            .output()
+            .expect("predict");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    };
+    let by_face = predict(&["--faces".as_ref(), input.as_os_str()]);
+    let by_crop = predict(&[out.join("fake").as_os_str()]);
+    assert_eq!(by_face.len(), names.len());
+    for line in &by_face {
+        let path = line["path"].as_str().expect("path");
+        let faces = line["faces"].as_array().expect("faces");
+        assert!(!faces.is_empty(), "{line}");
+        let best = faces
+            .iter()
+            .map(|f| f["p_fake"].as_f64().expect("p_fake"))
+            .fold(f64::MIN, f64::max);
+        assert_eq!(line["p_fake"].as_f64(), Some(best));
+        // The largest face (first) against its prepared crop, scored as a whole image.
+        let stem = std::path::Path::new(path)
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        let crop = by_crop
+            .iter()
+            .find(|c| {
+                c["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(&format!("{stem}.png")))
+            })
+            .expect("the crop's line");
+        let (a, b) = (
+            faces[0]["p_fake"].as_f64().expect("p"),
+            crop["p_fake"].as_f64().expect("p"),
+        );
+        assert!((a - b).abs() < 1e-3, "{stem}: face {a} vs crop {b}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -85,7 +85,7 @@ pub use decode::{
 };
 pub use error::{Error, Result};
 pub use loader::{Balance, Batch, EpochIter, Loader, LoaderConfig};
-pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params};
+pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params, rgb_to_tensor};
 pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};
 pub use transform::{ChannelOrder, Normalize, Transform};

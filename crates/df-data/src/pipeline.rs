@@ -156,19 +156,22 @@ fn write_geometric(
 /// [`Error::BadImage`] naming the file if it cannot be read or decoded,
 /// [`Error::InvalidConfig`] for an invalid transform.
 pub fn image_to_tensor(path: &std::path::Path, transform: &Transform) -> Result<Tensor> {
-    transform.validate()?;
     let img = load_rgb(path).map_err(|reason| Error::BadImage {
         path: path.to_path_buf(),
         reason,
     })?;
+    rgb_to_tensor(&img, transform)
+}
+
+/// A decoded image through `transform`, without augmentation: `[1, 3, H, W]` (what
+/// [`image_to_tensor`] does after decoding; face crops are scored through it).
+///
+/// # Errors
+/// An invalid transform.
+pub fn rgb_to_tensor(img: &RgbImage, transform: &Transform) -> Result<Tensor> {
+    transform.validate()?;
     let mut buf = vec![0f32; transform.numel()];
-    prepare_image(
-        &img,
-        transform,
-        &Augment::none(),
-        &mut rand::rng(),
-        &mut buf,
-    )?;
+    prepare_image(img, transform, &Augment::none(), &mut rand::rng(), &mut buf)?;
     Ok(Tensor::from_slice(&buf).view([
         1,
         3,

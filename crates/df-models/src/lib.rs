@@ -17,8 +17,8 @@ pub use error::{Error, Result, WeightMismatchReport};
 /// Re-exported: [`Model::config_json`] returns its `Value`, so a custom model needs it.
 pub use serde_json;
 pub use spec::{
-    ChannelOrder, ImagePreparation, InputSpec, Model, Polarity, Preprocessing, ResizeMethod, Top,
-    TopKind,
+    ChannelOrder, FaceCropRecord, ImagePreparation, InputSpec, Model, Polarity, Preprocessing,
+    ResizeMethod, Top, TopKind,
 };
 // Architecture modules (one per family) and weight I/O are declared below.
 pub mod checkpoint;

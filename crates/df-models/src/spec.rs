@@ -153,6 +153,24 @@ pub struct ImagePreparation {
     /// The central fraction of each image side kept before resizing; `None`: the whole
     /// image.
     pub center_crop: Option<f32>,
+    /// The images were face crops (the `prepare_faces` example's folders, whose
+    /// `prepare-faces.json` the trainer reads): scoring detects faces and crops them the
+    /// same way. `None`: whole images (or already cropped ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faces: Option<FaceCropRecord>,
+}
+
+/// How training faces were cropped (df-face's `CropConfig`, as plain data).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FaceCropRecord {
+    /// Side of the crops in pixels.
+    pub size: u32,
+    /// Growth of the face's box, as a fraction of its side.
+    pub margin: f32,
+    /// Squared about the box's centre.
+    pub square: bool,
+    /// Turned so that the eyes are level.
+    pub align: bool,
 }
 
 impl ImagePreparation {
@@ -163,7 +181,16 @@ impl ImagePreparation {
     pub fn check(&self) -> std::result::Result<(), String> {
         match self.center_crop {
             Some(f) if !(f > 0.0 && f <= 1.0) => {
-                Err(format!("center_crop must be a fraction in (0, 1], got {f}"))
+                return Err(format!("center_crop must be a fraction in (0, 1], got {f}"))
+            }
+            _ => {}
+        }
+        match self.faces {
+            Some(f) if f.size == 0 || f.size > 4096 => {
+                Err(format!("faces.size must be 1 to 4096 px, got {}", f.size))
+            }
+            Some(f) if !(f.margin.is_finite() && (0.0..=4.0).contains(&f.margin)) => {
+                Err(format!("faces.margin must be 0 to 4, got {}", f.margin))
             }
             _ => Ok(()),
         }
@@ -172,6 +199,16 @@ impl ImagePreparation {
 
 impl std::fmt::Display for ImagePreparation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(faces) = self.faces {
+            write!(
+                f,
+                "face crops ({} px, margin {}{}{}), ",
+                faces.size,
+                faces.margin,
+                if faces.square { ", square" } else { "" },
+                if faces.align { ", aligned" } else { "" }
+            )?;
+        }
         match self.center_crop {
             Some(c) => write!(f, "centre crop {c}, {} resize", self.resize),
             None => write!(f, "whole image, {} resize", self.resize),

@@ -501,6 +501,7 @@ fn checkpoints_carry_their_image_preparation() {
     let preparation = ImagePreparation {
         resize: ResizeMethod::Area,
         center_crop: Some(0.512),
+        faces: None,
     };
     save_checkpoint_with(&vs, model.as_ref(), Some(&preparation), &path).expect("save");
     let meta = read_checkpoint_meta(&path).expect("meta");

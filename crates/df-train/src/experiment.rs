@@ -554,7 +554,11 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         .verbosity(cfg.verbosity)
         .precision(cfg.precision)
         .profile(cfg.profile)
-        .image_preparation(crate::source::preparation_of(&transform))
+        .image_preparation(df_models::ImagePreparation {
+            // Face folders made by `prepare_faces`: scoring crops faces the same way.
+            faces: crate::source::face_crops_of(&cfg.data.train)?,
+            ..crate::source::preparation_of(&transform)
+        })
         .distributed(cfg.rank, cfg.world_size);
     if let Some(g) = group {
         builder = builder.process_group(g);

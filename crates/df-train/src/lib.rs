@@ -83,8 +83,8 @@ pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
 pub use precision::{GradScaler, GradScalerConfig, Precision};
 pub use progress::Verbosity;
 pub use source::{
-    check_input_memory, epoch_seed, permutation, preparation_of, prepared_transform, resize_filter,
-    resize_method, transform_for, Batch, BatchSource, TensorBatches,
+    check_input_memory, epoch_seed, face_crops_of, permutation, preparation_of, prepared_transform,
+    resize_filter, resize_method, transform_for, Batch, BatchSource, TensorBatches, FACE_MANIFEST,
 };
 pub use study::{
     StudyRecipe, EARLY_STOP_PATIENCE, REDUCE_LR_FACTOR, REDUCE_LR_PATIENCE, STUDY_MODELS,

@@ -265,7 +265,52 @@ pub fn preparation_of(transform: &df_data::Transform) -> df_models::ImagePrepara
     df_models::ImagePreparation {
         resize: resize_method(transform.resize),
         center_crop: transform.center_crop,
+        faces: None,
     }
+}
+
+/// The file the `prepare_faces` example writes in a folder of face crops.
+pub const FACE_MANIFEST: &str = "prepare-faces.json";
+
+/// How the face crops in `dir` were made, from its `prepare-faces.json` (the
+/// `prepare_faces` example's manifest); `None` when the folder has none.
+///
+/// # Errors
+/// [`Error::Config`] naming the file when it is there but unreadable or not such a
+/// manifest.
+pub fn face_crops_of(dir: &std::path::Path) -> Result<Option<df_models::FaceCropRecord>> {
+    let path = dir.join(FACE_MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(config(path.display().to_string(), e.to_string())),
+    };
+    let bad = |why: String| config(path.display().to_string(), why);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let crop = &manifest["settings"]["crop"];
+    let record = df_models::FaceCropRecord {
+        size: crop["size"]
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| bad("settings.crop.size is missing".into()))?,
+        margin: crop["margin"]
+            .as_f64()
+            .ok_or_else(|| bad("settings.crop.margin is missing".into()))? as f32,
+        square: crop["square"]
+            .as_bool()
+            .ok_or_else(|| bad("settings.crop.square is missing".into()))?,
+        align: crop["align"]
+            .as_bool()
+            .ok_or_else(|| bad("settings.crop.align is missing".into()))?,
+    };
+    let check = df_models::ImagePreparation {
+        resize: df_models::ResizeMethod::default(),
+        center_crop: None,
+        faces: Some(record),
+    };
+    check.check().map_err(bad)?;
+    Ok(Some(record))
 }
 
 /// The transform that scores images for `loaded` the way its images were prepared in
