@@ -3,8 +3,10 @@
 # fixtures and run side-by-side benchmarks) into a versioned cache outside the clone, then
 # links it into the clone as `.libtorch`, where `.cargo/config.toml` finds it.
 #
-#   scripts/setup.sh                 libtorch (what `cargo build` needs) and the MTCNN face
-#                                    detector's weights (from facenet-pytorch 2.6.0, MIT)
+#   scripts/setup.sh                 libtorch (what `cargo build` needs), the MTCNN face
+#                                    detector's weights (from facenet-pytorch 2.6.0, MIT) and,
+#                                    without one on PATH, ffmpeg (the static build the PyPI
+#                                    package imageio-ffmpeg ships) for reading videos
 #   scripts/setup.sh --python-tools  also Keras 3, h5py, scikit-learn, torchvision, Pillow,
 #                                    timm (bench peers), requests and facenet-pytorch (the face
 #                                    detector's reference, installed --no-deps)
@@ -21,6 +23,7 @@ PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy
 # facenet-pytorch declares torch<2.3 and other old pins: installed without its
 # dependencies, its MTCNN runs on the torch above (checked after).
 FACENET_VERSION=2.6.0
+IMAGEIO_FFMPEG_VERSION=0.8.1
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${DEEPFAKE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/deepfake}
@@ -116,6 +119,34 @@ fi
 torch_dir=$("$venv/bin/python" -c 'import pathlib, torch; print(pathlib.Path(torch.__file__).parent)') \
   || die "torch is installed but does not import in $venv"
 [ -f "$torch_dir/lib/libtorch.so" ] || die "no libtorch.so under $torch_dir/lib"
+
+# ffmpeg for videos: the system's when on PATH, else imageio-ffmpeg's static binary,
+# extracted once into the cache (df_data::video finds it there; DF_FFMPEG overrides).
+if command -v ffmpeg >/dev/null 2>&1; then
+  say "ffmpeg: $(command -v ffmpeg)"
+elif [ -x "$cache/ffmpeg/ffmpeg" ]; then
+  say "ffmpeg already in $cache/ffmpeg/ffmpeg"
+else
+  say "extracting ffmpeg from imageio-ffmpeg $IMAGEIO_FFMPEG_VERSION into $cache/ffmpeg"
+  wheel_dir=$(mktemp -d)
+  "$venv/bin/python" -m pip download --quiet --no-deps --only-binary=:all: \
+    "imageio-ffmpeg==$IMAGEIO_FFMPEG_VERSION" -d "$wheel_dir" \
+    || die "pip could not download imageio-ffmpeg $IMAGEIO_FFMPEG_VERSION — is the PyPI registry reachable?"
+  mkdir -p "$cache/ffmpeg"
+  "$venv/bin/python" - "$wheel_dir" "$cache/ffmpeg" <<'PY' || die "could not extract ffmpeg"
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "imageio_ffmpeg-*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if "/binaries/ffmpeg-" in n)
+    tmp = os.path.join(sys.argv[2], ".ffmpeg.tmp")
+    with z.open(name) as src, open(tmp, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, os.path.join(sys.argv[2], "ffmpeg"))
+PY
+  rm -rf "$wheel_dir"
+  "$cache/ffmpeg/ffmpeg" -version >/dev/null 2>&1 || die "the extracted ffmpeg does not run"
+fi
 
 link="$root/.libtorch"
 if [ "$(readlink "$link" 2>/dev/null || true)" != "$torch_dir" ]; then

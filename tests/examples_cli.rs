@@ -1499,3 +1499,100 @@ fn a_model_trained_on_face_crops_makes_predict_score_faces() {
     assert!(stdout.contains("\"no face\""), "{stdout}");
     assert!(stderr.contains("records no face crop"), "{stderr}");
 }
+
+/// Videos through `predict` (ffmpeg from the set-up): frames sampled per second, scored,
+/// averaged; a zero-length or undecodable video is an error naming it while the other
+/// inputs are scored.
+#[test]
+fn predict_scores_videos_and_names_the_ones_it_cannot_read() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 16, 64, 25).expect("synthetic set");
+    let run_dir = tmp.path().join("run");
+    assert!(train_meso4(&data, &run_dir, &[]).status.success());
+    let model = run_dir.join("model.safetensors");
+    let clip = tmp.path().join("clip.mp4");
+    let ffmpeg = deepfake::data::ffmpeg_path(&clip).expect("ffmpeg: scripts/setup.sh provides one");
+    let made = Command::new(&ffmpeg)
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=3:size=96x80:rate=10",
+        ])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg");
+    assert!(made.success());
+    let (stdout, _) = ok(
+        "predict",
+        &["--weights", s(&model), "--cpu", "--per-frame", s(&clip)],
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(line["frames"], 3, "{line}");
+    assert_eq!(line["frames_scored"], 3, "{line}");
+    let frames: Vec<f64> = line["per_frame"]
+        .as_array()
+        .expect("per_frame")
+        .iter()
+        .map(|v| v.as_f64().expect("a score"))
+        .collect();
+    let mean = frames.iter().sum::<f64>() / 3.0;
+    assert!(
+        (line["p_fake"].as_f64().expect("p_fake") - mean).abs() < 1e-12,
+        "{line}"
+    );
+    // Half a frame a second over 3 s, at most 1.
+    let (stdout, _) = ok(
+        "predict",
+        &[
+            "--weights",
+            s(&model),
+            "--cpu",
+            "--fps",
+            "0.5",
+            "--max-frames",
+            "1",
+            s(&clip),
+        ],
+    );
+    assert!(stdout.contains("\"frames\":1"), "{stdout}");
+    // Bad videos beside a good image.
+    let empty = tmp.path().join("empty.mp4");
+    std::fs::write(&empty, b"").expect("write");
+    let junk = tmp.path().join("junk.avi");
+    std::fs::write(&junk, b"this is not a video at all").expect("write");
+    let image = data.join("real").join(first_file(&data.join("real")));
+    let out = run(
+        "predict",
+        &[
+            "--weights",
+            s(&model),
+            "--cpu",
+            s(&empty),
+            s(&junk),
+            s(&image),
+        ],
+    );
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("empty.mp4") && stderr.contains("zero-length"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("junk.avi") && stderr.contains("ffmpeg"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "the image is still scored: {stdout}"
+    );
+}

@@ -13,6 +13,33 @@ use deepfake::models::Polarity;
 use deepfake::tch::{Device, Tensor};
 use deepfake::train::{detector_logits_in, prepared_transform, Pass, Precision};
 
+/// `"fake"` at p ≥ 0.5, `"real"` below, `none` without a score.
+fn label(p: Option<f64>, none: &'static str) -> &'static str {
+    match p {
+        None => none,
+        Some(p) if p >= 0.5 => "fake",
+        Some(_) => "real",
+    }
+}
+
+/// One scored video.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VideoPrediction {
+    /// The video file.
+    pub path: String,
+    /// The mean p(fake) of the frames scored; `null` when none was (no face in any).
+    pub p_fake: Option<f64>,
+    /// `"fake"`, `"real"` or `"no face"`.
+    pub label: &'static str,
+    /// Frames sampled.
+    pub frames: usize,
+    /// Frames with a score (with faces: with a face).
+    pub frames_scored: usize,
+    /// Each sampled frame's score (`--per-frame`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_frame: Option<Vec<Option<f64>>>,
+}
+
 /// One scored image.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Prediction {
@@ -177,49 +204,93 @@ impl Scorer {
     /// # Errors
     /// The file cannot be read or decoded; the scorer has no detector.
     pub fn score_faces(&self, path: &Path) -> anyhow::Result<FacePrediction> {
-        let (mtcnn, crop) = self
-            .faces
-            .as_ref()
-            .context("the scorer was opened without faces")?;
         let image = deepfake::data::load_rgb(path)
             .map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
-        let found = mtcnn
-            .detect(&image)
-            .with_context(|| format!("{}: detecting faces", path.display()))?;
-        let crops = crop_faces(&image, &found, crop)?;
-        let mut faces = Vec::new();
-        if !crops.is_empty() {
-            let x = Tensor::cat(
-                &crops
-                    .iter()
-                    .map(|c| rgb_to_tensor(&c.image, &self.transform))
-                    .collect::<Result<Vec<_>, _>>()?,
-                0,
-            )
-            .to_device(self.device);
-            for (c, p_fake) in crops.iter().zip(self.p_fake(&x)?) {
-                anyhow::ensure!(
-                    p_fake.is_finite(),
-                    "{}: the model's score is {p_fake}: its weights hold NaN or infinite values",
-                    path.display()
-                );
-                faces.push(FaceScore {
-                    bbox: c.face.bbox,
-                    probability: c.face.probability,
-                    p_fake,
-                });
-            }
-        }
+        let faces = self
+            .faces_of(&image)
+            .with_context(|| format!("{}", path.display()))?;
         let p_fake = faces.iter().map(|f| f.p_fake).reduce(f64::max);
         Ok(FacePrediction {
             path: path.to_string_lossy().into_owned(),
             p_fake,
-            label: match p_fake {
-                None => "no face",
-                Some(p) if p >= 0.5 => "fake",
-                Some(_) => "real",
-            },
+            label: label(p_fake, "no face"),
             faces,
+        })
+    }
+
+    /// Every face of a decoded picture, cropped as in training and scored.
+    ///
+    /// # Errors
+    /// The scorer has no detector; a non-finite score.
+    pub fn faces_of(&self, image: &image::RgbImage) -> anyhow::Result<Vec<FaceScore>> {
+        let (mtcnn, crop) = self
+            .faces
+            .as_ref()
+            .context("the scorer was opened without faces")?;
+        let found = mtcnn.detect(image).context("detecting faces")?;
+        let crops = crop_faces(image, &found, crop)?;
+        let mut faces = Vec::new();
+        if crops.is_empty() {
+            return Ok(faces);
+        }
+        let x = Tensor::cat(
+            &crops
+                .iter()
+                .map(|c| rgb_to_tensor(&c.image, &self.transform))
+                .collect::<Result<Vec<_>, _>>()?,
+            0,
+        )
+        .to_device(self.device);
+        for (c, p_fake) in crops.iter().zip(self.p_fake(&x)?) {
+            anyhow::ensure!(
+                p_fake.is_finite(),
+                "the model's score is {p_fake}: its weights hold NaN or infinite values"
+            );
+            faces.push(FaceScore {
+                bbox: c.face.bbox,
+                probability: c.face.probability,
+                p_fake,
+            });
+        }
+        Ok(faces)
+    }
+
+    /// Scores a video: its sampled frames, each by its most suspicious face (with faces)
+    /// or whole; the video's `p_fake` is the mean over the frames that have a score (with
+    /// faces: the frames where a face was found).
+    ///
+    /// # Errors
+    /// The video cannot be read (no ffmpeg, empty or damaged: the message names it).
+    pub fn score_video(
+        &self,
+        path: &Path,
+        sampling: &deepfake::data::FrameSampling,
+        per_frame: bool,
+    ) -> anyhow::Result<VideoPrediction> {
+        let frames = deepfake::data::video_frames(path, sampling)?;
+        let mut scores = Vec::with_capacity(frames.len());
+        for frame in &frames {
+            let p = if self.faces.is_some() {
+                self.faces_of(frame)
+                    .with_context(|| format!("{}", path.display()))?
+                    .iter()
+                    .map(|f| f.p_fake)
+                    .reduce(f64::max)
+            } else {
+                let x = rgb_to_tensor(frame, &self.transform)?.to_device(self.device);
+                Some(self.p_fake(&x)?[0])
+            };
+            scores.push(p);
+        }
+        let scored: Vec<f64> = scores.iter().flatten().copied().collect();
+        let p_fake = (!scored.is_empty()).then(|| scored.iter().sum::<f64>() / scored.len() as f64);
+        Ok(VideoPrediction {
+            path: path.to_string_lossy().into_owned(),
+            p_fake,
+            label: label(p_fake, "no face"),
+            frames: frames.len(),
+            frames_scored: scored.len(),
+            per_frame: per_frame.then_some(scores),
         })
     }
 
@@ -255,12 +326,9 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)
         .map(PathBuf::as_path)
         .collect();
     match walker.walk_all(&dirs) {
-        Ok(walked) => files.extend(
-            walked
-                .into_iter()
-                .flat_map(|w| w.files)
-                .filter(|p| deepfake::data::has_image_extension(p)),
-        ),
+        Ok(walked) => files.extend(walked.into_iter().flat_map(|w| w.files).filter(|p| {
+            deepfake::data::has_image_extension(p) || deepfake::data::has_video_extension(p)
+        })),
         Err(deepfake::data::Error::Io { path, source }) => {
             failures.push((path, source.to_string()))
         }

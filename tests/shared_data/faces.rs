@@ -288,3 +288,66 @@ fn predict_scores_faces_as_their_prepared_crops() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A video made by ffmpeg from lfw photos (one a second), scored end to end with faces: a
+/// face in every sampled frame, the video's score the mean of the frames'.
+#[test]
+fn a_video_of_lfw_photos_is_scored_by_its_faces() {
+    let dir = std::env::temp_dir().join(format!("df-video-faces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let source = shared_data("lfw-faceswap/val/fake");
+    for (i, n) in [
+        "fake_7.jpg",
+        "fake_335.jpg",
+        "fake_826.jpg",
+        "fake_1350.jpg",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let photo = deepfake::data::load_rgb(&source.join(n)).expect("photo");
+        photo
+            .save(dir.join(format!("frame{i:03}.png")))
+            .expect("png");
+    }
+    let video = dir.join("faces.mp4");
+    let ffmpeg = deepfake::data::ffmpeg_path(&video).expect("ffmpeg (scripts/setup.sh)");
+    let made = std::process::Command::new(ffmpeg)
+        .args(["-nostdin", "-v", "error", "-framerate", "1", "-i"])
+        .arg(dir.join("frame%03d.png"))
+        .args(["-c:v", "mpeg4", "-q:v", "2", "-r", "1"])
+        .arg(&video)
+        .status()
+        .expect("ffmpeg");
+    assert!(made.success());
+    let o = std::process::Command::new(crate::study::example("predict"))
+        .args([
+            "--model",
+            "meso4",
+            "--cpu",
+            "--faces",
+            "--per-frame",
+            "--weights",
+        ])
+        .arg(shared_data("mesonet/weights/Meso4_DF.h5"))
+        .arg(&video)
+        .output()
+        .expect("predict");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).trim()).expect("one JSON line");
+    assert_eq!(line["frames"], 4, "{line}");
+    assert_eq!(line["frames_scored"], 4, "a face in every frame: {line}");
+    let frames: Vec<f64> = line["per_frame"]
+        .as_array()
+        .expect("per_frame")
+        .iter()
+        .map(|v| v.as_f64().expect("a score"))
+        .collect();
+    let mean = frames.iter().sum::<f64>() / frames.len() as f64;
+    assert!(
+        (line["p_fake"].as_f64().expect("p_fake") - mean).abs() < 1e-12,
+        "{line}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

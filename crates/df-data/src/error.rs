@@ -35,6 +35,14 @@ pub enum Error {
         /// The second dataset's root.
         second_root: PathBuf,
     },
+    /// A video could not be read (no ffmpeg, an empty or damaged file, no frame).
+    #[error("{path}: {reason}")]
+    Video {
+        /// The video file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The dataset directory (or manifest) does not exist.
     #[error("{path}: no such directory or file (the dataset root)")]
     MissingPath {

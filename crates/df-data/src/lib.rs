@@ -70,6 +70,7 @@ mod resize;
 mod skip;
 pub mod synthetic;
 mod transform;
+mod video;
 pub mod walk;
 
 pub use augment::{
@@ -89,6 +90,9 @@ pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params, rgb_to_t
 pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};
 pub use transform::{ChannelOrder, Normalize, Transform};
+pub use video::{
+    cache_dir, ffmpeg_path, has_video_extension, video_frames, FrameSampling, VIDEO_EXTENSIONS,
+};
 pub use walk::{Walked, Walker};
 
 /// The entry point of the fuzz target `image_decode` (`fuzz/`), shared with the test that
