@@ -1,18 +1,19 @@
-//! Turns a folder of photos into a folder of face crops to train on: every photo's face
-//! (the largest, or every face with `--every-face`) found by df-face's MTCNN and cropped
-//! by `df_face::crop_faces`, the code that scores photos too, so training and scoring
-//! see faces the same way.
+//! Turns a folder of photos and videos into a folder of face crops to train on: every
+//! photo's face (the largest, or every face with `--every-face`) found by df-face's MTCNN
+//! and cropped by `df_face::crop_faces`, the code that scores photos too, so training and
+//! scoring see faces the same way; a video gives the faces of its frames (`--fps` a
+//! second, at most `--max-frames`, through ffmpeg), `<name>_f<frame>.png`.
 //!
 //! ```text
 //! cargo run --release --example prepare_faces -- --input my-photos --out my-faces
-//! my-faces: 1180 photos, 1174 with a face (1174 crops), 6 skipped (my-faces/prepare-faces.json)
+//! my-faces: 1180 photos and videos, 1174 with a face (1174 crops), 6 skipped (my-faces/prepare-faces.json)
 //! ```
 //!
 //! The input's sub-folders (`real/`, `fake/` ...) are kept, so the output is an image
 //! folder `train` reads. Each crop is `<photo's name>.png` (`<name>_face<k>.png` with
 //! `--every-face`), written atomically. `prepare-faces.json` in `--out` records the crop
-//! and detector settings, every photo done and every one skipped with the reason (no
-//! face, unreadable, a video: not supported yet). It is saved as the work goes, so an
+//! and detector settings and the video sampling, every photo or video done and every one
+//! skipped with the reason (no face, unreadable). It is saved as the work goes, so an
 //! interrupted run continues where it stopped when started again with the same options;
 //! other settings for the same `--out` are refused. Photos are spread over `--threads`
 //! workers (default: the cores), each with its own detector.
@@ -58,13 +59,18 @@ struct Args {
     /// Worker threads (default: the cores this process may use).
     #[arg(long)]
     threads: Option<usize>,
+    /// Frames read per second of each video.
+    #[arg(long, default_value_t = 1.0)]
+    fps: f64,
+    /// At most this many frames of each video, from its start.
+    #[arg(long, default_value_t = 32)]
+    max_frames: usize,
     /// The MTCNN weights (default: the set-up's, df_face::default_weights_path).
     #[arg(long)]
     weights: Option<PathBuf>,
 }
 
 const MANIFEST: &str = "prepare-faces.json";
-const VIDEO: [&str; 6] = ["mp4", "avi", "mov", "mkv", "webm", "m4v"];
 
 /// What `prepare-faces.json` holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -85,6 +91,7 @@ fn settings(args: &Args, crop: &CropConfig) -> serde_json::Value {
             "min_face_size": short(crop.min_face_size), "align": crop.align,
             "select": if args.every_face { "all" } else { "largest" },
         },
+        "video_frames": {"per_second": args.fps, "max_frames": args.max_frames},
     })
 }
 
@@ -99,29 +106,25 @@ fn save(out: &Path, manifest: &Manifest) -> Result<()> {
         .with_context(|| format!("writing {}", out.join(MANIFEST).display()))
 }
 
-fn photos(input: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let (mut images, mut videos, mut stack) = (Vec::new(), Vec::new(), vec![input.to_path_buf()]);
+/// The photos and videos under `input`, sorted.
+fn photos(input: &Path) -> Result<Vec<PathBuf>> {
+    let (mut found, mut stack) = (Vec::new(), vec![input.to_path_buf()]);
     while let Some(dir) = stack.pop() {
         for entry in
             std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
         {
             let path = entry?.path();
-            let ext = path
-                .extension()
-                .and_then(|e| e.to_str())
-                .map(str::to_ascii_lowercase);
             if path.is_dir() {
                 stack.push(path);
-            } else if deepfake::data::has_image_extension(&path) {
-                images.push(path);
-            } else if ext.is_some_and(|e| VIDEO.contains(&e.as_str())) {
-                videos.push(path);
+            } else if deepfake::data::has_image_extension(&path)
+                || deepfake::data::has_video_extension(&path)
+            {
+                found.push(path);
             }
         }
     }
-    images.sort();
-    videos.sort();
-    Ok((images, videos))
+    found.sort();
+    Ok(found)
 }
 
 fn relative(path: &Path, root: &Path) -> String {
@@ -131,47 +134,71 @@ fn relative(path: &Path, root: &Path) -> String {
         .replace('\\', "/")
 }
 
-/// The crops of one photo, written; their paths relative to `out`, or why there is none.
+/// Writes `image` as PNG to `out/name`, atomically.
+fn write_png(out: &Path, name: &str, image: &image::RgbImage) -> Result<()> {
+    let mut png = Vec::new();
+    image.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)?;
+    let path = out.join(name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    deepfake::io::write_atomic(&path, &png).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The crops of one photo or video (its sampled frames), written; their paths relative to
+/// `out`, or why there is none.
 fn prepare(
     mtcnn: &Mtcnn,
     crop: &CropConfig,
-    photo: &Path,
+    sampling: &deepfake::data::FrameSampling,
+    source: &Path,
     rel: &str,
     out: &Path,
 ) -> Result<std::result::Result<Vec<String>, String>> {
-    let image = match deepfake::data::load_rgb(photo) {
-        Ok(image) => image,
-        Err(why) => return Ok(Err(format!("unreadable: {why}"))),
+    let video = deepfake::data::has_video_extension(source);
+    let pictures = if video {
+        match deepfake::data::video_frames(source, sampling) {
+            Ok(frames) => frames,
+            Err(e) => return Ok(Err(format!("unreadable video: {e}"))),
+        }
+    } else {
+        match deepfake::data::load_rgb(source) {
+            Ok(image) => vec![image],
+            Err(why) => return Ok(Err(format!("unreadable: {why}"))),
+        }
     };
-    let faces = mtcnn
-        .detect(&image)
-        .with_context(|| format!("detecting faces in {}", photo.display()))?;
-    let crops = crop_faces(&image, &faces, crop)?;
-    if crops.is_empty() {
-        return Ok(Err(if faces.is_empty() {
+    let stem = Path::new(rel)
+        .with_extension("")
+        .to_string_lossy()
+        .into_owned();
+    let (mut written, mut found) = (Vec::new(), 0);
+    for (f, picture) in pictures.iter().enumerate() {
+        let faces = mtcnn
+            .detect(picture)
+            .with_context(|| format!("detecting faces in {}", source.display()))?;
+        found += faces.len();
+        for (k, c) in crop_faces(picture, &faces, crop)?.iter().enumerate() {
+            let frame = if video {
+                format!("_f{f:03}")
+            } else {
+                String::new()
+            };
+            let face = if crop.select == FaceSelect::All {
+                format!("_face{k}")
+            } else {
+                String::new()
+            };
+            let name = format!("{stem}{frame}{face}.png");
+            write_png(out, &name, &c.image)?;
+            written.push(name);
+        }
+    }
+    if written.is_empty() {
+        return Ok(Err(if found == 0 {
             "no face found".into()
         } else {
-            format!("{} face(s), none of --min-face-size", faces.len())
+            format!("{found} face(s), none of --min-face-size")
         }));
-    }
-    let stem = Path::new(rel).with_extension("");
-    let mut written = Vec::new();
-    for (k, c) in crops.iter().enumerate() {
-        let name = if crop.select == FaceSelect::All {
-            format!("{}_face{k}.png", stem.to_string_lossy())
-        } else {
-            format!("{}.png", stem.to_string_lossy())
-        };
-        let mut png = Vec::new();
-        c.image
-            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)?;
-        let path = out.join(&name);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        deepfake::io::write_atomic(&path, &png)
-            .with_context(|| format!("writing {}", path.display()))?;
-        written.push(name);
     }
     Ok(Ok(written))
 }
@@ -220,7 +247,14 @@ fn run() -> Result<()> {
         MtcnnConfig::default(),
         deepfake::tch::Device::Cpu,
     )?);
-    let (images, videos) = photos(&input)?;
+    let sampling = deepfake::data::FrameSampling {
+        per_second: args.fps,
+        max_frames: args.max_frames,
+    };
+    if !(args.fps.is_finite() && args.fps > 0.0) || args.max_frames == 0 {
+        bail!("options --fps and --max-frames: both must be positive");
+    }
+    let images = photos(&input)?;
     let mut names: BTreeMap<PathBuf, &PathBuf> = BTreeMap::new();
     for p in &images {
         if let Some(other) = names.insert(Path::new(&relative(p, &input)).with_extension(""), p) {
@@ -260,12 +294,6 @@ fn run() -> Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    for v in &videos {
-        manifest.skipped.insert(
-            relative(v, &input),
-            "a video: not supported yet (photos only)".into(),
-        );
-    }
     let todo: Vec<(PathBuf, String)> = images
         .iter()
         .map(|p| (p.clone(), relative(p, &input)))
@@ -287,8 +315,8 @@ fn run() -> Result<()> {
     let outcome = std::thread::scope(|scope| -> Result<()> {
         let mut workers = Vec::new();
         for _ in 0..threads {
-            let (send, next, todo, out, crop, weights) =
-                (send.clone(), &next, &todo, &out, &crop, &weights);
+            let (send, next, todo, out, crop, weights, sampling) =
+                (send.clone(), &next, &todo, &out, &crop, &weights, &sampling);
             workers.push(scope.spawn(move || -> Result<()> {
                 let mtcnn =
                     Mtcnn::load(weights, MtcnnConfig::default(), deepfake::tch::Device::Cpu)?;
@@ -298,7 +326,7 @@ fn run() -> Result<()> {
                     let Some((photo, rel)) = todo.get(i) else {
                         return Ok(());
                     };
-                    let result = prepare(mtcnn, crop, photo, rel, out)?;
+                    let result = prepare(mtcnn, crop, sampling, photo, rel, out)?;
                     if send.send((rel.clone(), result)).is_err() {
                         return Ok(());
                     }
@@ -332,9 +360,9 @@ fn run() -> Result<()> {
     outcome?;
     let crops: usize = manifest.done.values().map(Vec::len).sum();
     println!(
-        "{}: {} photos, {} with a face ({crops} crops), {} skipped ({})",
+        "{}: {} photos and videos, {} with a face ({crops} crops), {} skipped ({})",
         args.out.display(),
-        manifest.done.len() + manifest.skipped.len() - videos.len(),
+        manifest.done.len() + manifest.skipped.len(),
         manifest.done.len(),
         manifest.skipped.len(),
         args.out.join(MANIFEST).display()
