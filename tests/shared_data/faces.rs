@@ -349,5 +349,24 @@ fn a_video_of_lfw_photos_is_scored_by_its_faces() {
         (line["p_fake"].as_f64().expect("p_fake") - mean).abs() < 1e-12,
         "{line}"
     );
+    // prepare_faces takes the same video: a crop per sampled frame.
+    let videos = dir.join("videos/fake");
+    std::fs::create_dir_all(&videos).expect("dir");
+    std::fs::copy(&video, videos.join("faces.mp4")).expect("copy");
+    let out = dir.join("crops");
+    let status = std::process::Command::new(crate::study::example("prepare_faces"))
+        .arg("--input")
+        .arg(dir.join("videos"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("prepare_faces");
+    assert!(status.success());
+    for f in 0..4 {
+        let crop = out.join(format!("fake/faces_f{f:03}.png"));
+        let image =
+            deepfake::data::load_rgb(&crop).unwrap_or_else(|e| panic!("{}: {e}", crop.display()));
+        assert_eq!(image.dimensions(), (256, 256));
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
