@@ -17,13 +17,23 @@
 //! confusion matrix at `--threshold`, AUC, AP, EER and its threshold, TPR at 1/5/10 %
 //! FPR, log loss, Brier score, ECE), `roc.png`, `pr.png`, `calibration.png` and
 //! `skipped.json` to `--out`.
+//!
+//! A `--data` folder whose class folders hold videos is evaluated per video: each video
+//! scored as `predict` scores it (`--fps`, `--max-frames`; faces when the checkpoint was
+//! trained on `prepare_faces` crops, or with `--faces`; the mean over its frames), the
+//! metrics over videos, `videos.json` with each video's line, and the videos that could
+//! not be read or show no face in `skipped.json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+#[path = "predict/score.rs"]
+#[allow(dead_code)] // predict's scoring core; evaluate uses its face and video parts
+mod score;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::{ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipSummary};
-use deepfake::metrics::EvaluatorConfig;
+use deepfake::metrics::{EvaluatorConfig, Metric};
 use deepfake::models::load::{load_weights, KerasLoadOptions};
 use deepfake::models::Polarity;
 use deepfake::train::{
@@ -83,9 +93,155 @@ struct Args {
     /// f16 (autocast with loss scaling in training; meant for CUDA).
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     precision: Precision,
+    /// Score faces (on by default for a checkpoint trained on `prepare_faces` crops).
+    #[arg(long)]
+    faces: bool,
+    /// Videos: frames read per second.
+    #[arg(long, default_value_t = 1.0)]
+    fps: f64,
+    /// Videos: at most this many frames of each, from its start.
+    #[arg(long, default_value_t = 32)]
+    max_frames: usize,
     /// Output directory.
     #[arg(long, default_value = "runs/evaluate")]
     out: PathBuf,
+}
+
+/// The videos of `data`'s class folders with their labels (1 fake, 0 real), if it holds
+/// any video.
+fn labelled_videos(data: &Path) -> Result<Vec<(PathBuf, f32)>> {
+    let mapping = deepfake::data::ClassMapping::default();
+    let mut videos = Vec::new();
+    let classes = std::fs::read_dir(data).with_context(|| format!("--data {}", data.display()))?;
+    for class in classes {
+        let class = class?.path();
+        if !class.is_dir() {
+            continue;
+        }
+        let name = class
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let files = std::fs::read_dir(&class).with_context(|| format!("{}", class.display()))?;
+        for f in files {
+            let f = f?.path();
+            if deepfake::data::has_video_extension(&f) {
+                let label = mapping.label(&name).with_context(|| {
+                    format!(
+                        "{}: class folder `{name}` is neither fake nor real",
+                        class.display()
+                    )
+                })?;
+                videos.push((
+                    f,
+                    if label == deepfake::data::Label::Fake {
+                        1.0
+                    } else {
+                        0.0
+                    },
+                ));
+            }
+        }
+    }
+    videos.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(videos)
+}
+
+/// Video-level evaluation: each video scored as `predict` scores it (frames, faces, the
+/// mean), the metrics over videos; videos that cannot be read or show no face are listed
+/// in `skipped.json`.
+fn evaluate_videos(
+    args: &Args,
+    videos: &[(PathBuf, f32)],
+    evaluator: EvaluatorConfig,
+) -> Result<()> {
+    let device = DeviceChoice::parse(&args.device)?.device()?;
+    let polarity = match args.polarity {
+        PolarityArg::Fake => Polarity::Fake,
+        PolarityArg::Real => Polarity::Real,
+    };
+    let resize = args.resize.map(|r| match r {
+        ResizeArg::Nearest => ResizeFilter::Nearest,
+        ResizeArg::Bilinear => ResizeFilter::Bilinear,
+        ResizeArg::Area => ResizeFilter::Area,
+    });
+    let scorer = score::Scorer::open(
+        args.model.as_deref(),
+        &args.weights,
+        polarity,
+        score::InputRequest {
+            resize,
+            center_crop: args.center_crop,
+            input_size: None,
+            faces: args.faces,
+        },
+        device,
+        args.precision,
+    )?;
+    for note in &scorer.notes {
+        eprintln!("note: {note}");
+    }
+    let sampling = deepfake::data::FrameSampling {
+        per_second: args.fps,
+        max_frames: args.max_frames,
+    };
+    let (mut probs, mut labels, mut skipped, mut lines) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (video, label) in videos {
+        match scorer.score_video(video, &sampling, true) {
+            Ok(p) => match p.p_fake {
+                Some(score) => {
+                    probs.push(score as f32);
+                    labels.push(*label);
+                    lines.push(serde_json::to_value(&p)?);
+                }
+                None => skipped.push(serde_json::json!({
+                    "path": video.display().to_string(), "reason": "no face in any sampled frame"
+                })),
+            },
+            Err(e) => skipped.push(serde_json::json!({
+                "path": video.display().to_string(), "reason": deepfake::error_text(e.as_ref())
+            })),
+        }
+    }
+    anyhow::ensure!(
+        !probs.is_empty(),
+        "{}: no video could be scored ({} skipped)",
+        args.data.display(),
+        skipped.len()
+    );
+    let mut evaluator = deepfake::metrics::BinaryEvaluator::new(evaluator)?;
+    evaluator.update(&probs, &labels)?;
+    let evaluation = evaluator.into_evaluation()?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    write_evaluation(&args.out, &evaluation)?;
+    write_text(
+        &args.out.join("videos.json"),
+        &serde_json::to_string_pretty(&lines)?,
+    )?;
+    write_text(
+        &args.out.join("skipped.json"),
+        &serde_json::to_string_pretty(&skipped)?,
+    )?;
+    let r = &evaluation.report;
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+    println!(
+        "{}: {} videos, accuracy {:.4}, AUC {}, EER {}, log loss {:.4}{}",
+        args.out.join("metrics.json").display(),
+        r.n,
+        r.accuracy,
+        opt(r.auc),
+        opt(r.eer),
+        r.log_loss,
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} videos skipped)", skipped.len())
+        }
+    );
+    Ok(())
 }
 
 fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
@@ -99,6 +255,11 @@ fn run() -> Result<()> {
     deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
     let device = DeviceChoice::parse(&args.device)?.device()?;
     args.precision.check(device)?;
+    // A folder of videos: video-level metrics.
+    let videos = labelled_videos(&args.data)?;
+    if !videos.is_empty() {
+        return evaluate_videos(&args, &videos, evaluator);
+    }
     let polarity = match args.polarity {
         PolarityArg::Fake => Polarity::Fake,
         PolarityArg::Real => Polarity::Real,

@@ -1596,3 +1596,99 @@ fn predict_scores_videos_and_names_the_ones_it_cannot_read() {
         "the image is still scored: {stdout}"
     );
 }
+
+/// `evaluate` on a folder of videos gives video-level metrics: each video scored as
+/// `predict` scores it, the AUC that of those scores (checked here by counting pairs), an
+/// unreadable video listed in `skipped.json`.
+#[test]
+fn evaluate_on_videos_gives_video_level_metrics() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 24, 64, 27).expect("synthetic set");
+    let run_dir = tmp.path().join("run");
+    assert!(train_meso4(&data, &run_dir, &[]).status.success());
+    let model = run_dir.join("model.safetensors");
+    let videos = tmp.path().join("videos");
+    let ffmpeg = deepfake::data::ffmpeg_path(&videos).expect("ffmpeg (scripts/setup.sh)");
+    for class in ["fake", "real"] {
+        std::fs::create_dir_all(videos.join(class)).expect("dir");
+        let mut frames: Vec<PathBuf> = std::fs::read_dir(data.join(class))
+            .expect("frames")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        frames.sort();
+        // Three videos of four frames each, from the class's pictures.
+        for v in 0..3 {
+            let dir = tmp.path().join(format!("frames-{class}-{v}"));
+            std::fs::create_dir_all(&dir).expect("dir");
+            for (i, f) in frames[4 * v..4 * v + 4].iter().enumerate() {
+                let img = deepfake::data::load_rgb(f).expect("frame");
+                img.save(dir.join(format!("{i:03}.png"))).expect("png");
+            }
+            let made = Command::new(&ffmpeg)
+                .args(["-nostdin", "-v", "error", "-framerate", "1", "-i"])
+                .arg(dir.join("%03d.png"))
+                .args(["-c:v", "mpeg4", "-q:v", "2", "-r", "1"])
+                .arg(videos.join(class).join(format!("{class}{v}.mp4")))
+                .status()
+                .expect("ffmpeg");
+            assert!(made.success());
+        }
+    }
+    std::fs::write(videos.join("fake/broken.mp4"), b"not a video").expect("write");
+    let out = tmp.path().join("eval");
+    let (stdout, _) = ok(
+        "evaluate",
+        &[
+            "--weights",
+            s(&model),
+            "--data",
+            s(&videos),
+            "--device",
+            "cpu",
+            "--out",
+            s(&out),
+        ],
+    );
+    assert!(
+        stdout.contains("6 videos") && stdout.contains("1 videos skipped"),
+        "{stdout}"
+    );
+    let metrics = json(&out.join("metrics.json"));
+    let lines = json(&out.join("videos.json"));
+    let lines = lines.as_array().expect("one line per video");
+    assert_eq!(lines.len(), 6);
+    let (mut fake, mut real) = (Vec::new(), Vec::new());
+    for l in lines {
+        assert_eq!(l["frames"], 4, "{l}");
+        let p = l["p_fake"].as_f64().expect("p_fake");
+        if l["path"].as_str().is_some_and(|p| p.contains("/fake/")) {
+            fake.push(p);
+        } else {
+            real.push(p);
+        }
+    }
+    // AUC: the share of (fake, real) pairs ranked right, ties counting half.
+    let mut right = 0.0;
+    for f in &fake {
+        for r in &real {
+            right += if f > r {
+                1.0
+            } else if f == r {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    let auc = right / (fake.len() * real.len()) as f64;
+    let reported = metrics["auc"]
+        .as_f64()
+        .or_else(|| metrics["report"]["auc"].as_f64());
+    assert!(
+        reported.is_some_and(|a| (a - auc).abs() < 1e-6),
+        "AUC {reported:?} vs {auc} from the videos' scores: {metrics}"
+    );
+    let skipped = json(&out.join("skipped.json"));
+    assert!(skipped.to_string().contains("broken.mp4"), "{skipped}");
+}
