@@ -557,7 +557,7 @@ fn predict_handles_empty_folders_link_loops_odd_names_closed_pipes_and_nan_weigh
     let out = run("predict", &["--weights", s(&weights), "--cpu", s(&empty)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "an empty folder is not a success");
-    assert!(stderr.contains("no images found"), "{stderr}");
+    assert!(stderr.contains("no images or videos found"), "{stderr}");
 
     let data = tmp.path().join("data");
     synthetic::generate(&data, 3, 32, 5).expect("synthetic set");
