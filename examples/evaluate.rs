@@ -155,17 +155,10 @@ fn evaluate_videos(
     args: &Args,
     videos: &[(PathBuf, f32)],
     evaluator: EvaluatorConfig,
+    polarity: Polarity,
+    resize: Option<ResizeFilter>,
 ) -> Result<()> {
     let device = DeviceChoice::parse(&args.device)?.device()?;
-    let polarity = match args.polarity {
-        PolarityArg::Fake => Polarity::Fake,
-        PolarityArg::Real => Polarity::Real,
-    };
-    let resize = args.resize.map(|r| match r {
-        ResizeArg::Nearest => ResizeFilter::Nearest,
-        ResizeArg::Bilinear => ResizeFilter::Bilinear,
-        ResizeArg::Area => ResizeFilter::Area,
-    });
     let scorer = score::Scorer::open(
         args.model.as_deref(),
         &args.weights,
@@ -255,15 +248,20 @@ fn run() -> Result<()> {
     deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
     let device = DeviceChoice::parse(&args.device)?.device()?;
     args.precision.check(device)?;
-    // A folder of videos: video-level metrics.
-    let videos = labelled_videos(&args.data)?;
-    if !videos.is_empty() {
-        return evaluate_videos(&args, &videos, evaluator);
-    }
     let polarity = match args.polarity {
         PolarityArg::Fake => Polarity::Fake,
         PolarityArg::Real => Polarity::Real,
     };
+    let resize = args.resize.map(|r| match r {
+        ResizeArg::Nearest => ResizeFilter::Nearest,
+        ResizeArg::Bilinear => ResizeFilter::Bilinear,
+        ResizeArg::Area => ResizeFilter::Area,
+    });
+    // A folder of videos: video-level metrics.
+    let videos = labelled_videos(&args.data)?;
+    if !videos.is_empty() {
+        return evaluate_videos(&args, &videos, evaluator, polarity, resize);
+    }
     let loaded = load_weights(
         args.model.as_deref(),
         &args.weights,
@@ -271,11 +269,6 @@ fn run() -> Result<()> {
         &KerasLoadOptions::default().with_polarity(polarity),
     )
     .with_context(|| format!("loading {}", args.weights.display()))?;
-    let resize = args.resize.map(|r| match r {
-        ResizeArg::Nearest => ResizeFilter::Nearest,
-        ResizeArg::Bilinear => ResizeFilter::Bilinear,
-        ResizeArg::Area => ResizeFilter::Area,
-    });
     // The checkpoint's own preparation unless a flag says otherwise (then reported).
     let (transform, notes) = prepared_transform(&loaded, resize, args.center_crop)?;
     for note in &notes {
