@@ -102,6 +102,10 @@ struct Args {
     /// Videos: at most this many frames of each, from its start.
     #[arg(long, default_value_t = 32)]
     max_frames: usize,
+    /// Videos: spread --max-frames frames evenly over the whole video instead of --fps
+    /// frames a second from its start.
+    #[arg(long)]
+    evenly: bool,
     /// Output directory.
     #[arg(long, default_value = "runs/evaluate")]
     out: PathBuf,
@@ -178,6 +182,7 @@ fn evaluate_videos(
     let sampling = deepfake::data::FrameSampling {
         per_second: args.fps,
         max_frames: args.max_frames,
+        evenly: args.evenly,
     };
     let (mut probs, mut labels, mut skipped, mut lines) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());

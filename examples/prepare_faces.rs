@@ -65,6 +65,10 @@ struct Args {
     /// At most this many frames of each video, from its start.
     #[arg(long, default_value_t = 32)]
     max_frames: usize,
+    /// Videos: spread --max-frames frames evenly over the whole video instead of --fps
+    /// frames a second from its start.
+    #[arg(long)]
+    evenly: bool,
     /// The MTCNN weights (default: the set-up's, df_face::default_weights_path).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -91,7 +95,7 @@ fn settings(args: &Args, crop: &CropConfig) -> serde_json::Value {
             "min_face_size": short(crop.min_face_size), "align": crop.align,
             "select": if args.every_face { "all" } else { "largest" },
         },
-        "video_frames": {"per_second": args.fps, "max_frames": args.max_frames},
+        "video_frames": {"per_second": args.fps, "max_frames": args.max_frames, "evenly": args.evenly},
     })
 }
 
@@ -250,6 +254,7 @@ fn run() -> Result<()> {
     let sampling = deepfake::data::FrameSampling {
         per_second: args.fps,
         max_frames: args.max_frames,
+        evenly: args.evenly,
     };
     if !(args.fps.is_finite() && args.fps > 0.0) || args.max_frames == 0 {
         bail!("options --fps and --max-frames: both must be positive");

@@ -108,6 +108,10 @@ struct Args {
     /// At most this many frames of each video, from its start.
     #[arg(long, default_value_t = 32)]
     max_frames: usize,
+    /// Videos: spread --max-frames frames evenly over the whole video instead of --fps
+    /// frames a second from its start.
+    #[arg(long)]
+    evenly: bool,
     /// Add each sampled frame's score to a video's line.
     #[arg(long)]
     per_frame: bool,
@@ -180,6 +184,7 @@ fn main() -> ExitCode {
     let sampling = deepfake::data::FrameSampling {
         per_second: args.fps,
         max_frames: args.max_frames,
+        evenly: args.evenly,
     };
     for path in files {
         let scored = if deepfake::data::has_video_extension(&path) {

@@ -1,7 +1,8 @@
 //! Videos as frames, through ffmpeg: the system's when on `PATH`, else the static build
 //! `scripts/setup.sh` extracts from the PyPI package imageio-ffmpeg into the project's
-//! cache (`$DF_FFMPEG` names another). Frames are sampled per second of video, up to a
-//! maximum, decoded by ffmpeg to PNG in a temporary folder and read back as RGB.
+//! cache (`$DF_FFMPEG` names another). Frames are sampled per second of video from its
+//! start, or spread evenly over the whole video, up to a maximum, decoded by ffmpeg to PNG
+//! in a temporary folder and read back as RGB.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,10 +26,13 @@ pub fn has_video_extension(path: &Path) -> bool {
 /// Which frames of a video are read.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameSampling {
-    /// Frames per second of video (1: one a second).
+    /// Frames per second of video (1: one a second), from the start.
     pub per_second: f64,
-    /// At most this many, from the start.
+    /// At most this many.
     pub max_frames: usize,
+    /// Instead of `per_second`: `max_frames` frames spread evenly over the whole video
+    /// (its duration read by ffmpeg), so that a long video is seen beyond its start.
+    pub evenly: bool,
 }
 
 impl Default for FrameSampling {
@@ -36,8 +40,25 @@ impl Default for FrameSampling {
         Self {
             per_second: 1.0,
             max_frames: 32,
+            evenly: false,
         }
     }
+}
+
+/// The duration ffmpeg reports for `path` ("Duration: HH:MM:SS.ss"), in seconds.
+fn duration(ffmpeg: &Path, path: &Path) -> Option<f64> {
+    // Without an output ffmpeg exits with an error, after printing the input's header.
+    let out = Command::new(ffmpeg)
+        .args(["-nostdin", "-hide_banner", "-i"])
+        .arg(path)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let hms = text.split("Duration: ").nth(1)?.split(',').next()?.trim();
+    let mut parts = hms.split(':').map(|p| p.parse::<f64>().ok());
+    let (h, m, s) = (parts.next()??, parts.next()??, parts.next()??);
+    let total = h * 3600.0 + m * 60.0 + s;
+    (total > 0.0).then_some(total)
 }
 
 /// The project's cache (`$DEEPFAKE_CACHE`, else `$XDG_CACHE_HOME/deepfake`, else
@@ -102,6 +123,14 @@ pub fn video_frames(path: &Path, sampling: &FrameSampling) -> Result<Vec<RgbImag
         Err(e) => return Err(bad(e.to_string())),
     }
     let ffmpeg = ffmpeg_path(path)?;
+    let per_second = if sampling.evenly {
+        let seconds = duration(&ffmpeg, path).ok_or_else(|| {
+            bad("ffmpeg reports no duration for it (needed to spread the frames evenly)".into())
+        })?;
+        sampling.max_frames as f64 / seconds
+    } else {
+        sampling.per_second
+    };
     static RUN: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "df-frames-{}-{}",
@@ -116,7 +145,7 @@ pub fn video_frames(path: &Path, sampling: &FrameSampling) -> Result<Vec<RgbImag
         let out = Command::new(&ffmpeg)
             .args(["-nostdin", "-v", "error", "-i"])
             .arg(path)
-            .args(["-vf", &format!("fps={}", sampling.per_second)])
+            .args(["-vf", &format!("fps={per_second}")])
             .args([
                 "-frames:v",
                 &sampling.max_frames.to_string(),

@@ -8,3 +8,4 @@ mod fuzz_replay;
 mod loader;
 mod pillow;
 mod synthetic;
+mod video;
