@@ -1595,6 +1595,19 @@ fn predict_scores_videos_and_names_the_ones_it_cannot_read() {
         1,
         "the image is still scored: {stdout}"
     );
+    // No ffmpeg to run: the video is named, the image still scored.
+    let missing = Command::new(example("predict"))
+        .env("DF_FFMPEG", tmp.path().join("no-ffmpeg-here"))
+        .args(["--weights", s(&model), "--cpu", s(&clip), s(&image)])
+        .output()
+        .expect("predict");
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(
+        stderr.contains("clip.mp4") && stderr.contains("no-ffmpeg-here"),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&missing.stdout).lines().count(), 1);
 }
 
 /// `evaluate` on a folder of videos gives video-level metrics: each video scored as
