@@ -7,6 +7,8 @@ for the same models built two ways, in PyTorch eager on the same libtorch:
   `scripts/fixtures/keras_blocks_a.py` builds them. Keras' default image format
   (channels-last inputs). The training step is a plain PyTorch one over the Keras model's
   parameters.
+- `--impl port`: Keras' ResNet v1 definitions written out in plain PyTorch (the stride on
+  the 1×1 convolutions), to tell a definition's cost from a framework's.
 - `--impl user`: what a PyTorch user would pick instead: timm's `tf_efficientnet_b*` (the
   ported TensorFlow weights' definition, "same" padding) and `inception_resnet_v2`,
   torchvision's `resnet50/101/152` (v1.5: the stride on the 3×3) and `vgg16` (features,
@@ -125,6 +127,52 @@ def user_model(name):
     return None, None
 
 
+class BottleneckV1(nn.Module):
+    """Keras' ResNet v1 bottleneck (`keras.applications.resnet.block1`): the stride on the
+    first 1×1 convolution and on the projection shortcut, BN eps 1.001e-5, ReLU after the
+    addition."""
+
+    def __init__(self, cin, filters, stride, project):
+        super().__init__()
+        bn = lambda c: nn.BatchNorm2d(c, eps=1.001e-5)  # noqa: E731
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, 4 * filters, 1, stride), bn(4 * filters)) if project else None
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, filters, 1, stride), bn(filters), nn.ReLU(),
+            nn.Conv2d(filters, filters, 3, 1, 1), bn(filters), nn.ReLU(),
+            nn.Conv2d(filters, 4 * filters, 1), bn(4 * filters),
+        )
+
+    def forward(self, x):
+        s = x if self.shortcut is None else self.shortcut(x)
+        return F.relu(self.body(x) + s)
+
+
+class ResNetV1(nn.Module):
+    """Keras' ResNet50/101/152 (v1) written out in PyTorch, with the pooled binary head: the
+    exact definition Rust runs, in plain eager PyTorch (`--impl port`)."""
+
+    def __init__(self, blocks):
+        super().__init__()
+        self.stem = nn.Sequential(nn.ZeroPad2d(3), nn.Conv2d(3, 64, 7, 2), nn.BatchNorm2d(64, eps=1.001e-5),
+                                  nn.ReLU(), nn.ZeroPad2d(1), nn.MaxPool2d(3, 2))
+        layers, cin = [], 64
+        for i, (filters, n) in enumerate(zip((64, 128, 256, 512), blocks)):
+            for j in range(n):
+                stride = 2 if (j == 0 and i > 0) else 1
+                layers.append(BottleneckV1(cin, filters, stride, j == 0))
+                cin = 4 * filters
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(cin, 1))
+
+    def forward(self, x):
+        return self.head(self.layers(self.stem(x)))
+
+
+def port_model(name):
+    blocks = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3), "resnet152": (3, 8, 36, 3)}.get(name)
+    return (ResNetV1(blocks), "port " + name) if blocks else (None, None)
+
+
 def gflops(model, x, call):
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -135,7 +183,7 @@ def gflops(model, x, call):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--impl", choices=["keras", "user"], required=True)
+    p.add_argument("--impl", choices=["keras", "user", "port"], required=True)
     p.add_argument("--device", default="cpu")
     p.add_argument("--filter", default="", help="ids containing one of these, comma-separated")
     p.add_argument("--modes", default="eval1,eval,train")
@@ -187,7 +235,7 @@ def main():
                 what = "keras " + name
                 nhwc = True
             else:
-                model, what = user_model(name)
+                model, what = (port_model if a.impl == "port" else user_model)(name)
                 output, nhwc = "logit", False
                 if model is None:
                     continue

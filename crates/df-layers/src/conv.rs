@@ -509,6 +509,21 @@ impl ConvBnAct {
         if train || xs.device() != tch::Device::Cpu || xs.requires_grad() {
             return None;
         }
+        // The fold multiplies every kernel weight at each call (and the new kernel is
+        // reordered for the convolution): worth it only when the batch-norm pass it saves
+        // is larger, per output channel N·H'·W' output values against Cin/groups·kh·kw
+        // weights. Deep layers on a small batch (ResNet50's last stage at batch 1) run
+        // conv, then batch norm.
+        let size = xs.size();
+        let c = &self.config;
+        if let [n, _, h, w] = size[..] {
+            let stride = c.stride.max(1);
+            let outputs = n * (h / stride).max(1) * (w / stride).max(1);
+            let weights = c.in_channels / c.groups.max(1) * c.kernel[0] * c.kernel[1];
+            if outputs < weights {
+                return None;
+            }
+        }
         let (scale, shift) = bn.inference_affine();
         let weight = &self.weight * scale.view([-1, 1, 1, 1]);
         if weight.requires_grad() || shift.requires_grad() {
@@ -518,7 +533,6 @@ impl ConvBnAct {
             Some(b) => b * &scale + shift,
             None => shift,
         };
-        let c = &self.config;
         let (s, d) = ([c.stride; 2], [c.dilation; 2]);
         let (xs, pad) = c.padding.apply(xs, c.kernel, s, d, 0.0);
         Some(xs.conv2d(&weight, Some(&bias), s, pad, d, c.groups))
@@ -677,5 +691,22 @@ mod tests {
                 "with every tensor frozen, autograd records nothing: folded"
             );
         }
+        // A deep layer on a small batch: more kernel weights (64·3·3 per output channel)
+        // than output values (2·3·3): conv then batch norm, with the same values.
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = ConvBnActConfig::new(64, 16, 3)
+            .with_batch_norm(BatchNormConfig::default())
+            .with_activation(Activation::Relu);
+        let b = block(&vs, config);
+        let x = Tensor::randn([2, 64, 5, 5], (Kind::Float, Device::Cpu));
+        assert!(
+            tch::no_grad(|| b.forward_folded(&x, false)).is_none(),
+            "not folded"
+        );
+        let bigger = Tensor::randn([2, 64, 48, 48], (Kind::Float, Device::Cpu));
+        assert!(
+            tch::no_grad(|| b.forward_folded(&bigger, false)).is_some(),
+            "folded"
+        );
     }
 }
