@@ -279,6 +279,21 @@ fn run() -> Result<()> {
     for note in &notes {
         eprintln!("note: {note}");
     }
+    // A model trained on face crops scores face crops: a folder `prepare_faces` made is
+    // scored as it is; any other folder is said to be taken as crops too.
+    if let Some(faces) = loaded.preparation().and_then(|p| p.faces) {
+        if !args.data.join(deepfake::train::FACE_MANIFEST).is_file() {
+            eprintln!(
+                "note: {} was trained on face crops ({} px, margin {}); the images of {} are \
+                 scored as they are, taken as face crops (for whole photos, make crops with \
+                 `prepare_faces` first, or score them with `predict`, which finds the faces)",
+                args.weights.display(),
+                faces.size,
+                faces.margin,
+                args.data.display()
+            );
+        }
+    }
     let data = ImageFolder::open(&args.data)?;
     let mut config = LoaderConfig::eval(transform, args.batch_size);
     if let Some(w) = args.workers {

@@ -1498,6 +1498,25 @@ fn a_model_trained_on_face_crops_makes_predict_score_faces() {
     );
     assert!(stdout.contains("\"no face\""), "{stdout}");
     assert!(stderr.contains("records no face crop"), "{stderr}");
+    // evaluate: a prepare_faces folder is scored as it is; another folder is said to be
+    // taken as face crops.
+    for (folder, noted) in [(&data, false), (&plain_data, true)] {
+        let out_dir = tmp.path().join(format!("eval-{noted}"));
+        let (_, stderr) = ok(
+            "evaluate",
+            &[
+                "--weights",
+                s(&model),
+                "--data",
+                s(folder),
+                "--device",
+                "cpu",
+                "--out",
+                s(&out_dir),
+            ],
+        );
+        assert_eq!(stderr.contains("trained on face crops"), noted, "{stderr}");
+    }
 }
 
 /// Videos through `predict` (ffmpeg from the set-up): frames sampled per second, scored,
