@@ -24,7 +24,10 @@
 //! metrics over videos, `videos.json` with each video's line, and the videos that could
 //! not be read or show no face in `skipped.json`.
 
+#[path = "predict/video_args.rs"]
+mod video_args;
 use std::path::{Path, PathBuf};
+use video_args::VideoArgs;
 
 #[path = "predict/score.rs"]
 #[allow(dead_code)] // predict's scoring core; evaluate uses its face and video parts
@@ -96,16 +99,8 @@ struct Args {
     /// Score faces (on by default for a checkpoint trained on `prepare_faces` crops).
     #[arg(long)]
     faces: bool,
-    /// Videos: frames read per second.
-    #[arg(long, default_value_t = 1.0)]
-    fps: f64,
-    /// Videos: at most this many frames of each, from its start.
-    #[arg(long, default_value_t = 32)]
-    max_frames: usize,
-    /// Videos: spread --max-frames frames evenly over the whole video instead of --fps
-    /// frames a second from its start.
-    #[arg(long)]
-    evenly: bool,
+    #[command(flatten)]
+    video: VideoArgs,
     /// Output directory.
     #[arg(long, default_value = "runs/evaluate")]
     out: PathBuf,
@@ -179,11 +174,7 @@ fn evaluate_videos(
     for note in &scorer.notes {
         eprintln!("note: {note}");
     }
-    let sampling = deepfake::data::FrameSampling {
-        per_second: args.fps,
-        max_frames: args.max_frames,
-        evenly: args.evenly,
-    };
+    let sampling = args.video.sampling()?;
     let (mut probs, mut labels, mut skipped, mut lines) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (video, label) in videos {

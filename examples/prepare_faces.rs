@@ -18,11 +18,14 @@
 //! other settings for the same `--out` are refused. Photos are spread over `--threads`
 //! workers (default: the cores), each with its own detector.
 
+#[path = "predict/video_args.rs"]
+mod video_args;
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use video_args::VideoArgs;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -59,16 +62,8 @@ struct Args {
     /// Worker threads (default: the cores this process may use).
     #[arg(long)]
     threads: Option<usize>,
-    /// Frames read per second of each video.
-    #[arg(long, default_value_t = 1.0)]
-    fps: f64,
-    /// At most this many frames of each video, from its start.
-    #[arg(long, default_value_t = 32)]
-    max_frames: usize,
-    /// Videos: spread --max-frames frames evenly over the whole video instead of --fps
-    /// frames a second from its start.
-    #[arg(long)]
-    evenly: bool,
+    #[command(flatten)]
+    video: VideoArgs,
     /// The MTCNN weights (default: the set-up's, df_face::default_weights_path).
     #[arg(long)]
     weights: Option<PathBuf>,
@@ -95,7 +90,9 @@ fn settings(args: &Args, crop: &CropConfig) -> serde_json::Value {
             "min_face_size": short(crop.min_face_size), "align": crop.align,
             "select": if args.every_face { "all" } else { "largest" },
         },
-        "video_frames": {"per_second": args.fps, "max_frames": args.max_frames, "evenly": args.evenly},
+        "video_frames": {
+            "per_second": args.video.fps, "max_frames": args.video.max_frames, "evenly": args.video.evenly,
+        },
     })
 }
 
@@ -251,14 +248,7 @@ fn run() -> Result<()> {
         MtcnnConfig::default(),
         deepfake::tch::Device::Cpu,
     )?);
-    let sampling = deepfake::data::FrameSampling {
-        per_second: args.fps,
-        max_frames: args.max_frames,
-        evenly: args.evenly,
-    };
-    if !(args.fps.is_finite() && args.fps > 0.0) || args.max_frames == 0 {
-        bail!("options --fps and --max-frames: both must be positive");
-    }
+    let sampling = args.video.sampling()?;
     let images = photos(&input)?;
     let mut names: BTreeMap<PathBuf, &PathBuf> = BTreeMap::new();
     for p in &images {

@@ -1412,6 +1412,7 @@ fn prepare_faces_records_what_it_skips_resumes_and_guards_its_folder() {
         (vec!["--margin=-1"], "margin"),
         (vec!["--size", "0"], "crop size"),
         (vec!["--threads", "0"], "--threads"),
+        (vec!["--fps=0"], "--fps"),
     ] {
         let fresh = dir.path().join("never");
         let mut all = vec!["--input", s(&input), "--out", s(&fresh)];

@@ -38,9 +38,11 @@
 
 mod score;
 
+mod video_args;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use video_args::VideoArgs;
 
 use clap::{Parser, ValueEnum};
 use deepfake::data::ResizeFilter;
@@ -102,16 +104,8 @@ struct Args {
     /// `prepare_faces` crops, which records how they were cropped.
     #[arg(long)]
     faces: bool,
-    /// Frames read per second of each video.
-    #[arg(long, default_value_t = 1.0)]
-    fps: f64,
-    /// At most this many frames of each video, from its start.
-    #[arg(long, default_value_t = 32)]
-    max_frames: usize,
-    /// Videos: spread --max-frames frames evenly over the whole video instead of --fps
-    /// frames a second from its start.
-    #[arg(long)]
-    evenly: bool,
+    #[command(flatten)]
+    video: VideoArgs,
     /// Add each sampled frame's score to a video's line.
     #[arg(long)]
     per_frame: bool,
@@ -126,6 +120,13 @@ fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let sampling = match args.video.sampling() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let device = if args.cpu {
         Device::Cpu
     } else {
@@ -181,11 +182,6 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let mut stdout = std::io::stdout().lock();
-    let sampling = deepfake::data::FrameSampling {
-        per_second: args.fps,
-        max_frames: args.max_frames,
-        evenly: args.evenly,
-    };
     for path in files {
         let scored = if deepfake::data::has_video_extension(&path) {
             scorer
