@@ -34,6 +34,7 @@ use torch_sys as _;
 
 pub mod autocast;
 pub mod c10d;
+pub mod memory;
 pub mod optim;
 
 /// What can go wrong in a call into libtorch's C++.

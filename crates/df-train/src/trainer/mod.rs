@@ -136,6 +136,7 @@ pub struct TrainerBuilder {
     preparation: Option<df_models::ImagePreparation>,
     group: Option<df_dist::ProcessGroup>,
     nan_check_interval: Option<usize>,
+    retain_freed_memory: bool,
 }
 
 impl std::fmt::Debug for TrainerBuilder {
@@ -269,6 +270,20 @@ impl TrainerBuilder {
         self
     }
 
+    /// Whether training on the CPU keeps freed memory for reuse (default `true`): at the
+    /// start of [`Trainer::fit`], [`df_sys::memory::retain_freed_memory`] (glibc: no
+    /// trimming, blocks up to 32 MiB from the heaps), so that the tensors each step
+    /// allocates anew stop being page-faulted in, zeroed by the kernel, step after step;
+    /// the free pages go back to the kernel when `fit` returns
+    /// ([`df_sys::memory::release_freed_memory`]). The policy is process-wide and stays in
+    /// effect; it is left alone when `GLIBC_TUNABLES` sets malloc tunables, and not applied
+    /// for a GPU. `docs/benchmarks.md` ("The training epoch") has its effect on speed and
+    /// resident memory.
+    pub fn retain_freed_memory(mut self, retain: bool) -> Self {
+        self.retain_freed_memory = retain;
+        self
+    }
+
     /// How the training images were brought to the model's input size (resize filter,
     /// centre crop): recorded in the model files the trainer writes, so that scoring
     /// applies it by default (default: not recorded).
@@ -339,6 +354,7 @@ impl TrainerBuilder {
             preparation,
             group,
             nan_check_interval,
+            retain_freed_memory,
         } = self;
         if epochs == 0 {
             return Err(config("epochs", "must be > 0"));
@@ -440,6 +456,7 @@ impl TrainerBuilder {
             preparation,
             group,
             nan_check_interval,
+            retain_freed_memory,
         })
     }
 }
@@ -538,6 +555,7 @@ pub struct Trainer {
     preparation: Option<df_models::ImagePreparation>,
     group: Option<df_dist::ProcessGroup>,
     nan_check_interval: usize,
+    retain_freed_memory: bool,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -667,6 +685,7 @@ impl Trainer {
             preparation: None,
             group: None,
             nan_check_interval: None,
+            retain_freed_memory: true,
         }
     }
 
@@ -877,6 +896,25 @@ impl Trainer {
             None => None,
         };
         let progress = Progress::new(self.verbosity, self.is_main());
+        let device = self.vs.device();
+        let retained = self.retain_freed_memory
+            && device == Device::Cpu
+            && df_sys::memory::retain_freed_memory() == df_sys::memory::Retain::Applied;
+        let result = self.fit_epochs(train, val, averager.as_ref(), &progress);
+        if retained {
+            df_sys::memory::release_freed_memory();
+        }
+        result
+    }
+
+    /// The epochs of [`Trainer::fit`], once resumed and set up.
+    fn fit_epochs(
+        &mut self,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+        averager: Option<&df_dist::ddp::GradientAverager>,
+        progress: &Progress,
+    ) -> Result<&History> {
         let epochs = self.config.epochs;
         let device = self.vs.device();
         while self.epochs_done < epochs && !self.stop_requested {
