@@ -1003,7 +1003,7 @@ impl Trainer {
                         &mut pending,
                         &mut snapshot,
                         &mut mean,
-                        &progress,
+                        progress,
                         epoch,
                         b + 1,
                     )?,
@@ -1015,7 +1015,7 @@ impl Trainer {
                 &mut pending,
                 &mut snapshot,
                 &mut mean,
-                &progress,
+                progress,
                 epoch,
                 batches_seen,
             )?;
