@@ -18,6 +18,9 @@
 #   WORKERS           decoding workers for `train` and DataLoader processes (default 2).
 #   DATA              the lfw-faceswap folder (default ../shared/data/lfw-faceswap).
 #   SKIP_KERAS        1: leave the Keras peer out.
+#   SKIP_RETAIN       1: leave out the PyTorch channels-last runs with glibc told to keep
+#                     freed memory (GLIBC_TUNABLES, the policy `train` applies itself on the
+#                     CPU: df_sys::memory), run by default as information.
 #   TRAIN_BIN         a prebuilt `train` example (default: built here, release).
 #   OUT_DIR           where epoch.md/epoch.json go (default target/bench-report).
 set -euo pipefail
@@ -77,8 +80,11 @@ import json, sys
 r = json.load(sys.stdin)
 print(json.dumps({"name": "keras", "epoch_seconds": r["epoch_seconds"], "val_accuracy": r["accuracy"]}))' >> "$raw"
 }
+retain_tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647
 configs=("rust f32 rust-f32" "rust bf16 rust-bf16" "torch_loop contiguous f32 torch-nchw-f32"
          "torch_loop channels_last f32 torch-cl-f32" "torch_loop channels_last bf16 torch-cl-bf16")
+[ "${SKIP_RETAIN:-0}" = 1 ] || configs+=("torch_retain channels_last f32 torch-cl-f32-retain"
+                                         "torch_retain channels_last bf16 torch-cl-bf16-retain")
 [ "${SKIP_KERAS:-0}" = 1 ] || configs+=("keras keras")
 n=${#configs[@]}
 for ((r = 0; r < rounds; r++)); do
@@ -89,6 +95,7 @@ for ((r = 0; r < rounds; r++)); do
     case ${c[0]} in
       rust) rust "$name" "${c[1]}" ;;
       torch_loop) torch_loop "$name" "${c[1]}" "${c[2]}" ;;
+      torch_retain) GLIBC_TUNABLES=$retain_tunables torch_loop "$name" "${c[1]}" "${c[2]}" ;;
       keras) keras ;;
     esac
   done
@@ -106,15 +113,17 @@ for line in open(raw):
     runs.setdefault(r["name"], []).append(r)
 med = {k: statistics.median(x["epoch_seconds"][0] for x in v) for k, v in runs.items()}
 best_torch = {"f32": med.get("torch-cl-f32"), "bf16": med.get("torch-cl-bf16")}
-rows = ["| run | s/epoch (median) | range | torch-cl same precision / this | keras / this | val acc (last round) |",
-        "|---|---|---|---|---|---|"]
+retain_torch = {"f32": med.get("torch-cl-f32-retain"), "bf16": med.get("torch-cl-bf16-retain")}
+rows = ["| run | s/epoch (median) | range | torch-cl same precision / this | torch-cl retaining memory / this | keras / this | val acc (last round) |",
+        "|---|---|---|---|---|---|---|"]
 for k, v in runs.items():
     s = [x["epoch_seconds"][0] for x in v]
     prec = "bf16" if "bf16" in k else "f32"
     vs_torch = f"{best_torch[prec] / med[k]:.2f}" if best_torch.get(prec) else "-"
+    vs_retain = f"{retain_torch[prec] / med[k]:.2f}" if retain_torch.get(prec) else "-"
     vs_keras = f"{med['keras'] / med[k]:.2f}" if "keras" in med else "-"
     acc = v[-1].get("val_accuracy")
-    rows.append(f"| {k} | {med[k]:.1f} | {min(s):.1f}-{max(s):.1f} | {vs_torch} | {vs_keras} | {acc if acc is None else round(acc, 3)} |")
+    rows.append(f"| {k} | {med[k]:.1f} | {min(s):.1f}-{max(s):.1f} | {vs_torch} | {vs_retain} | {vs_keras} | {acc if acc is None else round(acc, 3)} |")
 phases = [f"- {k}: " + ", ".join(f"{p} {t:.1f} s" for p, t in v[-1]["phases"].items())
           for k, v in runs.items() if v[-1].get("phases")]
 text = "\n".join([

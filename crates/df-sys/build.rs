@@ -42,6 +42,7 @@ fn main() {
         .file("shim/autocast.cpp")
         .file("shim/c10d.cpp")
         .file("shim/optim.cpp")
+        .file("shim/pool.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         // gloo's headers, which the wheel does not ship (vendor/README.md: origin, commit).

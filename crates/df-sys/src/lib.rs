@@ -36,6 +36,7 @@ pub mod autocast;
 pub mod c10d;
 pub mod memory;
 pub mod optim;
+pub mod pool;
 
 /// What can go wrong in a call into libtorch's C++.
 #[derive(Debug, thiserror::Error)]
