@@ -32,9 +32,10 @@ use criterion::{criterion_group, Bencher, Criterion, SamplingMode, Throughput};
 mod clock;
 use clock::Clock;
 use df_layers::{
-    Activation, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
-    IdentityBlock, IdentityBlockConfig, InceptionResnetA, InceptionResnetBlockConfig, MbConv,
-    MbConvConfig, MemoryFormat, MesoInception, MesoInceptionConfig, VggStage, VggStageConfig,
+    Activation, BatchNorm, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
+    IdentityBlock, IdentityBlockConfig, InceptionResnetA, InceptionResnetBlockConfig, MaxPool2d,
+    MaxPool2dConfig, MbConv, MbConvConfig, MemoryFormat, MesoInception, MesoInceptionConfig,
+    Padding, VggStage, VggStageConfig,
 };
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -51,6 +52,19 @@ struct Case {
 
 fn boxed<M: ModuleT + 'static>(block: df_layers::Result<M>) -> df_layers::Result<Block> {
     block.map(|b| Box::new(b) as Block)
+}
+
+/// A batch norm, then max pooling.
+#[derive(Debug)]
+struct BnPool {
+    bn: BatchNorm,
+    pool: MaxPool2d,
+}
+
+impl ModuleT for BnPool {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        nn::Module::forward(&self.pool, &self.bn.forward_t(xs, train))
+    }
 }
 
 /// Keep in step with `CASES` in `benches/peers/blocks_torch.py`.
@@ -78,6 +92,18 @@ const CASES: &[Case] = &[
                 p,
                 &MesoInceptionConfig::new(3, [1, 4, 4, 2]),
             ))
+        },
+    },
+    Case {
+        // MesoInception-4's first batch norm (11 channels, computed NCHW by df-layers) and
+        // its 2×2 max pooling, at the lfw recipe's 128 px.
+        name: "bn_pool_11",
+        channels: 11,
+        size: 128,
+        build: |p| {
+            let bn = BatchNorm::new(&(p / "bn"), 11, &BatchNormConfig::default())?;
+            let pool = MaxPool2d::new(&MaxPool2dConfig::new(2, Padding::Same))?;
+            Ok(Box::new(BnPool { bn, pool }) as Block)
         },
     },
     Case {

@@ -197,6 +197,7 @@ class VggStage(nn.Module):
 CASES = [
     ("conv_bn_act_3_32_s2", lambda: ConvBnAct(3, 32, 3, 2, act="swish"), (3, 224)),
     ("meso_inception_3", lambda: MesoInception(3, 1, 4, 4, 2), (3, 256)),
+    ("bn_pool_11", lambda: nn.Sequential(nn.BatchNorm2d(11, eps=1e-3, momentum=0.01), nn.MaxPool2d(2)), (11, 128)),
     ("identity_block_256", lambda: Bottleneck(256, (64, 64, 256)), (256, 56)),
     ("conv_block_256_512", lambda: Bottleneck(256, (128, 128, 512), 2, True), (256, 56)),
     ("mbconv_40_80", lambda: MbConv(40, 80, 3, 2, 6), (40, 28)),

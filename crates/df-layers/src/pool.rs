@@ -96,7 +96,10 @@ impl Module for MaxPool2d {
         // a contiguous NCHW f32/bf16 CPU tensor: df-sys's kernel, the same values and
         // gradients as libtorch's generic NCHW one, about four times faster (what follows
         // a batch norm of few channels, computed NCHW: `BatchNorm`).
-        let even = xs.size().get(2..).is_some_and(|hw| hw.iter().all(|s| s % 2 == 0));
+        let even = xs
+            .size()
+            .get(2..)
+            .is_some_and(|hw| hw.iter().all(|s| s % 2 == 0));
         if c.pool == 2
             && c.stride == 2
             && (c.padding == Padding::Valid || even)

@@ -19,6 +19,11 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "df_guard.hpp"
 
@@ -26,6 +31,115 @@ namespace {
 
 // Planes per parallel task: about 32K input elements each (libtorch's grain size).
 int64_t grain(int64_t plane) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, plane)); }
+
+// One output row from input rows r0 and r1, outputs [from, wo): the rule above, without
+// branches (comparisons of real data are unpredictable); `v != v` is isnan.
+template <typename T>
+void row_scalar(const T* r0, const T* r1, T* yr, uint8_t* wr, int64_t from, int64_t wo) {
+  for (int64_t j = from; j < wo; ++j) {
+    const float a = static_cast<float>(r0[2 * j]);
+    const float b = static_cast<float>(r0[2 * j + 1]);
+    const float c = static_cast<float>(r1[2 * j]);
+    const float d = static_cast<float>(r1[2 * j + 1]);
+    const bool tb = (b > a) | (b != b);
+    const float m1 = tb ? b : a;
+    const uint8_t k1 = tb ? 1 : 0;
+    const bool tc = (c > m1) | (c != c);
+    const float m2 = tc ? c : m1;
+    const uint8_t k2 = tc ? 2 : k1;
+    const bool td = (d > m2) | (d != d);
+    const uint8_t k3 = td ? 3 : k2;
+    const T in[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
+    yr[j] = in[k3];  // the element itself (a NaN keeps its bits)
+    if (wr != nullptr) {
+      wr[j] = k3;
+    }
+  }
+}
+
+#if defined(__SSE2__)
+// Four outputs at a time (SSE2, part of every x86-64): the pairs of each row
+// deinterleaved, the window's four candidates compared lane-wise with the same rule.
+// Returns the first output left for row_scalar.
+struct Four {
+  __m128 a, b, c, d;  // the window's elements in scan order, four windows
+};
+
+inline __m128 select(__m128 take, __m128 yes, __m128 no) {
+  return _mm_or_ps(_mm_and_ps(take, yes), _mm_andnot_ps(take, no));
+}
+
+inline void decide(const Four& f, __m128* value, __m128i* where) {
+  const __m128 tb = _mm_or_ps(_mm_cmpgt_ps(f.b, f.a), _mm_cmpunord_ps(f.b, f.b));
+  const __m128 m1 = select(tb, f.b, f.a);
+  const __m128 tc = _mm_or_ps(_mm_cmpgt_ps(f.c, m1), _mm_cmpunord_ps(f.c, f.c));
+  const __m128 m2 = select(tc, f.c, m1);
+  const __m128 td = _mm_or_ps(_mm_cmpgt_ps(f.d, m2), _mm_cmpunord_ps(f.d, f.d));
+  *value = select(td, f.d, m2);
+  const __m128i one = _mm_set1_epi32(1), two = _mm_set1_epi32(2), three = _mm_set1_epi32(3);
+  const __m128i k1 = _mm_and_si128(_mm_castps_si128(tb), one);
+  const __m128i k2 = _mm_or_si128(_mm_and_si128(_mm_castps_si128(tc), two),
+                                  _mm_andnot_si128(_mm_castps_si128(tc), k1));
+  *where = _mm_or_si128(_mm_and_si128(_mm_castps_si128(td), three),
+                        _mm_andnot_si128(_mm_castps_si128(td), k2));
+}
+
+inline void store_where(uint8_t* wr, __m128i where) {
+  const __m128i bytes = _mm_packus_epi16(_mm_packs_epi32(where, where), _mm_setzero_si128());
+  const int32_t four = _mm_cvtsi128_si32(bytes);
+  std::memcpy(wr, &four, 4);
+}
+
+int64_t row_sse2(const float* r0, const float* r1, float* yr, uint8_t* wr, int64_t wo) {
+  int64_t j = 0;
+  for (; j + 4 <= wo; j += 4) {
+    const __m128 p0 = _mm_loadu_ps(r0 + 2 * j), p1 = _mm_loadu_ps(r0 + 2 * j + 4);
+    const __m128 q0 = _mm_loadu_ps(r1 + 2 * j), q1 = _mm_loadu_ps(r1 + 2 * j + 4);
+    const Four f{_mm_shuffle_ps(p0, p1, _MM_SHUFFLE(2, 0, 2, 0)),
+                 _mm_shuffle_ps(p0, p1, _MM_SHUFFLE(3, 1, 3, 1)),
+                 _mm_shuffle_ps(q0, q1, _MM_SHUFFLE(2, 0, 2, 0)),
+                 _mm_shuffle_ps(q0, q1, _MM_SHUFFLE(3, 1, 3, 1))};
+    __m128 value;
+    __m128i where;
+    decide(f, &value, &where);
+    _mm_storeu_ps(yr + j, value);
+    if (wr != nullptr) {
+      store_where(wr + j, where);
+    }
+  }
+  return j;
+}
+
+// bfloat16 is the upper half of a float: widened by a 16-bit shift, narrowed back exactly
+// (every output is one of the inputs, its lower half zero).
+inline __m128 widen(__m128i halves) {
+  return _mm_castsi128_ps(_mm_slli_epi32(halves, 16));
+}
+
+int64_t row_sse2(const c10::BFloat16* r0, const c10::BFloat16* r1, c10::BFloat16* yr,
+                 uint8_t* wr, int64_t wo) {
+  const __m128i low = _mm_set1_epi32(0xffff);
+  int64_t j = 0;
+  for (; j + 4 <= wo; j += 4) {
+    // Eight bf16 of each row: as 32-bit lanes, even elements in the low half.
+    const __m128i p = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + 2 * j));
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + 2 * j));
+    const Four f{widen(_mm_and_si128(p, low)), widen(_mm_srli_epi32(p, 16)),
+                 widen(_mm_and_si128(q, low)), widen(_mm_srli_epi32(q, 16))};
+    __m128 value;
+    __m128i where;
+    decide(f, &value, &where);
+    // The upper halves, sign-extended, pack to 16 bits exactly.
+    const __m128i bits = _mm_srai_epi32(_mm_castps_si128(value), 16);
+    const __m128i packed = _mm_packs_epi32(bits, bits);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(yr + j), packed);
+    if (wr != nullptr) {
+      store_where(wr + j, where);
+    }
+  }
+  return j;
+}
+#endif
 
 template <typename T>
 void forward_kernel(const at::Tensor& x, at::Tensor& y, uint8_t* where) {
@@ -42,22 +156,12 @@ void forward_kernel(const at::Tensor& x, at::Tensor& y, uint8_t* where) {
         const T* r0 = xp + 2 * i * w;
         const T* r1 = r0 + w;
         T* yr = yp + i * wo;
-        for (int64_t j = 0; j < wo; ++j) {
-          const T c[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
-          float m = static_cast<float>(c[0]);
-          uint8_t k = 0;
-          for (uint8_t q = 1; q < 4; ++q) {
-            const float v = static_cast<float>(c[q]);
-            if (v > m || std::isnan(v)) {
-              m = v;
-              k = q;
-            }
-          }
-          yr[j] = c[k];
-          if (wp != nullptr) {
-            wp[i * wo + j] = k;
-          }
-        }
+        uint8_t* wr = wp == nullptr ? nullptr : wp + i * wo;
+        int64_t j = 0;
+#if defined(__SSE2__)
+        j = row_sse2(r0, r1, yr, wr, wo);
+#endif
+        row_scalar(r0, r1, yr, wr, j, wo);
       }
     }
   });

@@ -36,9 +36,15 @@ fn gradients(x: &Tensor, pool: impl Fn(&Tensor) -> Tensor, upstream: &Tensor) ->
 #[test]
 fn values_and_gradients_match_libtorch_with_ties_nans_and_odd_sizes() {
     for kind in [Kind::Float, Kind::BFloat16] {
-        for (i, shape) in [[2, 3, 8, 8], [3, 5, 7, 9], [1, 1, 2, 2], [16, 11, 32, 32]]
-            .iter()
-            .enumerate()
+        for (i, shape) in [
+            [2, 3, 8, 8],
+            [3, 5, 7, 9],
+            [1, 1, 2, 2],
+            [2, 2, 4, 13],
+            [16, 11, 32, 32],
+        ]
+        .iter()
+        .enumerate()
         {
             let x = tied(shape, kind, i as i64);
             let flat = x.view([-1]);
