@@ -7,8 +7,10 @@ for the same models built two ways, in PyTorch eager on the same libtorch:
   `scripts/fixtures/keras_blocks_a.py` builds them. Keras' default image format
   (channels-last inputs). The training step is a plain PyTorch one over the Keras model's
   parameters.
-- `--impl port`: Keras' ResNet v1 definitions written out in plain PyTorch (the stride on
-  the 1×1 convolutions), to tell a definition's cost from a framework's.
+- `--impl port`: the exact definitions written out in plain PyTorch, to tell a definition's
+  cost from a framework's: Keras' ResNet v1 (the stride on the 1×1 convolutions), and Meso4
+  and MesoInception4 as the MesoNet authors' Keras code builds them (the PyTorch-eager
+  peer of the MesoNet family, which no package ships).
 - `--impl user`: what a PyTorch user would pick instead: timm's `tf_efficientnet_b*` (the
   ported TensorFlow weights' definition, "same" padding) and `inception_resnet_v2`,
   torchvision's `resnet50/101/152` (v1.5: the stride on the 3×3) and `vgg16` (features,
@@ -24,7 +26,7 @@ eval: `torch.no_grad()`, `torch.autocast(device, dtype)` for bf16/f16. train:
 `torch.amp.GradScaler`. Timing as the Rust bench: `--warm-up` steps, then steps until
 `--min-time` seconds and `--min-steps` steps, CUDA synchronised.
 
-Usage: python benches/peers/models_torch.py --impl keras|user [--device cpu|cuda]
+Usage: python benches/peers/models_torch.py --impl keras|user|port [--device cpu|cuda]
        [--filter S,S] [--modes eval1,eval,train] [--precision f32,bf16] [--size cpu|study|N] [--batch N] [--warm-up N]
        [--min-time S] [--min-steps N] [--layout contiguous|channels_last]
        [--cudnn-benchmark] [--threads N] [--out FILE] [--compile]
@@ -168,7 +170,56 @@ class ResNetV1(nn.Module):
         return self.head(self.layers(self.stem(x)))
 
 
-def port_model(name):
+class SameConv(nn.Module):
+    """Keras `Conv2D(padding="same", activation="relu")` at stride 1 (odd kernels: symmetric
+    padding)."""
+
+    def __init__(self, cin, cout, k, d=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, k, 1, d * (k - 1) // 2, d)
+
+    def forward(self, x):
+        return F.relu(self.conv(x))
+
+
+class Inception(nn.Module):
+    """MesoNet's InceptionLayer(a, b, c, d): 1×1; 1×1 → 3×3; 1×1 → 3×3 dilated 2; 1×1 → 3×3
+    dilated 3; concatenated."""
+
+    def __init__(self, cin, a, b, c, d):
+        super().__init__()
+        self.b1 = SameConv(cin, a, 1)
+        self.b2 = nn.Sequential(SameConv(cin, b, 1), SameConv(b, b, 3))
+        self.b3 = nn.Sequential(SameConv(cin, c, 1), SameConv(c, c, 3, 2))
+        self.b4 = nn.Sequential(SameConv(cin, d, 1), SameConv(d, d, 3, 3))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+class Meso(nn.Module):
+    """Meso4 / MesoInception4 as the MesoNet authors' Keras code builds them: four stages of
+    (convolution or inception, BN eps 1e-3, max-pooling 2, 2, 2, 4), Flatten, Dropout(0.5),
+    Dense(16), LeakyReLU(0.1), Dropout(0.5), Dense(1) (the logit)."""
+
+    def __init__(self, inception, size):
+        super().__init__()
+        bn = lambda c: nn.BatchNorm2d(c, eps=1e-3)  # noqa: E731
+        first = [Inception(3, 1, 4, 4, 2), bn(11), nn.MaxPool2d(2), Inception(11, 2, 4, 4, 2), bn(12)] if inception \
+            else [SameConv(3, 8, 3), bn(8), nn.MaxPool2d(2), SameConv(8, 8, 5), bn(8)]
+        c = 12 if inception else 8
+        self.features = nn.Sequential(*first, nn.MaxPool2d(2), SameConv(c, 16, 5), bn(16), nn.MaxPool2d(2),
+                                      SameConv(16, 16, 5), bn(16), nn.MaxPool2d(4))
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(16 * (size // 32) ** 2, 16),
+                                  nn.LeakyReLU(0.1), nn.Dropout(0.5), nn.Linear(16, 1))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def port_model(name, size):
+    if name in ("meso4", "meso_inception4"):
+        return Meso(name == "meso_inception4", size), "port " + name
     blocks = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3), "resnet152": (3, 8, 36, 3)}.get(name)
     return (ResNetV1(blocks), "port " + name) if blocks else (None, None)
 
@@ -176,8 +227,15 @@ def port_model(name):
 def gflops(model, x, call):
     from torch.utils.flop_counter import FlopCounterMode
 
+    # In eval mode: batch norm in training mode refuses one value per channel (batch 1 at a
+    # size that pools to 1×1); the count is the same.
+    training = getattr(model, "training", False)
+    if isinstance(model, nn.Module):
+        model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         call(model, x[:1])
+    if isinstance(model, nn.Module):
+        model.train(training)
     return counter.get_total_flops() / 1e9
 
 
@@ -235,7 +293,7 @@ def main():
                 what = "keras " + name
                 nhwc = True
             else:
-                model, what = (port_model if a.impl == "port" else user_model)(name)
+                model, what = port_model(name, size) if a.impl == "port" else user_model(name)
                 output, nhwc = "logit", False
                 if model is None:
                     continue
