@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole-model benches side by side on this machine: benches/models.rs, then its peers
 # benches/peers/models_torch.py (--impl user, channels-last input: PyTorch's fastest eager
-# layout on a CPU; --impl keras, the exact definitions), same threads, same cases; then
+# layout on a CPU; --impl port, the exact MesoNet and ResNet definitions in plain PyTorch,
+# both layouts; --impl keras, the exact definitions), same threads, same cases; then
 # benches/peers/models_report.py. CUDA: scripts/device/models.sh.
 #
 # Usage: benches/models.sh [extra options for both sides, e.g. --filter efficientnet_b0/]
@@ -31,6 +32,11 @@ cargo bench --bench models -- "${common[@]}" --precision bf16-cast --modes eval1
     --out "$OUT_DIR/rust.jsonl"
 "$PYTHON" benches/peers/models_torch.py --impl user --layout channels_last "${common[@]}" \
     --precision "$PRECISION" --out "$OUT_DIR/peers.jsonl"
+# The exact definitions in plain PyTorch (MesoNet, ResNet v1), both layouts.
+for layout in contiguous channels_last; do
+    "$PYTHON" benches/peers/models_torch.py --impl port --layout "$layout" "${common[@]}" \
+        --precision "$PRECISION" --out "$OUT_DIR/peers.jsonl"
+done
 KERAS_BACKEND=torch "$PYTHON" benches/peers/models_torch.py --impl keras "${common[@]}" \
     --precision "$PRECISION" --out "$OUT_DIR/peers.jsonl"
 "$PYTHON" benches/peers/models_report.py "$OUT_DIR/models.md" "$OUT_DIR/rust.jsonl" \

@@ -7,7 +7,8 @@ Reads every JSON line (Rust lines have "impl": "rust"; the peers' "keras", "user
 channels-last. Per id, a row: images/s of every variant found, the GFLOPs per image of
 the exact definition (Keras, also Rust's) and of the user's pick, and the ratios
 Rust / Keras and Rust / user pick, each side at its fastest variant (the layout each does
-best). The user's pick is a different definition (timm, torchvision): compare it per
+best), and Rust / port (the exact definition in plain PyTorch, `--impl port`, where
+there is one). The user's pick is a different definition (timm, torchvision): compare it per
 FLOP. Errors are listed under the table. Writes OUT.md and prints it.
 """
 
@@ -38,7 +39,7 @@ def main(out_path, paths):
                     flops[(line["id"].split("/")[1], line["impl"])] = line["gflops_per_image"]
     variants = sorted({v for r in rows.values() for v in r}, key=lambda v: (not v.startswith("rust"), v))
     head = ["id", *[f"{v} img/s" for v in variants], "GFLOPs (exact)", "user pick", "GFLOPs (pick)",
-            "Rust / Keras", "Rust / pick"]
+            "Rust / Keras", "Rust / pick", "Rust / port"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def best(r, prefix):
@@ -47,12 +48,13 @@ def main(out_path, paths):
 
     for cid, r in rows.items():
         model = cid.split("/")[1]
-        rust, keras, user = best(r, "rust"), best(r, "keras"), best(r, "user")
+        rust, keras, user, port = best(r, "rust"), best(r, "keras"), best(r, "user"), best(r, "port")
         exact = flops.get((model, "keras"))
         pick = flops.get((model, "user"))
         cells = [f"`{cid}`", *[f"{r[v]:.1f}" if v in r else "" for v in variants],
                  f"{exact:.2f}" if exact else "", names.get(cid, ""), f"{pick:.2f}" if pick else "",
-                 f"{rust / keras:.2f}" if rust and keras else "", f"{rust / user:.2f}" if rust and user else ""]
+                 f"{rust / keras:.2f}" if rust and keras else "", f"{rust / user:.2f}" if rust and user else "",
+                 f"{rust / port:.2f}" if rust and port else ""]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     if errors:
