@@ -8,7 +8,9 @@
 //! It holds libtorch's device-typed autocast ([`autocast`]: `tch::autocast` drives only
 //! the old CUDA-only switch, so mixed precision on the CPU needs this) and its c10d
 //! distributed engine on the Gloo backend ([`c10d`]: the `TCPStore` rendezvous and
-//! `ProcessGroupGloo` that `torch.distributed` runs on), which `df-dist` builds on.
+//! `ProcessGroupGloo` that `torch.distributed` runs on), which `df-dist` builds on; the
+//! multi-tensor optimizer steps ([`optim`]), a 2×2 max-pooling kernel with its own autograd
+//! node ([`pool`]) and the C library allocator's policy for freed memory ([`memory`]).
 //!
 //! ```
 //! use df_sys::autocast::Autocast;
