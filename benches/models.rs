@@ -81,6 +81,10 @@ struct Args {
     /// the models convert it to their own format once; on CUDA they compute in it.
     #[arg(long, default_value = "contiguous")]
     layout: String,
+    /// The memory format the models compute in on the CPU (`contiguous` or
+    /// `channels_last`); default: each model's own (channels-last).
+    #[arg(long)]
+    memory_format: Option<String>,
     /// cuDNN's benchmark mode (autotuned convolution algorithms) on CUDA.
     #[arg(long)]
     cudnn_benchmark: bool,
@@ -145,8 +149,15 @@ fn device_name(device: Device) -> &'static str {
 
 /// The top every bench model gets: MesoNet keeps the authors' head, the others the pooled
 /// binary head (GAP, dropout 0.5, Dense(1)).
-fn bench_options(info: &ModelInfo, size: i64) -> Result<BuildOptions, String> {
-    let options = BuildOptions::default().with_input_size(size, size);
+fn bench_options(
+    info: &ModelInfo,
+    size: i64,
+    format: Option<MemoryFormat>,
+) -> Result<BuildOptions, String> {
+    let mut options = BuildOptions::default().with_input_size(size, size);
+    if let Some(format) = format {
+        options = options.with_memory_format(format);
+    }
     if info.family.starts_with("meso") {
         return Ok(options.with_top(info.detector_top()));
     }
@@ -169,8 +180,13 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(case: &Case, device: Device, layout: MemoryFormat) -> Result<Self, String> {
-        let options = bench_options(case.info, case.size)?;
+    fn new(
+        case: &Case,
+        device: Device,
+        layout: MemoryFormat,
+        format: Option<MemoryFormat>,
+    ) -> Result<Self, String> {
+        let options = bench_options(case.info, case.size, format)?;
         let mut vs = nn::VarStore::new(device);
         let model = case
             .info
@@ -353,6 +369,10 @@ fn main() -> Result<(), String> {
         d => return Err(format!("--device must be cpu or cuda, got {d:?}")),
     };
     let layout: MemoryFormat = args.layout.parse().map_err(|e| format!("--layout: {e}"))?;
+    let format: Option<MemoryFormat> = match &args.memory_format {
+        Some(f) => Some(f.parse().map_err(|e| format!("--memory-format: {e}"))?),
+        None => None,
+    };
     let cases = cases(&args, device)?;
     if args.list {
         for case in &cases {
@@ -382,20 +402,22 @@ fn main() -> Result<(), String> {
     };
     for case in &cases {
         let id = case.id(device);
-        let line =
-            match Workload::new(case, device, layout).and_then(|mut w| measure(&mut w, &args)) {
-                Ok((steps, seconds)) => serde_json::json!({
-                    "id": id,
-                    "impl": "rust",
-                    "model": case.info.name,
-                    "layout": args.layout,
-                    "threads": threads(&args),
-                    "steps": steps,
-                    "seconds_per_step": seconds / f64::from(steps),
-                    "images_per_second": (case.batch as f64) * f64::from(steps) / seconds,
-                }),
-                Err(e) => serde_json::json!({"id": id, "impl": "rust", "error": e}),
-            };
+        let line = match Workload::new(case, device, layout, format)
+            .and_then(|mut w| measure(&mut w, &args))
+        {
+            Ok((steps, seconds)) => serde_json::json!({
+                "id": id,
+                "impl": "rust",
+                "model": case.info.name,
+                "layout": args.layout,
+                "memory_format": args.memory_format.as_deref().unwrap_or("model"),
+                "threads": threads(&args),
+                "steps": steps,
+                "seconds_per_step": seconds / f64::from(steps),
+                "images_per_second": (case.batch as f64) * f64::from(steps) / seconds,
+            }),
+            Err(e) => serde_json::json!({"id": id, "impl": "rust", "error": e}),
+        };
         println!("{line}");
         if let Some(file) = &mut out {
             writeln!(file, "{line}").map_err(|e| format!("--out: {e}"))?;
