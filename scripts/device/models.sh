@@ -21,6 +21,11 @@
 # and benches/peers/models_report.py makes models.md of whatever finished. TRAIN_ONLY=1
 # runs part 1, the training steps (f32, bf16) of both sides, then part 5; LARGE_ONLY=1
 # part 1, B7 in f16 (both sides) and both layouts of B3-B7 and InceptionResNetV2 (Rust).
+# LAYOUT_ONLY=1: part 1, then both layouts (NCHW, channels-last) of every model, Rust only,
+# eval at the training batch and the training step, f32 and bf16, model after model, the
+# three never measured channels-last after the multi-tensor step first (B6, B7,
+# InceptionResNetV2): what choosing the CUDA default layout from measurement needs
+# (docs/benchmarks.md, "Channels-last on CUDA").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 DEV=target/device
@@ -82,6 +87,18 @@ if [[ ${LARGE_ONLY:-0} == 1 ]]; then
     part 30 "${PEER[@]}" --impl user --precision f16 --filter efficientnet_b7/
     part 60 "${RUST[@]}" --precision f32,bf16 --modes eval,train --filter "$large"
     part 60 "${RUST[@]}" --precision f32,bf16 --modes eval,train --layout channels_last --filter "$large"
+    "$PY" benches/peers/models_report.py "$OUT/models.md" "$JSONL" >/dev/null
+    echo "done in $(($(date +%s) - START)) s"
+    exit 0
+fi
+if [[ ${LAYOUT_ONLY:-0} == 1 ]]; then
+    for f in efficientnet_b6/ efficientnet_b7/ inception_resnet_v2/ \
+        efficientnet_b0/,efficientnet_b1/,efficientnet_b2/ resnet50/,resnet101/,resnet152/ \
+        vgg16/,vgg16_c/ meso4/,meso_inception4/ efficientnet_b3/,efficientnet_b4/,efficientnet_b5/; do
+        for layout in contiguous channels_last; do
+            part 45 "${RUST[@]}" --precision f32,bf16 --modes eval,train --layout "$layout" --filter "$f"
+        done
+    done
     "$PY" benches/peers/models_report.py "$OUT/models.md" "$JSONL" >/dev/null
     echo "done in $(($(date +%s) - START)) s"
     exit 0
