@@ -94,8 +94,8 @@ impl Module for MaxPool2d {
         let c = &self.config;
         // 2×2 windows, stride 2, nothing to pad (`"valid"`, or `"same"` on even sizes), on
         // a contiguous NCHW f32/bf16 CPU tensor: df-sys's kernel, the same values and
-        // gradients as libtorch's generic NCHW one, about four times faster (what follows
-        // a batch norm of few channels, computed NCHW: `BatchNorm`).
+        // gradients as libtorch's generic NCHW one, faster (what follows a batch norm of
+        // few channels, computed NCHW: `BatchNorm`; the block bench `bn_pool_11`).
         let even = xs
             .size()
             .get(2..)
