@@ -39,6 +39,7 @@ use deepfake::data::{ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipSummar
 use deepfake::metrics::{EvaluatorConfig, Metric};
 use deepfake::models::load::{load_weights, KerasLoadOptions};
 use deepfake::models::Polarity;
+use deepfake::tch::Device;
 use deepfake::train::{
     evaluate_in, prepared_transform, write_evaluation, write_text, DeviceChoice, Precision,
 };
@@ -244,6 +245,11 @@ fn run() -> Result<()> {
     deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
     let device = DeviceChoice::parse(&args.device)?.device()?;
     args.precision.check(device)?;
+    // Scoring on the CPU keeps freed memory for the next batch, as `train` does: each
+    // batch's tensors are then not page-faulted in anew (docs/benchmarks.md, "Scoring").
+    if device == Device::Cpu {
+        deepfake::train::allocator::retain_freed_memory();
+    }
     let polarity = match args.polarity {
         PolarityArg::Fake => Polarity::Fake,
         PolarityArg::Real => Polarity::Real,

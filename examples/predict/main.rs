@@ -164,6 +164,12 @@ fn main() -> ExitCode {
     for note in &scorer.notes {
         eprintln!("note: {note}");
     }
+    // Scoring on the CPU keeps freed memory for the next image, as `train` does: each
+    // forward pass's tensors are then not page-faulted in anew (docs/benchmarks.md,
+    // "Scoring").
+    if device == Device::Cpu {
+        deepfake::train::allocator::retain_freed_memory();
+    }
     let (files, mut failures) = expand_inputs(&args.inputs);
     for (path, reason) in &failures {
         eprintln!("error: {}: {reason}", path.display());

@@ -70,6 +70,10 @@ pub use callbacks::{
     WeightSnapshot,
 };
 pub use df_metrics::{EpochRecord, History};
+/// The C library allocator's policy for freed memory ([`df_sys::memory`]): what
+/// [`Trainer::fit`] applies on the CPU, for a program that scores on the CPU to apply too
+/// (`retain_freed_memory` at its start; the `evaluate` and `predict` examples do).
+pub use df_sys::memory as allocator;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_in, evaluate_report, predict, predict_in, Predictions};
 pub use experiment::{
