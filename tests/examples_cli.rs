@@ -11,23 +11,8 @@ use std::process::{Command, Output};
 
 use deepfake::data::synthetic;
 
-/// `target/<profile>/examples/<name>`, next to this test's `deps/` directory.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples before running this test",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::example;
 
 fn run(name: &str, args: &[&str]) -> Output {
     let output = Command::new(example(name))

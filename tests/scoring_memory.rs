@@ -10,26 +10,12 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use deepfake::data::synthetic;
 
-/// `target/<profile>/examples/<name>`, next to this test's `deps/` directory.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds the examples before running this test",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::example;
 
 /// Minor page faults of this process's waited-for children (`cminflt`, field 11 of
 /// `/proc/self/stat`).

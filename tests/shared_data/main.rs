@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+#[path = "../common/mod.rs"]
+mod common;
 mod faces;
 mod lfw;
 mod loader;

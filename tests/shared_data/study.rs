@@ -8,7 +8,7 @@
 //! whole path a user takes is covered: options, the detector top, the study's initialisers,
 //! training, the written metrics.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::shared_data;
@@ -39,22 +39,7 @@ const SEED: &str = "1";
 /// CI's run of seed 1 is another draw from the same spread.
 const MIN_AUC: f64 = 0.65;
 
-/// `target/<profile>/examples/<name>`, next to this test's `deps/` directory.
-pub(crate) fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .join("examples");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: `make test-shared` builds the examples before this suite",
-        path.display()
-    );
-    path
-}
+pub(crate) use crate::common::example;
 
 #[test]
 fn efficientnet_b0_with_the_study_head_learns_lfw_faceswap() {
