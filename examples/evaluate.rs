@@ -246,7 +246,8 @@ fn run() -> Result<()> {
     let device = DeviceChoice::parse(&args.device)?.device()?;
     args.precision.check(device)?;
     // Scoring on the CPU keeps freed memory for the next batch, as `train` does: each
-    // batch's tensors are then not page-faulted in anew (docs/benchmarks.md, "Scoring").
+    // batch's tensors are then not page-faulted in anew (docs/benchmarks.md, "Scoring on
+    // the CPU").
     if device == Device::Cpu {
         deepfake::train::allocator::retain_freed_memory();
     }

@@ -166,7 +166,7 @@ fn main() -> ExitCode {
     }
     // Scoring on the CPU keeps freed memory for the next image, as `train` does: each
     // forward pass's tensors are then not page-faulted in anew (docs/benchmarks.md,
-    // "Scoring").
+    // "Scoring on the CPU").
     if device == Device::Cpu {
         deepfake::train::allocator::retain_freed_memory();
     }
