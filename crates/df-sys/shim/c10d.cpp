@@ -18,10 +18,28 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace {
+
+// Every group of the process records each collective it enqueues in libtorch's one
+// process-wide flight recorder, which adds a group's state to a std::map *before* taking
+// its own lock (FlightRecorderDetail.hpp, recordWithResetEnabled, libtorch 2.11). Two
+// groups enqueueing at once (ranks as threads of one process, or two groups driven from
+// two threads) corrupt that map: a crash, or a lookup that never ends. The shim enqueues
+// under this one lock; the waits happen outside it, so groups still run concurrently.
+std::mutex& enqueue_lock() {
+  static std::mutex lock;
+  return lock;
+}
+
+template <typename F>
+c10::intrusive_ptr<c10d::Work> enqueue(F f) {
+  std::lock_guard<std::mutex> guard(enqueue_lock());
+  return f();
+}
 
 void wait_for(DfProcessGroup* g, const c10::intrusive_ptr<c10d::Work>& work) {
   // Gloo's operations time out by themselves (the options' timeout); this bound is a
@@ -96,7 +114,7 @@ char* df_pg_allreduce(DfProcessGroup* g, at::Tensor* tensor, int op) {
     std::vector<at::Tensor> tensors{*tensor};
     c10d::AllreduceOptions options;
     options.reduceOp = reduce_op(op);
-    wait_for(g, g->group->allreduce(tensors, options));
+    wait_for(g, enqueue([&] { return g->group->allreduce(tensors, options); }));
   });
 }
 
@@ -105,7 +123,7 @@ char* df_pg_broadcast(DfProcessGroup* g, at::Tensor* tensor, int root) {
     std::vector<at::Tensor> tensors{*tensor};
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    wait_for(g, g->group->broadcast(tensors, options));
+    wait_for(g, enqueue([&] { return g->group->broadcast(tensors, options); }));
   });
 }
 
@@ -118,12 +136,12 @@ char* df_pg_allgather(DfProcessGroup* g, at::Tensor* input, at::Tensor** outputs
     for (int i = 0; i < n_outputs; ++i) {
       gathered[0].push_back(*outputs[i]);
     }
-    wait_for(g, g->group->allgather(gathered, inputs));
+    wait_for(g, enqueue([&] { return g->group->allgather(gathered, inputs); }));
   });
 }
 
 char* df_pg_barrier(DfProcessGroup* g) {
-  return df_guarded([&] { wait_for(g, g->group->barrier()); });
+  return df_guarded([&] { wait_for(g, enqueue([&] { return g->group->barrier(); })); });
 }
 
 }  // extern "C"
