@@ -11,6 +11,7 @@
 //! groups run in a child process (this test binary again), so that a crash or a hang fails
 //! the test with a message instead of taking the test runner with it.
 
+use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,8 +43,22 @@ fn groups_in_threads_of_one_process_enqueue_at_the_same_time() {
     let mut child = std::process::Command::new(std::env::current_exe().expect("this test"))
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the child process");
+    // Read as it comes (a full pipe would stall the child); shown only on failure.
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as _));
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("waiting for the child") {
@@ -56,9 +71,19 @@ fn groups_in_threads_of_one_process_enqueue_at_the_same_time() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    let output = format!(
+        "{}{}",
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default()
+    );
     match status {
-        Some(s) => assert!(s.success(), "the groups' process ended with {s}"),
-        None => panic!("the groups' process was still running after {DEADLINE:?}"),
+        Some(s) => assert!(
+            s.success(),
+            "the groups' process ended with {s}; it printed:\n{output}"
+        ),
+        None => panic!(
+            "the groups' process was still running after {DEADLINE:?}; it printed:\n{output}"
+        ),
     }
 }
 
