@@ -146,6 +146,63 @@ fn write_png(out: &Path, name: &str, image: &image::RgbImage) -> Result<()> {
     deepfake::io::write_atomic(&path, &png).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The file name of a crop: the source's path without its extension, then `_fNNN` for a
+/// video's frame NNN (three digits at least), then `_faceK` for face K with `--every-face`.
+fn crop_name(stem: &str, frame: Option<usize>, face: Option<usize>) -> String {
+    let frame = frame.map(|f| format!("_f{f:03}")).unwrap_or_default();
+    let face = face.map(|k| format!("_face{k}")).unwrap_or_default();
+    format!("{stem}{frame}{face}.png")
+}
+
+/// A source's path relative to `--input`, without its extension.
+fn stem(rel: &str) -> String {
+    Path::new(rel)
+        .with_extension("")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Whether `text` is how [`crop_name`] writes some frame number.
+fn is_frame_number(text: &str) -> bool {
+    text.len() >= 3
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text.len() == 3 || !text.starts_with('0'))
+}
+
+/// Two sources whose crops could have the same file name, and that name (a video's frame
+/// 0 for a frame clash): two photos or two videos with the same path but for the
+/// extension, or a photo named like a video's frame (`clip_f000.jpg` beside `clip.mp4`).
+/// A photo and a video with the same stem do not clash (`a.png`, `a_f000.png`).
+fn name_clash<'a>(
+    sources: &'a [PathBuf],
+    input: &Path,
+    every_face: bool,
+) -> Option<(&'a Path, &'a Path, String)> {
+    let face = every_face.then_some(0);
+    let (mut photos, mut videos) = (BTreeMap::new(), BTreeMap::new());
+    for p in sources {
+        let stem = stem(&relative(p, input));
+        let video = deepfake::data::has_video_extension(p);
+        let seen = if video { &mut videos } else { &mut photos };
+        if let Some(other) = seen.insert(stem.clone(), p.as_path()) {
+            return Some((
+                other,
+                p.as_path(),
+                crop_name(&stem, video.then_some(0), face),
+            ));
+        }
+    }
+    for (stem, photo) in &photos {
+        let Some((video_stem, number)) = stem.rsplit_once("_f") else {
+            continue;
+        };
+        if let (true, Some(video)) = (is_frame_number(number), videos.get(video_stem)) {
+            return Some((video, photo, crop_name(stem, None, face)));
+        }
+    }
+    None
+}
+
 /// The crops of one photo or video (its sampled frames), written; their paths relative to
 /// `out`, or why there is none.
 fn prepare(
@@ -168,10 +225,7 @@ fn prepare(
             Err(why) => return Ok(Err(format!("unreadable: {why}"))),
         }
     };
-    let stem = Path::new(rel)
-        .with_extension("")
-        .to_string_lossy()
-        .into_owned();
+    let stem = stem(rel);
     let (mut written, mut found) = (Vec::new(), 0);
     for (f, picture) in pictures.iter().enumerate() {
         let faces = mtcnn
@@ -179,17 +233,11 @@ fn prepare(
             .with_context(|| format!("detecting faces in {}", source.display()))?;
         found += faces.len();
         for (k, c) in crop_faces(picture, &faces, crop)?.iter().enumerate() {
-            let frame = if video {
-                format!("_f{f:03}")
-            } else {
-                String::new()
-            };
-            let face = if crop.select == FaceSelect::All {
-                format!("_face{k}")
-            } else {
-                String::new()
-            };
-            let name = format!("{stem}{frame}{face}.png");
+            let name = crop_name(
+                &stem,
+                video.then_some(f),
+                (crop.select == FaceSelect::All).then_some(k),
+            );
             write_png(out, &name, &c.image)?;
             written.push(name);
         }
@@ -250,15 +298,12 @@ fn run() -> Result<()> {
     )?);
     let sampling = args.video.sampling()?;
     let images = photos(&input)?;
-    let mut names: BTreeMap<PathBuf, &PathBuf> = BTreeMap::new();
-    for p in &images {
-        if let Some(other) = names.insert(Path::new(&relative(p, &input)).with_extension(""), p) {
-            bail!(
-                "{} and {} would both be cropped to the same file name",
-                other.display(),
-                p.display()
-            );
-        }
+    if let Some((a, b, name)) = name_clash(&images, &input, args.every_face) {
+        bail!(
+            "{} and {} would both be cropped to {name}: rename one",
+            a.display(),
+            b.display()
+        );
     }
     let wanted = settings(&args, &crop);
     let mut manifest = match std::fs::read_to_string(args.out.join(MANIFEST)) {

@@ -1416,6 +1416,73 @@ fn prepare_faces_records_what_it_skips_resumes_and_guards_its_folder() {
     assert!(!inside.exists());
 }
 
+/// `prepare_faces` refuses, before writing anything, exactly the inputs whose crops would
+/// overwrite one another, naming both and the file: two photos (or two videos) with one
+/// path but for the extension, and a photo named like a video's frame. A photo and a video
+/// with the same stem do not clash (`a.png` against `a_f000.png`), nor does a name that is
+/// not how a frame number is written.
+#[test]
+fn prepare_faces_refuses_exactly_the_names_that_would_clash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grey = image::RgbImage::from_pixel(60, 50, image::Rgb([128, 128, 128]));
+    let folder = |name: &str, files: &[&str]| {
+        let input = dir.path().join(name);
+        std::fs::create_dir_all(&input).expect("dir");
+        for f in files {
+            let path = input.join(f);
+            if f.ends_with(".mp4") {
+                std::fs::write(&path, b"not a video").expect("write");
+            } else {
+                grey.save_with_format(&path, image::ImageFormat::Png)
+                    .expect("picture");
+            }
+        }
+        input
+    };
+    for (files, every_face, says) in [
+        (&["clip.mp4", "clip_f000.jpg"][..], false, "clip_f000.png"),
+        (&["clip.mp4", "clip_f1000.jpg"][..], false, "clip_f1000.png"),
+        (
+            &["clip.mp4", "clip_f007.jpg"][..],
+            true,
+            "clip_f007_face0.png",
+        ),
+        (&["b.png", "b.jpg"][..], false, "b.png"),
+        (&["v.mp4", "v.avi"][..], false, "v_f000.png"),
+    ] {
+        let input = folder(&format!("clash-{}", files[1]), files);
+        let out = dir.path().join(format!("out-{}", files[1]));
+        let mut args = vec!["--input", s(&input), "--out", s(&out)];
+        if every_face {
+            args.push("--every-face");
+        }
+        let r = run("prepare_faces", &args);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            !r.status.success()
+                && err.contains(&format!("cropped to {says}"))
+                && err.contains(files[0])
+                && err.contains(files[1]),
+            "{files:?}: {err}"
+        );
+        assert!(!out.exists(), "{files:?}: {} was written", out.display());
+    }
+    // No clash: each source is looked at (here none has a face).
+    let input = folder(
+        "fine",
+        &[
+            "a.mp4",
+            "a.jpg",
+            "clip.mp4",
+            "clip_f12.jpg",
+            "clip_f0000.jpg",
+        ],
+    );
+    let out = dir.path().join("out-fine");
+    let (stdout, _) = ok("prepare_faces", &["--input", s(&input), "--out", s(&out)]);
+    assert!(stdout.contains("5 photos and videos"), "{stdout}");
+}
+
 /// A model trained on a `prepare_faces` folder records how its faces were cropped, and
 /// `predict` then scores faces without being told (`--faces` for other checkpoints); an
 /// image without a face is a result, not an error.
