@@ -6,6 +6,12 @@
 //! Each collective is synchronous: it is enqueued on the group and waited for; Gloo's
 //! operations fail after the group's timeout (a peer gone, a peer that never arrives),
 //! and the wait itself is bounded at twice that. Errors name the rank and the operation.
+//!
+//! Several groups may live in one process, each driven from its own thread (ranks as
+//! threads in tests, one group per worker): the shim hands collectives to libtorch one at
+//! a time, because libtorch 2.11's process-wide flight recorder is not safe when two
+//! groups enqueue at once (see `shim/c10d.cpp`); they still run and are waited for
+//! concurrently.
 
 use std::ffi::{c_int, CString};
 use std::ptr::NonNull;
