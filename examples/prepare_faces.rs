@@ -169,9 +169,9 @@ fn is_frame_number(text: &str) -> bool {
         && (text.len() == 3 || !text.starts_with('0'))
 }
 
-/// Two sources whose crops could have the same file name, and that name (a video's frame
-/// 0 for a frame clash): two photos or two videos with the same path but for the
-/// extension, or a photo named like a video's frame (`clip_f000.jpg` beside `clip.mp4`).
+/// Two sources whose crops could have the same file name, and that name (frame 0's for two
+/// videos): two photos or two videos with the same path but for the extension, or a photo
+/// named like a video's frame (`clip_f000.jpg` beside `clip.mp4`).
 /// A photo and a video with the same stem do not clash (`a.png`, `a_f000.png`).
 fn name_clash<'a>(
     sources: &'a [PathBuf],
