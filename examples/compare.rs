@@ -32,9 +32,9 @@ use deepfake::data::Augment;
 use deepfake::metrics::AnalysisConfig;
 use deepfake::models::TopKind;
 use deepfake::train::{
-    run_experiment, write_json, write_text, DataConfig, DeviceChoice, EarlyStoppingConfig,
-    ExperimentConfig, ModelChoice, OptimizerConfig, Precision, StudyRecipe, Verbosity,
-    STUDY_MODELS,
+    check_experiment, run_experiment, write_json, write_text, DataConfig, DeviceChoice,
+    EarlyStoppingConfig, ExperimentConfig, ModelChoice, OptimizerConfig, PrecisionChoice,
+    StudyRecipe, Verbosity, STUDY_MODELS,
 };
 use serde::Serialize;
 
@@ -108,7 +108,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     patience: usize,
     /// Square input size for every model (default: each model's own).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     input_size: Option<i64>,
     /// Training augmentation.
     #[arg(long, value_enum, default_value = "none")]
@@ -129,10 +129,12 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
-    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA), f16
+    /// (autocast with loss scaling in training; meant for CUDA), or auto: bf16 where the
+    /// hardware computes it natively (a CPU with avx512_bf16 or amx_bf16, a GPU of compute
+    /// capability 8.0 or more), else f32; the choice is printed on stderr at start.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
-    precision: Precision,
+    precision: PrecisionChoice,
     /// Output directory.
     #[arg(long, default_value = "runs/compare")]
     out: PathBuf,
@@ -215,8 +217,8 @@ fn markdown(rows: &[Row], window: usize) -> String {
     md
 }
 
-fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
-    Precision::parse(s).map_err(|e| e.to_string())
+fn parse_precision(s: &str) -> std::result::Result<PrecisionChoice, String> {
+    PrecisionChoice::parse(s).map_err(|e| e.to_string())
 }
 
 fn run() -> Result<()> {
@@ -240,6 +242,10 @@ fn run() -> Result<()> {
         AugmentArg::Forensic => Augment::forensic(),
     };
     let device = DeviceChoice::parse(&args.device)?;
+    let (precision, says) = args.precision.resolve(device.device()?);
+    if let Some(line) = says {
+        eprintln!("{line}");
+    }
     let models: Vec<String> = args
         .models
         .iter()
@@ -265,7 +271,7 @@ fn run() -> Result<()> {
         cfg.overwrite = true;
         cfg.seed = args.seed;
         cfg.device = device;
-        cfg.precision = args.precision;
+        cfg.precision = precision;
         cfg.verbosity = if args.quiet {
             Verbosity::Quiet
         } else {
@@ -288,6 +294,12 @@ fn run() -> Result<()> {
         }
         configs.push(cfg);
     }
+    // Each model's folder, and the comparison's own files, before the first model trains:
+    // only files a run or a comparison recorded writing are replaced.
+    for cfg in &configs {
+        check_experiment(cfg).with_context(|| format!("{}", cfg.out_dir.display()))?;
+    }
+    deepfake::io::owned::Owned::claim(&args.out, "compare", &OUTPUTS)?;
     let mut rows = Vec::new();
     let plot = args.out.join("histories.png");
     let mut histories = Vec::new();
@@ -361,6 +373,9 @@ fn run() -> Result<()> {
     );
     Ok(())
 }
+
+/// The comparison's own files in `--out`.
+const OUTPUTS: [&str; 3] = ["comparison.md", "comparison.json", "histories.png"];
 
 /// Writes `comparison.md` and `comparison.json` into `out`.
 fn write_table(out: &std::path::Path, rows: &[Row], window: usize) -> Result<()> {

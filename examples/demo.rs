@@ -25,10 +25,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Parser;
 use deepfake::data::synthetic;
+use deepfake::io::owned::Owned;
 use deepfake::train::{
     run_experiment, write_text, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig,
     ModelChoice, OptimizerConfig, ReduceLrOnPlateauConfig, Verbosity,
 };
+
+/// The name the demo records its generated files under.
+const PROGRAM: &str = "demo";
 
 /// Trains and evaluates Meso4 on a generated synthetic forgery set.
 #[derive(Debug, Parser)]
@@ -77,11 +81,22 @@ fn run() -> Result<()> {
         .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
         .is_some_and(|v| v == wanted);
     if !up_to_date {
-        if data_dir.exists() {
-            std::fs::remove_dir_all(&data_dir)
-                .with_context(|| format!("clearing {}", data_dir.display()))?;
-        }
-        let set = synthetic::generate(&data_dir, args.per_class, args.size, args.seed)?;
+        // The demo removes only the files it recorded generating there: a folder holding
+        // anything else (a user's files, a set made by another program) is refused,
+        // naming the file, and left as it is.
+        let config = synthetic::SyntheticConfig::new(args.per_class, args.size, args.seed);
+        let mut owned = Owned::open(&data_dir)?;
+        owned.clear(PROGRAM).with_context(|| {
+            format!(
+                "{} is not the demo's generated data (it would be replaced); choose another \
+                 --out",
+                data_dir.display()
+            )
+        })?;
+        let mut planned = synthetic::planned_files(&config);
+        planned.push("synthetic.json".into());
+        owned.record(PROGRAM, &planned)?;
+        let set = synthetic::generate_with(&data_dir, &config)?;
         write_text(&stamp, &wanted.to_string())?;
         println!(
             "generated {} images in {} (real/, fake/)",

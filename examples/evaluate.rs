@@ -35,13 +35,16 @@ mod score;
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
-use deepfake::data::{ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipSummary};
+use deepfake::data::{
+    ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipReason, SkipReport, SkipSummary,
+};
 use deepfake::metrics::{EvaluatorConfig, Metric};
 use deepfake::models::load::{load_weights, KerasLoadOptions};
 use deepfake::models::Polarity;
 use deepfake::tch::Device;
 use deepfake::train::{
     evaluate_in, prepared_transform, write_evaluation, write_text, DeviceChoice, Precision,
+    PrecisionChoice,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -93,10 +96,12 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
-    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA), f16
+    /// (autocast with loss scaling in training; meant for CUDA), or auto: bf16 where the
+    /// hardware computes it natively (a CPU with avx512_bf16 or amx_bf16, a GPU of compute
+    /// capability 8.0 or more), else f32; the choice is printed on stderr at start.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
-    precision: Precision,
+    precision: PrecisionChoice,
     /// Score faces (on by default for a checkpoint trained on `prepare_faces` crops).
     #[arg(long)]
     faces: bool,
@@ -105,6 +110,49 @@ struct Args {
     /// Output directory.
     #[arg(long, default_value = "runs/evaluate")]
     out: PathBuf,
+    /// Write into an `--out` that holds another run's files (a training run's folder, or
+    /// another program's results), replacing its metrics and plots.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// The files `evaluate` writes into `--out`.
+const OUTPUTS: [&str; 6] = [
+    "metrics.json",
+    "roc.png",
+    "pr.png",
+    "calibration.png",
+    "videos.json",
+    "skipped.json",
+];
+
+/// Checks `--out` before any work and records the files `evaluate` will write there: a
+/// folder holding a training run (or another program's files) needs `--overwrite`; a file
+/// at one of those names that no deepfake program recorded writing is never replaced.
+fn claim_out(args: &Args) -> Result<()> {
+    let out = &args.out;
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!(
+            "--out {}: a file, not a folder; name a folder for the evaluation's files",
+            out.display()
+        );
+    }
+    let owned = deepfake::io::owned::Owned::open(out)?;
+    let run = deepfake::train::run_dir::run_files(out);
+    let others: Vec<&str> = owned.programs().filter(|p| *p != "evaluate").collect();
+    if !args.overwrite && (!run.is_empty() || !others.is_empty()) {
+        let what = run.first().map_or_else(
+            || format!("files written by {}", others.join(", ")),
+            |f| format!("a training run ({})", f.display()),
+        );
+        anyhow::bail!(
+            "--out {} holds {what}: evaluating into it would replace its metrics and plots; \
+             give --overwrite to replace them, or choose another --out",
+            out.display()
+        );
+    }
+    deepfake::io::owned::Owned::claim(out, "evaluate", &OUTPUTS)?;
+    Ok(())
 }
 
 /// The videos of `data`'s class folders with their labels (1 fake, 0 real), if it holds
@@ -157,6 +205,7 @@ fn evaluate_videos(
     evaluator: EvaluatorConfig,
     polarity: Polarity,
     resize: Option<ResizeFilter>,
+    precision: Precision,
 ) -> Result<()> {
     let device = DeviceChoice::parse(&args.device)?.device()?;
     let scorer = score::Scorer::open(
@@ -170,12 +219,13 @@ fn evaluate_videos(
             faces: args.faces,
         },
         device,
-        args.precision,
+        precision,
     )?;
     for note in &scorer.notes {
-        eprintln!("note: {note}");
+        deepfake::note(note);
     }
     let sampling = args.video.sampling()?;
+    claim_out(args)?;
     let (mut probs, mut labels, mut skipped, mut lines) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (video, label) in videos {
@@ -186,13 +236,15 @@ fn evaluate_videos(
                     labels.push(*label);
                     lines.push(serde_json::to_value(&p)?);
                 }
-                None => skipped.push(serde_json::json!({
-                    "path": video.display().to_string(), "reason": "no face in any sampled frame"
-                })),
+                None => skipped.push(SkipReport {
+                    path: video.clone(),
+                    reason: SkipReason::NoFace,
+                }),
             },
-            Err(e) => skipped.push(serde_json::json!({
-                "path": video.display().to_string(), "reason": deepfake::error_text(e.as_ref())
-            })),
+            Err(e) => skipped.push(SkipReport {
+                path: video.clone(),
+                reason: SkipReason::Video(deepfake::error_text(e.as_ref())),
+            }),
         }
     }
     anyhow::ensure!(
@@ -211,9 +263,10 @@ fn evaluate_videos(
         &args.out.join("videos.json"),
         &serde_json::to_string_pretty(&lines)?,
     )?;
+    let n_skipped = skipped.len();
     write_text(
         &args.out.join("skipped.json"),
-        &serde_json::to_string_pretty(&skipped)?,
+        &SkipSummary::new(skipped).to_json()?,
     )?;
     let r = &evaluation.report;
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
@@ -225,17 +278,17 @@ fn evaluate_videos(
         opt(r.auc),
         opt(r.eer),
         r.log_loss,
-        if skipped.is_empty() {
+        if n_skipped == 0 {
             String::new()
         } else {
-            format!(" ({} videos skipped)", skipped.len())
+            format!(" ({n_skipped} videos skipped)")
         }
     );
     Ok(())
 }
 
-fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
-    Precision::parse(s).map_err(|e| e.to_string())
+fn parse_precision(s: &str) -> std::result::Result<PrecisionChoice, String> {
+    PrecisionChoice::parse(s).map_err(|e| e.to_string())
 }
 
 fn run() -> Result<()> {
@@ -244,7 +297,11 @@ fn run() -> Result<()> {
     let evaluator = EvaluatorConfig::default().with_threshold(args.threshold);
     deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
     let device = DeviceChoice::parse(&args.device)?.device()?;
-    args.precision.check(device)?;
+    let (precision, says) = args.precision.resolve(device);
+    if let Some(line) = says {
+        eprintln!("{line}");
+    }
+    precision.check(device)?;
     // Scoring on the CPU keeps freed memory for the next batch, as `train` does: each
     // batch's tensors are then not page-faulted in anew (docs/benchmarks.md, "Scoring on
     // the CPU").
@@ -263,7 +320,7 @@ fn run() -> Result<()> {
     // A folder of videos: video-level metrics.
     let videos = labelled_videos(&args.data)?;
     if !videos.is_empty() {
-        return evaluate_videos(&args, &videos, evaluator, polarity, resize);
+        return evaluate_videos(&args, &videos, evaluator, polarity, resize, precision);
     }
     let loaded = load_weights(
         args.model.as_deref(),
@@ -275,36 +332,31 @@ fn run() -> Result<()> {
     // The checkpoint's own preparation unless a flag says otherwise (then reported).
     let (transform, notes) = prepared_transform(&loaded, resize, args.center_crop)?;
     for note in &notes {
-        eprintln!("note: {note}");
+        deepfake::note(note);
     }
     // A model trained on face crops scores face crops: a folder `prepare_faces` made is
     // scored as it is; any other folder is said to be taken as crops too.
     if let Some(faces) = loaded.preparation().and_then(|p| p.faces) {
         if !args.data.join(deepfake::train::FACE_MANIFEST).is_file() {
-            eprintln!(
-                "note: {} was trained on face crops ({} px, margin {}); the images of {} are \
+            deepfake::note(&format!(
+                "{} was trained on face crops ({} px, margin {}); the images of {} are \
                  scored as they are, taken as face crops (for whole photos, make crops with \
                  `prepare_faces` first, or score them with `predict`, which finds the faces)",
                 args.weights.display(),
                 faces.size,
                 faces.margin,
                 args.data.display()
-            );
+            ));
         }
     }
     let data = ImageFolder::open(&args.data)?;
+    claim_out(&args)?;
     let mut config = LoaderConfig::eval(transform, args.batch_size);
     if let Some(w) = args.workers {
         config = config.with_workers(w);
     }
     let loader = Loader::new(data, config)?;
-    let evaluation = evaluate_in(
-        loaded.model.as_ref(),
-        &loader,
-        device,
-        evaluator,
-        args.precision,
-    )?;
+    let evaluation = evaluate_in(loaded.model.as_ref(), &loader, device, evaluator, precision)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     write_evaluation(&args.out, &evaluation)?;

@@ -24,8 +24,8 @@ use clap::Parser;
 use deepfake::metrics::{AnalysisConfig, History};
 use deepfake::models::TopKind;
 use deepfake::train::{
-    run_experiment, write_json, write_text, DataConfig, DeviceChoice, ExperimentConfig,
-    ModelChoice, StudyRecipe, Verbosity,
+    check_experiment, run_experiment, write_json, write_text, DataConfig, DeviceChoice,
+    ExperimentConfig, ModelChoice, StudyRecipe, Verbosity,
 };
 use serde::Serialize;
 
@@ -127,6 +127,9 @@ fn markdown(args: &Args, rows: &[Row]) -> String {
     md
 }
 
+/// The program's own files in `--out`.
+const OUTPUTS: [&str; 3] = ["final_model.md", "final_model.json", "histories.png"];
+
 /// `final_model.md`, `final_model.json` and `histories.png` in `--out`.
 fn write_outputs(args: &Args, rows: &[Row], histories: &[(&str, History)]) -> Result<()> {
     write_text(&args.out.join("final_model.md"), &markdown(args, rows))?;
@@ -156,8 +159,7 @@ fn run() -> Result<()> {
         data.workers = w;
     }
     let device = DeviceChoice::parse(&args.device)?;
-    let mut rows = Vec::new();
-    let mut histories: Vec<(&str, History)> = Vec::new();
+    let mut configs = Vec::new();
     for (dir, variant, dropout, l2) in VARIANTS {
         let mut model = ModelChoice::new(&args.model);
         model.options.input_size = Some([args.input_size, args.input_size]);
@@ -165,7 +167,8 @@ fn run() -> Result<()> {
         model.options.dropout = Some(dropout);
         model.options.l2 = Some(l2);
         let mut cfg = ExperimentConfig::new(model, data.clone(), args.epochs, args.out.join(dir));
-        // It owns its per-variant folders: running it again replaces them.
+        // It owns its per-variant folders: running it again replaces the files its runs
+        // recorded there (and refuses a folder holding anything else).
         cfg.overwrite = true;
         recipe.apply(&mut cfg);
         cfg.seed = args.seed;
@@ -175,6 +178,13 @@ fn run() -> Result<()> {
         } else {
             Verbosity::EpochLines
         };
+        check_experiment(&cfg).with_context(|| format!("{}", cfg.out_dir.display()))?;
+        configs.push((variant, dropout, l2, cfg));
+    }
+    deepfake::io::owned::Owned::claim(&args.out, "final_model", &OUTPUTS)?;
+    let mut rows = Vec::new();
+    let mut histories: Vec<(&str, History)> = Vec::new();
+    for (variant, dropout, l2, cfg) in configs {
         if !args.quiet {
             eprintln!("== {} {variant}", args.model);
         }

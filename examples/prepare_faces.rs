@@ -222,7 +222,8 @@ fn prepare(
     } else {
         match deepfake::data::load_rgb(source) {
             Ok(image) => vec![image],
-            Err(why) => return Ok(Err(format!("unreadable: {why}"))),
+            // The reason says what it is ("unreadable: …", "corrupt image: …").
+            Err(why) => return Ok(Err(why.to_string())),
         }
     };
     let stem = stem(rel);
@@ -299,11 +300,9 @@ fn run() -> Result<()> {
     let sampling = args.video.sampling()?;
     let images = photos(&input)?;
     if let Some((a, b, name)) = name_clash(&images, &input, args.every_face) {
-        bail!(
-            "{} and {} would both be cropped to {name}: rename one",
-            a.display(),
-            b.display()
-        );
+        // Quoted as Rust quotes them: names that differ only in bytes that are not
+        // UTF-8 print differently.
+        bail!("{a:?} and {b:?} would both be cropped to {name:?}: rename one");
     }
     let wanted = settings(&args, &crop);
     let mut manifest = match std::fs::read_to_string(args.out.join(MANIFEST)) {

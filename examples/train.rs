@@ -42,7 +42,8 @@ use deepfake::layers::MemoryFormat;
 use deepfake::models::TopKind;
 use deepfake::train::{
     run_experiment, AdamConfig, DataConfig, DeviceChoice, EarlyStoppingConfig, ExperimentConfig,
-    Loss, ModelChoice, OptimizerConfig, Precision, ReduceLrOnPlateauConfig, SgdConfig, Verbosity,
+    Loss, ModelChoice, OptimizerConfig, PrecisionChoice, ReduceLrOnPlateauConfig, SgdConfig,
+    Verbosity,
 };
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -150,7 +151,7 @@ struct Args {
     #[arg(long)]
     dropout: Option<f64>,
     /// Square input size (default: the model's).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     input_size: Option<i64>,
     /// Memory format of the network on the CPU: channels_last (the models' default) or
     /// contiguous (NCHW).
@@ -178,10 +179,12 @@ struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
-    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA), f16
+    /// (autocast with loss scaling in training; meant for CUDA), or auto: bf16 where the
+    /// hardware computes it natively (a CPU with avx512_bf16 or amx_bf16, a GPU of compute
+    /// capability 8.0 or more), else f32; the choice is printed on stderr at start.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
-    precision: Precision,
+    precision: PrecisionChoice,
     /// On CUDA: cuDNN's benchmark mode (it times the convolution algorithms for each new
     /// shape and keeps the fastest: faster steps for fixed input sizes, at the cost of
     /// bit-for-bit reproducibility between runs).
@@ -214,14 +217,18 @@ struct Args {
     /// MASTER_PORT are set (torchrun, Slurm, a PyTorchJob).
     #[arg(long, default_value_t = 1)]
     nproc: usize,
+    /// With `--nproc`: start more processes than the cores this process may use (refused
+    /// otherwise: each needs a core and its own copy of the model).
+    #[arg(long)]
+    oversubscribe: bool,
 }
 
 fn parse_top(s: &str) -> std::result::Result<TopKind, String> {
     s.parse()
 }
 
-fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
-    Precision::parse(s).map_err(|e| e.to_string())
+fn parse_precision(s: &str) -> std::result::Result<PrecisionChoice, String> {
+    PrecisionChoice::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
@@ -229,8 +236,10 @@ fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
         .map_err(|e: deepfake::layers::Error| e.to_string())
 }
 
-/// `train --nproc N`: the same command line, without `--nproc`, in N processes.
-fn launch(nproc: usize) -> Result<()> {
+/// `train --nproc N`: the same command line, without `--nproc`, in N processes. SIGTERM,
+/// SIGINT or SIGHUP is forwarded to them; once they have ended, this process exits with
+/// 128 + the signal's number, as a shell reports a process the signal ended.
+fn launch(nproc: usize, oversubscribe: bool) -> Result<()> {
     if std::env::var_os("WORLD_SIZE").is_some() {
         bail!(
             "--nproc: this process was already started as one rank of a group (WORLD_SIZE is set)"
@@ -246,8 +255,17 @@ fn launch(nproc: usize) -> Result<()> {
         }
     }
     let program = std::env::current_exe().context("--nproc: locating this program")?;
-    deepfake::dist::launch_local(nproc, &program, &args)?;
-    Ok(())
+    let options = deepfake::dist::LaunchOptions {
+        oversubscribe,
+        ..Default::default()
+    };
+    match deepfake::dist::launch_local_with(nproc, &program, &args, &options) {
+        Err(deepfake::dist::Error::Signalled { signal }) => {
+            eprintln!("train: stopped by signal {signal}; its {nproc} processes have ended");
+            std::process::exit(128 + signal);
+        }
+        other => Ok(other?),
+    }
 }
 
 fn run() -> Result<()> {
@@ -259,7 +277,7 @@ fn run() -> Result<()> {
         bail!("--nproc must be at least 1");
     }
     if args.nproc > 1 {
-        return launch(args.nproc);
+        return launch(args.nproc, args.oversubscribe);
     }
     let mut data = DataConfig::new(&args.data, args.batch_size);
     data.val = args.val.clone();
@@ -304,7 +322,11 @@ fn run() -> Result<()> {
     cfg.seed = args.seed;
     cfg.freeze_backbone = args.freeze_backbone;
     cfg.device = DeviceChoice::parse(&args.device)?;
-    cfg.precision = args.precision;
+    let (precision, says) = args.precision.resolve(cfg.device.device()?);
+    if let Some(line) = says.filter(|_| std::env::var("RANK").map_or(true, |r| r == "0")) {
+        eprintln!("{line}");
+    }
+    cfg.precision = precision;
     if args.cudnn_benchmark {
         deepfake::tch::Cuda::cudnn_set_benchmark(true);
     }

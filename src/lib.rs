@@ -65,8 +65,39 @@ pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// `text` made safe to print on a terminal: every control character (a newline in a file
+/// name, an ANSI escape sequence) is written as Rust's `{:?}` writes it (`\n`, `\u{1b}`),
+/// so that no name can forge a line of output or drive the terminal. A newline followed
+/// by two spaces is kept: the library's multi-line messages indent their continuation
+/// lines, and such a line cannot pass for a result line (`predict`'s JSON lines start at
+/// the margin).
+pub fn escape_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' && text_continues_indented(chars.clone()) {
+            out.push(c);
+        } else if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn text_continues_indented(mut rest: impl Iterator<Item = char>) -> bool {
+    rest.next() == Some(' ') && rest.next() == Some(' ')
+}
+
+/// Prints `note: <text>` on stderr, escaped ([`escape_message`]).
+pub fn note(text: &str) {
+    eprintln!("note: {}", escape_message(text));
+}
+
 /// The exit status of an example's `run()`: success, or the error printed once to
-/// stderr ([`error_text`]) and status 1. `fn main() -> ExitCode { exit_code(run()) }`.
+/// stderr ([`error_text`], escaped by [`escape_message`]) and status 1.
+/// `fn main() -> ExitCode { exit_code(run()) }`.
 pub fn exit_code<E>(result: Result<(), E>) -> std::process::ExitCode
 where
     E: AsRef<dyn std::error::Error + Send + Sync + 'static>,
@@ -74,7 +105,7 @@ where
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_text(e.as_ref()));
+            eprintln!("error: {}", escape_message(&error_text(e.as_ref())));
             std::process::ExitCode::FAILURE
         }
     }

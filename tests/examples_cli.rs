@@ -734,18 +734,31 @@ fn train_guards_its_output_folder() {
         before
     );
 
-    // Stale temporary files of an interrupted write go on the next start.
+    // Stale temporary files of an interrupted write of a run file go on the next start;
+    // files that merely look alike are the user's and stay.
     let stale = [
         out.join(".tmp-999999-0-last.safetensors"),
-        out.join("last.safetensors.tmp-999999"),
+        out.join(".tmp-AbCdE12345-best.safetensors"),
     ];
     for f in &stale {
         std::fs::write(f, b"half a checkpoint").expect("stale file");
+    }
+    let kept = [
+        out.join(".tmp-notes.txt"),
+        out.join(".tmp-AbCdE12345-notes.txt"),
+        out.join("last.safetensors.tmp-999999"),
+    ];
+    for f in &kept {
+        std::fs::write(f, b"the user's").expect("user file");
     }
     let o = train(&base("2"), &["--resume", "--allow-changes"]);
     assert!(o.status.success(), "{}", err(&o));
     for f in &stale {
         assert!(!f.exists(), "{} left behind", f.display());
+    }
+    for f in &kept {
+        assert!(f.exists(), "{} removed", f.display());
+        std::fs::remove_file(f).expect("clean up");
     }
 
     // Resume: a changed seed is refused; a changed learning rate needs --allow-changes.

@@ -48,7 +48,7 @@ use clap::{Parser, ValueEnum};
 use deepfake::data::ResizeFilter;
 use deepfake::models::Polarity;
 use deepfake::tch::Device;
-use deepfake::train::Precision;
+use deepfake::train::PrecisionChoice;
 
 use score::{expand_inputs, InputRequest, Scorer};
 
@@ -89,15 +89,17 @@ struct Args {
     polarity: PolarityArg,
     /// Square input size a Keras file was trained at, when its head does not tell
     /// (default: the model's, or the size a Flatten head's weights imply).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     input_size: Option<i64>,
     /// Run on the CPU even when a GPU is available.
     #[arg(long)]
     cpu: bool,
-    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA) or
-    /// f16 (autocast with loss scaling in training; meant for CUDA).
+    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA), f16
+    /// (autocast with loss scaling in training; meant for CUDA), or auto: bf16 where the
+    /// hardware computes it natively (a CPU with avx512_bf16 or amx_bf16, a GPU of compute
+    /// capability 8.0 or more), else f32; the choice is printed on stderr at start.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
-    precision: Precision,
+    precision: PrecisionChoice,
     /// Detect the faces of each image (df-face's MTCNN) and score each face: one line per
     /// image with every face's box and score, the image's `p_fake` being its most
     /// suspicious face's ("no face" when none). On by default for a checkpoint trained on
@@ -114,8 +116,8 @@ struct Args {
     inputs: Vec<PathBuf>,
 }
 
-fn parse_precision(s: &str) -> std::result::Result<Precision, String> {
-    Precision::parse(s).map_err(|e| e.to_string())
+fn parse_precision(s: &str) -> std::result::Result<PrecisionChoice, String> {
+    PrecisionChoice::parse(s).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
@@ -123,7 +125,7 @@ fn main() -> ExitCode {
     let sampling = match args.video.sampling() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", deepfake::escape_message(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -142,6 +144,10 @@ fn main() -> ExitCode {
         PolarityArg::Real => Polarity::Real,
     };
     let input_size = args.input_size.map(|s| [s, s]);
+    let (precision, says) = args.precision.resolve(device);
+    if let Some(line) = says {
+        eprintln!("{line}");
+    }
     let scorer = match Scorer::open(
         args.model.as_deref(),
         &args.weights,
@@ -153,16 +159,19 @@ fn main() -> ExitCode {
             faces: args.faces,
         },
         device,
-        args.precision,
+        precision,
     ) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+            eprintln!(
+                "error: {}",
+                deepfake::escape_message(&deepfake::error_text(e.as_ref()))
+            );
             return ExitCode::from(2);
         }
     };
     for note in &scorer.notes {
-        eprintln!("note: {note}");
+        deepfake::note(note);
     }
     // Scoring on the CPU keeps freed memory for the next image, as `train` does: each
     // forward pass's tensors are then not page-faulted in anew (docs/benchmarks.md,
@@ -172,7 +181,8 @@ fn main() -> ExitCode {
     }
     let (files, mut failures) = expand_inputs(&args.inputs);
     for (path, reason) in &failures {
-        eprintln!("error: {}: {reason}", path.display());
+        let line = format!("{}: {reason}", path.display());
+        eprintln!("error: {}", deepfake::escape_message(&line));
     }
     if files.is_empty() && failures.is_empty() {
         let names: Vec<String> = args
@@ -183,7 +193,7 @@ fn main() -> ExitCode {
         eprintln!(
             "error: no images or videos found in {} (looked for .jpg, .jpeg, .png, .bmp, \
              .webp, .mp4, .avi, .mov, .mkv, .webm, .m4v)",
-            names.join(", ")
+            deepfake::escape_message(&names.join(", "))
         );
         return ExitCode::FAILURE;
     }
@@ -215,13 +225,17 @@ fn main() -> ExitCode {
                     }
                 }
                 Err(e) => {
-                    eprintln!("error: {}: {e}", path.display());
+                    let line = format!("{}: {e}", path.display());
+                    eprintln!("error: {}", deepfake::escape_message(&line));
                     failures.push((path, e.to_string()));
                 }
             },
             Err(e) => {
                 // The message names the file and the reason.
-                eprintln!("error: {}", deepfake::error_text(e.as_ref()));
+                eprintln!(
+                    "error: {}",
+                    deepfake::escape_message(&deepfake::error_text(e.as_ref()))
+                );
                 failures.push((path, deepfake::error_text(e.as_ref())));
             }
         }

@@ -32,6 +32,8 @@ impl VideoArgs {
             per_second: self.fps,
             max_frames: self.max_frames,
             evenly: self.evenly,
+            // Larger frames are scaled down by ffmpeg (df_data::MAX_FRAME_SIDE).
+            ..deepfake::data::FrameSampling::default()
         })
     }
 }

@@ -1,6 +1,6 @@
 //! Decoding image files to 8-bit RGB.
 
-use std::io::{Cursor, Read};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use image::{DynamicImage, ImageReader, RgbImage};
@@ -106,13 +106,20 @@ fn supported_format(head: &[u8]) -> Result<image::ImageFormat, SkipReason> {
 ///
 /// # Errors
 /// As [`decode_rgb`], plus [`Missing`](SkipReason::Missing) and
-/// [`Unreadable`](SkipReason::Unreadable) for files that cannot be read.
+/// [`Unreadable`](SkipReason::Unreadable) for files that cannot be read, and for paths
+/// that are not a regular file ("not a regular file (a FIFO)"), refused unread.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, SkipReason> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+    let bytes = df_io::read_regular(path).map_err(unreadable)?;
+    decode_rgb(&bytes)
+}
+
+/// The [`SkipReason`] of a file that cannot be opened or read: missing, or unreadable
+/// (also "not a regular file (a FIFO)" from [`df_io::open_regular`]).
+fn unreadable(e: std::io::Error) -> SkipReason {
+    match e.kind() {
         std::io::ErrorKind::NotFound => SkipReason::Missing,
         _ => SkipReason::Unreadable(e.to_string()),
-    })?;
-    decode_rgb(&bytes)
+    }
 }
 
 /// Checks the header of the file at `path` without decoding the pixels: that it is
@@ -122,22 +129,22 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, SkipReason> {
 /// # Errors
 /// The [`SkipReason`] the loader would report.
 pub fn check_header(path: &Path) -> Result<(u32, u32), SkipReason> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SkipReason::Missing,
-        _ => SkipReason::Unreadable(e.to_string()),
-    })?;
+    // Only a regular file is opened (a FIFO would block, `/dev/zero` never end); what is
+    // read is that one opened file.
+    let mut file = df_io::open_regular(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
     if meta.len() == 0 {
         return Err(SkipReason::ZeroBytes);
     }
     // The format comes from the content (as Pillow does), not the extension.
     let mut head = Vec::with_capacity(64);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64).read_to_end(&mut head))
-        .map_err(|e| SkipReason::Unreadable(e.to_string()))?;
+    (&mut file)
+        .take(64)
+        .read_to_end(&mut head)
+        .and_then(|_| file.seek(SeekFrom::Start(0)))
+        .map_err(unreadable)?;
     let format = supported_format(&head)?;
-    let reader = ImageReader::open(path).map_err(|e| SkipReason::Unreadable(e.to_string()))?;
-    let mut reader = reader;
-    reader.set_format(format);
+    let reader = ImageReader::with_format(BufReader::new(file), format);
     let (w, h) = reader
         .into_dimensions()
         .map_err(|e| SkipReason::Corrupt(e.to_string()))?;

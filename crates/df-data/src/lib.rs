@@ -89,9 +89,11 @@ pub use loader::{Balance, Batch, EpochIter, Loader, LoaderConfig};
 pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params, rgb_to_tensor};
 pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};
-pub use transform::{ChannelOrder, Normalize, Transform};
+pub use transform::{ChannelOrder, Normalize, Transform, MIN_CENTER_CROP, MIN_CROP_SIDE};
 pub use video::{
-    cache_dir, ffmpeg_path, has_video_extension, video_frames, FrameSampling, VIDEO_EXTENSIONS,
+    cache_dir, ffmpeg_path, frame_args, has_video_extension, open_video, probe_video,
+    video_frames, FrameSampling, VideoFrame, VideoFrames, VideoInfo, DECODER_THREADS,
+    MAX_FRAME_SIDE, VIDEO_EXTENSIONS,
 };
 pub use walk::{Walked, Walker};
 

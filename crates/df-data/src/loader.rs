@@ -18,7 +18,7 @@ use crate::augment::{keyed_rng, sample_rng, Augment};
 use crate::dataset::{ImageSource, Label};
 use crate::error::{Error, Result};
 use crate::pipeline::prepare_image;
-use crate::skip::{SkipReport, SkipSummary};
+use crate::skip::{SkipReason, SkipReport, SkipSummary};
 use crate::transform::Transform;
 
 /// How the loader compensates for unequal numbers of real and fake images.
@@ -631,7 +631,12 @@ fn fill_batch(
     let mut indices = Vec::with_capacity(job.len());
     let mut n = 0;
     for &(pos, idx) in job {
-        let img = match shared.source.load(idx) {
+        let loaded = shared.source.load(idx).and_then(|img| {
+            t.check_crop(img.width(), img.height())
+                .map(|()| img)
+                .map_err(SkipReason::TooSmall)
+        });
+        let img = match loaded {
             Ok(img) => img,
             Err(reason) => {
                 let path = shared.source.path(idx);

@@ -160,6 +160,12 @@ pub fn image_to_tensor(path: &std::path::Path, transform: &Transform) -> Result<
         path: path.to_path_buf(),
         reason,
     })?;
+    transform
+        .check_crop(img.width(), img.height())
+        .map_err(|why| Error::BadImage {
+            path: path.to_path_buf(),
+            reason: crate::SkipReason::TooSmall(why),
+        })?;
     rgb_to_tensor(&img, transform)
 }
 
@@ -170,6 +176,9 @@ pub fn image_to_tensor(path: &std::path::Path, transform: &Transform) -> Result<
 /// An invalid transform.
 pub fn rgb_to_tensor(img: &RgbImage, transform: &Transform) -> Result<Tensor> {
     transform.validate()?;
+    transform
+        .check_crop(img.width(), img.height())
+        .map_err(|why| Error::config("transform.center_crop", why))?;
     let mut buf = vec![0f32; transform.numel()];
     prepare_image(img, transform, &Augment::none(), &mut rand::rng(), &mut buf)?;
     Ok(Tensor::from_slice(&buf).view([

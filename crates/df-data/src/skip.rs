@@ -1,4 +1,19 @@
-//! Reports of the inputs that were skipped.
+//! Reports of the inputs that were skipped: one typed reason ([`SkipReason`]) and one
+//! file format ([`SkipSummary`], `skipped.json`) for images, videos and faces alike.
+//!
+//! ```json
+//! {
+//!   "count": 2,
+//!   "files": [
+//!     {"path": "data/fake/a.mp4", "reason": {"kind": "video", "detail": "no video stream in it"}},
+//!     {"path": "data/real/b.jpg", "reason": {"kind": "corrupt", "detail": "unexpected end of file"}}
+//!   ]
+//! }
+//! ```
+//!
+//! `kind` is one of `zero_bytes`, `missing`, `not_an_image`, `corrupt`, `unreadable`,
+//! `duplicate`, `not_regular`, `video`, `no_face` and `too_small`; `detail` (absent for `zero_bytes`,
+//! `missing` and `no_face`) says more.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -23,6 +38,14 @@ pub enum SkipReason {
     /// Another path (a symbolic link, a link loop) to a file already admitted under the
     /// path given here.
     Duplicate(PathBuf),
+    /// Not a regular file (a FIFO, a device, a socket): never opened.
+    NotRegular(String),
+    /// A video that could not be read (no video stream, undecodable, no ffmpeg).
+    Video(String),
+    /// No face was found (in the image, or in any sampled frame of the video).
+    NoFace,
+    /// Too small for the preparation asked for (a centre crop keeping under 8 px).
+    TooSmall(String),
 }
 
 impl fmt::Display for SkipReason {
@@ -32,7 +55,15 @@ impl fmt::Display for SkipReason {
             SkipReason::Missing => write!(f, "missing file"),
             SkipReason::NotAnImage(d) => write!(f, "not an image: {d}"),
             SkipReason::Corrupt(d) => write!(f, "corrupt image: {d}"),
-            SkipReason::Unreadable(d) => write!(f, "unreadable: {d}"),
+            SkipReason::Unreadable(d) => match d.strip_prefix("unreadable: ") {
+                // A detail that already says it (an error of the reader) is said once.
+                Some(rest) => write!(f, "unreadable: {rest}"),
+                None => write!(f, "unreadable: {d}"),
+            },
+            SkipReason::NotRegular(d) => write!(f, "not a regular file: {d}"),
+            SkipReason::Video(d) => write!(f, "video not read: {d}"),
+            SkipReason::NoFace => write!(f, "no face found"),
+            SkipReason::TooSmall(d) => write!(f, "too small: {d}"),
             SkipReason::Duplicate(first) => write!(
                 f,
                 "the same file as {} (another path to it): admitted once",

@@ -149,6 +149,16 @@ pub fn generate_with(dir: impl AsRef<Path>, config: &SyntheticConfig) -> Result<
     ImageFolder::open_with(dir, &FolderOptions::default())
 }
 
+/// The files [`generate_with`] writes for `config`, relative to its folder (`real/00000.jpg`
+/// ...), in the order of the classes: what a program records before generating, so that
+/// it can later remove exactly these (`df_io::owned`).
+pub fn planned_files(config: &SyntheticConfig) -> Vec<PathBuf> {
+    [Label::Real, Label::Fake]
+        .into_iter()
+        .flat_map(|label| (0..config.n_per_class).map(move |i| file_name(label, i, config.format)))
+        .collect()
+}
+
 fn file_name(label: Label, index: usize, format: SyntheticFormat) -> PathBuf {
     let ext = match format {
         SyntheticFormat::Png => "png",

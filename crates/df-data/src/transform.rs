@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::resize::{resize_rgb, ResizeFilter};
 
+/// The fewest pixels a centre crop may keep on a side of an image.
+pub const MIN_CROP_SIDE: u32 = 8;
+
+/// The smallest centre-crop fraction: it keeps [`MIN_CROP_SIDE`] px of a 65535 px side.
+pub const MIN_CENTER_CROP: f32 = 8.0 / 65535.0;
+
 /// Order of the colour channels in the output tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,6 +175,15 @@ impl Transform {
                     format!("must be a fraction in (0, 1], got {f}"),
                 ));
             }
+            if f < MIN_CENTER_CROP {
+                return Err(Error::config(
+                    "transform.center_crop",
+                    format!(
+                        "{f} keeps under {MIN_CROP_SIDE} px of any image up to 65535 px on a \
+                         side (the largest a JPEG holds); the smallest crop is {MIN_CENTER_CROP:e}"
+                    ),
+                ));
+            }
         }
         match self.normalize {
             Normalize::None => {}
@@ -200,6 +215,26 @@ impl Transform {
     pub fn resize_image(&self, img: &RgbImage) -> RgbImage {
         let src = self.center_cropped(img);
         resize_rgb(&src, self.width, self.height, self.resize)
+    }
+
+    /// Whether the centre crop keeps at least [`MIN_CROP_SIDE`] pixels on each side of a
+    /// `width`×`height` image (always, without a crop).
+    ///
+    /// # Errors
+    /// A sentence saying how much of the image the crop keeps.
+    pub fn check_crop(&self, width: u32, height: u32) -> std::result::Result<(), String> {
+        let Some(f) = self.center_crop.filter(|f| *f > 0.0 && *f < 1.0) else {
+            return Ok(());
+        };
+        let keep = |side: u32| (f64::from(side) * f64::from(f)).round();
+        let (w, h) = (keep(width), keep(height));
+        if w < f64::from(MIN_CROP_SIDE) || h < f64::from(MIN_CROP_SIDE) {
+            return Err(format!(
+                "the centre crop {f} keeps {w}x{h} px of this {width}x{height} image, under \
+                 {MIN_CROP_SIDE} px on a side: too small to score"
+            ));
+        }
+        Ok(())
     }
 
     /// The rectangle `(x, y, width, height)` that [`Transform::center_crop`] keeps of a

@@ -4,6 +4,10 @@
 //! walk endless and a file cannot be counted twice, sit in two classes, or be both a
 //! training and a validation image.
 //!
+//! Only regular files are admitted: a FIFO, a device or a socket, or a link to one (`z.jpg
+//! -> /dev/zero`), is listed as skipped with what it is ("not a regular file (a FIFO)"),
+//! never opened (a FIFO blocks its reader, `/dev/zero` never ends).
+//!
 //! A file reached without any link is admitted under that path first; a path through a
 //! link (a linked file, or a file under a linked directory) is admitted only when the file
 //! was not reached otherwise. So `fake/x.png -> ../real/r.png` leaves `r.png` in `real`.
@@ -14,12 +18,22 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::skip::{SkipReason, SkipReport};
 
+/// A file left out because it is not a regular file (a FIFO, a device, a socket, or a
+/// link to one): reading it could block forever or never end (`/dev/zero`).
+fn not_regular(path: PathBuf, e: &std::io::Error) -> SkipReport {
+    SkipReport {
+        reason: SkipReason::Unreadable(e.to_string()),
+        path,
+    }
+}
+
 /// Files found by a [`Walker`] under one root, and what it left out there.
 #[derive(Debug, Default)]
 pub struct Walked {
     /// The files admitted, sorted by path.
     pub files: Vec<PathBuf>,
-    /// Files left out: another path to a file already admitted, a link to nothing.
+    /// Files left out: another path to a file already admitted, a link to nothing, a file
+    /// that is not a regular file (a FIFO, a device).
     pub skipped: Vec<SkipReport>,
 }
 
@@ -168,16 +182,21 @@ impl Walker {
                             linked_dirs.push((path, root));
                         }
                     }
-                    Ok(_) => found.push(Found {
-                        path,
-                        root,
-                        via_link: true,
-                    }),
+                    Ok(target) => match df_io::file::not_regular(&target) {
+                        None => found.push(Found {
+                            path,
+                            root,
+                            via_link: true,
+                        }),
+                        Some(e) => skipped.push(not_regular(path, &e)),
+                    },
                     Err(e) => skipped.push(SkipReport {
                         reason: SkipReason::Unreadable(format!("a link to nothing: {e}")),
                         path,
                     }),
                 }
+            } else if let Some(e) = df_io::file::not_regular(&meta) {
+                skipped.push(not_regular(path, &e));
             } else {
                 found.push(Found {
                     path,

@@ -57,6 +57,13 @@ pub enum Error {
         /// libtorch's error.
         source: tch::TchError,
     },
+    /// The launcher was asked to stop (SIGTERM, SIGINT, SIGHUP): it forwarded the signal
+    /// to its ranks and waited for them.
+    #[error("stopped by signal {signal}; the ranks were sent it and have ended")]
+    Signalled {
+        /// The signal's number.
+        signal: i32,
+    },
 }
 
 /// A result of this crate.
@@ -99,6 +106,11 @@ impl Backend {
 /// The default timeout of the rendezvous and of each collective: torch.distributed's
 /// (30 minutes).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// The longest timeout accepted (7 days): libtorch holds it in milliseconds in a signed
+/// 64-bit count that larger values overflow (`DF_DIST_TIMEOUT=9223372036854` became an
+/// instant "timed out").
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Everything a process needs to join a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +217,19 @@ impl DistConfig {
             None => Backend::Gloo,
         };
         let timeout = match var("DF_DIST_TIMEOUT") {
-            Some(v) => Duration::from_secs(number("DF_DIST_TIMEOUT", &v)? as u64),
+            Some(v) => {
+                let secs = number("DF_DIST_TIMEOUT", &v)? as u64;
+                if secs > MAX_TIMEOUT.as_secs() {
+                    return Err(config(
+                        "DF_DIST_TIMEOUT",
+                        format!(
+                            "{secs} s is more than the longest accepted, {} s (7 days)",
+                            MAX_TIMEOUT.as_secs()
+                        ),
+                    ));
+                }
+                Duration::from_secs(secs)
+            }
             None => DEFAULT_TIMEOUT,
         };
         let config = Self {
@@ -252,6 +276,16 @@ impl DistConfig {
         }
         if self.timeout.is_zero() {
             return Err(config("timeout", "must be positive"));
+        }
+        if self.timeout > MAX_TIMEOUT {
+            return Err(config(
+                "timeout",
+                format!(
+                    "{} s is more than the longest accepted, {} s (7 days)",
+                    self.timeout.as_secs(),
+                    MAX_TIMEOUT.as_secs()
+                ),
+            ));
         }
         Ok(())
     }
@@ -506,24 +540,101 @@ pub fn free_port() -> Result<u16> {
         .map_err(|e| config("master_port", format!("no free loopback port: {e}")))
 }
 
-/// Starts `nproc` copies of `program args` on this machine as one group over loopback,
-/// like `torchrun --standalone --nproc-per-node N`: each gets `RANK`, `WORLD_SIZE`,
-/// `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`; waits for all. When
-/// one fails, the others are stopped (they would otherwise wait for it until the
-/// timeout).
+/// The variable through which [`launch_local`] tells its ranks its process id, so that
+/// each dies with it ([`bind_to_launcher`]).
+pub const LAUNCHER_PID_VAR: &str = "DF_LAUNCHER_PID";
+
+/// How [`launch_local_with`] starts its ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchOptions {
+    /// Start more ranks than the cores this process may use (each rank needs at least
+    /// one intra-op thread; more ranks than cores only slow each other down and multiply
+    /// the memory).
+    pub oversubscribe: bool,
+    /// How long the ranks get to end after a forwarded signal before they are killed.
+    pub grace: Duration,
+}
+
+impl Default for LaunchOptions {
+    fn default() -> Self {
+        Self {
+            oversubscribe: false,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The cores this process may run on (its affinity and cgroup quota; 1 when unknown).
+pub fn usable_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// [`launch_local_with`] with the default options.
 ///
 /// # Errors
-/// [`Error::Config`] naming the first rank that could not start or failed, with its exit
-/// status.
+/// As [`launch_local_with`].
 pub fn launch_local(
     nproc: usize,
     program: &std::path::Path,
     args: &[std::ffi::OsString],
 ) -> Result<()> {
+    launch_local_with(nproc, program, args, &LaunchOptions::default())
+}
+
+/// Called by a rank that [`launch_local`] started (its [`LAUNCHER_PID_VAR`] is set):
+/// the rank gets SIGTERM when the launcher dies, however it dies, instead of running on
+/// as an orphan. Does nothing in a process another launcher started.
+///
+/// # Errors
+/// [`Error::Config`] when the launcher is already gone or the request fails.
+pub fn bind_to_launcher() -> Result<()> {
+    let Ok(text) = std::env::var(LAUNCHER_PID_VAR) else {
+        return Ok(());
+    };
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| config(LAUNCHER_PID_VAR, format!("`{text}` is not a process id")))?;
+    df_sys::process::die_with_parent(pid).map_err(|e| config(LAUNCHER_PID_VAR, e.to_string()))
+}
+
+/// Starts `nproc` copies of `program args` on this machine as one group over loopback,
+/// like `torchrun --standalone --nproc-per-node N`: each gets `RANK`, `WORLD_SIZE`,
+/// `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` and
+/// [`LAUNCHER_PID_VAR`]; waits for all. When one fails, the others are stopped (they
+/// would otherwise wait for it until the timeout). SIGTERM, SIGINT or SIGHUP sent to this
+/// process is forwarded to every rank; the ranks get [`LaunchOptions::grace`] to end, then
+/// are killed, and the launch returns [`Error::Signalled`]. More ranks than
+/// [`usable_cores`] are refused unless [`LaunchOptions::oversubscribe`].
+///
+/// # Errors
+/// [`Error::Config`] naming the first rank that could not start or failed, with its exit
+/// status, or too many ranks; [`Error::Signalled`].
+pub fn launch_local_with(
+    nproc: usize,
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    options: &LaunchOptions,
+) -> Result<()> {
     if nproc == 0 {
         return Err(config("nproc", "must be at least 1"));
     }
+    let cores = usable_cores();
+    if nproc > cores && !options.oversubscribe {
+        return Err(config(
+            "nproc",
+            format!(
+                "{nproc} ranks, but this process may use {cores} core(s): each rank needs one \
+                 at least (and its own copy of the model); start at most {cores}, or say \
+                 --oversubscribe"
+            ),
+        ));
+    }
+    // Before the first rank starts: a signal from now on is forwarded, not fatal.
+    df_sys::process::catch_termination_signals()
+        .map_err(|e| config("nproc", format!("catching termination signals: {e}")))?;
     let port = free_port()?;
+    let launcher = std::process::id().to_string();
     let mut children = Vec::with_capacity(nproc);
     for rank in 0..nproc {
         let child = std::process::Command::new(program)
@@ -534,6 +645,7 @@ pub fn launch_local(
             .env("LOCAL_WORLD_SIZE", nproc.to_string())
             .env("MASTER_ADDR", "127.0.0.1")
             .env("MASTER_PORT", port.to_string())
+            .env(LAUNCHER_PID_VAR, &launcher)
             .spawn();
         match child {
             Ok(c) => children.push(c),
@@ -550,8 +662,17 @@ pub fn launch_local(
         }
     }
     let mut failure: Option<String> = None;
+    let mut signalled: Option<(i32, std::time::Instant)> = None;
     let mut running: Vec<(usize, std::process::Child)> = children.into_iter().enumerate().collect();
     while !running.is_empty() {
+        if signalled.is_none() {
+            if let Some(sig) = df_sys::process::caught_signal() {
+                for (_, child) in &running {
+                    let _ = df_sys::process::send_signal(child.id(), sig);
+                }
+                signalled = Some((sig, std::time::Instant::now()));
+            }
+        }
         let mut still = Vec::with_capacity(running.len());
         for (rank, mut child) in running {
             match child.try_wait() {
@@ -565,7 +686,8 @@ pub fn launch_local(
                 }
             }
         }
-        if failure.is_some() {
+        let overdue = signalled.is_some_and(|(_, at)| at.elapsed() > options.grace);
+        if (failure.is_some() && signalled.is_none()) || overdue {
             for (_, child) in &mut still {
                 let _ = child.kill();
             }
@@ -577,8 +699,9 @@ pub fn launch_local(
         running = still;
         std::thread::sleep(Duration::from_millis(50));
     }
-    match failure {
-        Some(reason) => Err(config("nproc", reason)),
-        None => Ok(()),
+    match (signalled, failure) {
+        (Some((signal, _)), _) => Err(Error::Signalled { signal }),
+        (None, Some(reason)) => Err(config("nproc", reason)),
+        (None, None) => Ok(()),
     }
 }

@@ -304,6 +304,17 @@ fn the_launcher_variables_are_read_and_checked_by_name() {
             &[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "1")][..],
             "MASTER_ADDR",
         ),
+        (
+            // Overflowed libtorch's millisecond count into an instant "timed out".
+            &[
+                ("WORLD_SIZE", "2"),
+                ("RANK", "0"),
+                ("MASTER_ADDR", "a"),
+                ("MASTER_PORT", "1"),
+                ("DF_DIST_TIMEOUT", "9223372036854"),
+            ][..],
+            "DF_DIST_TIMEOUT",
+        ),
     ] {
         let pairs: Vec<(String, String)> = pairs
             .iter()

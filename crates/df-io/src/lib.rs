@@ -7,6 +7,11 @@
 //! reader, or a process killed mid-write, sees the old file or the whole new one, never a
 //! part; on error the temporary file is removed and the destination is left as it was.
 //!
+//! [`open_regular`] / [`read_regular`] are the workspace's one way to open a file a user
+//! named (images, weights, manifests): regular files only, so a FIFO or a link to
+//! `/dev/zero` is refused at once instead of hanging or filling the memory; [`is_inside`]
+//! tells, on canonical paths, whether an output folder lies inside an input folder.
+//!
 //! [`safetensors`] turns named tensors held as bytes ([`TensorBytes`]) and string metadata
 //! into a safetensors file and back. This crate has no libtorch: the crates that hold
 //! `tch` tensors convert them to and from [`TensorBytes`].
@@ -24,11 +29,16 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod file;
 pub mod memory;
+pub mod owned;
 pub mod safetensors;
 
+pub use crate::file::{
+    is_inside, is_not_regular, open_regular, read_regular, read_regular_to_string, resolve,
+    NotRegular,
+};
 pub use crate::safetensors::{Dtype, SafetensorsFile, TensorBytes};
 
 /// What can go wrong, always naming the file at fault.
@@ -57,6 +67,17 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file in `dir` that a program may not remove or replace: no deepfake program
+    /// recorded writing it ([`owned`]).
+    #[error("{}: {}: {reason}", dir.display(), file.display())]
+    Ownership {
+        /// The folder.
+        dir: PathBuf,
+        /// The file, relative to the folder.
+        file: PathBuf,
+        /// Why it is left alone.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -66,6 +87,7 @@ impl Error {
             Error::Io { path, .. } | Error::NotAFile { path } | Error::Safetensors { path, .. } => {
                 path
             }
+            Error::Ownership { dir, .. } => dir,
         }
     }
 
@@ -83,6 +105,13 @@ impl Error {
             Error::Safetensors { path, reason } => {
                 (path, std::io::Error::new(ErrorKind::InvalidData, reason))
             }
+            Error::Ownership { dir, file, reason } => (
+                dir,
+                std::io::Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("{}: {reason}", file.display()),
+                ),
+            ),
         }
     }
 }
@@ -98,13 +127,12 @@ pub fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Distinguishes the temporary files of concurrent writers in one process.
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// The destination's directory (`.` for a bare file name) and a temporary path in it:
-/// `.tmp-<pid>-<n>-<name>`, hidden, unique to this process and call, and with the
-/// destination's extension (writers such as image encoders choose the format by it).
-fn temporary_path(path: &Path) -> Result<(PathBuf, PathBuf)> {
+/// The destination's directory (`.` for a bare file name) and a new, empty temporary
+/// file in it, created exclusively (`O_EXCL`, never following a link planted at its name)
+/// with the permissions a new file gets: `.tmp-<random>-<name>`, hidden, at a name no
+/// other process can guess, and with the destination's extension (writers such as image
+/// encoders choose the format by it).
+fn temporary_path(path: &Path) -> Result<(PathBuf, tempfile::TempPath)> {
     let name = path.file_name().ok_or_else(|| Error::NotAFile {
         path: path.to_path_buf(),
     })?;
@@ -112,13 +140,38 @@ fn temporary_path(path: &Path) -> Result<(PathBuf, PathBuf)> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(
-        ".tmp-{}-{n}-{}",
-        std::process::id(),
-        name.to_string_lossy()
-    ));
+    let suffix = format!("-{}", name.to_string_lossy());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-").suffix(&suffix).rand_bytes(10);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // The mode of an ordinary new file (the umask applies), not tempfile's 0600: the
+        // temporary file becomes the destination.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder
+        .tempfile_in(&dir)
+        .map_err(io_error(&dir.join(format!(".tmp-*{suffix}"))))?
+        .into_temp_path();
     Ok((dir, tmp))
+}
+
+/// The destination's file name when `name` is a temporary file of this crate's writer
+/// (`.tmp-<10 random characters>-<name>`, or `.tmp-<pid>-<n>-<name>` from before), else
+/// `None`: what a program may remove after a killed write, and nothing else.
+pub fn temporary_target(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(".tmp-")?;
+    let (head, tail) = rest.split_at_checked(10)?;
+    if head.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if let Some(target) = tail.strip_prefix('-').filter(|t| !t.is_empty()) {
+            return Some(target);
+        }
+    }
+    let mut parts = rest.splitn(3, '-');
+    let (pid, n, target) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(pid) && digits(n) && !target.is_empty()).then_some(target)
 }
 
 /// Syncs the temporary file, renames it over `path` and syncs the directory.
@@ -156,8 +209,13 @@ pub fn replace_via_path<E: From<Error>>(
 ) -> std::result::Result<(), E> {
     let (dir, tmp) = temporary_path(path)?;
     let result = write(&tmp).and_then(|()| commit(&dir, &tmp, path).map_err(E::from));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match result {
+        // Renamed over the destination: nothing left to remove.
+        Ok(()) => {
+            let _ = tmp.keep();
+        }
+        // Dropping the path removes the temporary file.
+        Err(_) => drop(tmp),
     }
     result
 }
@@ -172,7 +230,11 @@ pub fn write_atomic_with<E: From<Error>>(
     write: impl FnOnce(&mut File) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
     replace_via_path(path, |tmp| {
-        let mut file = File::create(tmp).map_err(|e| E::from(io_error(tmp)(e)))?;
+        let mut file = File::options()
+            .write(true)
+            .truncate(true)
+            .open(tmp)
+            .map_err(|e| E::from(io_error(tmp)(e)))?;
         write(&mut file)?;
         file.flush().map_err(|e| E::from(io_error(tmp)(e)))
     })
@@ -253,6 +315,48 @@ mod tests {
         .expect("replace");
         assert_eq!(std::fs::read(&path).expect("read"), b"<svg/>");
         assert_eq!(entries(dir.path()), ["plot.svg"]);
+    }
+
+    #[test]
+    fn a_link_planted_at_a_temporary_name_is_never_written_through() {
+        // The writer's temporary names used to be `.tmp-<pid>-<n>-<name>`: a local user
+        // who guessed them could plant links there and have the writer fill another file.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"victim").expect("write");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        for n in 0..64 {
+            let planted = out.join(format!(".tmp-{}-{n}-a.json", std::process::id()));
+            std::os::unix::fs::symlink(&victim, planted).expect("symlink");
+        }
+        for _ in 0..8 {
+            write_atomic(&out.join("a.json"), b"new").expect("write");
+        }
+        assert_eq!(std::fs::read(&victim).expect("read"), b"victim");
+        assert_eq!(std::fs::read(out.join("a.json")).expect("read"), b"new");
+        assert!(!std::fs::symlink_metadata(out.join("a.json"))
+            .expect("meta")
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn temporary_names_are_recognised_and_nothing_else() {
+        assert_eq!(
+            temporary_target(".tmp-aB3dE5gH7j-best.safetensors"),
+            Some("best.safetensors")
+        );
+        assert_eq!(temporary_target(".tmp-123-4-roc.png"), Some("roc.png"));
+        for other in [
+            ".tmp-",
+            ".tmp-notes.txt",
+            "x.tmp-1-2-y",
+            ".tmp-12-a-b",
+            ".tmp-abc-d",
+        ] {
+            assert_eq!(temporary_target(other), None, "{other}");
+        }
     }
 
     #[test]

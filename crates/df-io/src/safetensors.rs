@@ -191,12 +191,13 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<SafetensorsFile> {
     Ok(SafetensorsFile { tensors, metadata })
 }
 
-/// Reads the safetensors file at `path`.
+/// Reads the safetensors file at `path`, a regular file ([`crate::read_regular`]).
 ///
 /// # Errors
-/// [`Error::Io`]; [`Error::Safetensors`] for a file that is not safetensors.
+/// [`Error::Io`] (also for a FIFO, a device or a folder: "not a regular file (a FIFO)");
+/// [`Error::Safetensors`] for a file that is not safetensors.
 pub fn read(path: &Path) -> Result<SafetensorsFile> {
-    parse(path, &std::fs::read(path).map_err(io_error(path))?)
+    parse(path, &crate::read_regular(path).map_err(io_error(path))?)
 }
 
 fn not_safetensors(path: &Path, e: ::safetensors::SafeTensorError) -> Error {
@@ -294,6 +295,42 @@ mod tests {
         let err = write(&path, &bad, &HashMap::new()).expect_err("bad bytes");
         assert!(err.to_string().contains("`w`"), "{err}");
         assert!(!path.exists());
+    }
+
+    /// Weights that are a FIFO or a link to `/dev/zero` (issue 22, point 4) are refused,
+    /// naming the file, without blocking or reading: they used to hang, or read 4.5 GB
+    /// before running out of memory.
+    #[cfg(unix)]
+    #[test]
+    fn weights_that_are_not_a_regular_file_are_refused_unread() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let zero = dir.path().join("zero.safetensors");
+        std::os::unix::fs::symlink("/dev/zero", &zero).expect("link");
+        let fifo = dir.path().join("w.safetensors");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        for (path, what) in [(&zero, "a character device"), (&fifo, "a FIFO")] {
+            let (send, receive) = std::sync::mpsc::channel();
+            let owned = path.clone();
+            std::thread::spawn(move || send.send(read(&owned).map(|_| ())));
+            let result = receive.recv_timeout(std::time::Duration::from_secs(20));
+            if result.is_err() {
+                // Blocked on the FIFO: a writer that closes at once lets it return.
+                let _ = std::fs::OpenOptions::new().write(true).open(path);
+            }
+            let err = result
+                .expect("read returns without blocking")
+                .expect_err("not a regular file");
+            let text = err.to_string();
+            assert!(
+                text.contains(&*path.to_string_lossy())
+                    && text.contains(&format!("not a regular file ({what})")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

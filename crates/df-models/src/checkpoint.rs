@@ -179,8 +179,10 @@ fn polarity_text(p: Polarity) -> &'static str {
     }
 }
 
+/// The bytes of the checkpoint at `path`, a regular file: a FIFO or a link to `/dev/zero`
+/// is refused unread ([`df_io::read_regular`]).
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(io_error(path))
+    df_io::read_regular(path).map_err(io_error(path))
 }
 
 fn meta_from_bytes(path: &Path, bytes: &[u8]) -> Result<CheckpointMeta> {

@@ -166,6 +166,15 @@ impl ModelInfo {
     /// # Errors
     /// As [`build`] for invalid options.
     pub fn config(&self, options: &BuildOptions) -> Result<Box<dyn AnyConfig>> {
+        if let Some([h, w]) = options.input_size {
+            if h <= 0 || w <= 0 {
+                return Err(crate::Error::InvalidConfig {
+                    model: self.name.to_string(),
+                    option: "input_size",
+                    reason: format!("must be positive, got {h}x{w}"),
+                });
+            }
+        }
         (self.config)(options)
     }
 
@@ -174,7 +183,7 @@ impl ModelInfo {
     /// # Errors
     /// The model's configuration errors (input too small, invalid top ...).
     pub fn build(&self, p: &nn::Path<'_>, options: &BuildOptions) -> Result<Box<dyn Model>> {
-        (self.config)(options)?.build(p)
+        self.config(options)?.build(p)
     }
 }
 

@@ -183,6 +183,13 @@ impl ImagePreparation {
             Some(f) if !(f > 0.0 && f <= 1.0) => {
                 return Err(format!("center_crop must be a fraction in (0, 1], got {f}"))
             }
+            // 8 px of a 65535 px side (df-data's MIN_CENTER_CROP): no image is large
+            // enough for less.
+            Some(f) if f < 8.0 / 65535.0 => {
+                return Err(format!(
+                    "center_crop {f} keeps under 8 px of any image up to 65535 px on a side"
+                ))
+            }
             _ => {}
         }
         match self.faces {

@@ -10,7 +10,8 @@
 //! distributed engine on the Gloo backend ([`c10d`]: the `TCPStore` rendezvous and
 //! `ProcessGroupGloo` that `torch.distributed` runs on), which `df-dist` builds on; the
 //! multi-tensor optimizer steps ([`optim`]), a 2×2 max-pooling kernel with its own autograd
-//! node ([`pool`]) and the C library allocator's policy for freed memory ([`memory`]).
+//! node ([`pool`]), the C library allocator's policy for freed memory ([`memory`]) and the
+//! process controls a launcher of ranks needs ([`process`]: signals, death with the parent).
 //!
 //! ```
 //! use df_sys::autocast::Autocast;
@@ -36,9 +37,11 @@ use torch_sys as _;
 
 pub mod autocast;
 pub mod c10d;
+pub mod device;
 pub mod memory;
 pub mod optim;
 pub mod pool;
+pub mod process;
 
 /// What can go wrong in a call into libtorch's C++.
 #[derive(Debug, thiserror::Error)]

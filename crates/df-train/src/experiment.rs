@@ -424,6 +424,8 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     // world size (recorded in experiment.json; a resume must keep the world size).
     let group = match df_dist::DistConfig::from_env()? {
         Some(dist) => {
+            // A rank that `train --nproc` started ends with it, never as an orphan.
+            df_dist::bind_to_launcher()?;
             if dist.local_world_size > 1 {
                 // The machine's cores shared among its ranks, not oversubscribed.
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -487,6 +489,17 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
             (t, Some(v))
         }
         (None, None) => (folder, None),
+    };
+    // The files trained and validated on: a resume on other files is refused, naming
+    // what changed; a fresh run records them (`data.json`).
+    let data_record = if main {
+        let record = crate::data_record::DataRecord::of(&train_set, val_set.as_ref())?;
+        if cfg.resume {
+            record.check_resume(&cfg.out_dir)?;
+        }
+        Some(record)
+    } else {
+        None
     };
     // Data-parallel: each epoch's order split among the ranks (equal parts, the same
     // number of steps everywhere); the validation set split whole, scores gathered.
@@ -580,6 +593,9 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         run_dir::prepare(&lock, reuse)?;
         run_dir::remove_stale_temporaries(&lock)?;
         write_json(&cfg.out_dir.join("experiment.json"), cfg)?;
+        if let Some(record) = &data_record {
+            write_json(&cfg.out_dir.join(crate::data_record::DATA_FILE), record)?;
+        }
         Some(lock)
     } else {
         None
@@ -723,6 +739,51 @@ fn check_monitors(cfg: &ExperimentConfig) -> Result<()> {
     Ok(())
 }
 
+/// Every number of `cfg` that is a float in its configuration must survive the f32 its
+/// tensors hold it in: finite, and not a non-zero value that rounds to zero (`--lr 1e308`
+/// passed the f64 checks, wrote the run's files, then failed inside libtorch).
+///
+/// # Errors
+/// [`Error::Config`] naming the option (its path in the configuration) and the value.
+fn check_f32_range(cfg: &ExperimentConfig) -> Result<()> {
+    fn walk(v: &serde_json::Value, at: &mut Vec<String>) -> Result<()> {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let x = n.as_f64().unwrap_or(f64::NAN);
+                let single = x as f32;
+                let why = if !single.is_finite() {
+                    Some("is beyond f32's range (about 3.4e38), the precision it is used in")
+                } else if x != 0.0 && single == 0.0 {
+                    Some("rounds to 0 in f32, the precision it is used in")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Err(config(at.join("."), format!("{x:e} {why}")));
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    at.push(i.to_string());
+                    walk(item, at)?;
+                    at.pop();
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    at.push(k.clone());
+                    walk(item, at)?;
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    let value = serde_json::to_value(cfg).map_err(json_err(&cfg.out_dir))?;
+    walk(&value, &mut Vec::new())
+}
+
 /// Every check of `cfg` that needs no file: options that exclude each other, the
 /// callbacks' monitors, the device, the model and its options, the input transform and
 /// the memory the input batches need, before anything is allocated or written.
@@ -730,6 +791,7 @@ fn check_monitors(cfg: &ExperimentConfig) -> Result<()> {
 /// # Errors
 /// [`Error::Config`] naming the option; the model's errors; the input's memory check.
 pub(crate) fn check_options(cfg: &ExperimentConfig) -> Result<(tch::Device, Reuse)> {
+    check_f32_range(cfg)?;
     if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
         return Err(config("data", "give either `val` or `val_split`, not both"));
     }
@@ -760,7 +822,21 @@ pub(crate) fn check_options(cfg: &ExperimentConfig) -> Result<(tch::Device, Reus
     transform_for(&spec, cfg.data.resize)
         .with_center_crop(cfg.data.center_crop)
         .validate()?;
+    // The output folder, read only: a file there, or files no run recorded writing.
+    if cfg.rank == 0 {
+        run_dir::check(&cfg.out_dir, reuse)?;
+    }
     Ok((device, reuse))
+}
+
+/// Every check [`run_experiment`] makes before it writes anything (options, device, model,
+/// input, the output folder), for programs that start several runs and must refuse a bad
+/// one before the first trains.
+///
+/// # Errors
+/// As [`run_experiment`]'s checks.
+pub fn check_experiment(cfg: &ExperimentConfig) -> Result<()> {
+    check_options(cfg).map(|_| ())
 }
 
 /// What a resumed run changes against the run stored in its folder, described for the

@@ -50,6 +50,7 @@
 
 mod callbacks;
 pub mod checkpoint;
+pub mod data_record;
 mod error;
 mod evaluate;
 mod experiment;
@@ -77,14 +78,16 @@ pub use df_sys::memory as allocator;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_in, evaluate_report, predict, predict_in, Predictions};
 pub use experiment::{
-    resume_changes, run_experiment, write_evaluation, write_json, write_report, write_text,
+    check_experiment, resume_changes, run_experiment, write_evaluation, write_json, write_report, write_text,
     DataConfig, DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
 };
 pub use logits::{detector_logits, detector_logits_in, Pass};
 pub use loss::Loss;
 pub use model_io::{save_model, save_model_with};
 pub use optim::{AdamConfig, EpsilonMode, Optimizer, OptimizerConfig, SgdConfig};
-pub use precision::{GradScaler, GradScalerConfig, Precision};
+pub use precision::{
+    bf16_hardware, GradScaler, GradScalerConfig, Precision, PrecisionChoice, BF16_HARDWARE_VAR,
+};
 pub use progress::Verbosity;
 pub use source::{
     check_input_memory, epoch_seed, face_crops_of, permutation, preparation_of, prepared_transform,

@@ -117,6 +117,117 @@ impl FromStr for Precision {
     }
 }
 
+/// The variable that overrides the detection of bf16 hardware, for tests: `1` says the
+/// device computes bf16 natively, `0` that it does not.
+pub const BF16_HARDWARE_VAR: &str = "DF_BF16_HARDWARE";
+
+/// Whether `device` computes bf16 natively, and why: on the CPU its `avx512_bf16` or
+/// `amx_bf16` instructions (without them bf16 autocast is emulated and 5–6× slower than
+/// f32, on both libtorch and PyTorch: `docs/reliability.md`); on CUDA a compute
+/// capability of 8.0 or more. [`BF16_HARDWARE_VAR`] overrides the answer.
+pub fn bf16_hardware(device: Device) -> (bool, String) {
+    match std::env::var(BF16_HARDWARE_VAR).as_deref() {
+        Ok("1") => return (true, format!("{BF16_HARDWARE_VAR}=1 says so")),
+        Ok("0") => return (false, format!("{BF16_HARDWARE_VAR}=0 says so")),
+        _ => {}
+    }
+    match device {
+        Device::Cuda(i) => match df_sys::device::cuda_compute_capability(i) {
+            Some((major, minor)) if major >= 8 => (
+                true,
+                format!("cuda:{i} has compute capability {major}.{minor}"),
+            ),
+            Some((major, minor)) => (
+                false,
+                format!("cuda:{i} has compute capability {major}.{minor}, under 8.0"),
+            ),
+            None => (
+                true,
+                format!("the compute capability of cuda:{i} is unknown"),
+            ),
+        },
+        _ => {
+            let flags = df_sys::device::cpu_bf16_flags();
+            if flags.is_empty() {
+                (
+                    false,
+                    "this CPU has no bf16 instructions (neither avx512_bf16 nor amx_bf16)".into(),
+                )
+            } else {
+                (true, format!("this CPU has {}", flags.join(" and ")))
+            }
+        }
+    }
+}
+
+/// A precision as a program's `--precision` takes it: one of [`Precision`], or `auto`
+/// (bf16 where the device computes it natively, else f32; [`bf16_hardware`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrecisionChoice {
+    /// This precision.
+    Fixed(Precision),
+    /// bf16 where the hardware has it, else f32.
+    Auto,
+}
+
+impl PrecisionChoice {
+    /// Reads `auto` or a [`Precision`] name.
+    ///
+    /// # Errors
+    /// As [`Precision::parse`], naming `auto` too.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Self::Auto);
+        }
+        Precision::parse(s).map(Self::Fixed).map_err(|_| {
+            config(
+                "precision",
+                format!("`{s}` is not a precision: use auto, f32, bf16 or f16"),
+            )
+        })
+    }
+
+    /// The precision to run on `device`, and what the program should say on stderr before
+    /// the work starts: what `auto` chose and why, or a warning that bf16 is asked for on
+    /// hardware that emulates it (with the way back, `--precision f32`).
+    pub fn resolve(self, device: Device) -> (Precision, Option<String>) {
+        match self {
+            Self::Auto => {
+                let (native, why) = bf16_hardware(device);
+                let chosen = if native {
+                    Precision::Bf16
+                } else {
+                    Precision::F32
+                };
+                (
+                    chosen,
+                    Some(format!("note: --precision auto chose {chosen}: {why}")),
+                )
+            }
+            Self::Fixed(Precision::Bf16) => match bf16_hardware(device) {
+                (true, _) => (Precision::Bf16, None),
+                (false, why) => (
+                    Precision::Bf16,
+                    Some(format!(
+                        "warning: --precision bf16: {why}, so bf16 is emulated and runs \
+                         several times slower than f32 (5-6x measured on an AVX2-only \
+                         EPYC); use --precision f32 (or auto)"
+                    )),
+                ),
+            },
+            Self::Fixed(p) => (p, None),
+        }
+    }
+}
+
+impl FromStr for PrecisionChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
 /// The settings of dynamic loss scaling, with `torch.amp.GradScaler`'s defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GradScalerConfig {

@@ -424,3 +424,115 @@ fn link_loops_and_duplicate_links_admit_each_file_once() {
     let err = ds.check_disjoint(&val).expect_err("shared file");
     assert!(err.to_string().contains("f1.png"), "{err}");
 }
+
+/// `f(path)` in a thread; when it has not returned after a generous wait (blocked on the
+/// FIFO at `fifo`), the FIFO is opened for writing and closed, which lets it return, and
+/// the test fails instead of hanging.
+#[cfg(unix)]
+fn returns<T: Send + 'static>(fifo: &std::path::Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(f());
+    });
+    match receive.recv_timeout(std::time::Duration::from_secs(20)) {
+        Ok(v) => v,
+        Err(_) => {
+            let _ = std::fs::OpenOptions::new().write(true).open(fifo);
+            panic!("blocked on {} (or reading without end)", fifo.display());
+        }
+    }
+}
+
+/// Files that are not regular (issue 22, point 4): a link to `/dev/zero` and a FIFO with
+/// image names. The walker leaves them out with the reason, the folder lists them as
+/// skipped, and decoding one named directly is refused at once: reading them used to hang
+/// (the FIFO) or read gigabytes (`/dev/zero`).
+#[cfg(unix)]
+#[test]
+fn non_regular_files_are_skipped_with_the_reason_and_never_read() {
+    use df_data::{check_header, load_rgb, Walker};
+    let dir = folder(3, 3, 16);
+    let d = dir.path();
+    std::os::unix::fs::symlink("/dev/zero", d.join("real/z.jpg")).expect("link");
+    let fifo = d.join("fake/p.jpg");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let expected = [
+        ("p.jpg", "unreadable: not a regular file (a FIFO)"),
+        (
+            "z.jpg",
+            "unreadable: not a regular file (a character device)",
+        ),
+    ];
+    let listed = |reports: &[df_data::SkipReport]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = reports
+            .iter()
+            .map(|r| {
+                let name = r.path.file_name().expect("name").to_string_lossy();
+                (name.into_owned(), r.reason.to_string())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+
+    let root = d.to_path_buf();
+    let walked = returns(&fifo, move || {
+        Walker::new(true).walk_all(&[&root.join("real"), &root.join("fake")])
+    })
+    .expect("walk");
+    let skipped: Vec<_> = walked.iter().flat_map(|w| w.skipped.clone()).collect();
+    assert_eq!(listed(&skipped), expected);
+    assert_eq!(walked.iter().map(|w| w.files.len()).sum::<usize>(), 6);
+
+    // Without the header check the walker still leaves them out: nothing reads them.
+    for check_headers in [true, false] {
+        let root = d.to_path_buf();
+        let opts = FolderOptions::default().with_check_headers(check_headers);
+        let ds = returns(&fifo, move || ImageFolder::open_with(&root, &opts)).expect("opens");
+        assert_eq!(ds.label_counts(), (3, 3));
+        assert_eq!(listed(ds.skipped()), expected);
+    }
+
+    // Named directly: refused, unread.
+    for (path, what) in [
+        (d.join("real/z.jpg"), "a character device"),
+        (fifo.clone(), "a FIFO"),
+    ] {
+        let p = path.clone();
+        let loaded = returns(&fifo, move || load_rgb(&p).map(|_| ()));
+        assert_eq!(
+            loaded,
+            Err(SkipReason::Unreadable(format!(
+                "not a regular file ({what})"
+            ))),
+            "{}",
+            path.display()
+        );
+        let p = path.clone();
+        let header = returns(&fifo, move || check_header(&p).map(|_| ()));
+        assert_eq!(
+            header,
+            Err(SkipReason::Unreadable(format!(
+                "not a regular file ({what})"
+            ))),
+            "{}",
+            path.display()
+        );
+    }
+    // A regular file still decodes, through a link too.
+    let link = d.join("link.png");
+    std::os::unix::fs::symlink(d.join("real/r000.png"), &link).expect("link");
+    assert_eq!(check_header(&link), Ok((16, 16)));
+    assert_eq!(
+        load_rgb(&link).expect("decodes"),
+        load_rgb(&d.join("real/r000.png")).expect("decodes")
+    );
+}

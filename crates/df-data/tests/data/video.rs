@@ -56,6 +56,7 @@ fn frames_are_sampled_per_second_or_evenly_and_bad_videos_are_named() {
         per_second: 1.0,
         max_frames: 32,
         evenly: false,
+        ..FrameSampling::default()
     };
     assert_eq!(shown(every), vec![0, 1, 2, 3, 4, 5]);
     assert_eq!(

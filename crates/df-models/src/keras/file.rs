@@ -163,13 +163,15 @@ impl KerasWeights {
     /// Reads a legacy `.h5` or Keras 3 `.weights.h5` file.
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be read, [`Error::Hdf5`] when it is not HDF5 or is
+    /// [`Error::Io`] when the file cannot be read or is not a regular file (a FIFO, a
+    /// device: refused unread), [`Error::Hdf5`] when it is not HDF5 or is
     /// truncated or corrupt (naming the object being read), [`Error::NotKerasWeights`] when
     /// it is HDF5 without Keras' structure or holds a layer class or datatype this
     /// importer does not know (naming it).
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        // A regular file only: a FIFO or a link to `/dev/zero` is refused unread.
+        let bytes = df_io::read_regular(&path).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?;
