@@ -296,6 +296,18 @@ fn run() -> Result<()> {
     // Every option before any work: the threshold, the device.
     let evaluator = EvaluatorConfig::default().with_threshold(args.threshold);
     deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
+    // The report may not go inside the data it scores (canonical paths: `x/../data/out`
+    // and links count): its plots would be read as images by the next run on that data.
+    if deepfake::io::is_inside(&args.out, &args.data)
+        .with_context(|| format!("option --out: {}", args.out.display()))?
+    {
+        anyhow::bail!(
+            "option --out: {} is inside --data {} (the plots written there would be read as \
+             images): choose a folder outside it",
+            args.out.display(),
+            args.data.display()
+        );
+    }
     let device = DeviceChoice::parse(&args.device)?.device()?;
     let (precision, says) = args.precision.resolve(device);
     if let Some(line) = says {

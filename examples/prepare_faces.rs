@@ -14,8 +14,12 @@
 //! `--every-face`), written atomically. `prepare-faces.json` in `--out` records the crop
 //! and detector settings and the video sampling, every photo or video done and every one
 //! skipped with the reason (no face, unreadable). It is saved as the work goes, so an
-//! interrupted run continues where it stopped when started again with the same options;
-//! other settings for the same `--out` are refused. Photos are spread over `--threads`
+//! interrupted run continues where it stopped when started again with the same options
+//! (a source whose crops were deleted since is cropped again); other settings for the same
+//! `--out` are refused, and so is an `--out` inside `--input` (on canonical paths). The
+//! input is walked as `train` walks it: each real folder once whatever links point where
+//! (`self -> .` ends), and files that are not regular (a FIFO, a link to `/dev/zero`) are
+//! skipped with the reason, never opened. Photos are spread over `--threads`
 //! workers (default: the cores), each with its own detector.
 
 #[path = "predict/video_args.rs"]
@@ -107,25 +111,29 @@ fn save(out: &Path, manifest: &Manifest) -> Result<()> {
         .with_context(|| format!("writing {}", out.join(MANIFEST).display()))
 }
 
-/// The photos and videos under `input`, sorted.
-fn photos(input: &Path) -> Result<Vec<PathBuf>> {
-    let (mut found, mut stack) = (Vec::new(), vec![input.to_path_buf()]);
-    while let Some(dir) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if deepfake::data::has_image_extension(&path)
-                || deepfake::data::has_video_extension(&path)
-            {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+/// The photos and videos under `input`, sorted, walked as `train`, `evaluate` and
+/// `predict` walk folders (`df_data::Walker`): each real folder read once and each file
+/// taken once whatever links lead to it (`self -> .` ends), hidden entries left out; and
+/// the files with photo or video names left out, with the reason (not a regular file: a
+/// FIFO, a link to `/dev/zero`; a link to nothing; another path to a file taken).
+fn photos(input: &Path) -> Result<(Vec<PathBuf>, Vec<deepfake::data::SkipReport>)> {
+    let wanted =
+        |p: &Path| deepfake::data::has_image_extension(p) || deepfake::data::has_video_extension(p);
+    let walked = deepfake::data::Walker::new(true).walk(input)?;
+    let found = walked.files.into_iter().filter(|p| wanted(p)).collect();
+    let skipped = walked
+        .skipped
+        .into_iter()
+        .filter(|r| wanted(&r.path))
+        .collect();
+    Ok((found, skipped))
+}
+
+/// Whether every crop of a source recorded as done is still there, as a regular file.
+fn crops_present(out: &Path, crops: &[String]) -> bool {
+    crops
+        .iter()
+        .all(|c| std::fs::metadata(out.join(c)).is_ok_and(|m| m.is_file()))
 }
 
 fn relative(path: &Path, root: &Path) -> String {
@@ -214,21 +222,38 @@ fn prepare(
     out: &Path,
 ) -> Result<std::result::Result<Vec<String>, String>> {
     let video = deepfake::data::has_video_extension(source);
-    let pictures = if video {
-        match deepfake::data::video_frames(source, sampling) {
-            Ok(frames) => frames,
+    // A video's frames are read one at a time as ffmpeg streams them (none kept), scaled
+    // down when larger than df_data::MAX_FRAME_SIDE: crops are taken from them.
+    let pictures: Box<dyn Iterator<Item = deepfake::data::Result<image::RgbImage>>> = if video {
+        match deepfake::data::open_video(source, sampling) {
+            Ok(frames) => Box::new(frames.map(|f| f.map(|f| f.image))),
             Err(e) => return Ok(Err(format!("unreadable video: {e}"))),
         }
     } else {
         match deepfake::data::load_rgb(source) {
-            Ok(image) => vec![image],
-            // The reason says what it is ("unreadable: …", "corrupt image: …").
-            Err(why) => return Ok(Err(why.to_string())),
+            Ok(image) => Box::new(std::iter::once(Ok(image))),
+            // "unreadable: " said once, also when the reason says it already.
+            Err(why) => {
+                let why = why.to_string();
+                let why = why.strip_prefix("unreadable: ").unwrap_or(&why);
+                return Ok(Err(format!("unreadable: {why}")));
+            }
         }
     };
     let stem = stem(rel);
     let (mut written, mut found) = (Vec::new(), 0);
-    for (f, picture) in pictures.iter().enumerate() {
+    for (f, picture) in pictures.enumerate() {
+        let picture = match picture {
+            Ok(p) => p,
+            Err(e) => {
+                // As if nothing was read: the crops of its earlier frames go.
+                for name in &written {
+                    let _ = std::fs::remove_file(out.join(name));
+                }
+                return Ok(Err(format!("unreadable video: {e}")));
+            }
+        };
+        let picture = &picture;
         let faces = mtcnn
             .detect(picture)
             .with_context(|| format!("detecting faces in {}", source.display()))?;
@@ -279,11 +304,14 @@ fn run() -> Result<()> {
     if !input.is_dir() {
         bail!("option --input: {} is not a folder", input.display());
     }
-    let out_abs = std::path::absolute(&args.out)?;
-    if out_abs.starts_with(&input) {
+    // On canonical paths: `other/../input/faces`, or a link to the input, is inside too.
+    if deepfake::io::is_inside(&args.out, &input)
+        .with_context(|| format!("option --out: {}", args.out.display()))?
+    {
         bail!(
-            "option --out: {} is inside --input (its crops would be read as photos)",
-            args.out.display()
+            "option --out: {} is inside --input {} (its crops would be read as photos)",
+            args.out.display(),
+            args.input.display()
         );
     }
     let weights = match &args.weights {
@@ -298,14 +326,14 @@ fn run() -> Result<()> {
         deepfake::tch::Device::Cpu,
     )?);
     let sampling = args.video.sampling()?;
-    let images = photos(&input)?;
+    let (images, left_out) = photos(&input)?;
     if let Some((a, b, name)) = name_clash(&images, &input, args.every_face) {
         // Quoted as Rust quotes them: names that differ only in bytes that are not
         // UTF-8 print differently.
-        bail!("{a:?} and {b:?} would both be cropped to {name:?}: rename one");
+        bail!("{a:?} and {b:?} would both be cropped to {name}: rename one");
     }
     let wanted = settings(&args, &crop);
-    let mut manifest = match std::fs::read_to_string(args.out.join(MANIFEST)) {
+    let mut manifest = match deepfake::io::read_regular_to_string(&args.out.join(MANIFEST)) {
         Ok(text) => {
             let m: Manifest = serde_json::from_str(&text).with_context(|| {
                 format!(
@@ -333,6 +361,25 @@ fn run() -> Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    // A source recorded as done whose crops were deleted since is done again.
+    let before = manifest.done.len();
+    manifest
+        .done
+        .retain(|_, crops| crops_present(&args.out, crops));
+    if manifest.done.len() < before {
+        eprintln!(
+            "note: {} photos or videos recorded in {} have crops missing: cropped again",
+            before - manifest.done.len(),
+            args.out.join(MANIFEST).display()
+        );
+    }
+    // What the walk left out (a FIFO, a link to /dev/zero ...) is recorded as skipped.
+    for report in left_out {
+        let rel = relative(&report.path, &input);
+        if !manifest.done.contains_key(&rel) {
+            manifest.skipped.insert(rel, report.reason.to_string());
+        }
+    }
     let todo: Vec<(PathBuf, String)> = images
         .iter()
         .map(|p| (p.clone(), relative(p, &input)))

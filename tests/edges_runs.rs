@@ -213,12 +213,20 @@ fn resume_refuses_changed_data() {
     assert!(o.status.success(), "{}", err(&o));
     let added = data.join("real/added.jpg");
     std::fs::copy(data.join("real/00000.jpg"), &added).expect("copy");
-    let o = train(&data, &out, &["--resume", "--epochs", "2", "--allow-changes"]);
+    let o = train(
+        &data,
+        &out,
+        &["--resume", "--epochs", "2", "--allow-changes"],
+    );
     assert!(!o.status.success(), "resumed on other data");
     let e = err(&o);
     assert!(e.contains("added") && e.contains("added.jpg"), "{e}");
     std::fs::remove_file(&added).expect("rm");
-    let o = train(&data, &out, &["--resume", "--epochs", "2", "--allow-changes"]);
+    let o = train(
+        &data,
+        &out,
+        &["--resume", "--epochs", "2", "--allow-changes"],
+    );
     assert!(o.status.success(), "{}", err(&o));
 }
 
@@ -246,7 +254,15 @@ fn options_are_checked_as_they_are_used_before_anything_is_written() {
     }
     let o = run(
         "train",
-        &["--model", "meso4", "--data", s(&data), "--input-size=-5", "--out", s(&out)],
+        &[
+            "--model",
+            "meso4",
+            "--data",
+            s(&data),
+            "--input-size=-5",
+            "--out",
+            s(&out),
+        ],
     );
     assert!(!o.status.success());
     assert!(err(&o).contains("-5"), "{}", err(&o));
@@ -357,47 +373,62 @@ fn the_launcher_forwards_signals_and_refuses_more_ranks_than_cores() {
         err(&o)
     );
 
-    let mut launcher = Command::new(example("train"))
-        .args([
-            "--model",
-            "meso4",
-            "--data",
-            s(&data),
-            "--val-split",
-            "0.25",
-            "--batch-size",
-            "8",
-            "--input-size",
-            "32",
-            "--device",
-            "cpu",
-            "--quiet",
-            "--epochs",
-            "100000",
-            "--nproc",
-            "2",
-            "--oversubscribe",
-            "--out",
-            s(&out),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn the launcher");
-    let pid = launcher.id();
-    let children = || -> Vec<u32> {
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect()
+    let start = |extra: &[&str]| {
+        let mut launcher = Command::new(example("train"))
+            .args([
+                "--model",
+                "meso4",
+                "--data",
+                s(&data),
+                "--val-split",
+                "0.25",
+                "--batch-size",
+                "8",
+                "--input-size",
+                "32",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--epochs",
+                "100000",
+                "--nproc",
+                "2",
+                "--oversubscribe",
+                "--out",
+                s(&out),
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the launcher");
+        let pid = launcher.id();
+        let children = || -> Vec<u32> {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        };
+        let started = std::time::Instant::now();
+        while !out.join("experiment.json").exists() || children().len() < 2 {
+            if started.elapsed().as_secs() > 120 {
+                let _ = launcher.kill();
+                panic!("the ranks never started");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let ranks = children();
+        (launcher, ranks)
     };
-    let started = std::time::Instant::now();
-    while !out.join("experiment.json").exists() || children().len() < 2 {
-        assert!(started.elapsed().as_secs() < 120, "the ranks never started");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let ranks = children();
+    let gone = |ranks: &[u32]| {
+        ranks.iter().all(|rank| {
+            !std::fs::read_to_string(format!("/proc/{rank}/stat"))
+                .is_ok_and(|stat| !stat.contains(") Z "))
+        })
+    };
+    let (mut launcher, ranks) = start(&[]);
+    let pid = launcher.id();
     let killed = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -415,10 +446,19 @@ fn the_launcher_forwards_signals_and_refuses_more_ranks_than_cores() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(143), "exit status {status}");
-    for rank in ranks {
-        let alive = std::fs::read_to_string(format!("/proc/{rank}/stat"))
-            .is_ok_and(|stat| !stat.contains(") Z "));
-        assert!(!alive, "rank {rank} outlived the launcher");
+    assert!(gone(&ranks), "ranks {ranks:?} outlived the launcher");
+
+    // SIGKILL cannot be forwarded: the ranks die with their parent (PR_SET_PDEATHSIG).
+    let (mut launcher, ranks) = start(&["--overwrite"]);
+    launcher.kill().expect("SIGKILL");
+    launcher.wait().expect("reaped");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !gone(&ranks) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ranks {ranks:?} outlived a killed launcher"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     // The folder's lock is free: a new run there starts at once.
     let o = train(&data, &out, &["--overwrite"]);

@@ -1787,6 +1787,13 @@ fn evaluate_on_videos_gives_video_level_metrics() {
         reported.is_some_and(|a| (a - auc).abs() < 1e-6),
         "AUC {reported:?} vs {auc} from the videos' scores: {metrics}"
     );
+    // The one skipped.json format of images and videos (df_data::SkipSummary).
     let skipped = json(&out.join("skipped.json"));
-    assert!(skipped.to_string().contains("broken.mp4"), "{skipped}");
+    assert_eq!(skipped["count"], 1, "{skipped}");
+    let entry = &skipped["files"][0];
+    assert!(
+        entry["path"].as_str().is_some_and(|p| p.ends_with("broken.mp4"))
+            && entry["reason"]["kind"] == "video",
+        "{skipped}"
+    );
 }

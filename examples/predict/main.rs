@@ -34,7 +34,9 @@
 //! found), `frames` and `frames_scored` say how many, `--per-frame` adds each frame's.
 //!
 //! An image that cannot be read gets a line on stderr naming the file and the reason; the
-//! others are still scored; the exit code is 1 if any failed.
+//! others are still scored; the exit code is 1 if any failed. Only regular files are
+//! opened: in a folder, a FIFO or a link to `/dev/zero` gets a `skipped:` line on stderr
+//! (not a failure); named on the command line, or as `--weights`, it is an error naming it.
 
 mod score;
 
@@ -179,7 +181,11 @@ fn main() -> ExitCode {
     if device == Device::Cpu {
         deepfake::train::allocator::retain_freed_memory();
     }
-    let (files, mut failures) = expand_inputs(&args.inputs);
+    let (files, mut failures, skipped) = expand_inputs(&args.inputs);
+    // Left out of a folder (a FIFO, a link to /dev/zero): said, not opened, not a failure.
+    for report in &skipped {
+        eprintln!("skipped: {}", deepfake::escape_message(&report.to_string()));
+    }
     for (path, reason) in &failures {
         let line = format!("{}: {reason}", path.display());
         eprintln!("error: {}", deepfake::escape_message(&line));

@@ -38,6 +38,11 @@ pub struct VideoPrediction {
     /// Each sampled frame's score (`--per-frame`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_frame: Option<Vec<Option<f64>>>,
+    /// With faces and `--per-frame`: each sampled frame's faces, largest first, their
+    /// boxes in the video's own pixels (a frame larger than `df_data::MAX_FRAME_SIDE` is
+    /// scaled down before its faces are found and cropped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_faces: Option<Vec<Vec<FaceScore>>>,
 }
 
 /// One scored image.
@@ -257,27 +262,40 @@ impl Scorer {
 
     /// Scores a video: its sampled frames, each by its most suspicious face (with faces)
     /// or whole; the video's `p_fake` is the mean over the frames that have a score (with
-    /// faces: the frames where a face was found).
+    /// faces: the frames where a face was found). Frames are read one at a time as ffmpeg
+    /// streams them (`df_data::open_video`), none kept; faces' boxes are given in the
+    /// video's own pixels.
     ///
     /// # Errors
-    /// The video cannot be read (no ffmpeg, empty or damaged: the message names it).
+    /// The video cannot be read (no ffmpeg, empty, damaged, no video stream: the message
+    /// names it).
     pub fn score_video(
         &self,
         path: &Path,
         sampling: &deepfake::data::FrameSampling,
         per_frame: bool,
     ) -> anyhow::Result<VideoPrediction> {
-        let frames = deepfake::data::video_frames(path, sampling)?;
-        let mut scores = Vec::with_capacity(frames.len());
-        for frame in &frames {
+        let mut scores = Vec::new();
+        let mut frame_faces = Vec::new();
+        for frame in deepfake::data::open_video(path, sampling)? {
+            let frame = frame?;
             let p = if self.faces.is_some() {
-                self.faces_of(frame)
-                    .with_context(|| format!("{}", path.display()))?
-                    .iter()
-                    .map(|f| f.p_fake)
-                    .reduce(f64::max)
+                let mut faces = self
+                    .faces_of(&frame.image)
+                    .with_context(|| format!("{}", path.display()))?;
+                // Found in the frame as read (scaled down when larger than the cap).
+                for face in &mut faces {
+                    for v in &mut face.bbox {
+                        *v = (f64::from(*v) * frame.scale) as f32;
+                    }
+                }
+                let p = faces.iter().map(|f| f.p_fake).reduce(f64::max);
+                if per_frame {
+                    frame_faces.push(faces);
+                }
+                p
             } else {
-                let x = rgb_to_tensor(frame, &self.transform)?.to_device(self.device);
+                let x = rgb_to_tensor(&frame.image, &self.transform)?.to_device(self.device);
                 Some(self.p_fake(&x)?[0])
             };
             scores.push(p);
@@ -288,9 +306,10 @@ impl Scorer {
             path: path.to_string_lossy().into_owned(),
             p_fake,
             label: label(p_fake, "no face"),
-            frames: frames.len(),
+            frames: scores.len(),
             frames_scored: scored.len(),
             per_frame: per_frame.then_some(scores),
+            frame_faces: (per_frame && self.faces.is_some()).then_some(frame_faces),
         })
     }
 
@@ -315,20 +334,36 @@ impl Scorer {
 /// The image files named by `inputs`: files as given, directories searched recursively
 /// for image extensions (sorted), each real directory read once and each file listed once
 /// whatever links lead to it (`df_data::Walker`). Unreadable directories are returned as
-/// failures.
-pub fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+/// failures; the files with image or video names that the walk left out (not a regular
+/// file: a FIFO, a link to `/dev/zero`; a link to nothing) as skipped, with the reason.
+pub fn expand_inputs(
+    inputs: &[PathBuf],
+) -> (
+    Vec<PathBuf>,
+    Vec<(PathBuf, String)>,
+    Vec<deepfake::data::SkipReport>,
+) {
     let mut walker = Walker::new(true);
     let mut files = Vec::new();
     let mut failures = Vec::new();
+    let mut skipped = Vec::new();
     let dirs: Vec<&Path> = inputs
         .iter()
         .filter(|p| p.is_dir())
         .map(PathBuf::as_path)
         .collect();
+    let wanted =
+        |p: &Path| deepfake::data::has_image_extension(p) || deepfake::data::has_video_extension(p);
     match walker.walk_all(&dirs) {
-        Ok(walked) => files.extend(walked.into_iter().flat_map(|w| w.files).filter(|p| {
-            deepfake::data::has_image_extension(p) || deepfake::data::has_video_extension(p)
-        })),
+        Ok(walked) => {
+            for w in walked {
+                files.extend(w.files.into_iter().filter(|p| wanted(p)));
+                // Another path to a file scored anyway is not worth a line.
+                skipped.extend(w.skipped.into_iter().filter(|r| {
+                    wanted(&r.path) && !matches!(r.reason, deepfake::data::SkipReason::Duplicate(_))
+                }));
+            }
+        }
         Err(deepfake::data::Error::Io { path, source }) => {
             failures.push((path, source.to_string()))
         }
@@ -343,5 +378,5 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)
             files.push(input.clone());
         }
     }
-    (files, failures)
+    (files, failures, skipped)
 }

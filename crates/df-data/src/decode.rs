@@ -106,16 +106,24 @@ fn supported_format(head: &[u8]) -> Result<image::ImageFormat, SkipReason> {
 ///
 /// # Errors
 /// As [`decode_rgb`], plus [`Missing`](SkipReason::Missing) and
-/// [`Unreadable`](SkipReason::Unreadable) for files that cannot be read, and for paths
-/// that are not a regular file ("not a regular file (a FIFO)"), refused unread.
+/// [`Unreadable`](SkipReason::Unreadable) for files that cannot be read, and
+/// [`NotRegular`](SkipReason::NotRegular) for paths that are not a regular file (a FIFO, a
+/// device, a folder), refused unread.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, SkipReason> {
     let bytes = df_io::read_regular(path).map_err(unreadable)?;
     decode_rgb(&bytes)
 }
 
-/// The [`SkipReason`] of a file that cannot be opened or read: missing, or unreadable
-/// (also "not a regular file (a FIFO)" from [`df_io::open_regular`]).
-fn unreadable(e: std::io::Error) -> SkipReason {
+/// The [`SkipReason`] of a file that cannot be opened or read: missing, not a regular
+/// file (refused unread by [`df_io::open_regular`]: a FIFO, a device, a folder), or
+/// unreadable.
+pub(crate) fn unreadable(e: std::io::Error) -> SkipReason {
+    if let Some(not_regular) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<df_io::NotRegular>())
+    {
+        return SkipReason::NotRegular(not_regular.what.to_string());
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound => SkipReason::Missing,
         _ => SkipReason::Unreadable(e.to_string()),

@@ -16,11 +16,12 @@
 //!   option;
 //! - the video is probed first ([`probe_video`]: `ffmpeg -i`, its `Video:` stream line,
 //!   as there may be no ffprobe): a file without a video stream says so;
-//! - ffmpeg is asked only for the frames that will be used: a `select` filter keeps a
-//!   frame when it comes at least one sampling interval after the last one kept (so the
-//!   first frame is always kept, and a video shorter than the interval still gives one),
-//!   frames pass through without duplication (`-fps_mode passthrough`), and
-//!   `-frames:v` stops it after `max_frames`;
+//! - ffmpeg is asked only for the frames that will be used: time is cut into slots of
+//!   one sampling interval from 0 (`1/per_second`, or with `evenly` the duration over
+//!   `max_frames`) and a `select` filter keeps the first frame of each slot that has one
+//!   (so the first frame always: a video shorter than the interval still gives one),
+//!   frames pass through without duplication (`-fps_mode passthrough`, `-vsync 0`
+//!   before ffmpeg 5.1), and `-frames:v` stops it after `max_frames`;
 //! - frames larger than [`FrameSampling::max_side`] ([`MAX_FRAME_SIDE`], 1920 px on the
 //!   longer side by default) are scaled down inside ffmpeg, keeping their proportions;
 //!   [`VideoFrame::scale`] says how many of the video's pixels one pixel of the frame
@@ -29,9 +30,13 @@
 //!   each decoding thread holds frames at the video's full size.
 //!
 //! So ffmpeg's memory is bounded by the video's frame size (times the few frames its
-//! decoder threads hold), not by the sampling rate or the number of frames; the caller
-//! holds one capped frame at a time, or, with [`video_frames`], `max_frames` of them,
-//! checked against the memory available before ffmpeg starts (`df_io::memory`).
+//! decoder threads hold), not by the sampling rate or the number of frames, and the
+//! caller holds one capped frame at a time, or, with [`video_frames`], `max_frames` of
+//! them. Both are checked against the memory available before ffmpeg starts
+//! (`df_io::memory`: 16 bytes a pixel of the video's frame size for ffmpeg, 3 a pixel of
+//! each capped frame held). Measured (`docs/reliability.md`, "Videos and faces"): 1000
+//! frames a second of a 4000×4000 video, at most 60, took ffmpeg past 6 GiB before, and
+//! `predict` with its ffmpeg 569 MiB now (425 MiB of which is `predict` with libtorch).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
@@ -162,17 +167,24 @@ impl VideoInfo {
             .lines()
             .find_map(|l| l.trim().strip_prefix("ffmpeg version "))
             .and_then(parse_version);
-        let Some(input) = report.find("Input #0") else {
-            let last = last_line(report);
+        // Whole lines only, outside the metadata blocks: a file's name or its metadata
+        // (keys and values of the file's choosing) cannot pass for them.
+        let report = without_metadata(report);
+        let Some(input) = report.iter().position(|l| l.starts_with("Input #0, ")) else {
+            let last = report
+                .iter()
+                .rev()
+                .map(|l| l.trim())
+                .find(|l| !l.is_empty())
+                .unwrap_or("no message");
             return Err(format!("ffmpeg could not read it: {last}"));
         };
-        let report = &report[input..];
-        let duration = report
-            .split("Duration: ")
-            .nth(1)
+        let duration = report[input..]
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("Duration: "))
             .and_then(|rest| rest.split(',').next())
             .and_then(parse_hms);
-        let mut lines = report.lines().peekable();
+        let mut lines = report[input..].iter().copied().peekable();
         while let Some(line) = lines.next() {
             let line = line.trim();
             let Some((_, stream)) = line.split_once(": Video: ") else {
@@ -235,6 +247,28 @@ impl VideoInfo {
     fn old_ffmpeg(&self) -> bool {
         self.ffmpeg_version.is_some_and(|v| v < (5, 1))
     }
+}
+
+/// The lines of an ffmpeg report without its `Metadata:` blocks (each such line and the
+/// lines indented further under it, a multi-line value's continuations included).
+fn without_metadata(report: &str) -> Vec<&str> {
+    let mut kept = Vec::new();
+    let mut block: Option<usize> = None;
+    for line in report.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(header) = block {
+            if indent > header {
+                continue;
+            }
+            block = None;
+        }
+        if line.trim() == "Metadata:" {
+            block = Some(indent);
+            continue;
+        }
+        kept.push(line);
+    }
+    kept
 }
 
 /// `"n9.0.2-17-g2a5…"`, `"4.4.2-0ubuntu0.22.04.1"`, `"6.1"`: (major, minor).
@@ -429,8 +463,9 @@ fn probe_resolved(ffmpeg: &Path, path: &Path, resolved: &Path) -> Result<VideoIn
 /// The arguments [`open_video`] gives ffmpeg to stream the sampled frames of `input` (a
 /// regular file's absolute path), probed as `info`: `input` as a `file:` URL with only
 /// the `file` protocol allowed and [`DECODER_THREADS`] decoding threads; the first video
-/// stream that is not a picture (cover art); a `select` filter that keeps a frame at
-/// least one sampling interval after the last one kept (the first frame always), frames
+/// stream that is not a picture (cover art); a `select` filter that cuts time into slots
+/// of one sampling interval from 0 and keeps the first frame of each slot that has one
+/// (so the video's first frame always), frames
 /// passed through without duplication, at most `max_frames` of them; a `scale` filter
 /// down to `max_side` on the longer side (never up); RGB pictures (binary PPM) on
 /// standard output.
@@ -454,20 +489,27 @@ fn build_frame_args(
     if let Some(problem) = sampling.problem() {
         return Err(problem);
     }
-    let interval = if sampling.evenly {
+    // Sampled frames a second: time is cut into slots of 1/rate s from 0, and the first
+    // frame of each slot is kept (the first frame of all always, however short the video).
+    let rate = if sampling.evenly {
         let seconds = info
             .duration
             .ok_or("ffmpeg reports no duration for it (needed to spread the frames evenly)")?;
-        seconds / sampling.max_frames as f64
+        sampling.max_frames as f64 / seconds
     } else {
-        1.0 / sampling.per_second
-    };
-    // A frame whose time is the interval's multiple up to rounding is kept.
-    let threshold = interval * (1.0 - 1e-6);
+        sampling.per_second
+    }
+    // Frames are never closer than a nanosecond: a higher rate means every frame (and
+    // keeps t × rate exact in a double for videos of up to months).
+    .min(1e9);
+    // A frame whose time falls on a slot's start up to rounding belongs to that slot.
+    let slot = |t: &str| format!("floor({t}*{rate}+0.000001)");
     let side = sampling.max_side;
     let filter = format!(
-        "select='isnan(prev_selected_t)+gte(t-prev_selected_t,{threshold})',\
-         scale='min(iw,{side})':'min(ih,{side})':force_original_aspect_ratio=decrease"
+        "select='isnan(prev_selected_t)+gt({},{})',\
+         scale='min(iw,{side})':'min(ih,{side})':force_original_aspect_ratio=decrease",
+        slot("t"),
+        slot("prev_selected_t")
     );
     let mut args: Vec<OsString> = ["-hide_banner", "-v", "error", "-filter_threads", "1"]
         .iter()

@@ -5,7 +5,7 @@
 //! training and a validation image.
 //!
 //! Only regular files are admitted: a FIFO, a device or a socket, or a link to one (`z.jpg
-//! -> /dev/zero`), is listed as skipped with what it is ("not a regular file (a FIFO)"),
+//! -> /dev/zero`), is listed as skipped with what it is ("not a regular file: a FIFO"),
 //! never opened (a FIFO blocks its reader, `/dev/zero` never ends).
 //!
 //! A file reached without any link is admitted under that path first; a path through a
@@ -19,10 +19,11 @@ use crate::error::{Error, Result};
 use crate::skip::{SkipReason, SkipReport};
 
 /// A file left out because it is not a regular file (a FIFO, a device, a socket, or a
-/// link to one): reading it could block forever or never end (`/dev/zero`).
-fn not_regular(path: PathBuf, e: &std::io::Error) -> SkipReport {
+/// link to one; `meta` describes what the path resolves to): reading it could block
+/// forever or never end (`/dev/zero`).
+fn not_regular(path: PathBuf, meta: &std::fs::Metadata) -> SkipReport {
     SkipReport {
-        reason: SkipReason::Unreadable(e.to_string()),
+        reason: SkipReason::NotRegular(df_io::file::file_kind(meta).to_string()),
         path,
     }
 }
@@ -182,21 +183,19 @@ impl Walker {
                             linked_dirs.push((path, root));
                         }
                     }
-                    Ok(target) => match df_io::file::not_regular(&target) {
-                        None => found.push(Found {
-                            path,
-                            root,
-                            via_link: true,
-                        }),
-                        Some(e) => skipped.push(not_regular(path, &e)),
-                    },
+                    Ok(target) if !target.is_file() => skipped.push(not_regular(path, &target)),
+                    Ok(_) => found.push(Found {
+                        path,
+                        root,
+                        via_link: true,
+                    }),
                     Err(e) => skipped.push(SkipReport {
                         reason: SkipReason::Unreadable(format!("a link to nothing: {e}")),
                         path,
                     }),
                 }
-            } else if let Some(e) = df_io::file::not_regular(&meta) {
-                skipped.push(not_regular(path, &e));
+            } else if !meta.is_file() {
+                skipped.push(not_regular(path, &meta));
             } else {
                 found.push(Found {
                     path,

@@ -385,7 +385,8 @@ impl Mtcnn {
     ///
     /// # Errors
     /// [`Error::Config`] for invalid settings; [`Error::Weights`] naming the file when it
-    /// cannot be read or lacks a weight.
+    /// cannot be read, is not a regular file (a FIFO, a device: refused unread) or lacks a
+    /// weight.
     pub fn load(path: &Path, config: MtcnnConfig, device: Device) -> Result<Self> {
         config.validate()?;
         let mut vs = nn::VarStore::new(device);
@@ -393,6 +394,12 @@ impl Mtcnn {
         let pnet = PNet::new(&(&root / "pnet"));
         let rnet = RNet::new(&(&root / "rnet"));
         let onet = ONet::new(&(&root / "onet"));
+        // libtorch opens the file by its path: a FIFO there would block it, `/dev/zero`
+        // fill the memory. Only a regular file is handed over.
+        df_io::open_regular(path).map_err(|e| Error::Weights {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         vs.load(path).map_err(|e| Error::Weights {
             path: path.to_path_buf(),
             reason: e.to_string(),

@@ -795,6 +795,7 @@ pub(crate) fn check_options(cfg: &ExperimentConfig) -> Result<(tch::Device, Reus
     if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
         return Err(config("data", "give either `val` or `val_split`, not both"));
     }
+    check_out_dir_outside_data(cfg)?;
     check_monitors(cfg)?;
     let device = cfg.device.device()?;
     cfg.precision.check(device)?;
@@ -827,6 +828,32 @@ pub(crate) fn check_options(cfg: &ExperimentConfig) -> Result<(tch::Device, Reus
         run_dir::check(&cfg.out_dir, reuse)?;
     }
     Ok((device, reuse))
+}
+
+/// Refuses an output folder inside the training or validation data (`--data d --out
+/// d/real/run`): its plots would be read as images by the next run on that data. Compares
+/// canonical paths ([`df_io::is_inside`]), so `other/../d/run` or a link into `d` is
+/// found too; the output folder need not exist yet.
+fn check_out_dir_outside_data(cfg: &ExperimentConfig) -> Result<()> {
+    let data = [
+        (Some(&cfg.data.train), "the training data"),
+        (cfg.data.val.as_ref(), "the validation data"),
+    ];
+    for (dir, what) in data {
+        let Some(dir) = dir else { continue };
+        if df_io::is_inside(&cfg.out_dir, dir).map_err(crate::error::io(&cfg.out_dir))? {
+            return Err(config(
+                "out_dir",
+                format!(
+                    "the output folder {} is inside {what} {}: what the run writes there \
+                     (plots, checkpoints) would be read as images; choose a folder outside it",
+                    cfg.out_dir.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every check [`run_experiment`] makes before it writes anything (options, device, model,

@@ -280,7 +280,8 @@ pub const FACE_MANIFEST: &str = "prepare-faces.json";
 /// manifest.
 pub fn face_crops_of(dir: &std::path::Path) -> Result<Option<df_models::FaceCropRecord>> {
     let path = dir.join(FACE_MANIFEST);
-    let text = match std::fs::read_to_string(&path) {
+    // A regular file only: a FIFO at that name would block the read.
+    let text = match df_io::read_regular_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(config(path.display().to_string(), e.to_string())),
