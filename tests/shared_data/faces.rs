@@ -156,7 +156,8 @@ fn mtcnn_finds_a_centred_face_in_lfw_photos() {
 /// and the scoring path share one crop.
 #[test]
 fn prepare_faces_writes_the_crops_the_library_makes() {
-    let dir = std::env::temp_dir().join(format!("df-prepare-faces-{}", std::process::id()));
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().to_path_buf();
     let input = dir.join("photos/real");
     std::fs::create_dir_all(&input).expect("dirs");
     let source = shared_data("lfw-faceswap/val/real");
@@ -215,7 +216,6 @@ fn prepare_faces_writes_the_crops_the_library_makes() {
             "{n}: the written crop differs from the library's: max {max}, {changed}"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `predict --faces` scores a photo's face as `predict` scores the crop `prepare_faces`
@@ -223,7 +223,8 @@ fn prepare_faces_writes_the_crops_the_library_makes() {
 /// Meso4 on lfw photos).
 #[test]
 fn predict_scores_faces_as_their_prepared_crops() {
-    let dir = std::env::temp_dir().join(format!("df-predict-faces-{}", std::process::id()));
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().to_path_buf();
     let input = dir.join("photos/fake");
     std::fs::create_dir_all(&input).expect("dirs");
     let source = shared_data("lfw-faceswap/val/fake");
@@ -286,14 +287,14 @@ fn predict_scores_faces_as_their_prepared_crops() {
         );
         assert!((a - b).abs() < 1e-3, "{stem}: face {a} vs crop {b}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// A video made by ffmpeg from lfw photos (one a second), scored end to end with faces: a
 /// face in every sampled frame, the video's score the mean of the frames'.
 #[test]
 fn a_video_of_lfw_photos_is_scored_by_its_faces() {
-    let dir = std::env::temp_dir().join(format!("df-video-faces-{}", std::process::id()));
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).expect("dir");
     let source = shared_data("lfw-faceswap/val/fake");
     for (i, n) in [
@@ -368,5 +369,4 @@ fn a_video_of_lfw_photos_is_scored_by_its_faces() {
             deepfake::data::load_rgb(&crop).unwrap_or_else(|e| panic!("{}: {e}", crop.display()));
         assert_eq!(image.dimensions(), (256, 256));
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -42,7 +42,8 @@ const MIN_AUC: f64 = 0.85;
 fn meso_inception4_learns_lfw_faceswap() {
     let train = shared_data("lfw-faceswap/train");
     let val = shared_data("lfw-faceswap/val");
-    let out = tempfile_dir();
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let out = tmp.path().to_path_buf();
     let mut model = ModelChoice::new("meso_inception4");
     model.options.input_size = Some([SIZE, SIZE]);
     model.options.dropout = Some(DROPOUT);
@@ -75,11 +76,4 @@ fn meso_inception4_learns_lfw_faceswap() {
         auc >= MIN_AUC,
         "validation AUC {auc:.4} is below {MIN_AUC}: the training pipeline is broken"
     );
-    let _ = std::fs::remove_dir_all(&out);
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("deepfake-lfw-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temporary directory");
-    dir
 }

@@ -199,8 +199,10 @@ fn predict_agrees_with_keras_on_the_test_images() {
                 deepfake::train::Precision::F32,
             )
             .expect("open scorer");
-            let (files, failures) = score::expand_inputs(std::slice::from_ref(&test_images));
+            let (files, failures, skipped) =
+                score::expand_inputs(std::slice::from_ref(&test_images));
             assert!(failures.is_empty(), "{failures:?}");
+            assert!(skipped.is_empty(), "{skipped:?}");
             assert_eq!(files.len(), r.images.len());
             for path in files {
                 let p = scorer.score(&path).expect("score");
@@ -227,7 +229,8 @@ fn predict_agrees_with_keras_on_the_test_images() {
 
 #[test]
 fn predict_reports_an_unreadable_image_and_scores_the_others() {
-    let dir = std::env::temp_dir().join(format!("mesonet-predict-{}", std::process::id()));
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().to_path_buf();
     std::fs::create_dir_all(&dir).expect("temp dir");
     let bad = dir.join("broken.jpg");
     std::fs::write(&bad, b"not a jpeg").expect("write");
@@ -249,5 +252,4 @@ fn predict_reports_an_unreadable_image_and_scores_the_others() {
     assert!(msg.contains("broken.jpg"), "{msg}");
     assert!(msg.contains("not an image"), "{msg}");
     assert!(scorer.score(&good).is_ok());
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -36,7 +36,8 @@
 //! use df_data::{synthetic, Augment, Loader, LoaderConfig, Transform};
 //!
 //! # fn main() -> df_data::Result<()> {
-//! let dir = std::env::temp_dir().join(format!("df-data-doc-{}", std::process::id()));
+//! let tmp = tempfile::tempdir().expect("a private temporary folder");
+//! let dir = tmp.path().join("data");
 //! let data = synthetic::generate(&dir, 8, 64, 42)?; // 8 real + 8 fake, 64×64
 //! let (train, val) = data.validation_split(0.25, 42)?;
 //! assert_eq!((train.len(), val.len()), (12, 4));
@@ -56,7 +57,6 @@
 //!     }
 //! }
 //! assert!(loader.skipped().is_empty());
-//! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok(()) }
 //! ```
 

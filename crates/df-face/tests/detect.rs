@@ -63,8 +63,8 @@ fn bad_settings_inputs_and_weights_are_named() {
         Err(Error::Config { option, .. }) => assert_eq!(option, "image"),
         other => panic!("a one-channel tensor: {other:?}"),
     }
-    let dir = std::env::temp_dir().join(format!("df-face-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let dir = tmp.path().to_path_buf();
     let bad = dir.join("not-weights.safetensors");
     std::fs::write(&bad, b"not a safetensors file").expect("write");
     let err = Mtcnn::load(&bad, MtcnnConfig::default(), Device::Cpu).expect_err("bad weights");
@@ -73,5 +73,4 @@ fn bad_settings_inputs_and_weights_are_named() {
         "{err}"
     );
     assert!(err.to_string().contains("not-weights.safetensors"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
 }

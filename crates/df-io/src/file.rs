@@ -253,7 +253,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let fifo = dir.path().join("p.jpg");
         mkfifo(&fifo);
-        let err = without_blocking_on(&fifo, |p| read_regular(p)).expect_err("a FIFO");
+        let err = without_blocking_on(&fifo, read_regular).expect_err("a FIFO");
         assert_eq!(refusal(&err), "not a regular file (a FIFO)");
         let err = without_blocking_on(&fifo, |p| open_regular(p).map(drop)).expect_err("a FIFO");
         assert_eq!(refusal(&err), "not a regular file (a FIFO)");

@@ -45,13 +45,12 @@
 //! assert_eq!(report.accuracy, 0.75); // 0.55 (real) and 0.47 (fake) are on the wrong side
 //! assert_eq!(report.auc, Some(15.0 / 16.0)); // 15 of 16 (fake, real) pairs ranked right
 //!
-//! let dir = std::env::temp_dir().join(format!("df-metrics-doc-{}", std::process::id()));
-//! std::fs::create_dir_all(&dir).map_err(|e| df_metrics::Error::Io { path: dir.clone(), source: e })?;
+//! let tmp = tempfile::tempdir().expect("a private temporary folder");
+//! let dir = tmp.path();
 //! report.to_json_file(dir.join("metrics.json"))?;
 //! if let Some(roc) = &evaluation.roc {
 //!     df_metrics::plot_roc(&[("detector", roc)], dir.join("roc.svg"))?;
 //! }
-//! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok(()) }
 //! ```
 

@@ -31,7 +31,8 @@
 //! let y = Tensor::from_slice(&[0.0f32, 1.0]).repeat([12]);
 //! let train = TensorBatches::new(x.shallow_clone(), y.shallow_clone(), 8)?.shuffled(7);
 //! let val = TensorBatches::new(x, y, 8)?;
-//! let dir = std::env::temp_dir().join(format!("df-train-doc-{}", std::process::id()));
+//! let tmp = tempfile::tempdir().expect("a private temporary folder");
+//! let dir = tmp.path().join("run");
 //! let mut trainer = Trainer::builder(model, vs)
 //!     .optimizer(OptimizerConfig::adam(1e-3))
 //!     .epochs(2)
@@ -44,7 +45,6 @@
 //! let history = trainer.fit(&train, Some(&val))?;
 //! assert_eq!(history.len(), 2);
 //! assert!(dir.join("last.safetensors").exists());
-//! # std::fs::remove_dir_all(&dir).ok();
 //! # Ok(()) }
 //! ```
 
