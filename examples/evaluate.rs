@@ -315,8 +315,8 @@ fn run() -> Result<()> {
     }
     precision.check(device)?;
     // Scoring on the CPU keeps freed memory for the next batch, as `train` does: each
-    // batch's tensors are then not page-faulted in anew (docs/benchmarks.md, "Scoring on
-    // the CPU").
+    // batch's tensors are then not page-faulted in anew (measured:
+    // docs/runs/scoring-amd-epyc-5292873.md).
     if device == Device::Cpu {
         deepfake::train::allocator::retain_freed_memory();
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The lfw-faceswap recipe (docs/benchmarks.md: MesoInception4, central crop 0.512 ->
+# The lfw-faceswap recipe (docs/runs/lfw-train-dev-vm-9ca0dfe.md: MesoInception4, central crop 0.512 ->
 # 128 px, 6 epochs, batch 16, dropout 0.2) in f32 and bf16 (`--precision`) over seeds,
 # one run after the other: each run's final validation AUC, accuracy and log loss, as a
 # Markdown table. Not part of CI (about 90 s a run on two cores).

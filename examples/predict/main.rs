@@ -176,8 +176,8 @@ fn main() -> ExitCode {
         deepfake::note(note);
     }
     // Scoring on the CPU keeps freed memory for the next image, as `train` does: each
-    // forward pass's tensors are then not page-faulted in anew (docs/benchmarks.md,
-    // "Scoring on the CPU").
+    // forward pass's tensors are then not page-faulted in anew (measured:
+    // docs/runs/scoring-amd-epyc-5292873.md).
     if device == Device::Cpu {
         deepfake::train::allocator::retain_freed_memory();
     }

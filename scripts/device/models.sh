@@ -25,7 +25,7 @@
 # eval at the training batch and the training step, f32 and bf16, model after model, the
 # three never measured channels-last after the multi-tensor step first (B6, B7,
 # InceptionResNetV2): what choosing the CUDA default layout from measurement needs
-# (docs/benchmarks.md, "Channels-last on CUDA").
+# (docs/runs/h200-models-train-c3e571e.md, "Channels-last on CUDA").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 DEV=target/device

@@ -3,7 +3,7 @@
 //! transform, loss, optimizer, evaluation) fails it.
 //!
 //! The recipe is the one of `benches/peers/keras_train_lfw.py` (Keras 3, same data, same
-//! settings), whose numbers sit next to these in `docs/benchmarks.md`.
+//! settings), whose numbers sit next to these in `docs/runs/lfw-train-dev-vm-9ca0dfe.md`.
 
 use deepfake::data::ResizeFilter;
 use deepfake::train::{
@@ -35,7 +35,7 @@ pub const RESIZE: ResizeFilter = ResizeFilter::Nearest;
 
 /// The bound, set from measured runs with margin: this recipe gave a validation AUC of
 /// 0.982 here (seed 1, deterministic on the CPU: two runs gave the same epochs), the
-/// Keras peer 0.86–0.9; chance is 0.5. See `docs/benchmarks.md`.
+/// Keras peer 0.86–0.9; chance is 0.5. See `docs/runs/lfw-train-dev-vm-9ca0dfe.md`.
 const MIN_AUC: f64 = 0.85;
 
 #[test]

@@ -204,7 +204,8 @@ impl BatchNorm {
 }
 
 /// Whether batch norm over `channels` channels runs faster on the CPU through the NCHW
-/// kernels than through libtorch's channels-last ones (measured: `docs/benchmarks.md`).
+/// kernels than through libtorch's channels-last ones (measured:
+/// `docs/runs/epoch-intel-xeon-78da11a.md`, "What closed the gap then").
 pub(crate) fn needs_nchw_batch_norm(channels: i64) -> bool {
     channels > 0 && channels < 32 && channels % 8 != 0
 }
@@ -231,8 +232,9 @@ impl ModuleT for BatchNorm {
         };
         // libtorch's channels-last batch-norm kernels on the CPU vectorise over channels:
         // with fewer than 32 channels that are not a multiple of 8 (MesoInception4's 11
-        // and 12) they run 5-20x slower than the NCHW kernels (docs/benchmarks.md, "The
-        // training epoch"), far more than the copy into NCHW costs. The output stays NCHW:
+        // and 12) they run 5-20x slower than the NCHW kernels (measured in
+        // docs/runs/epoch-intel-xeon-78da11a.md), far more than the copy into NCHW costs.
+        // The output stays NCHW:
         // converting it back would send the gradient into batch norm's backward in
         // channels-last against an NCHW input, libtorch's slow generic path (3-11x); the
         // next layer converts once (MesoInception4 does at each block's entry).

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 ///
 /// On the CPU, channels-last made most of the benchmarked blocks faster, some several times
 /// (MesoNet's inception layer, at 3 input channels);
-/// `docs/benchmarks.md` has the numbers (`DF_BENCH_LAYOUT=channels_last`). df-models'
+/// `docs/runs/blocks-intel-xeon-b73109e.md` and `docs/runs/blocks-intel-xeon-9ca0dfe.md`
+/// have the numbers (`DF_BENCH_LAYOUT=channels_last`). df-models'
 /// configurations default to `ChannelsLast` on the CPU; this enum's own `Default` is
 /// libtorch's, `Contiguous`.
 ///

@@ -8,8 +8,8 @@
 //!
 //! One documented exception: on the CPU a batch norm over fewer than 32 channels that are
 //! not a multiple of 8 runs libtorch's NCHW kernels and leaves its output NCHW (the
-//! channels-last kernels are 5-20x slower there; `docs/benchmarks.md`, "The training
-//! epoch"). The blocks below use channel counts outside that range, and
+//! channels-last kernels are 5-20x slower there; `docs/runs/epoch-intel-xeon-78da11a.md`,
+//! "What closed the gap then"). The blocks below use channel counts outside that range, and
 //! `few_channel_batch_norm_leaves_its_output_nchw` checks the exception itself.
 
 use std::sync::Mutex;

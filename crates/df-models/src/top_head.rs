@@ -225,8 +225,8 @@ macro_rules! builtin_family {
 pub(crate) use builtin_family;
 
 /// The memory format models compute in on the CPU unless told otherwise: channels-last,
-/// faster for most blocks there (`docs/benchmarks.md` measures the blocks both ways).
-/// Configurations stored before the option existed read as this too.
+/// faster for most blocks there (`docs/runs/blocks-intel-xeon-b73109e.md` measures the
+/// blocks both ways). Configurations stored before the option existed read as this too.
 pub(crate) fn default_memory_format() -> MemoryFormat {
     MemoryFormat::ChannelsLast
 }

@@ -4,7 +4,7 @@
 // libtorch's NCHW max-pooling kernel (cpu_max_pool) is generic: per output it recomputes
 // the window's bounds and dilation and runs scalar code. Behind a batch norm of few
 // channels (MesoInception4's first two, computed NCHW: df-layers' BatchNorm) it took 10–16 %
-// of a training epoch (perf; docs/benchmarks.md, "The training epoch"). This kernel computes the same values and the same argmax — the window is
+// of a training epoch (perf; docs/runs/epoch-amd-epyc-890e996.md, "The training epoch"). This kernel computes the same values and the same argmax — the window is
 // scanned row by row, the first element starts, a later one wins when it is greater or NaN
 // (cpu_max_pool's rule) — and the backward pass routes each output's gradient to that
 // element, as max_pool2d_with_indices_backward does (windows do not overlap). The window

@@ -2,7 +2,7 @@
 //! left out, as `max_pool2d` with floor rounding does) on contiguous NCHW CPU tensors of
 //! `f32` or `bf16`: the same values, argmax and gradient as libtorch's `max_pool2d`, faster
 //! than its generic NCHW kernel (`shim/pool.cpp` says how and why; the block bench
-//! `bn_pool_11` and `docs/benchmarks.md`, "The training epoch", measure it). The result is recorded for autograd (its own node; no double backward).
+//! `bn_pool_11` and `docs/runs/epoch-amd-epyc-890e996.md`, "The training epoch", measure it). The result is recorded for autograd (its own node; no double backward).
 
 use tch::{Device, Kind, Tensor};
 

@@ -13,29 +13,30 @@ use crate::error::{config, io, Result};
 /// The lock file inside a run folder.
 pub const LOCK_FILE: &str = ".lock";
 
-/// The files that make a folder a run folder (any one of them).
+/// The files that make a folder a run folder (any one of them): the first seven of
+/// [`RUN_OUTPUTS`].
 pub const RUN_FILES: [&str; 7] = [
-    "experiment.json",
-    "config.json",
-    "history.json",
-    "history.csv",
-    "last.safetensors",
-    "best.safetensors",
-    "model.safetensors",
+    RUN_OUTPUTS[0],
+    RUN_OUTPUTS[1],
+    RUN_OUTPUTS[2],
+    RUN_OUTPUTS[3],
+    RUN_OUTPUTS[4],
+    RUN_OUTPUTS[5],
+    RUN_OUTPUTS[6],
 ];
 
-/// Every file a run writes at the top of its folder (the run files, the report's metrics,
-/// plots and skipped list): recorded in the folder's `df_io::owned` record before the run
-/// writes any of them.
+/// Every file a run writes at the top of its folder (the run files, then the data record,
+/// the report's metrics, plots and skipped list): recorded in the folder's
+/// `df_io::owned` record before the run writes any of them.
 pub const RUN_OUTPUTS: [&str; 16] = [
     "experiment.json",
-    crate::data_record::DATA_FILE,
     "config.json",
     "history.json",
     "history.csv",
     "last.safetensors",
     "best.safetensors",
     "model.safetensors",
+    crate::data_record::DATA_FILE,
     "history.png",
     "history.svg",
     "metrics.json",

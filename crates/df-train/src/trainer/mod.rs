@@ -277,8 +277,8 @@ impl TrainerBuilder {
     /// the free pages go back to the kernel when `fit` returns
     /// ([`df_sys::memory::release_freed_memory`]). The policy is process-wide and stays in
     /// effect; it is left alone when `GLIBC_TUNABLES` sets malloc tunables, and not applied
-    /// for a GPU. `docs/benchmarks.md` ("The training epoch") has its effect on speed and
-    /// resident memory.
+    /// for a GPU. `docs/runs/epoch-amd-epyc-890e996.md` ("The training epoch") has its
+    /// effect on speed and resident memory.
     pub fn retain_freed_memory(mut self, retain: bool) -> Self {
         self.retain_freed_memory = retain;
         self
