@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use deepfake::data::synthetic;
 
 mod common;
-use common::example;
+use common::{example, meso4_checkpoint};
 
 /// What a child printed and how it ended.
 struct Ran {
@@ -98,19 +98,6 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
-/// A small meso4 checkpoint (32×32 input) written through the library.
-fn meso4_checkpoint(path: &Path) {
-    use deepfake::models::{self, BuildOptions};
-    let vs = deepfake::tch::nn::VarStore::new(deepfake::tch::Device::Cpu);
-    let model = models::build(
-        "meso4",
-        &vs.root(),
-        &BuildOptions::default().with_input_size(32, 32),
-    )
-    .expect("meso4");
-    models::checkpoint::save_checkpoint(&vs, model.as_ref(), path).expect("save");
-}
-
 /// A grey picture without a face at `path`.
 fn grey(path: &Path) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
@@ -127,7 +114,7 @@ fn grey(path: &Path) {
 fn predict_skips_what_is_not_a_regular_file_and_refuses_it_named() {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let weights = tmp.path().join("meso4.safetensors");
-    meso4_checkpoint(&weights);
+    meso4_checkpoint(&weights, |_| ());
     let data = tmp.path().join("data");
     synthetic::generate(&data, 2, 32, 3).expect("synthetic set");
     let zero = data.join("real/z.jpg");
@@ -349,7 +336,7 @@ fn output_folders_inside_input_folders_are_refused() {
     }
 
     let weights = root.join("meso4.safetensors");
-    meso4_checkpoint(&weights);
+    meso4_checkpoint(&weights, |_| ());
     let evaluate = |out: &Path| {
         run(
             "evaluate",

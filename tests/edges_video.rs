@@ -11,20 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod common;
-use common::example;
-
-/// A small meso4 checkpoint (32×32 input, its initial weights) written through the library.
-fn meso4_checkpoint(path: &Path) {
-    use deepfake::models::{self, BuildOptions};
-    let vs = deepfake::tch::nn::VarStore::new(deepfake::tch::Device::Cpu);
-    let model = models::build(
-        "meso4",
-        &vs.root(),
-        &BuildOptions::default().with_input_size(32, 32),
-    )
-    .expect("meso4");
-    models::checkpoint::save_checkpoint(&vs, model.as_ref(), path).expect("save");
-}
+use common::{example, meso4_checkpoint};
 
 /// Makes `dir/name` with ffmpeg from the `lavfi` source `source`, then `extra` output
 /// options (the output given as a `file:` URL, so that any name is a file).
@@ -74,7 +61,7 @@ fn predict_scores_short_videos_reads_names_as_files_and_names_what_is_not_a_vide
     let tmp = tempfile::tempdir().expect("temporary directory");
     let dir = tmp.path();
     let model = dir.join("model.safetensors");
-    meso4_checkpoint(&model);
+    meso4_checkpoint(&model, |_| ());
     let model = model.to_str().expect("UTF-8 temporary path");
     make(
         dir,
@@ -146,7 +133,7 @@ fn evaluate_counts_videos_shorter_than_the_sampling_interval() {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let dir = tmp.path();
     let model = dir.join("model.safetensors");
-    meso4_checkpoint(&model);
+    meso4_checkpoint(&model, |_| ());
     let videos = dir.join("videos");
     for (class, patterns) in [
         ("fake", ["testsrc", "smptebars"]),

@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use deepfake::data::synthetic;
 
 mod common;
-use common::example;
+use common::{example, meso4_checkpoint};
 
 fn run(name: &str, args: &[&str]) -> Output {
     let output = Command::new(example(name))
@@ -501,24 +501,6 @@ fn custom_model_trains_saves_and_reopens_through_its_family() {
         Some(3),
         "{history}"
     );
-}
-
-/// A small meso4 checkpoint written through the library, with its variables set by `fill`.
-fn meso4_checkpoint(path: &Path, fill: impl Fn(&deepfake::tch::Tensor)) {
-    use deepfake::models::{self, BuildOptions};
-    let vs = deepfake::tch::nn::VarStore::new(deepfake::tch::Device::Cpu);
-    let model = models::build(
-        "meso4",
-        &vs.root(),
-        &BuildOptions::default().with_input_size(32, 32),
-    )
-    .expect("meso4");
-    deepfake::tch::no_grad(|| {
-        for (_, t) in vs.variables() {
-            fill(&t);
-        }
-    });
-    models::checkpoint::save_checkpoint(&vs, model.as_ref(), path).expect("save");
 }
 
 /// `predict` as a hostile user runs it (issue 12): an empty folder says so; a folder with
@@ -1792,7 +1774,9 @@ fn evaluate_on_videos_gives_video_level_metrics() {
     assert_eq!(skipped["count"], 1, "{skipped}");
     let entry = &skipped["files"][0];
     assert!(
-        entry["path"].as_str().is_some_and(|p| p.ends_with("broken.mp4"))
+        entry["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("broken.mp4"))
             && entry["reason"]["kind"] == "video",
         "{skipped}"
     );

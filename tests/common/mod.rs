@@ -20,3 +20,23 @@ pub fn example(name: &str) -> PathBuf {
     );
     path
 }
+
+/// A small meso4 checkpoint (32×32 input) written through the library, each variable
+/// passed through `fill` first (`|_| ()` keeps the initial weights).
+#[allow(dead_code)] // not every test binary that includes this module writes one
+pub fn meso4_checkpoint(path: &Path, fill: impl Fn(&deepfake::tch::Tensor)) {
+    use deepfake::models::{self, BuildOptions};
+    let vs = deepfake::tch::nn::VarStore::new(deepfake::tch::Device::Cpu);
+    let model = models::build(
+        "meso4",
+        &vs.root(),
+        &BuildOptions::default().with_input_size(32, 32),
+    )
+    .expect("meso4");
+    deepfake::tch::no_grad(|| {
+        for (_, t) in vs.variables() {
+            fill(&t);
+        }
+    });
+    models::checkpoint::save_checkpoint(&vs, model.as_ref(), path).expect("save");
+}

@@ -91,9 +91,9 @@ pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};
 pub use transform::{ChannelOrder, Normalize, Transform, MIN_CENTER_CROP, MIN_CROP_SIDE};
 pub use video::{
-    cache_dir, ffmpeg_path, frame_args, has_video_extension, open_video, probe_video,
-    video_frames, FrameSampling, VideoFrame, VideoFrames, VideoInfo, DECODER_THREADS,
-    MAX_FRAME_SIDE, VIDEO_EXTENSIONS,
+    cache_dir, ffmpeg_path, frame_args, has_video_extension, open_video, probe_video, video_frames,
+    FrameSampling, VideoFrame, VideoFrames, VideoInfo, DECODER_THREADS, MAX_FRAME_SIDE,
+    VIDEO_EXTENSIONS,
 };
 pub use walk::{Walked, Walker};
 

@@ -358,19 +358,25 @@ mod tests {
             .record("demo", ["real/0.png", "fake/0.png"])
             .expect("record");
         for f in ["real/0.png", "fake/0.png"] {
-            std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
-            std::fs::write(root.join(f), b"x").unwrap();
+            std::fs::create_dir_all(root.join(f).parent().expect("io")).expect("io");
+            std::fs::write(root.join(f), b"x").expect("io");
         }
         // A user's file among them: nothing is removed.
-        std::fs::create_dir_all(root.join("x")).unwrap();
-        std::fs::write(root.join("x/f.tex"), b"keep").unwrap();
-        let err = Owned::open(&root).unwrap().clear("demo").unwrap_err();
+        std::fs::create_dir_all(root.join("x")).expect("io");
+        std::fs::write(root.join("x/f.tex"), b"keep").expect("io");
+        let err = Owned::open(&root)
+            .expect("io")
+            .clear("demo")
+            .expect_err("refused");
         let text = err.to_string();
         assert!(text.contains("x") && text.contains("data"), "{text}");
         assert!(root.join("real/0.png").exists() && root.join("x/f.tex").exists());
         // Without it, the recorded files and their emptied folders go.
-        std::fs::remove_dir_all(root.join("x")).unwrap();
-        Owned::open(&root).unwrap().clear("demo").expect("clear");
+        std::fs::remove_dir_all(root.join("x")).expect("io");
+        Owned::open(&root)
+            .expect("io")
+            .clear("demo")
+            .expect("clear");
         assert!(!root.join("real").exists() && !root.join("fake").exists());
         assert!(root.join(RECORD).exists());
     }
@@ -378,14 +384,17 @@ mod tests {
     #[test]
     fn a_folder_without_a_record_is_never_cleared() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("real")).unwrap();
-        std::fs::write(dir.path().join("real/a.png"), b"x").unwrap();
-        let err = Owned::open(dir.path()).unwrap().clear("demo").unwrap_err();
+        std::fs::create_dir_all(dir.path().join("real")).expect("io");
+        std::fs::write(dir.path().join("real/a.png"), b"x").expect("io");
+        let err = Owned::open(dir.path())
+            .expect("io")
+            .clear("demo")
+            .expect_err("refused");
         assert!(matches!(err, Error::Ownership { .. }), "{err}");
         assert!(dir.path().join("real/a.png").exists());
         // An empty folder, or none, is fine.
         Owned::open(&dir.path().join("none"))
-            .unwrap()
+            .expect("io")
             .clear("demo")
             .expect("no folder");
     }
@@ -394,25 +403,25 @@ mod tests {
     fn an_edited_record_cannot_reach_outside_the_folder() {
         let dir = tempfile::tempdir().expect("tempdir");
         let outside = dir.path().join("outside");
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(outside.join("f"), b"keep").unwrap();
+        std::fs::create_dir_all(&outside).expect("io");
+        std::fs::write(outside.join("f"), b"keep").expect("io");
         let root = dir.path().join("run");
-        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&root).expect("io");
         // `..` in the record is refused when read.
         std::fs::write(
             root.join(RECORD),
             r#"{"programs":["demo"],"files":["../outside/f"]}"#,
         )
-        .unwrap();
+        .expect("io");
         assert!(Owned::open(&root).is_err());
         // A recorded path through a linked folder removes nothing behind the link.
-        std::os::unix::fs::symlink(&outside, root.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("sub")).expect("io");
         std::fs::write(
             root.join(RECORD),
             r#"{"programs":["demo"],"files":["sub/f"]}"#,
         )
-        .unwrap();
-        let mut owned = Owned::open(&root).unwrap();
+        .expect("io");
+        let mut owned = Owned::open(&root).expect("io");
         assert!(owned.remove(["sub/f"]).is_err());
         assert!(owned.clear("demo").is_err());
         assert!(outside.join("f").exists());
@@ -421,13 +430,13 @@ mod tests {
     #[test]
     fn replacing_needs_a_record_of_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("metrics.json"), b"{}").unwrap();
-        let mut owned = Owned::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("metrics.json"), b"{}").expect("io");
+        let mut owned = Owned::open(dir.path()).expect("io");
         assert!(owned.check_replaceable("metrics.json").is_err());
         assert!(owned.check_replaceable("roc.png").is_ok());
-        owned.record("evaluate", ["metrics.json"]).unwrap();
+        owned.record("evaluate", ["metrics.json"]).expect("io");
         assert!(Owned::open(dir.path())
-            .unwrap()
+            .expect("io")
             .check_replaceable("metrics.json")
             .is_ok());
     }

@@ -78,8 +78,8 @@ pub use df_sys::memory as allocator;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_in, evaluate_report, predict, predict_in, Predictions};
 pub use experiment::{
-    check_experiment, resume_changes, run_experiment, write_evaluation, write_json, write_report, write_text,
-    DataConfig, DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
+    check_experiment, resume_changes, run_experiment, write_evaluation, write_json, write_report,
+    write_text, DataConfig, DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
 };
 pub use logits::{detector_logits, detector_logits_in, Pass};
 pub use loss::Loss;
