@@ -36,6 +36,7 @@ mod layout;
 mod mesonet;
 mod pool;
 mod resnet;
+mod separable;
 pub mod trace;
 pub mod util;
 mod vgg;
@@ -57,4 +58,5 @@ pub use resnet::{
     resnet_batch_norm, ConvBlock, ConvBlockConfig, IdentityBlock, IdentityBlockConfig,
     RESNET_BN_EPS,
 };
+pub use separable::{SeparableConv2d, SeparableConv2dConfig};
 pub use vgg::{VggStage, VggStageConfig};

@@ -9,7 +9,8 @@
 use df_layers::{
     Activation, BatchNormConfig, ConvBlock, ConvBlockConfig, ConvBnAct, ConvBnActConfig,
     IdentityBlock, IdentityBlockConfig, InceptionResnetA, InceptionResnetBlockConfig, MbConv,
-    MbConvConfig, MesoInception, MesoInceptionConfig,
+    MbConvConfig, MesoInception, MesoInceptionConfig, Padding, SeparableConv2d,
+    SeparableConv2dConfig,
 };
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
@@ -155,5 +156,21 @@ fn mbconv_with_skip_and_drop_connect_gradients_match_finite_differences() {
 fn meso_inception_gradients_match_finite_differences() {
     check("meso_inception", &[2, 3, 7, 7], |p| {
         MesoInception::new(p, &MesoInceptionConfig::new(3, [1, 2, 2, 1]))
+    });
+}
+
+/// Keras' `SeparableConv2D` with an asymmetric "same" padding (stride 2 on an even size),
+/// a depth multiplier, a bias and an in-place ReLU.
+#[test]
+fn separable_conv_gradients_match_finite_differences() {
+    check("separable_conv", &[2, 3, 6, 6], |p| {
+        SeparableConv2d::new(
+            p,
+            &SeparableConv2dConfig::new(3, 4, 3, "block2_sepconv1")
+                .with_stride(2)
+                .with_depth_multiplier(2)
+                .with_padding(Padding::Same)
+                .with_activation(Activation::Relu),
+        )
     });
 }

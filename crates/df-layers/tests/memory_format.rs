@@ -19,7 +19,8 @@ use df_layers::{
     CorrectPad, DenseHead, DenseHeadConfig, IdentityBlock, IdentityBlockConfig, InceptionResnetA,
     InceptionResnetB, InceptionResnetBlockConfig, InceptionResnetC, MaxPool2d, MaxPool2dConfig,
     MbConv, MbConvConfig, MemoryFormat, MesoInception, MesoInceptionConfig, Padding, ReductionA,
-    ReductionB, ReductionConfig, Stem, StemConfig, VggStage, VggStageConfig,
+    ReductionB, ReductionConfig, SeparableConv2d, SeparableConv2dConfig, Stem, StemConfig,
+    VggStage, VggStageConfig,
 };
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
@@ -238,6 +239,31 @@ fn conv_bn_act_keeps_the_format() {
         ConvBnAct::new(
             p,
             &ConvBnActConfig::new(4, 5, 3).with_activation(Activation::LeakyRelu(0.1)),
+        )
+    });
+}
+
+#[test]
+fn separable_conv_keeps_the_format() {
+    check(
+        "separable 3x3/2 same, even size, M=2",
+        [2, 8, 10, 10],
+        |p| {
+            SeparableConv2d::new(
+                p,
+                &SeparableConv2dConfig::new(8, 16, 3, "block2_sepconv1")
+                    .with_stride(2)
+                    .with_depth_multiplier(2)
+                    .with_padding(Padding::Same),
+            )
+        },
+    );
+    check("separable 3x3 valid + relu, no bias", [2, 16, 9, 9], |p| {
+        SeparableConv2d::new(
+            p,
+            &SeparableConv2dConfig::new(16, 32, 3, "block2_sepconv2")
+                .with_bias(false)
+                .with_activation(Activation::Relu),
         )
     });
 }

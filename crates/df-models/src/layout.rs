@@ -8,6 +8,8 @@
 //! | --- | --- | --- | --- |
 //! | `Conv2D` `kernel` | `(kh, kw, in, out)` (HWIO) | `{layer}.weight` | `[out, in, kh, kw]` (OIHW) |
 //! | `DepthwiseConv2D` `depthwise_kernel` | `(kh, kw, C, M)` | `{layer}.weight` | `[C·M, 1, kh, kw]` |
+//! | `SeparableConv2D` `depthwise_kernel` | `(kh, kw, C, M)` | `{layer}.depthwise_weight` | `[C·M, 1, kh, kw]` |
+//! | `SeparableConv2D` `pointwise_kernel` | `(1, 1, C·M, out)` | `{layer}.pointwise_weight` | `[out, C·M, 1, 1]` |
 //! | `Dense` `kernel` | `(in, out)` | `{layer}.weight` | `[out, in]` |
 //! | `Dense` `kernel` after a `Flatten` of `(H, W, C)` | `(H·W·C, out)`, rows in NHWC order | `{layer}.weight` | `[out, C·H·W]`, columns in NCHW order |
 //! | `bias` (any layer) | `(out,)` | `{layer}.bias` | `[out]` |
@@ -16,6 +18,10 @@
 //!
 //! A `BatchNormalization` with `scale=False` (InceptionResNetV2) has no `gamma` and its
 //! libtorch counterpart no `weight`; one with `center=False` has no `beta` / `bias`.
+//!
+//! A `SeparableConv2D`'s depthwise kernel converts as a `DepthwiseConv2D`'s (only the
+//! variable name differs: [`KerasRole::torch_name`] gives `weight`, the importer asks the
+//! layer's class) and its pointwise kernel as a 1×1 `Conv2D` kernel.
 //!
 //! The depthwise case: TensorFlow numbers the output channels of a depthwise convolution
 //! `c·M + m` (input channel `c`, multiplier index `m`), which is libtorch's order for
@@ -36,8 +42,10 @@ use crate::error::{Error, Result};
 pub enum KerasRole {
     /// `Conv2D`/`Dense` `kernel`.
     Kernel,
-    /// `DepthwiseConv2D` `depthwise_kernel`.
+    /// `DepthwiseConv2D` (or `SeparableConv2D`) `depthwise_kernel`.
     DepthwiseKernel,
+    /// `SeparableConv2D` `pointwise_kernel`, a 1×1 convolution kernel.
+    PointwiseKernel,
     /// `bias` of a convolution or dense layer.
     Bias,
     /// `BatchNormalization` `gamma` (scale).
@@ -65,6 +73,7 @@ impl KerasRole {
         Some(match base {
             "kernel" => Self::Kernel,
             "depthwise_kernel" => Self::DepthwiseKernel,
+            "pointwise_kernel" => Self::PointwiseKernel,
             "bias" => Self::Bias,
             "gamma" => Self::Gamma,
             "beta" => Self::Beta,
@@ -78,11 +87,14 @@ impl KerasRole {
     }
 
     /// The libtorch variable name this role maps to inside its layer (`weight`, `bias`,
-    /// `running_mean`, `running_var`), or `None` for the roles with no model variable
-    /// (`Normalization`'s statistics, which live in the model's [`crate::InputSpec`]).
+    /// `running_mean`, `running_var`, `pointwise_weight`), or `None` for the roles with no
+    /// model variable (`Normalization`'s statistics, which live in the model's
+    /// [`crate::InputSpec`]). A `SeparableConv2D`'s depthwise kernel is `depthwise_weight`
+    /// instead ([`crate::keras::KerasLayerKind::torch_name`]).
     pub fn torch_name(self) -> Option<&'static str> {
         match self {
             Self::Kernel | Self::DepthwiseKernel | Self::Gamma => Some("weight"),
+            Self::PointwiseKernel => Some("pointwise_weight"),
             Self::Bias | Self::Beta => Some("bias"),
             Self::MovingMean => Some("running_mean"),
             Self::MovingVariance => Some("running_var"),
@@ -111,6 +123,7 @@ pub fn torch_shape(
     };
     match (role, shape) {
         (KerasRole::Kernel, &[kh, kw, i, o]) => Ok(vec![o, i, kh, kw]),
+        (KerasRole::PointwiseKernel, &[kh, kw, i, o]) => Ok(vec![o, i, kh, kw]),
         (KerasRole::DepthwiseKernel, &[kh, kw, c, m]) => Ok(vec![c * m, 1, kh, kw]),
         (KerasRole::Kernel, &[i, o]) => {
             if let Some([c, h, w]) = flatten {
@@ -127,6 +140,9 @@ pub fn torch_shape(
         (KerasRole::Kernel | KerasRole::DepthwiseKernel, _) => Err(bad(format!(
             "a {role:?} must be 2-D or 4-D, got shape {shape:?}"
         ))),
+        (KerasRole::PointwiseKernel, _) => {
+            Err(bad(format!("a {role:?} must be 4-D, got shape {shape:?}")))
+        }
         _ => Ok(shape.to_vec()),
     }
 }
@@ -160,7 +176,7 @@ pub fn to_torch(
     torch_shape(role, shape, flatten, tensor)?;
     let keras = Tensor::from_slice(values).reshape(shape);
     let converted = match (role, shape) {
-        (KerasRole::Kernel, [_, _, _, _]) => conv_kernel(&keras),
+        (KerasRole::Kernel | KerasRole::PointwiseKernel, [_, _, _, _]) => conv_kernel(&keras),
         (KerasRole::DepthwiseKernel, [_, _, _, _]) => depthwise_kernel(&keras),
         (KerasRole::Kernel, [_, _]) => match flatten {
             Some(chw) => dense_kernel_after_flatten(&keras, chw),
@@ -247,6 +263,59 @@ mod tests {
         assert_eq!(t.size(), [8, 1, 3, 3]);
         // output channel c·M + m = 2·2 + 1 = 5 holds k[.., 2, 1]
         assert_eq!(t.double_value(&[5, 0, 1, 2]), k.double_value(&[1, 2, 2, 1]));
+    }
+
+    /// A separable convolution computed from Keras' kernels (depthwise, then the 1×1
+    /// pointwise as a matrix over channels, written out with einsum from Keras' layouts)
+    /// equals libtorch's two convolutions with the converted kernels.
+    #[test]
+    fn separable_kernels_convert_to_libtorch_layouts() {
+        let (c, m, out, k) = (3, 2, 5, 3);
+        let dw = Tensor::randn([k, k, c, m], (Kind::Float, Device::Cpu));
+        let pw = Tensor::randn([1, 1, c * m, out], (Kind::Float, Device::Cpu));
+        let x = Tensor::randn([2, c, 6, 6], (Kind::Float, Device::Cpu));
+        // Keras: y[n, y, x, c·M + m] = Σ_ij x[n, c, y+i, x+j] · dw[i, j, c, m], valid.
+        let patches = x.unfold(2, k, 1).unfold(3, k, 1); // [N, C, 4, 4, k, k]
+        let depth = Tensor::einsum("ncyxij,ijcm->ncmyx", &[&patches, &dw], None::<i64>);
+        let depth = depth.reshape([2, c * m, 4, 4]);
+        let keras = Tensor::einsum(
+            "nkyx,ko->noyx",
+            &[&depth, &pw.view([c * m, out])],
+            None::<i64>,
+        );
+        let dw_t = to_torch(
+            KerasRole::DepthwiseKernel,
+            &values(&dw),
+            &[k, k, c, m],
+            None,
+            "dw",
+        )
+        .expect("depthwise");
+        let pw_t = to_torch(
+            KerasRole::PointwiseKernel,
+            &values(&pw),
+            &[1, 1, c * m, out],
+            None,
+            "pw",
+        )
+        .expect("pointwise");
+        assert_eq!(pw_t.size(), [out, c * m, 1, 1]);
+        let ours = x
+            .conv2d(&dw_t, None::<&Tensor>, [1, 1], [0, 0], [1, 1], c)
+            .conv2d(&pw_t, None::<&Tensor>, [1, 1], [0, 0], [1, 1], 1);
+        let diff = (keras - ours).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "max difference {diff}");
+        assert_eq!(
+            KerasRole::from_weight_name("block2_sepconv1/pointwise_kernel:0"),
+            Some(KerasRole::PointwiseKernel)
+        );
+        let err = to_torch(KerasRole::PointwiseKernel, &[0.0; 6], &[6, 1], None, "pw")
+            .expect_err("2-D pointwise");
+        assert!(err.to_string().contains("4-D"), "{err}");
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.flatten(0, -1)).expect("f32 values")
     }
 
     #[test]

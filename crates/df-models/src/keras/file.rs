@@ -49,6 +49,8 @@ pub enum KerasLayerKind {
     Conv2d,
     /// `DepthwiseConv2D`.
     DepthwiseConv2d,
+    /// `SeparableConv2D` (depthwise then pointwise kernel, in one layer).
+    SeparableConv2d,
     /// `Dense`.
     Dense,
     /// `BatchNormalization`.
@@ -64,18 +66,20 @@ impl KerasLayerKind {
         match self {
             Self::Conv2d => "conv2d",
             Self::DepthwiseConv2d => "depthwise_conv2d",
+            Self::SeparableConv2d => "separable_conv2d",
             Self::Dense => "dense",
             Self::BatchNormalization => "batch_normalization",
             Self::Normalization => "normalization",
         }
     }
 
-    /// The Keras class name (`Conv2D`, `DepthwiseConv2D`, `Dense`,
+    /// The Keras class name (`Conv2D`, `DepthwiseConv2D`, `SeparableConv2D`, `Dense`,
     /// `BatchNormalization`, `Normalization`).
     pub fn class_name(self) -> &'static str {
         match self {
             Self::Conv2d => "Conv2D",
             Self::DepthwiseConv2d => "DepthwiseConv2D",
+            Self::SeparableConv2d => "SeparableConv2D",
             Self::Dense => "Dense",
             Self::BatchNormalization => "BatchNormalization",
             Self::Normalization => "Normalization",
@@ -83,12 +87,16 @@ impl KerasLayerKind {
     }
 
     /// The class of one of our layers, read from its variables (by last path component):
-    /// `running_mean` → batch norm, a 4-D `weight` → convolution, depthwise when it is
-    /// `[C, 1, kh, kw]` with `C > 1` (no model here has an ordinary convolution over a
-    /// single input channel), a 2-D `weight` → dense.
+    /// `running_mean` → batch norm, `depthwise_weight` and `pointwise_weight` → separable
+    /// convolution, a 4-D `weight` → convolution, depthwise when it is `[C, 1, kh, kw]`
+    /// with `C > 1` (no model here has an ordinary convolution over a single input
+    /// channel), a 2-D `weight` → dense.
     pub fn of_variables(vars: &std::collections::BTreeMap<String, tch::Tensor>) -> Option<Self> {
         if vars.contains_key("running_mean") {
             return Some(Self::BatchNormalization);
+        }
+        if vars.contains_key("depthwise_weight") && vars.contains_key("pointwise_weight") {
+            return Some(Self::SeparableConv2d);
         }
         let w = vars.get("weight")?.size();
         match w.as_slice() {
@@ -99,10 +107,21 @@ impl KerasLayerKind {
         }
     }
 
+    /// The libtorch variable that holds a tensor of `role` in a layer of this class:
+    /// [`KerasRole::torch_name`], except a `SeparableConv2D`'s depthwise kernel, which is
+    /// `depthwise_weight` beside its `pointwise_weight` (df-layers' `SeparableConv2d`).
+    pub fn torch_name(self, role: KerasRole) -> Option<&'static str> {
+        match (self, role) {
+            (Self::SeparableConv2d, KerasRole::DepthwiseKernel) => Some("depthwise_weight"),
+            _ => role.torch_name(),
+        }
+    }
+
     fn from_keras_base_name(base: &str) -> Option<Self> {
         Some(match base {
             "conv2d" => Self::Conv2d,
             "depthwise_conv2d" => Self::DepthwiseConv2d,
+            "separable_conv2d" => Self::SeparableConv2d,
             "dense" => Self::Dense,
             "batch_normalization" => Self::BatchNormalization,
             "normalization" => Self::Normalization,
@@ -309,7 +328,8 @@ impl Reader<'_> {
                 let role = KerasRole::from_weight_name(&weight_name).ok_or_else(|| {
                     self.not_keras(format!(
                         "weight `{at}`: unknown weight name (this importer reads kernel, \
-                         depthwise_kernel, bias, gamma, beta, moving_mean, moving_variance)"
+                         depthwise_kernel, pointwise_kernel, bias, gamma, beta, moving_mean, \
+                         moving_variance)"
                     ))
                 })?;
                 let parts: Vec<&str> = weight_name.split('/').collect();
@@ -368,31 +388,31 @@ impl Reader<'_> {
             auto_name_parts(layer),
             Some((KerasLayerKind::DepthwiseConv2d, _))
         );
-        Ok(
-            if has(KerasRole::DepthwiseKernel) || (auto_depthwise && kernel_dims == Some(4)) {
-                KerasLayerKind::DepthwiseConv2d
-            } else if has(KerasRole::MovingMean) {
-                KerasLayerKind::BatchNormalization
-            } else if has(KerasRole::NormalizationMean) {
-                KerasLayerKind::Normalization
-            } else {
-                match kernel_dims {
-                    Some(4) => KerasLayerKind::Conv2d,
-                    Some(2) => KerasLayerKind::Dense,
-                    _ => {
-                        return Err(self.not_keras(format!(
-                            "layer `{layer}`: its weights ({}) are not those of a Conv2D, \
-                         DepthwiseConv2D, Dense or BatchNormalization layer",
-                            tensors
-                                .iter()
-                                .map(|t| format!("{} {:?}", t.path, t.shape))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )))
-                    }
+        Ok(if has(KerasRole::PointwiseKernel) {
+            KerasLayerKind::SeparableConv2d
+        } else if has(KerasRole::DepthwiseKernel) || (auto_depthwise && kernel_dims == Some(4)) {
+            KerasLayerKind::DepthwiseConv2d
+        } else if has(KerasRole::MovingMean) {
+            KerasLayerKind::BatchNormalization
+        } else if has(KerasRole::NormalizationMean) {
+            KerasLayerKind::Normalization
+        } else {
+            match kernel_dims {
+                Some(4) => KerasLayerKind::Conv2d,
+                Some(2) => KerasLayerKind::Dense,
+                _ => {
+                    return Err(self.not_keras(format!(
+                        "layer `{layer}`: its weights ({}) are not those of a Conv2D, \
+                         DepthwiseConv2D, SeparableConv2D, Dense or BatchNormalization layer",
+                        tensors
+                            .iter()
+                            .map(|t| format!("{} {:?}", t.path, t.shape))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
                 }
-            },
-        )
+            }
+        })
     }
 
     fn keras3(&self, root: &Group) -> Result<KerasWeights> {
@@ -440,8 +460,8 @@ impl Reader<'_> {
             let kind = KerasLayerKind::from_keras_base_name(base).ok_or_else(|| {
                 self.not_keras(format!(
                     "`{child_at}` holds {} variables of a layer class this importer does not \
-                     know (it reads conv2d, depthwise_conv2d, dense, batch_normalization, \
-                     normalization)",
+                     know (it reads conv2d, depthwise_conv2d, separable_conv2d, dense, \
+                     batch_normalization, normalization)",
                     datasets.len()
                 ))
             })?;
@@ -482,6 +502,8 @@ impl Reader<'_> {
             (KerasLayerKind::Conv2d | KerasLayerKind::Dense, 2) => &[Kernel, Bias],
             (KerasLayerKind::DepthwiseConv2d, 1) => &[DepthwiseKernel],
             (KerasLayerKind::DepthwiseConv2d, 2) => &[DepthwiseKernel, Bias],
+            (KerasLayerKind::SeparableConv2d, 2) => &[DepthwiseKernel, PointwiseKernel],
+            (KerasLayerKind::SeparableConv2d, 3) => &[DepthwiseKernel, PointwiseKernel, Bias],
             (KerasLayerKind::BatchNormalization, 4) => &[Gamma, Beta, MovingMean, MovingVariance],
             (KerasLayerKind::BatchNormalization, 3) => &[Beta, MovingMean, MovingVariance],
             (KerasLayerKind::BatchNormalization, 2) => &[MovingMean, MovingVariance],
@@ -620,6 +642,10 @@ mod tests {
         assert_eq!(
             auto_name_parts("batch_normalization_12"),
             Some((KerasLayerKind::BatchNormalization, 12))
+        );
+        assert_eq!(
+            auto_name_parts("separable_conv2d_3"),
+            Some((KerasLayerKind::SeparableConv2d, 3))
         );
         assert_eq!(auto_name_parts("block1a_dwconv"), None);
         assert_eq!(auto_name_parts("conv2d_block"), None);

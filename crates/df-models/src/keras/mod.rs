@@ -419,7 +419,7 @@ fn assign(f: &KerasLayer, m: &ModelLayer) -> Assignment {
         {
             role = KerasRole::DepthwiseKernel;
         }
-        let Some(var) = role.torch_name() else {
+        let Some(var) = m.kind.unwrap_or(f.kind).torch_name(role) else {
             a.unexpected.push(format!("`{}` ({role:?})", t.path));
             continue;
         };
