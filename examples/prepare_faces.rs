@@ -351,10 +351,27 @@ fn run() -> Result<()> {
             }
             m
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest {
-            settings: wanted,
-            ..Manifest::default()
-        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A fresh start writes only into an empty folder (or a new one): crops are
+            // never written over files prepare_faces did not record making.
+            let first = std::fs::read_dir(&args.out)
+                .ok()
+                .and_then(|mut entries| entries.next())
+                .and_then(|e| e.ok());
+            if let Some(entry) = first {
+                bail!(
+                    "--out {} holds files ({:?} ...) and no {MANIFEST}: prepare_faces writes \
+                     only into an empty folder or one it made, never over files it did not \
+                     record; choose another --out",
+                    args.out.display(),
+                    entry.file_name()
+                );
+            }
+            Manifest {
+                settings: wanted,
+                ..Manifest::default()
+            }
+        }
         Err(e) => {
             return Err(e).with_context(|| format!("reading {}", args.out.join(MANIFEST).display()))
         }

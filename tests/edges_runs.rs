@@ -464,3 +464,38 @@ fn the_launcher_forwards_signals_and_refuses_more_ranks_than_cores() {
     let o = train(&data, &out, &["--overwrite"]);
     assert!(o.status.success(), "an orphan holds the lock? {}", err(&o));
 }
+
+/// Point 1, `prepare_faces`: a fresh start into a folder holding files it did not make is
+/// refused, naming the folder, and nothing there is replaced (before: crops were written
+/// among, and over, whatever the folder held).
+#[test]
+fn prepare_faces_writes_only_into_an_empty_folder_or_its_own() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("in/real");
+    std::fs::create_dir_all(&input).expect("mkdir");
+    image::RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]))
+        .save(input.join("grey.png"))
+        .expect("grey photo");
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(out.join("real")).expect("mkdir");
+    std::fs::write(out.join("real/grey.png"), b"the user's").expect("user file");
+    let input_root = tmp.path().join("in");
+    let o = run(
+        "prepare_faces",
+        &["--input", s(&input_root), "--out", s(&out)],
+    );
+    assert!(!o.status.success(), "wrote into a folder it did not make");
+    assert!(err(&o).contains(&format!("{}", out.display())), "{}", err(&o));
+    assert_eq!(
+        std::fs::read(out.join("real/grey.png")).expect("kept"),
+        b"the user's"
+    );
+    // An empty folder is fine.
+    std::fs::remove_dir_all(&out).expect("rm");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let o = run(
+        "prepare_faces",
+        &["--input", s(&input_root), "--out", s(&out)],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+}
