@@ -485,7 +485,11 @@ fn prepare_faces_writes_only_into_an_empty_folder_or_its_own() {
         &["--input", s(&input_root), "--out", s(&out)],
     );
     assert!(!o.status.success(), "wrote into a folder it did not make");
-    assert!(err(&o).contains(&format!("{}", out.display())), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("{}", out.display())),
+        "{}",
+        err(&o)
+    );
     assert_eq!(
         std::fs::read(out.join("real/grey.png")).expect("kept"),
         b"the user's"
