@@ -183,6 +183,24 @@ fn output_folders_replace_only_what_a_run_recorded() {
         metrics
     );
 
+    // Point 19: the disk fills while a plot is written (here a 20 KiB file-size limit, so
+    // writes fail with EFBIG as a full disk fails them with ENOSPC): the error names the
+    // plot and the OS's reason (before: `ImageError(IoError(Custom { … }))`).
+    let weights = run_dir.join("best.safetensors");
+    let limited = Command::new("bash")
+        .args(["-c", "trap '' XFSZ; ulimit -f 20; exec \"$0\" \"$@\""])
+        .arg(example("evaluate"))
+        .args(["--weights", s(&weights), "--data", s(&data), "--device", "cpu"])
+        .args(["--overwrite", "--out", s(&run_dir)])
+        .output()
+        .expect("evaluate under a file-size limit");
+    let e = err(&limited);
+    assert!(!limited.status.success(), "{e}");
+    assert!(
+        e.contains(".png: File too large") && !e.contains("ImageError"),
+        "{e}"
+    );
+
     // A `.lock` planted as a link: refused, the link's target neither created nor locked.
     let planted = tmp.path().join("planted");
     std::fs::create_dir_all(&planted).expect("mkdir");

@@ -104,9 +104,26 @@ fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
     df_io::replace_via_path(path, |tmp: &Path| -> Result<()> {
         match format {
             Format::Png => {
-                let root = BitMapBackend::new(tmp, size).into_drawing_area();
-                figure.draw(&root).map_err(plot_error)?;
-                root.present().map_err(|e| plot_error(e.into()))
+                // Drawn in memory, then encoded here: a failed write (a full disk) is an
+                // I/O error naming the plot, not the backend's nested debug text.
+                let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+                {
+                    let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+                    figure.draw(&root).map_err(plot_error)?;
+                    root.present().map_err(|e| plot_error(e.into()))?;
+                }
+                let image = image::RgbImage::from_raw(size.0, size.1, pixels).ok_or_else(|| {
+                    plot_error("the drawing has another size than the image".into())
+                })?;
+                image
+                    .save_with_format(tmp, image::ImageFormat::Png)
+                    .map_err(|e| match e {
+                        image::ImageError::IoError(source) => Error::Io {
+                            path: path.to_path_buf(),
+                            source,
+                        },
+                        other => plot_error(other.into()),
+                    })
             }
             Format::Svg => {
                 let root = SVGBackend::new(tmp, size).into_drawing_area();

@@ -527,6 +527,8 @@ fn checkpoints_carry_their_image_preparation() {
     for (text, why) in [
         (r#"{"resize":"nearest","center_crop":7.0}"#, "center_crop"),
         (r#"{"resize":"lanczos","center_crop":null}"#, "lanczos"),
+        // Issue 22, point 15: a sub-pixel region of any image (accepted before).
+        (r#"{"resize":"nearest","center_crop":1e-9}"#, "under 8 px"),
     ] {
         let bytes = std::fs::read(&path).expect("read");
         let mut meta = df_io::safetensors::parse_metadata(&path, &bytes).expect("metadata");
