@@ -110,7 +110,8 @@ struct Args {
     faces: bool,
     #[command(flatten)]
     video: VideoArgs,
-    /// Add each sampled frame's score to a video's line.
+    /// Add each sampled frame's score to a video's line (`per_frame`) and, when faces are
+    /// scored, each frame's faces (`frame_faces`: boxes in the video's own pixels).
     #[arg(long)]
     per_frame: bool,
     /// Image or video files, or directories (searched recursively).
