@@ -567,3 +567,96 @@ impl Model for EfficientNet {
         self.top.head()
     }
 }
+
+// ---- Catalogue ---------------------------------------------------------------------
+
+use crate::family::{configured, Family};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+
+macro_rules! efficientnet_entry {
+    ($index:literal, $name:literal, $size:literal, $with:expr, $without:expr) => {
+        ModelInfo {
+            name: $name,
+            family: EfficientNetFamily::NAME,
+            description: concat!(
+                "EfficientNet-B",
+                $index,
+                " (Keras EfficientNetB",
+                $index,
+                ")"
+            ),
+            input_size: [$size, $size],
+            min_input_size: 32,
+            preprocessing: Preprocessing::imagenet(),
+            keras_params: Some(KerasParams {
+                with_top: $with,
+                without_top: Some($without),
+            }),
+            default_top: imagenet_top,
+            config: |o| configured::<EfficientNetFamily>(EfficientNetConfig::preset($index)?, o),
+        }
+    };
+}
+
+/// This file's catalogue rows and families (gathered by [`crate::registry`]).
+pub(crate) const CATALOGUE: Catalogue = Catalogue {
+    models: &[
+        efficientnet_entry!(
+            0,
+            "efficientnet_b0",
+            224,
+            count(5_330_571, 5_288_548),
+            count(4_049_571, 4_007_548)
+        ),
+        efficientnet_entry!(
+            1,
+            "efficientnet_b1",
+            240,
+            count(7_856_239, 7_794_184),
+            count(6_575_239, 6_513_184)
+        ),
+        efficientnet_entry!(
+            2,
+            "efficientnet_b2",
+            260,
+            count(9_177_569, 9_109_994),
+            count(7_768_569, 7_700_994)
+        ),
+        efficientnet_entry!(
+            3,
+            "efficientnet_b3",
+            300,
+            count(12_320_535, 12_233_232),
+            count(10_783_535, 10_696_232)
+        ),
+        efficientnet_entry!(
+            4,
+            "efficientnet_b4",
+            380,
+            count(19_466_823, 19_341_616),
+            count(17_673_823, 17_548_616)
+        ),
+        efficientnet_entry!(
+            5,
+            "efficientnet_b5",
+            456,
+            count(30_562_527, 30_389_784),
+            count(28_513_527, 28_340_784)
+        ),
+        efficientnet_entry!(
+            6,
+            "efficientnet_b6",
+            528,
+            count(43_265_143, 43_040_704),
+            count(40_960_143, 40_735_704)
+        ),
+        efficientnet_entry!(
+            7,
+            "efficientnet_b7",
+            600,
+            count(66_658_687, 66_347_960),
+            count(64_097_687, 63_786_960)
+        ),
+    ],
+    families: &[entry::<EfficientNetFamily>],
+};

@@ -352,3 +352,27 @@ impl Model for InceptionResNetV2 {
         self.top.head()
     }
 }
+
+// ---- Catalogue ---------------------------------------------------------------------
+
+use crate::family::{configured, Family};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+
+/// This file's catalogue rows and families (gathered by [`crate::registry`]).
+pub(crate) const CATALOGUE: Catalogue = Catalogue {
+    models: &[ModelInfo {
+        name: "inception_resnet_v2",
+        family: InceptionResNetV2Family::NAME,
+        description: "Inception-ResNet-v2 (Keras InceptionResNetV2)",
+        input_size: [299, 299],
+        min_input_size: 75,
+        preprocessing: Preprocessing::tf(),
+        keras_params: Some(KerasParams {
+            with_top: count(55_873_736, 55_813_192),
+            without_top: Some(count(54_336_736, 54_276_192)),
+        }),
+        default_top: imagenet_top,
+        config: |o| configured::<InceptionResNetV2Family>(InceptionResNetV2Config::default(), o),
+    }],
+    families: &[entry::<InceptionResNetV2Family>],
+};

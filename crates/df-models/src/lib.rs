@@ -6,9 +6,10 @@
 //! native safetensors checkpoints ([`checkpoint`]) and Keras HDF5 weight import
 //! ([`keras`]), opened by [`load`].
 //!
-//! Adding a model of an existing family is one catalogue entry; a new family is one file
-//! with an implementation of [`Family`] and one line in [`mod@registry`]'s built-in list
-//! (see `docs/architecture.md`).
+//! Adding a model of an existing family is one catalogue row in its family file; a new
+//! family is one file (an implementation of [`Family`] and its catalogue rows, a
+//! `CATALOGUE`) and one line in the list of family files below (see
+//! `docs/architecture.md`).
 
 mod error;
 pub mod spec;
@@ -22,17 +23,31 @@ pub use spec::{
 };
 // Architecture modules (one per family) and weight I/O are declared below.
 pub mod checkpoint;
-pub mod efficientnet;
 pub mod family;
-pub mod inception_resnet_v2;
 pub mod keras;
 pub mod layout;
 pub mod load;
-pub mod meso;
 pub mod registry;
-pub mod resnet;
 mod top_head;
-pub mod vgg;
+
+/// Declares each family file as a public module and lists its `CATALOGUE` (its catalogue
+/// rows and families) for [`mod@registry`], which gathers them in this order.
+macro_rules! family_files {
+    ($($file:ident,)*) => {
+        $(pub mod $file;)*
+        /// The family files' catalogues, in registry order.
+        pub(crate) const FAMILY_FILES: &[registry::Catalogue] = &[$($file::CATALOGUE,)*];
+    };
+}
+
+// The family files, one line each, in registry order.
+family_files! {
+    meso,
+    vgg,
+    resnet,
+    efficientnet,
+    inception_resnet_v2,
+}
 
 pub use efficientnet::{efficientnet, EfficientNet, EfficientNetConfig};
 pub use family::{BuildOptions, Family};

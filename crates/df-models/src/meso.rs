@@ -367,3 +367,43 @@ impl Model for MesoInception4 {
         self.top.head()
     }
 }
+
+// ---- Catalogue ---------------------------------------------------------------------
+
+use crate::family::{configured, Family};
+use crate::registry::{count, entry, Catalogue, KerasParams, ModelInfo};
+
+/// This file's catalogue rows and families (gathered by [`crate::registry`]).
+pub(crate) const CATALOGUE: Catalogue = Catalogue {
+    models: &[
+        ModelInfo {
+            name: "meso4",
+            family: Meso4Family::NAME,
+            description: "Meso-4 (MesoNet, Afchar et al. 2018)",
+            input_size: [256, 256],
+            min_input_size: 1,
+            preprocessing: Preprocessing::unit(),
+            keras_params: Some(KerasParams {
+                with_top: count(28_073, 27_977),
+                without_top: None,
+            }),
+            default_top: Top::mesonet,
+            config: |o| configured::<Meso4Family>(MesoConfig::paper(), o),
+        },
+        ModelInfo {
+            name: "meso_inception4",
+            family: MesoInception4Family::NAME,
+            description: "MesoInception-4 (MesoNet, Afchar et al. 2018)",
+            input_size: [256, 256],
+            min_input_size: 1,
+            preprocessing: Preprocessing::unit(),
+            keras_params: Some(KerasParams {
+                with_top: count(28_725, 28_615),
+                without_top: None,
+            }),
+            default_top: Top::mesonet,
+            config: |o| configured::<MesoInception4Family>(MesoConfig::paper(), o),
+        },
+    ],
+    families: &[entry::<Meso4Family>, entry::<MesoInception4Family>],
+};

@@ -23,21 +23,16 @@
 //! ```
 
 use std::any::TypeId;
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 
 use df_layers::util::ParamCount;
 use df_layers::HeadInput;
 use tch::nn;
 
-use crate::efficientnet::{EfficientNetConfig, EfficientNetFamily};
 use crate::error::{Error, Result};
 pub use crate::family::BuildOptions;
-use crate::family::{configured, AnyConfig, Configured, Family};
-use crate::inception_resnet_v2::{InceptionResNetV2Config, InceptionResNetV2Family};
-use crate::meso::{Meso4Family, MesoConfig, MesoInception4Family};
-use crate::resnet::{ResNetConfig, ResNetFamily};
+use crate::family::{AnyConfig, Configured, Family};
 use crate::spec::{InputSpec, Model, Preprocessing, Top, TopKind};
-use crate::vgg::{VggConfig, VggFamily};
 
 /// Keras' parameter counts of a model (`model.summary()`), as reference values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +44,7 @@ pub struct KerasParams {
     pub without_top: Option<ParamCount>,
 }
 
-const fn count(total: i64, trainable: i64) -> ParamCount {
+pub(crate) const fn count(total: i64, trainable: i64) -> ParamCount {
     ParamCount { total, trainable }
 }
 
@@ -72,8 +67,8 @@ pub struct ModelInfo {
     /// data README; `keras_applications_params.json`). `None` for the study's VGG16
     /// configuration C, which Keras does not ship.
     pub keras_params: Option<KerasParams>,
-    default_top: fn() -> Top,
-    config: fn(&BuildOptions) -> Result<Box<dyn AnyConfig>>,
+    pub(crate) default_top: fn() -> Top,
+    pub(crate) config: fn(&BuildOptions) -> Result<Box<dyn AnyConfig>>,
 }
 
 impl std::fmt::Debug for ModelInfo {
@@ -187,212 +182,40 @@ impl ModelInfo {
     }
 }
 
-fn imagenet_top() -> Top {
+pub(crate) fn imagenet_top() -> Top {
     Top::ImageNet { classes: 1000 }
 }
 
-macro_rules! efficientnet_entry {
-    ($index:literal, $name:literal, $size:literal, $with:expr, $without:expr) => {
-        ModelInfo {
-            name: $name,
-            family: EfficientNetFamily::NAME,
-            description: concat!(
-                "EfficientNet-B",
-                $index,
-                " (Keras EfficientNetB",
-                $index,
-                ")"
-            ),
-            input_size: [$size, $size],
-            min_input_size: 32,
-            preprocessing: Preprocessing::imagenet(),
-            keras_params: Some(KerasParams {
-                with_top: $with,
-                without_top: Some($without),
-            }),
-            default_top: imagenet_top,
-            config: |o| configured::<EfficientNetFamily>(EfficientNetConfig::preset($index)?, o),
-        }
-    };
-}
-
-macro_rules! resnet_entry {
-    ($depth:literal, $name:literal, $with:expr, $without:expr) => {
-        ModelInfo {
-            name: $name,
-            family: ResNetFamily::NAME,
-            description: concat!("ResNet", $depth, " v1 (Keras ResNet", $depth, ")"),
-            input_size: [224, 224],
-            min_input_size: 32,
-            preprocessing: Preprocessing::caffe(),
-            keras_params: Some(KerasParams {
-                with_top: $with,
-                without_top: Some($without),
-            }),
-            default_top: imagenet_top,
-            config: |o| configured::<ResNetFamily>(ResNetConfig::imagenet().with_depth($depth), o),
-        }
-    };
-}
-
-/// Every registered model, in a fixed order. Parameter counts: MesoNet from
+/// One family file's part of the registries: its catalogue rows (names, configurations,
+/// input sizes, preprocessing, Keras' parameter counts, default tops) and its families.
+/// Each family file declares one as `CATALOGUE`; `lib.rs`' list of family files (one line
+/// per file) gathers them, in order. Parameter counts: MesoNet from
 /// `../shared/data/mesonet/README` (the authors' architecture in Keras 3.15); the others
 /// from Keras 3.15 `keras.applications` with `weights=None`
-/// (`../shared/reference/keras_applications_params.json`; for ResNet101 and ResNet152,
-/// which that file lacks, `scripts/fixtures/keras_init.py`'s `params.json`, which the
-/// tests compare with these).
-static REGISTRY: [ModelInfo; 16] = [
-    ModelInfo {
-        name: "meso4",
-        family: Meso4Family::NAME,
-        description: "Meso-4 (MesoNet, Afchar et al. 2018)",
-        input_size: [256, 256],
-        min_input_size: 1,
-        preprocessing: Preprocessing::unit(),
-        keras_params: Some(KerasParams {
-            with_top: count(28_073, 27_977),
-            without_top: None,
-        }),
-        default_top: Top::mesonet,
-        config: |o| configured::<Meso4Family>(MesoConfig::paper(), o),
-    },
-    ModelInfo {
-        name: "meso_inception4",
-        family: MesoInception4Family::NAME,
-        description: "MesoInception-4 (MesoNet, Afchar et al. 2018)",
-        input_size: [256, 256],
-        min_input_size: 1,
-        preprocessing: Preprocessing::unit(),
-        keras_params: Some(KerasParams {
-            with_top: count(28_725, 28_615),
-            without_top: None,
-        }),
-        default_top: Top::mesonet,
-        config: |o| configured::<MesoInception4Family>(MesoConfig::paper(), o),
-    },
-    ModelInfo {
-        name: "vgg16",
-        family: VggFamily::NAME,
-        description: "VGG16, configuration D (Keras VGG16)",
-        input_size: [224, 224],
-        min_input_size: 32,
-        preprocessing: Preprocessing::caffe(),
-        keras_params: Some(KerasParams {
-            with_top: count(138_357_544, 138_357_544),
-            without_top: Some(count(14_714_688, 14_714_688)),
-        }),
-        default_top: imagenet_top,
-        config: |o| configured::<VggFamily>(VggConfig::d(), o),
-    },
-    ModelInfo {
-        name: "vgg16_c",
-        family: VggFamily::NAME,
-        description: "VGG16, configuration C with the study's head (1×1 convs closing stages 3-5)",
-        input_size: [224, 224],
-        min_input_size: 32,
-        preprocessing: Preprocessing::caffe(),
-        keras_params: None,
-        default_top: || Top::study([1024, 2048], 0.5, 0.0),
-        config: |o| configured::<VggFamily>(VggConfig::c(), o),
-    },
-    resnet_entry!(
-        50,
-        "resnet50",
-        count(25_636_712, 25_583_592),
-        count(23_587_712, 23_534_592)
-    ),
-    resnet_entry!(
-        101,
-        "resnet101",
-        count(44_707_176, 44_601_832),
-        count(42_658_176, 42_552_832)
-    ),
-    resnet_entry!(
-        152,
-        "resnet152",
-        count(60_419_944, 60_268_520),
-        count(58_370_944, 58_219_520)
-    ),
-    efficientnet_entry!(
-        0,
-        "efficientnet_b0",
-        224,
-        count(5_330_571, 5_288_548),
-        count(4_049_571, 4_007_548)
-    ),
-    efficientnet_entry!(
-        1,
-        "efficientnet_b1",
-        240,
-        count(7_856_239, 7_794_184),
-        count(6_575_239, 6_513_184)
-    ),
-    efficientnet_entry!(
-        2,
-        "efficientnet_b2",
-        260,
-        count(9_177_569, 9_109_994),
-        count(7_768_569, 7_700_994)
-    ),
-    efficientnet_entry!(
-        3,
-        "efficientnet_b3",
-        300,
-        count(12_320_535, 12_233_232),
-        count(10_783_535, 10_696_232)
-    ),
-    efficientnet_entry!(
-        4,
-        "efficientnet_b4",
-        380,
-        count(19_466_823, 19_341_616),
-        count(17_673_823, 17_548_616)
-    ),
-    efficientnet_entry!(
-        5,
-        "efficientnet_b5",
-        456,
-        count(30_562_527, 30_389_784),
-        count(28_513_527, 28_340_784)
-    ),
-    efficientnet_entry!(
-        6,
-        "efficientnet_b6",
-        528,
-        count(43_265_143, 43_040_704),
-        count(40_960_143, 40_735_704)
-    ),
-    efficientnet_entry!(
-        7,
-        "efficientnet_b7",
-        600,
-        count(66_658_687, 66_347_960),
-        count(64_097_687, 63_786_960)
-    ),
-    ModelInfo {
-        name: "inception_resnet_v2",
-        family: InceptionResNetV2Family::NAME,
-        description: "Inception-ResNet-v2 (Keras InceptionResNetV2)",
-        input_size: [299, 299],
-        min_input_size: 75,
-        preprocessing: Preprocessing::tf(),
-        keras_params: Some(KerasParams {
-            with_top: count(55_873_736, 55_813_192),
-            without_top: Some(count(54_336_736, 54_276_192)),
-        }),
-        default_top: imagenet_top,
-        config: |o| configured::<InceptionResNetV2Family>(InceptionResNetV2Config::default(), o),
-    },
-];
+/// (`../shared/reference/keras_applications_params.json`; where that file lacks a model,
+/// `scripts/fixtures/keras_init.py`'s `params.json`, which the tests compare with these).
+pub(crate) struct Catalogue {
+    /// The file's models, in catalogue order.
+    pub(crate) models: &'static [ModelInfo],
+    /// The file's families, in registry order.
+    pub(crate) families: &'static [fn() -> Entry],
+}
+
+static CATALOGUE: OnceLock<Vec<ModelInfo>> = OnceLock::new();
 
 /// Every registered model.
 pub fn registry() -> &'static [ModelInfo] {
-    &REGISTRY
+    CATALOGUE.get_or_init(|| {
+        crate::FAMILY_FILES
+            .iter()
+            .flat_map(|file| file.models.iter().copied())
+            .collect()
+    })
 }
 
 /// The registry names, in registry order.
 pub fn names() -> Vec<&'static str> {
-    REGISTRY.iter().map(|m| m.name).collect()
+    registry().iter().map(|m| m.name).collect()
 }
 
 /// The model registered as `name`.
@@ -400,7 +223,7 @@ pub fn names() -> Vec<&'static str> {
 /// # Errors
 /// [`Error::UnknownModel`] listing the known names.
 pub fn info(name: &str) -> Result<&'static ModelInfo> {
-    REGISTRY
+    registry()
         .iter()
         .find(|m| m.name == name)
         .ok_or_else(|| Error::UnknownModel {
@@ -421,13 +244,13 @@ pub fn build(name: &str, p: &nn::Path<'_>, options: &BuildOptions) -> Result<Box
 
 /// A registered family, erased.
 #[derive(Clone, Copy)]
-struct Entry {
+pub(crate) struct Entry {
     name: &'static str,
     type_id: fn() -> TypeId,
     from_json: fn(&serde_json::Value) -> std::result::Result<Box<dyn AnyConfig>, String>,
 }
 
-fn entry<F: Family>() -> Entry {
+pub(crate) fn entry<F: Family>() -> Entry {
     Entry {
         name: F::NAME,
         type_id: TypeId::of::<F>,
@@ -440,15 +263,10 @@ fn entry<F: Family>() -> Entry {
     }
 }
 
-fn builtin_families() -> [Entry; 6] {
-    [
-        entry::<crate::meso::Meso4Family>(),
-        entry::<crate::meso::MesoInception4Family>(),
-        entry::<crate::vgg::VggFamily>(),
-        entry::<crate::resnet::ResNetFamily>(),
-        entry::<crate::efficientnet::EfficientNetFamily>(),
-        entry::<crate::inception_resnet_v2::InceptionResNetV2Family>(),
-    ]
+fn builtin_families() -> impl Iterator<Item = Entry> {
+    crate::FAMILY_FILES
+        .iter()
+        .flat_map(|file| file.families.iter().map(|entry| entry()))
 }
 
 /// Families registered by other crates, after the built-in ones.
@@ -460,10 +278,7 @@ fn registered() -> Vec<Entry> {
     let extra = REGISTERED
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    builtin_families()
-        .into_iter()
-        .chain(extra.iter().copied())
-        .collect()
+    builtin_families().chain(extra.iter().copied()).collect()
 }
 
 /// Registers family `F` so that checkpoints of its models reopen. Registering the same
@@ -476,7 +291,7 @@ pub fn register_family<F: Family>() -> Result<()> {
     let mut extra = REGISTERED
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let known = builtin_families().into_iter().chain(extra.iter().copied());
+    let known = builtin_families().chain(extra.iter().copied());
     for e in known {
         if e.name == new.name {
             return if (e.type_id)() == TypeId::of::<F>() {

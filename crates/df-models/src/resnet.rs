@@ -317,3 +317,52 @@ impl Model for ResNet {
         self.top.head()
     }
 }
+
+// ---- Catalogue ---------------------------------------------------------------------
+
+use crate::family::{configured, Family};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+
+macro_rules! resnet_entry {
+    ($depth:literal, $name:literal, $with:expr, $without:expr) => {
+        ModelInfo {
+            name: $name,
+            family: ResNetFamily::NAME,
+            description: concat!("ResNet", $depth, " v1 (Keras ResNet", $depth, ")"),
+            input_size: [224, 224],
+            min_input_size: 32,
+            preprocessing: Preprocessing::caffe(),
+            keras_params: Some(KerasParams {
+                with_top: $with,
+                without_top: Some($without),
+            }),
+            default_top: imagenet_top,
+            config: |o| configured::<ResNetFamily>(ResNetConfig::imagenet().with_depth($depth), o),
+        }
+    };
+}
+
+/// This file's catalogue rows and families (gathered by [`crate::registry`]).
+pub(crate) const CATALOGUE: Catalogue = Catalogue {
+    models: &[
+        resnet_entry!(
+            50,
+            "resnet50",
+            count(25_636_712, 25_583_592),
+            count(23_587_712, 23_534_592)
+        ),
+        resnet_entry!(
+            101,
+            "resnet101",
+            count(44_707_176, 44_601_832),
+            count(42_658_176, 42_552_832)
+        ),
+        resnet_entry!(
+            152,
+            "resnet152",
+            count(60_419_944, 60_268_520),
+            count(58_370_944, 58_219_520)
+        ),
+    ],
+    families: &[entry::<ResNetFamily>],
+};

@@ -246,3 +246,41 @@ impl Model for Vgg16 {
         self.top.head()
     }
 }
+
+// ---- Catalogue ---------------------------------------------------------------------
+
+use crate::family::{configured, Family};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+
+/// This file's catalogue rows and families (gathered by [`crate::registry`]).
+pub(crate) const CATALOGUE: Catalogue = Catalogue {
+    models: &[
+        ModelInfo {
+            name: "vgg16",
+            family: VggFamily::NAME,
+            description: "VGG16, configuration D (Keras VGG16)",
+            input_size: [224, 224],
+            min_input_size: 32,
+            preprocessing: Preprocessing::caffe(),
+            keras_params: Some(KerasParams {
+                with_top: count(138_357_544, 138_357_544),
+                without_top: Some(count(14_714_688, 14_714_688)),
+            }),
+            default_top: imagenet_top,
+            config: |o| configured::<VggFamily>(VggConfig::d(), o),
+        },
+        ModelInfo {
+            name: "vgg16_c",
+            family: VggFamily::NAME,
+            description:
+                "VGG16, configuration C with the study's head (1×1 convs closing stages 3-5)",
+            input_size: [224, 224],
+            min_input_size: 32,
+            preprocessing: Preprocessing::caffe(),
+            keras_params: None,
+            default_top: || Top::study([1024, 2048], 0.5, 0.0),
+            config: |o| configured::<VggFamily>(VggConfig::c(), o),
+        },
+    ],
+    families: &[entry::<VggFamily>],
+};
