@@ -10,8 +10,8 @@ backend, `weights=None`, the model's default input size and default top) and run
 forward pass of a single image (batch 1, inference mode) under
 `torch.utils.flop_counter.FlopCounterMode`:
 
-- `keras.applications` VGG16, ResNet50/101/152, EfficientNetB0..B7, InceptionResNetV2 with the
-  ImageNet top (1000 classes);
+- `keras.applications` VGG16, ResNet50/101/152, EfficientNetB0..B7, InceptionResNetV2,
+  Xception with the ImageNet top (1000 classes);
 - Meso4 and MesoInception-4 rebuilt as the authors' code builds them (the same
   functions as `scripts/fixtures/keras_blocks_a.py`), 256×256, the authors' head;
 - `vgg16_c`, the study's VGG16 configuration C with its binary head
@@ -69,6 +69,7 @@ MODELS = [
     ("efficientnet_b6", "`EfficientNetB6`", app(apps.EfficientNetB6), 528),
     ("efficientnet_b7", "`EfficientNetB7`", app(apps.EfficientNetB7), 600),
     ("inception_resnet_v2", "`InceptionResNetV2`", app(apps.InceptionResNetV2), 299),
+    ("xception", "`Xception`", app(apps.Xception), 299),
 ]
 
 CONV_OPS = {"convolution", "_convolution", "conv2d", "cudnn_convolution"}

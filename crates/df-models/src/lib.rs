@@ -47,6 +47,7 @@ family_files! {
     resnet,
     efficientnet,
     inception_resnet_v2,
+    xception,
 }
 
 pub use efficientnet::{efficientnet, EfficientNet, EfficientNetConfig};

@@ -200,7 +200,15 @@ fn every_model_starts_as_keras_initialises_it() {
             name,
         ) {
             for (var, stats) in vars {
-                let torch = torch_var(var);
+                // A separable convolution's kernels (a depthwise convolution's
+                // `depthwise_kernel` is its `weight`).
+                let torch = match var {
+                    "depthwise_kernel" if ours.contains_key("depthwise_weight") => {
+                        "depthwise_weight"
+                    }
+                    "pointwise_kernel" => "pointwise_weight",
+                    var => torch_var(var),
+                };
                 match ours.remove(torch) {
                     None => {
                         failures.push(format!("{name}: `{layer}` has no `{torch}` for `{var}`"))

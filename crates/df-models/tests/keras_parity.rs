@@ -145,6 +145,11 @@ fn inception_resnet_v2() {
 }
 
 #[test]
+fn xception() {
+    check("xception");
+}
+
+#[test]
 fn efficientnet_b0() {
     check("efficientnet_b0");
     let case = load_case("efficientnet_b0", Polarity::Fake);

@@ -359,6 +359,7 @@ fn registry_lists_every_model_with_keras_counts() {
             "efficientnet_b6",
             "efficientnet_b7",
             "inception_resnet_v2",
+            "xception",
         ]
     );
     // Sizes from Keras' applications (default input shapes) and the MesoNet paper.
@@ -368,7 +369,7 @@ fn registry_lists_every_model_with_keras_counts() {
         .collect();
     assert_eq!(
         sizes,
-        [256, 256, 224, 224, 224, 224, 224, 224, 240, 260, 300, 380, 456, 528, 600, 299]
+        [256, 256, 224, 224, 224, 224, 224, 224, 240, 260, 300, 380, 456, 528, 600, 299, 299]
     );
     // Building a small model with its defaults gives Keras' parameter count.
     for name in ["meso4", "meso_inception4"] {
@@ -379,6 +380,47 @@ fn registry_lists_every_model_with_keras_counts() {
         assert_eq!(counts, keras.with_top, "{name}");
         assert_eq!(model.input_spec(), info.input_spec(), "{name}");
     }
+}
+
+/// The first catalogue model of every family that has Keras' count without a top
+/// (`include_top=False`) has it when built as a backbone (at its smallest input: the count
+/// does not depend on it). One model a family keeps the test fast; the variants' counts
+/// are checked with their tops by `initialisers` and per family by the family tests.
+#[test]
+fn every_family_without_its_top_has_keras_count() {
+    let backbone = Top::Backbone {
+        pooling: df_layers::HeadInput::Flatten,
+    };
+    let mut checked: Vec<&str> = Vec::new();
+    for info in registry::registry() {
+        let Some(expected) = info.keras_params.and_then(|k| k.without_top) else {
+            continue;
+        };
+        if checked.contains(&info.family) {
+            continue;
+        }
+        let vs = VarStore::new(Device::Cpu);
+        let size = info.min_input_size.max(32);
+        let options = BuildOptions::default()
+            .with_top(backbone.clone())
+            .with_input_size(size, size);
+        registry::build(info.name, &vs.root(), &options).expect(info.name);
+        // Keras counts the 7 statistics of EfficientNet's input `Normalization` layer
+        // (mean, variance, count), which are the preprocessing here (its `InputSpec`).
+        let normalization = if info.family == "efficientnet" { 7 } else { 0 };
+        let expected = df_layers::util::ParamCount {
+            total: expected.total - normalization,
+            ..expected
+        };
+        assert_eq!(
+            df_layers::util::param_count(&vs),
+            expected,
+            "{} without its top",
+            info.name
+        );
+        checked.push(info.family);
+    }
+    assert!(checked.len() >= 5, "only {checked:?} have a no-top count");
 }
 
 /// `tests/data/checkpoints/meso4_v1.safetensors` was written by the format-1 writer (the
