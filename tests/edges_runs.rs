@@ -190,7 +190,14 @@ fn output_folders_replace_only_what_a_run_recorded() {
     let limited = Command::new("bash")
         .args(["-c", "trap '' XFSZ; ulimit -f 20; exec \"$0\" \"$@\""])
         .arg(example("evaluate"))
-        .args(["--weights", s(&weights), "--data", s(&data), "--device", "cpu"])
+        .args([
+            "--weights",
+            s(&weights),
+            "--data",
+            s(&data),
+            "--device",
+            "cpu",
+        ])
         .args(["--overwrite", "--out", s(&run_dir)])
         .output()
         .expect("evaluate under a file-size limit");
