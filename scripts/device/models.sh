@@ -122,8 +122,9 @@ part 60 "${PEER[@]}" --impl user --precision f32,bf16 --modes eval,train --layou
 part 60 bash -c "$DEV/cuda_tests --test-threads 1 > $OUT/cuda_tests.txt 2>&1"
 tail -3 "$OUT/cuda_tests.txt"
 if ls .whl/keras-*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
-    export PYTHONPATH=/tmp/site
+    site=$(mktemp -d)  # private, not a shared /tmp/site another user could plant
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl
+    export PYTHONPATH=$site
     part 90 "${PEER[@]}" --impl keras --precision f32,bf16 \
         --filter meso4/,meso_inception4/,vgg16_c/,resnet50/,efficientnet_b0/,efficientnet_b7/,inception_resnet_v2/
 fi
