@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 #[path = "../common/mod.rs"]
 mod common;
+mod audit;
 mod faces;
 mod lfw;
 mod loader;

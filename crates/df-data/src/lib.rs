@@ -33,9 +33,10 @@
 //! Generate a small synthetic set, split it, and read two epochs of augmented batches:
 //!
 //! ```
-//! use df_data::{synthetic, Augment, Loader, LoaderConfig, Transform};
+//! # mod deepfake { pub use df_data as data; }
+//! use deepfake::data::{synthetic, Augment, Loader, LoaderConfig, Transform};
 //!
-//! # fn main() -> df_data::Result<()> {
+//! # fn main() -> deepfake::data::Result<()> {
 //! let tmp = tempfile::tempdir().expect("a private temporary folder");
 //! let dir = tmp.path().join("data");
 //! let data = synthetic::generate(&dir, 8, 64, 42)?; // 8 real + 8 fake, 64×64
@@ -60,6 +61,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod audit;
 mod augment;
 mod dataset;
 mod decode;
@@ -73,6 +75,7 @@ mod transform;
 mod video;
 pub mod walk;
 
+pub use audit::{AuditOptions, AuditReport};
 pub use augment::{
     add_gaussian_noise, gaussian_blur, jpeg_roundtrip, sample_rng, to_rgb32f, to_rgb8, warp_affine,
     Affine, AffineParams, Augment, AugmentParams, BlurAugment, CropFraction, JpegAugment,
@@ -85,6 +88,9 @@ pub use decode::{
     check_header, decode_rgb, has_image_extension, load_rgb, IMAGE_EXTENSIONS, MAX_PIXELS,
 };
 pub use error::{Error, Result};
+/// The `image` crate (0.25) whose types this API takes and returns ([`load_rgb`] gives an
+/// [`image::RgbImage`]): use it through here and the versions always match.
+pub use image;
 pub use loader::{Balance, Batch, EpochIter, Loader, LoaderConfig};
 pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params, rgb_to_tensor};
 pub use resize::{resize_rgb, ResizeFilter};

@@ -1,5 +1,6 @@
 //! df-data's integration tests, one binary with a module per area.
 
+mod audit;
 mod augment;
 mod common;
 mod crop;
