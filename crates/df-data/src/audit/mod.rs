@@ -18,7 +18,7 @@
 //!   pair each fake with its source photo).
 //!
 //! ```no_run
-//! # mod deepfake { pub use df_data as data; }
+//! # mod deepfake { pub mod data { pub use df_data::*; } }
 //! use deepfake::data::{audit, AuditOptions, ImageFolder};
 //! # fn main() -> deepfake::data::Result<()> {
 //! let train = ImageFolder::open("data/train")?;
