@@ -69,6 +69,29 @@ pub struct NoiseAugment {
     pub probability: f32,
 }
 
+/// Downscaling then upscaling back (bilinear, Pillow-exact both ways): the detail a
+/// smaller source or a resized upload loses, whatever the class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RescaleAugment {
+    /// Range of the downscale factor, in (0, 1] (0.5: half the side, then back).
+    pub scale: [f32; 2],
+    /// Probability of rescaling a given sample.
+    pub probability: f32,
+}
+
+/// Colour jitter: contrast and saturation factors as Pillow's `ImageEnhance.Contrast`
+/// and `ImageEnhance.Color` apply them (1 = unchanged; brightness has its own
+/// [`Augment::brightness_range`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ColorJitter {
+    /// Range of the contrast factor (0: flat grey at the image's mean).
+    pub contrast: [f32; 2],
+    /// Range of the saturation factor (0: greyscale).
+    pub saturation: [f32; 2],
+    /// Probability of jittering a given sample.
+    pub probability: f32,
+}
+
 /// The augmentation configuration. [`Default`] is no augmentation.
 ///
 /// The first group mirrors Keras' `ImageDataGenerator` arguments of the same names
@@ -80,7 +103,11 @@ pub struct NoiseAugment {
 /// rotation by 90° of a square image is an exact `rot90`.
 ///
 /// Order of application: random crop (on the decoded image) → resize to the target →
-/// affine warp → flips → brightness → blur → JPEG → noise.
+/// affine warp → flips → brightness → colour jitter → rescale → blur → JPEG → noise.
+///
+/// Every augmentation applies to real and fake images alike: the parameters are drawn
+/// from the sample's RNG ([`sample_rng`]), never from its label. `--augment` specs
+/// ([`Augment::from_spec`]) build one from presets and items.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Augment {
@@ -110,6 +137,10 @@ pub struct Augment {
     pub jpeg: Option<JpegAugment>,
     /// Gaussian noise.
     pub noise: Option<NoiseAugment>,
+    /// Downscale then upscale back.
+    pub rescale: Option<RescaleAugment>,
+    /// Contrast and saturation jitter.
+    pub color_jitter: Option<ColorJitter>,
 }
 
 impl Default for Augment {
@@ -134,6 +165,8 @@ impl Augment {
             blur: None,
             jpeg: None,
             noise: None,
+            rescale: None,
+            color_jitter: None,
         }
     }
 
@@ -257,6 +290,23 @@ impl Augment {
             range("augment.noise.std", n.std, 0.0)?;
             prob("augment.noise.probability", n.probability)?;
         }
+        if let Some(r) = self.rescale {
+            if !(r.scale[0] > 0.0 && r.scale[0] <= r.scale[1] && r.scale[1] <= 1.0) {
+                return Err(Error::config(
+                    "augment.rescale.scale",
+                    format!(
+                        "must be [lower, upper] with 0 < lower <= upper <= 1, got {:?}",
+                        r.scale
+                    ),
+                ));
+            }
+            prob("augment.rescale.probability", r.probability)?;
+        }
+        if let Some(c) = self.color_jitter {
+            range("augment.color_jitter.contrast", c.contrast, 0.0)?;
+            range("augment.color_jitter.saturation", c.saturation, 0.0)?;
+            prob("augment.color_jitter.probability", c.probability)?;
+        }
         Ok(())
     }
 
@@ -315,6 +365,18 @@ impl Augment {
         let noise_std = self
             .noise
             .and_then(|n| hit(rng, n.probability).then(|| span(rng, n.std)));
+        // Drawn after everything older, and only when enabled: a configuration without
+        // them draws exactly what it drew before they existed (runs resume unchanged).
+        let noise_seed = if noise_std.is_some() { rng.random() } else { 0 };
+        let (contrast, saturation) = match self.color_jitter {
+            Some(c) if hit(rng, c.probability) => {
+                (Some(span(rng, c.contrast)), Some(span(rng, c.saturation)))
+            }
+            _ => (None, None),
+        };
+        let rescale = self
+            .rescale
+            .and_then(|r| hit(rng, r.probability).then(|| span(rng, r.scale)));
         AugmentParams {
             crop,
             affine: AffineParams {
@@ -331,7 +393,10 @@ impl Augment {
             blur_sigma,
             jpeg_quality,
             noise_std,
-            noise_seed: if noise_std.is_some() { rng.random() } else { 0 },
+            noise_seed,
+            contrast,
+            saturation,
+            rescale,
         }
     }
 }
@@ -415,6 +480,15 @@ pub struct AugmentParams {
     pub noise_std: Option<f32>,
     /// Seed of the noise field.
     pub noise_seed: u64,
+    /// Contrast factor.
+    #[serde(default)]
+    pub contrast: Option<f32>,
+    /// Saturation factor.
+    #[serde(default)]
+    pub saturation: Option<f32>,
+    /// Downscale factor of the rescale round trip.
+    #[serde(default)]
+    pub rescale: Option<f32>,
 }
 
 impl AugmentParams {
@@ -440,6 +514,15 @@ impl AugmentParams {
             for v in img.iter_mut() {
                 *v = (*v * b).clamp(0.0, 255.0);
             }
+        }
+        if let Some(c) = self.contrast {
+            crate::enhance::adjust_contrast(&mut img, c);
+        }
+        if let Some(s) = self.saturation {
+            crate::enhance::adjust_saturation(&mut img, s);
+        }
+        if let Some(s) = self.rescale {
+            img = crate::enhance::rescale_roundtrip(&img, s);
         }
         if let Some(s) = self.blur_sigma {
             gaussian_blur(&mut img, s);

@@ -33,7 +33,7 @@
 //! Generate a small synthetic set, split it, and read two epochs of augmented batches:
 //!
 //! ```
-//! # mod deepfake { pub use df_data as data; }
+//! # mod deepfake { pub mod data { pub use df_data::*; } }
 //! use deepfake::data::{synthetic, Augment, Loader, LoaderConfig, Transform};
 //!
 //! # fn main() -> deepfake::data::Result<()> {
@@ -63,8 +63,10 @@
 
 pub mod audit;
 mod augment;
+mod augment_spec;
 mod dataset;
 mod decode;
+pub mod enhance;
 mod error;
 mod loader;
 mod pipeline;
@@ -76,10 +78,11 @@ mod video;
 pub mod walk;
 
 pub use audit::{AuditOptions, AuditReport};
+pub use augment_spec::AUGMENT_SPEC_HELP;
 pub use augment::{
     add_gaussian_noise, gaussian_blur, jpeg_roundtrip, sample_rng, to_rgb32f, to_rgb8, warp_affine,
-    Affine, AffineParams, Augment, AugmentParams, BlurAugment, CropFraction, JpegAugment,
-    NoiseAugment, RandomCrop,
+    Affine, AffineParams, Augment, AugmentParams, BlurAugment, ColorJitter, CropFraction, JpegAugment,
+    NoiseAugment, RandomCrop, RescaleAugment,
 };
 pub use dataset::{
     ClassInfo, ClassMapping, FolderOptions, ImageFolder, ImageSource, Label, Sample,

@@ -4,6 +4,7 @@ mod audit;
 mod augment;
 mod common;
 mod crop;
+mod enhance;
 mod folder;
 mod fuzz_replay;
 mod loader;
