@@ -69,6 +69,7 @@ mod decode;
 pub mod enhance;
 mod error;
 mod loader;
+pub mod perturb;
 mod pipeline;
 mod resize;
 mod skip;

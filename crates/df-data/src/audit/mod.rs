@@ -311,8 +311,11 @@ enum Value {
     Category(String),
 }
 
+/// How a feature is read from a file's facts.
+type Reader = fn(&FileFacts) -> Value;
+
 /// The features, in report order: name and how to read it from a file's facts.
-const FEATURES: &[(&str, fn(&FileFacts) -> Value)] = &[
+const FEATURES: &[(&str, Reader)] = &[
     ("format", |f| Value::Category(f.format.name().into())),
     ("jpeg_quality", |f| {
         Value::Number(f.jpeg.as_ref().map_or(f64::NAN, |j| f64::from(j.quality)))

@@ -8,6 +8,7 @@ mod enhance;
 mod folder;
 mod fuzz_replay;
 mod loader;
+mod perturb;
 mod pillow;
 mod synthetic;
 mod video;
