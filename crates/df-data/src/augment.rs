@@ -137,9 +137,13 @@ pub struct Augment {
     pub jpeg: Option<JpegAugment>,
     /// Gaussian noise.
     pub noise: Option<NoiseAugment>,
-    /// Downscale then upscale back.
+    /// Downscale then upscale back. (Left out of the JSON when off, as are the colour
+    /// jitter's settings: a configuration written before they existed reads and compares
+    /// the same.)
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rescale: Option<RescaleAugment>,
     /// Contrast and saturation jitter.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub color_jitter: Option<ColorJitter>,
 }
 

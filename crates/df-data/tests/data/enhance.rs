@@ -159,3 +159,43 @@ fn the_new_augmentations_leave_every_older_draw_unchanged() {
         );
     }
 }
+
+#[test]
+fn a_configuration_without_the_new_augmentations_serialises_as_before() {
+    // The keys `experiment.json` held for an augmentation before rescale and colour
+    // jitter existed: a resumed run compares the stored JSON with the new one.
+    let before = [
+        "blur",
+        "brightness_range",
+        "height_shift_range",
+        "horizontal_flip",
+        "jpeg",
+        "noise",
+        "random_crop",
+        "rotation_range",
+        "shear_range",
+        "vertical_flip",
+        "width_shift_range",
+        "zoom_range",
+    ];
+    for augment in [Augment::none(), Augment::study(), Augment::forensic()] {
+        let json = serde_json::to_value(augment).expect("serialisable");
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, before);
+        let back: Augment = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, augment);
+    }
+    let with = Augment::from_spec("study,rescale:0.5-1").expect("spec");
+    let json = serde_json::to_value(with).expect("serialisable");
+    assert_eq!(json["rescale"]["scale"], serde_json::json!([0.5, 1.0]));
+    assert_eq!(
+        serde_json::from_value::<Augment>(json).expect("reads back"),
+        with
+    );
+}
