@@ -72,6 +72,7 @@ mod loader;
 pub mod perturb;
 mod pipeline;
 mod resize;
+pub mod sbi;
 mod skip;
 pub mod synthetic;
 mod transform;

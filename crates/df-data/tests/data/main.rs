@@ -10,5 +10,6 @@ mod fuzz_replay;
 mod loader;
 mod perturb;
 mod pillow;
+mod sbi;
 mod synthetic;
 mod video;
