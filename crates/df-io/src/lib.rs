@@ -1,11 +1,18 @@
 //! The workspace's one way to write a file, and its one safetensors reader and writer.
 //!
 //! Every crate that writes (checkpoints, histories, reports, plots, run folders) goes
-//! through [`write_atomic`] or [`replace_via_path`]: the new content goes to a temporary
+//! through this crate, by these names: [`write_atomic`] (bytes or text), [`write_json`],
+//! [`safetensors::write`], and for writers that stream ([`write_atomic_with`]) or want a
+//! path ([`replace_via_path`]) those two. The new content goes to a temporary
 //! file in the destination's directory, which is synced to disk and renamed over the
 //! destination, and the directory is synced so the rename itself survives a crash. A
 //! reader, or a process killed mid-write, sees the old file or the whole new one, never a
 //! part; on error the temporary file is removed and the destination is left as it was.
+//!
+//! **The destination's folder must exist.** A missing folder is refused with
+//! [`Error::Io`] naming that folder (kind `NotFound`), and nothing is created: a program
+//! that owns a folder (a run's output directory) creates it itself, once, where it decides
+//! to.
 //!
 //! [`open_regular`] / [`read_regular`] are the workspace's one way to open a file a user
 //! named (images, weights, manifests): regular files only, so a FIFO or a link to
@@ -17,10 +24,11 @@
 //! `tch` tensors convert them to and from [`TensorBytes`].
 //!
 //! ```
-//! # fn main() -> Result<(), df_io::Error> {
+//! # mod deepfake { pub mod io { pub use df_io::*; } }
+//! # fn main() -> Result<(), deepfake::io::Error> {
 //! let dir = tempfile::tempdir().expect("temporary directory");
 //! let path = dir.path().join("report.json");
-//! df_io::write_atomic(&path, b"{\"auc\": 0.98}\n")?;
+//! deepfake::io::write_atomic(&path, b"{\"auc\": 0.98}\n")?;
 //! assert_eq!(std::fs::read(&path).expect("read"), b"{\"auc\": 0.98}\n");
 //! # Ok(())
 //! # }
@@ -67,6 +75,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A value that does not serialise as JSON ([`write_json`]).
+    #[error("{}: {source}", path.display())]
+    Json {
+        /// The file it was to be written to.
+        path: PathBuf,
+        /// The serialiser's error.
+        source: serde_json::Error,
+    },
     /// A file in `dir` that a program may not remove or replace: no deepfake program
     /// recorded writing it ([`owned`]).
     #[error("{}: {}: {reason}", dir.display(), file.display())]
@@ -84,9 +100,10 @@ impl Error {
     /// The file or directory at fault.
     pub fn path(&self) -> &Path {
         match self {
-            Error::Io { path, .. } | Error::NotAFile { path } | Error::Safetensors { path, .. } => {
-                path
-            }
+            Error::Io { path, .. }
+            | Error::NotAFile { path }
+            | Error::Safetensors { path, .. }
+            | Error::Json { path, .. } => path,
             Error::Ownership { dir, .. } => dir,
         }
     }
@@ -104,6 +121,9 @@ impl Error {
             ),
             Error::Safetensors { path, reason } => {
                 (path, std::io::Error::new(ErrorKind::InvalidData, reason))
+            }
+            Error::Json { path, source } => {
+                (path, std::io::Error::new(ErrorKind::InvalidData, source))
             }
             Error::Ownership { dir, file, reason } => (
                 dir,
@@ -150,10 +170,21 @@ fn temporary_path(path: &Path) -> Result<(PathBuf, tempfile::TempPath)> {
         // temporary file becomes the destination.
         builder.permissions(std::fs::Permissions::from_mode(0o666));
     }
-    let tmp = builder
-        .tempfile_in(&dir)
-        .map_err(io_error(&dir.join(format!(".tmp-*{suffix}"))))?
-        .into_temp_path();
+    let tmp = match builder.tempfile_in(&dir) {
+        Ok(file) => file.into_temp_path(),
+        // The one rule for a missing folder: refused, naming the folder; never created
+        // (a mistyped `--out` must not grow a tree of folders).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => {
+            return Err(Error::Io {
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the folder does not exist (create it first)",
+                ),
+                path: dir,
+            })
+        }
+        Err(e) => return Err(io_error(&dir.join(format!(".tmp-*{suffix}")))(e)),
+    };
     Ok((dir, tmp))
 }
 
@@ -240,13 +271,29 @@ pub fn write_atomic_with<E: From<Error>>(
     })
 }
 
-/// Replaces `path` with `bytes`, atomically and durably; see the crate documentation.
-/// The directory must exist.
+/// Replaces `path` with `bytes` (a text's bytes, a PNG ...), atomically and durably; see
+/// the crate documentation. The directory must exist.
 ///
 /// # Errors
-/// [`Error::Io`] naming the file or directory; [`Error::NotAFile`].
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// [`Error::Io`] naming the file, or the folder when it does not exist;
+/// [`Error::NotAFile`].
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    let bytes = bytes.as_ref();
     write_atomic_with(path, |f| f.write_all(bytes).map_err(io_error(path)))
+}
+
+/// Replaces `path` with `value` as pretty-printed JSON and a final newline, atomically
+/// ([`write_atomic`]). The directory must exist.
+///
+/// # Errors
+/// [`Error::Json`] when `value` does not serialise; as [`write_atomic`].
+pub fn write_json<T: serde::Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.push('\n');
+    write_atomic(path, text)
 }
 
 #[cfg(test)]
@@ -301,6 +348,37 @@ mod tests {
         let (path, source) = err.into_io();
         assert_eq!(path, Path::new("/"));
         assert_eq!(source.kind(), std::io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_missing_folder_is_refused_by_name_and_not_created() {
+        // One rule for every writer of the workspace: the destination's folder must
+        // exist; the error names that folder (not a temporary file in it), as not found.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("run");
+        let path = missing.join("history.json");
+        for err in [
+            write_atomic(&path, b"x").expect_err("no folder"),
+            write_json(&path, &[1, 2]).expect_err("no folder"),
+            crate::safetensors::write(&path, &[], &Default::default()).expect_err("no folder"),
+        ] {
+            assert_eq!(err.path(), missing, "{err}");
+            assert!(err.to_string().contains("folder does not exist"), "{err}");
+            let (_, source) = err.into_io();
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        assert!(!missing.exists(), "the writer creates no folder");
+    }
+
+    #[test]
+    fn json_is_pretty_with_a_final_newline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("a.json");
+        write_json(&path, &serde_json::json!({"auc": 0.5})).expect("write");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "{\n  \"auc\": 0.5\n}\n"
+        );
     }
 
     #[test]

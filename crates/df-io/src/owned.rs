@@ -13,13 +13,14 @@
 //! nothing outside the folder (such an entry is refused, naming it).
 //!
 //! ```
-//! # fn main() -> Result<(), df_io::Error> {
-//! use df_io::owned::Owned;
+//! # mod deepfake { pub mod io { pub use df_io::*; } }
+//! # fn main() -> Result<(), deepfake::io::Error> {
+//! use deepfake::io::owned::Owned;
 //! let dir = tempfile::tempdir().expect("temporary directory");
 //! let mut owned = Owned::open(dir.path())?;
 //! owned.record("demo", ["data/a.png"])?;
 //! std::fs::create_dir_all(dir.path().join("data")).expect("mkdir");
-//! df_io::write_atomic(&dir.path().join("data/a.png"), b"png")?;
+//! deepfake::io::write_atomic(&dir.path().join("data/a.png"), b"png")?;
 //! std::fs::write(dir.path().join("data/mine.txt"), b"not the program's").expect("write");
 //! // Clearing refuses: the folder holds a file nobody recorded.
 //! assert!(owned.clear("demo").is_err());

@@ -153,8 +153,13 @@ pub(crate) fn invalid_argument(
 
 impl From<df_io::Error> for Error {
     fn from(e: df_io::Error) -> Error {
-        let (path, source) = e.into_io();
-        Error::Io { path, source }
+        match e {
+            df_io::Error::Json { path, source } => Error::Json { path, source },
+            other => {
+                let (path, source) = other.into_io();
+                Error::Io { path, source }
+            }
+        }
     }
 }
 

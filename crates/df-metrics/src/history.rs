@@ -60,9 +60,10 @@ impl EpochRecord {
 /// writes), one row per epoch, an empty cell where an epoch lacks a metric.
 ///
 /// ```
-/// use df_metrics::{EpochRecord, History, Mode};
+/// # mod deepfake { pub mod metrics { pub use df_metrics::*; } }
+/// use deepfake::metrics::{EpochRecord, History, Mode};
 ///
-/// # fn main() -> df_metrics::Result<()> {
+/// # fn main() -> deepfake::metrics::Result<()> {
 /// let mut history = History::new();
 /// history.push(EpochRecord::new(1).with("loss", 0.60).with("val_loss", 0.65))?;
 /// history.push(EpochRecord::new(2).with("loss", 0.40).with("val_loss", 0.50))?;
@@ -454,7 +455,7 @@ impl History {
     pub fn to_json_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let mut text = self.to_json_string()?;
         text.push('\n');
-        crate::io::write_atomic(path.as_ref(), text.as_bytes())
+        Ok(df_io::write_atomic(path.as_ref(), text)?)
     }
 
     /// Reads a history written by [`History::to_json_file`].
@@ -558,7 +559,7 @@ impl History {
         let path = path.as_ref();
         let mut bytes = Vec::new();
         self.write_csv_to(&mut bytes, path)?;
-        crate::io::write_atomic(path, &bytes)
+        Ok(df_io::write_atomic(path, bytes)?)
     }
 
     /// Reads a history from a CSV file ([`History::read_csv`]).

@@ -1,4 +1,5 @@
-//! File helpers shared by reports and histories.
+//! Reading the JSON files reports and histories write (they write through df-io's one
+//! writer, [`df_io::write_atomic`], directly).
 
 use std::path::Path;
 
@@ -6,13 +7,6 @@ use serde::de::DeserializeOwned;
 
 use crate::error::io_error;
 use crate::{Error, Result};
-
-/// Replaces `path` with `bytes` through the workspace's one writer ([`df_io::write_atomic`]:
-/// temporary file in the same directory, fsync, rename, fsync of the directory), so a
-/// reader (or a run killed mid-write) never sees a half-written file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(df_io::write_atomic(path, bytes)?)
-}
 
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| io_error(path, e))?;

@@ -113,7 +113,7 @@ impl Report {
     pub fn to_json_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let mut text = self.to_json_string()?;
         text.push('\n');
-        crate::io::write_atomic(path.as_ref(), text.as_bytes())
+        Ok(df_io::write_atomic(path.as_ref(), text)?)
     }
 
     /// Reads a report written by [`Report::to_json_file`].
@@ -148,9 +148,10 @@ pub struct Evaluation {
 /// 4 bytes per sample (see [`RankingCollector`]). They are computed from one sort.
 ///
 /// ```
-/// use df_metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
+/// # mod deepfake { pub mod metrics { pub use df_metrics::*; } }
+/// use deepfake::metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
 ///
-/// # fn main() -> df_metrics::Result<()> {
+/// # fn main() -> deepfake::metrics::Result<()> {
 /// let mut evaluator = BinaryEvaluator::new(EvaluatorConfig::default())?;
 /// for (scores, labels) in [(vec![0.9f32, 0.2], vec![1u8, 0]), (vec![0.4, 0.7], vec![1, 0])] {
 ///     evaluator.update(&scores, &labels)?;

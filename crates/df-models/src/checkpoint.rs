@@ -21,14 +21,16 @@
 //! | `input_spec` | the model's [`crate::InputSpec`], JSON (informative) |
 //! | `preparation` | the [`ImagePreparation`] it was trained with, JSON (from version 3; optional) |
 //!
-//! Writes are atomic: the file is written under a temporary name in the same directory,
-//! synced, then renamed over the destination, so a reader (or a crash) never sees half a
-//! checkpoint. In a multi-process job, only rank 0 should call [`save_checkpoint`].
+//! Writes go through df-io's one writer ([`df_io::safetensors::write`]): the file is
+//! written under a temporary name in the same directory, synced, then renamed over the
+//! destination, so a reader (or a crash) never sees half a checkpoint; the directory must
+//! exist. Tensors become bytes through [`tensor_to_bytes`], the workspace's one
+//! conversion (df-train's run files use it too). In a multi-process job, only rank 0 should call [`save_checkpoint`].
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use df_io::TensorBytes;
+use df_io::{Dtype, TensorBytes};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -80,25 +82,82 @@ fn invalid(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// A variable's values, little-endian `f32` bytes, for the safetensors writer.
-fn to_f32_bytes(name: &str, t: &Tensor, path: &Path) -> Result<TensorBytes> {
-    if t.kind() != Kind::Float {
-        return Err(invalid(
+/// The safetensors type of a libtorch kind, `None` for a kind safetensors cannot store
+/// (complex, quantised ...).
+fn dtype_of(kind: Kind) -> Option<Dtype> {
+    Some(match kind {
+        Kind::Bool => Dtype::BOOL,
+        Kind::Uint8 => Dtype::U8,
+        Kind::Int8 => Dtype::I8,
+        Kind::Int16 => Dtype::I16,
+        Kind::Int => Dtype::I32,
+        Kind::Int64 => Dtype::I64,
+        Kind::BFloat16 => Dtype::BF16,
+        Kind::Half => Dtype::F16,
+        Kind::Float => Dtype::F32,
+        Kind::Double => Dtype::F64,
+        _ => return None,
+    })
+}
+
+/// The libtorch kind of a safetensors type, `None` for one libtorch lacks.
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    Some(match dtype {
+        Dtype::BOOL => Kind::Bool,
+        Dtype::U8 => Kind::Uint8,
+        Dtype::I8 => Kind::Int8,
+        Dtype::I16 => Kind::Int16,
+        Dtype::I32 => Kind::Int,
+        Dtype::I64 => Kind::Int64,
+        Dtype::BF16 => Kind::BFloat16,
+        Dtype::F16 => Kind::Half,
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        _ => return None,
+    })
+}
+
+/// The workspace's one tensor-to-bytes conversion: tensor `name` (copied to the CPU,
+/// contiguous) as df-io's [`TensorBytes`], for [`df_io::safetensors`]' writer; every kind
+/// safetensors stores keeps its type. `path` is the file it is for (named in errors).
+///
+/// # Errors
+/// [`Error::Checkpoint`] for a kind safetensors cannot store; a libtorch copy error.
+pub fn tensor_to_bytes(path: &Path, name: &str, t: &Tensor) -> Result<TensorBytes> {
+    // safetensors stores little-endian values; libtorch's bytes are the machine's.
+    #[cfg(target_endian = "big")]
+    compile_error!("checkpoints are written as the machine's bytes, and safetensors is little-endian");
+    let cpu = t.detach().to_device(Device::Cpu).contiguous();
+    let dtype = dtype_of(cpu.kind()).ok_or_else(|| {
+        invalid(
             path,
             format!(
-                "variable `{name}` is {:?}; checkpoints store float32",
-                t.kind()
+                "`{name}` has kind {:?}, which safetensors cannot store",
+                cpu.kind()
             ),
-        ));
-    }
-    let flat = t.detach().to_device(Device::Cpu).contiguous().view([-1]);
-    let values = Vec::<f32>::try_from(&flat)?;
-    let shape = t
-        .size()
-        .iter()
-        .map(|&d| usize::try_from(d).unwrap_or(0))
-        .collect();
-    Ok(TensorBytes::from_f32(shape, &values))
+        )
+    })?;
+    let numel = cpu.numel();
+    let mut data = vec![0u8; numel * cpu.kind().elt_size_in_bytes()];
+    cpu.f_copy_data_u8(&mut data, numel)?;
+    Ok(TensorBytes {
+        dtype,
+        shape: cpu.size().iter().map(|&d| d as usize).collect(),
+        data,
+    })
+}
+
+/// The inverse of [`tensor_to_bytes`]: tensor `name` of a safetensors file at `path`, on
+/// the CPU, in its own type.
+///
+/// # Errors
+/// [`Error::Checkpoint`] for a type libtorch lacks; a libtorch error for bytes that do
+/// not fill the shape.
+pub fn tensor_from_bytes(path: &Path, name: &str, t: &TensorBytes) -> Result<Tensor> {
+    let kind = kind_of(t.dtype)
+        .ok_or_else(|| invalid(path, format!("`{name}` has dtype {:?}", t.dtype)))?;
+    let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    Ok(Tensor::f_from_data_size(&t.data, &shape, kind)?)
 }
 
 /// Writes every variable of `vs` and `model`'s name and configuration to `path`
@@ -136,7 +195,16 @@ pub fn save_checkpoint_with(
         };
     let mut tensors = Vec::new();
     for (name, t) in vs.variables() {
-        let bytes = to_f32_bytes(&name, &t, path)?;
+        if t.kind() != Kind::Float {
+            return Err(invalid(
+                path,
+                format!(
+                    "variable `{name}` is {:?}; checkpoints store float32",
+                    t.kind()
+                ),
+            ));
+        }
+        let bytes = tensor_to_bytes(path, &name, &t)?;
         tensors.push((name, bytes));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -160,16 +228,6 @@ pub fn save_checkpoint_with(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     Ok(df_io::safetensors::write(path, &tensors, &metadata)?)
-}
-
-/// Writes `bytes` to `path` through df-io's one writer: a temporary file in the same
-/// directory, synced and renamed over `path`, and the directory synced, so that `path`
-/// holds either its old content or all of the new one.
-///
-/// # Errors
-/// [`Error::Io`] naming the temporary file, the destination or the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    Ok(df_io::write_atomic(path, bytes)?)
 }
 
 fn polarity_text(p: Polarity) -> &'static str {
@@ -298,13 +356,14 @@ pub fn load_checkpoint_into(
             mis_shaped.push(format!("`{name}`: model {:?}, file {shape:?}", dest.size()));
             continue;
         }
-        let Some(values) = view.to_f32() else {
+        if view.dtype != Dtype::F32 {
             return Err(invalid(
                 path,
                 format!("tensor `{name}` is {:?}, expected F32", view.dtype),
             ));
-        };
-        copies.push((name, shape, values));
+        }
+        let values = tensor_from_bytes(path, &name, &view)?;
+        copies.push((name, values));
     }
     for (name, t) in &vars {
         if !in_file.contains(name) {
@@ -328,12 +387,10 @@ pub fn load_checkpoint_into(
         })));
     }
     tch::no_grad(|| -> Result<()> {
-        for (name, shape, values) in &copies {
+        for (name, values) in &copies {
             let dest = &vars[name];
-            let src = Tensor::from_slice(values)
-                .reshape(shape.as_slice())
-                .to_device(dest.device());
-            dest.shallow_clone().f_copy_(&src)?;
+            dest.shallow_clone()
+                .f_copy_(&values.to_device(dest.device()))?;
         }
         Ok(())
     })?;

@@ -1,5 +1,5 @@
 //! Callbacks run by the trainer at the end of each epoch, with Keras 3 semantics:
-//! [`EarlyStopping`], [`ReduceLROnPlateau`], [`ModelCheckpoint`], and the [`Callback`]
+//! [`EarlyStopping`], [`ReduceLrOnPlateau`], [`ModelCheckpoint`], and the [`Callback`]
 //! trait for one's own.
 //!
 //! Every callback exports its state ([`Callback::state`]) so that a resumed run continues
@@ -574,7 +574,7 @@ impl Callback for EarlyStopping {
 
 // ---------------------------------------------------------------------------------------
 
-/// Configuration of [`ReduceLROnPlateau`] (Keras `keras.callbacks.ReduceLROnPlateau`).
+/// Configuration of [`ReduceLrOnPlateau`] (Keras `keras.callbacks.ReduceLROnPlateau`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReduceLrOnPlateauConfig {
     /// The logged metric to watch.
@@ -646,7 +646,7 @@ impl ReduceLrOnPlateauConfig {
 /// without improvement the rate becomes `max(lr·factor, min_lr)` (when it is still above
 /// `min_lr`, compared in `f32` as Keras stores it), then the cooldown starts.
 #[derive(Debug)]
-pub struct ReduceLROnPlateau {
+pub struct ReduceLrOnPlateau {
     config: ReduceLrOnPlateauConfig,
     monitor: Monitor,
     best: Option<f64>,
@@ -654,7 +654,7 @@ pub struct ReduceLROnPlateau {
     cooldown_counter: usize,
 }
 
-impl ReduceLROnPlateau {
+impl ReduceLrOnPlateau {
     /// Creates the callback.
     ///
     /// # Errors
@@ -689,7 +689,7 @@ impl ReduceLROnPlateau {
     }
 }
 
-impl Callback for ReduceLROnPlateau {
+impl Callback for ReduceLrOnPlateau {
     fn name(&self) -> String {
         "reduce_lr_on_plateau".into()
     }
@@ -876,7 +876,7 @@ struct EarlyStoppingState {
     has_best_weights: bool,
 }
 
-/// [`ReduceLROnPlateau`]'s resumable values.
+/// [`ReduceLrOnPlateau`]'s resumable values.
 #[derive(Debug, Serialize, Deserialize)]
 struct ReduceLrOnPlateauState {
     best: Option<f64>,

@@ -171,6 +171,7 @@ impl From<df_io::Error> for Error {
     fn from(e: df_io::Error) -> Error {
         match e {
             df_io::Error::Safetensors { path, reason } => Error::Checkpoint { path, reason },
+            df_io::Error::Json { path, source } => Error::Json { path, source },
             e @ df_io::Error::Ownership { .. } => config("out", e.to_string()),
             other => {
                 let (path, source) = other.into_io();

@@ -2,12 +2,12 @@
 
 use df_metrics::{BinaryEvaluator, Evaluation, EvaluatorConfig, Metric, Report};
 use df_models::Model;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::logits::{detector_logits_in, to_vec_f32, Pass};
 use crate::precision::Precision;
-use crate::source::BatchSource;
+use crate::source::{Batch, BatchSource};
 
 /// Probabilities of "fake" and labels, as the model scored a data source.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,6 +18,29 @@ pub struct Predictions {
     pub labels: Vec<u8>,
 }
 
+/// One pass over `source` (its epoch 0) in eval mode, without gradients: `each` gets
+/// every batch with its logits of "fake" `[N]`. The one loop of evaluation, prediction and
+/// the trainer's validation, so that they score a batch the same way.
+pub(crate) fn for_each_scored_batch(
+    model: &dyn Model,
+    source: &dyn BatchSource,
+    device: Device,
+    precision: Precision,
+    mut each: impl FnMut(&Batch, &Tensor) -> Result<()>,
+) -> Result<()> {
+    tch::no_grad(|| -> Result<()> {
+        for batch in source.epoch_batches(0)? {
+            let batch = batch?;
+            let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
+            let logits = detector_logits_in(model, &xs, Pass::Eval, precision)?;
+            each(&batch, &logits)?;
+        }
+        Ok(())
+    })
+}
+
+/// [`for_each_scored_batch`] with the scores (`sigmoid(logit)`) and labels on the host;
+/// a non-finite score is an error naming the sample.
 fn run(
     model: &dyn Model,
     source: &dyn BatchSource,
@@ -25,30 +48,24 @@ fn run(
     precision: Precision,
     mut each: impl FnMut(&[f32], &[u8]) -> Result<()>,
 ) -> Result<()> {
-    tch::no_grad(|| -> Result<()> {
-        for batch in source.epoch_batches(0)? {
-            let batch = batch?;
-            let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
-            let logits = detector_logits_in(model, &xs, Pass::Eval, precision)?;
-            let scores = to_vec_f32(&logits.sigmoid())?;
-            if let Some(i) = scores.iter().position(|p| !p.is_finite()) {
-                let sample = match batch.paths.get(i) {
-                    Some(path) => path.display().to_string(),
-                    None => format!("sample {} of its batch", i + 1),
-                };
-                return Err(Error::NonFiniteScore {
-                    sample,
-                    value: f64::from(scores[i]),
-                    model: model.name().to_string(),
-                });
-            }
-            let labels: Vec<u8> = to_vec_f32(&batch.labels)?
-                .into_iter()
-                .map(|l| u8::from(l > 0.5))
-                .collect();
-            each(&scores, &labels)?;
+    for_each_scored_batch(model, source, device, precision, |batch, logits| {
+        let scores = to_vec_f32(&logits.sigmoid())?;
+        if let Some(i) = scores.iter().position(|p| !p.is_finite()) {
+            let sample = match batch.paths.get(i) {
+                Some(path) => path.display().to_string(),
+                None => format!("sample {} of its batch", i + 1),
+            };
+            return Err(Error::NonFiniteScore {
+                sample,
+                value: f64::from(scores[i]),
+                model: model.name().to_string(),
+            });
         }
-        Ok(())
+        let labels: Vec<u8> = to_vec_f32(&batch.labels)?
+            .into_iter()
+            .map(|l| u8::from(l > 0.5))
+            .collect();
+        each(&scores, &labels)
     })
 }
 

@@ -2,14 +2,16 @@
 //!
 //! Where models, data and metrics meet: the training loop ([`Trainer`]), optimizers whose
 //! state can be saved ([`Optimizer`]: Adam, AdamW, SGD with momentum), the losses
-//! ([`Loss`]), Keras-style callbacks ([`EarlyStopping`], [`ReduceLROnPlateau`],
+//! ([`Loss`]), Keras-style callbacks ([`EarlyStopping`], [`ReduceLrOnPlateau`],
 //! [`ModelCheckpoint`]), resumable checkpoints, per-epoch history files, a progress bar,
 //! and evaluation into `df-metrics`' report ([`evaluate()`]).
 //!
 //! A run with an output directory writes `config.json` (the nested [`TrainingConfig`]),
 //! then after every epoch `last.safetensors` (everything a resume needs, written
-//! atomically), `history.json` and `history.csv`; the best model and the final one go to
-//! `best.safetensors` and `model.safetensors`. A killed run started again with
+//! atomically), `history.json` and `history.csv`; the final model goes to
+//! `model.safetensors`. The best model is written only where a [`ModelCheckpoint`] says
+//! ([`TrainerBuilder::model_checkpoint`]; [`run_experiment`] puts it in the run's
+//! `best.safetensors`). A killed run started again with
 //! [`TrainerBuilder::resume`] continues from its last completed epoch and ends with the
 //! same history as an uninterrupted run (on the CPU).
 //!
@@ -18,14 +20,15 @@
 //! `train`, `compare` and `demo` examples are thin command lines over it.
 //!
 //! ```
-//! use df_models::BuildOptions;
-//! use df_train::{EarlyStoppingConfig, OptimizerConfig, TensorBatches, Trainer, Verbosity};
+//! # mod deepfake { pub use df_models as models; pub mod train { pub use df_train::*; } }
+//! use deepfake::models::BuildOptions;
+//! use deepfake::train::{EarlyStoppingConfig, OptimizerConfig, TensorBatches, Trainer, Verbosity};
 //! use tch::{nn::VarStore, Device, Kind, Tensor};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let vs = VarStore::new(Device::Cpu);
 //! let options = BuildOptions::default().with_input_size(64, 64);
-//! let model = df_models::build("meso4", &vs.root(), &options)?;
+//! let model = deepfake::models::build("meso4", &vs.root(), &options)?;
 //! // Preprocessed images [N, 3, 64, 64] and labels (1 = fake).
 //! let x = Tensor::rand([24, 3, 64, 64], (Kind::Float, Device::Cpu));
 //! let y = Tensor::from_slice(&[0.0f32, 1.0]).repeat([12]);
@@ -49,7 +52,6 @@
 //! ```
 
 mod callbacks;
-pub mod checkpoint;
 pub mod data_record;
 mod error;
 mod evaluate;
@@ -61,13 +63,14 @@ mod optim;
 mod precision;
 mod progress;
 pub mod run_dir;
+pub mod run_files;
 mod source;
 mod study;
 mod trainer;
 
 pub use callbacks::{
     config_to_json, Callback, CallbackContext, CallbackState, EarlyStopping, EarlyStoppingConfig,
-    Logs, Mode, ModelCheckpoint, ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
+    Logs, Mode, ModelCheckpoint, ModelCheckpointConfig, ReduceLrOnPlateau, ReduceLrOnPlateauConfig,
     WeightSnapshot,
 };
 pub use df_metrics::{EpochRecord, History};
@@ -77,9 +80,11 @@ pub use df_metrics::{EpochRecord, History};
 pub use df_sys::memory as allocator;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_in, evaluate_report, predict, predict_in, Predictions};
+/// Writes a value as pretty JSON, atomically: df-io's [`df_io::write_json`].
+pub use df_io::write_json;
 pub use experiment::{
-    check_experiment, resume_changes, run_experiment, write_evaluation, write_json, write_report,
-    write_text, DataConfig, DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
+    check_experiment, resume_changes, run_experiment, DataConfig, DeviceChoice, ExperimentConfig,
+    ExperimentOutcome, ModelChoice,
 };
 pub use logits::{detector_logits, detector_logits_in, Pass};
 pub use loss::Loss;
@@ -96,9 +101,12 @@ pub use source::{
 pub use study::{
     StudyRecipe, EARLY_STOP_PATIENCE, REDUCE_LR_FACTOR, REDUCE_LR_PATIENCE, STUDY_MODELS,
 };
+pub use run_files::{
+    files, read_training_config, write_evaluation, write_report, write_text, SafetensorsFile,
+};
 pub use trainer::{
-    files, read_training_config, CallbacksConfig, ModelRecord, Trainer, TrainerBuilder,
-    TrainingConfig, CUDA_NAN_CHECK_INTERVAL, SECONDS,
+    CallbacksConfig, ModelRecord, Trainer, TrainerBuilder, TrainingConfig,
+    CUDA_NAN_CHECK_INTERVAL, SECONDS,
 };
 
 /// The entry point of the fuzz target `run_config` (`fuzz/`), shared with the test that

@@ -64,10 +64,16 @@ pub fn detector_logits_in(
     Ok(out.view([n]))
 }
 
-/// Keras' `binary_accuracy` on logits: `sigmoid(z) > 0.5` ⇔ `z > 0`, against `y > 0.5`.
+/// The one place accuracy is counted, Keras' `binary_accuracy` on logits:
+/// `sigmoid(z) > 0.5` ⇔ `z > 0`, against `y > 0.5`; the number of hits, an `Int64`
+/// scalar left on the device (the training steps add them up there between checks).
+pub(crate) fn hits(logits: &Tensor, ys: &Tensor) -> Tensor {
+    logits.gt(0.0).eq_tensor(&ys.gt(0.5)).sum(Kind::Int64)
+}
+
+/// [`hits`], read back.
 pub(crate) fn correct_count(logits: &Tensor, ys: &Tensor) -> Result<i64> {
-    let hits = logits.gt(0.0).eq_tensor(&ys.gt(0.5)).sum(Kind::Int64);
-    i64::try_from(&hits).map_err(torch("counting correct predictions"))
+    i64::try_from(&hits(logits, ys)).map_err(torch("counting correct predictions"))
 }
 
 /// A tensor's values as `f32` on the host.

@@ -208,6 +208,24 @@ pub fn check_input_memory(spec: &df_models::InputSpec, batch: usize) -> crate::R
 /// The `df-data` transform that produces a model's input: its size, and its
 /// preprocessing `(pixel·scale − mean) / std` in its channel order, with `resize` as the
 /// resize filter (Keras' `flow_from_directory` uses nearest, the MesoNet default).
+///
+/// ```
+/// # mod deepfake { pub use df_data::{self as data, image}; pub use df_models as models; pub mod train { pub use df_train::*; } }
+/// use deepfake::data::{rgb_to_tensor, ResizeFilter, Transform};
+/// use deepfake::models::{self, BuildOptions};
+/// use deepfake::train::transform_for;
+/// use tch::{nn::VarStore, Device};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vs = VarStore::new(Device::Cpu);
+/// let model = models::build("meso4", &vs.root(), &BuildOptions::default())?;
+/// let transform: Transform = transform_for(&model.input_spec(), ResizeFilter::Bilinear);
+/// assert_eq!((transform.width, transform.height), (256, 256));
+/// let picture = deepfake::image::RgbImage::new(320, 240); // any size: resized to the model's
+/// let input = rgb_to_tensor(&picture, &transform)?;
+/// assert_eq!(input.size(), [1, 3, 256, 256]);
+/// # Ok(()) }
+/// ```
 pub fn transform_for(
     spec: &df_models::InputSpec,
     resize: df_data::ResizeFilter,

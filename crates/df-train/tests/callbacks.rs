@@ -3,7 +3,7 @@
 
 use df_train::{
     Callback, CallbackContext, CallbackState, EarlyStopping, EarlyStoppingConfig, Logs, Mode,
-    Optimizer, OptimizerConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
+    Optimizer, OptimizerConfig, ReduceLrOnPlateau, ReduceLrOnPlateauConfig,
 };
 use tch::nn::VarStore;
 
@@ -59,7 +59,7 @@ fn build(case: &serde_json::Value) -> Box<dyn Callback> {
             if let Some(m) = num("min_lr") {
                 c = c.with_min_lr(m);
             }
-            Box::new(ReduceLROnPlateau::new(c).expect("reduce lr"))
+            Box::new(ReduceLrOnPlateau::new(c).expect("reduce lr"))
         }
         other => panic!("unknown callback {other}"),
     }
@@ -205,10 +205,10 @@ fn missing_monitor_is_a_clear_error() {
 #[test]
 fn invalid_callback_configs_are_errors() {
     assert!(
-        ReduceLROnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_factor(1.0)).is_err()
+        ReduceLrOnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_factor(1.0)).is_err()
     );
     assert!(
-        ReduceLROnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_min_lr(-1.0)).is_err()
+        ReduceLrOnPlateau::new(ReduceLrOnPlateauConfig::new("val_loss").with_min_lr(-1.0)).is_err()
     );
     assert!(EarlyStopping::new(EarlyStoppingConfig::new("")).is_err());
     assert!(Mode::Auto.minimises("val_loss"));

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use df_train::checkpoint::{atomic_write, read_safetensors, write_safetensors};
+use df_train::run_files::{read_safetensors, write_safetensors};
 use df_train::{
     files, Loss, ModelCheckpointConfig, OptimizerConfig, TensorBatches, Trainer, Verbosity,
 };
@@ -19,7 +19,7 @@ fn failed_write_leaves_the_old_file_and_no_temporary() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("a.bin");
     std::fs::write(&path, b"old").expect("write");
-    let err = atomic_write(&path, |f| {
+    let err = df_io::write_atomic_with(&path, |f| {
         use std::io::Write;
         f.write_all(b"partial new content").expect("write");
         Err(df_train::Error::Io {
@@ -190,4 +190,46 @@ fn only_rank_zero_writes() {
         .distributed(2, 2)
         .build()
         .is_err());
+}
+
+/// df-io's writer creates no folder; the trainer creates its own output directory (and
+/// only it) when `fit` starts, so a run into a new nested folder works, while a best-model
+/// checkpoint aimed at a folder nobody made is refused, naming that folder.
+#[test]
+fn the_trainer_creates_its_out_dir_and_nothing_else() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (x, y) = toy_data(16, 2);
+    let train = TensorBatches::new(x, y, 8).expect("train");
+    let out = tmp.path().join("runs").join("a");
+    let (model, vs) = tiny(5, 0.0, 0.0);
+    let mut trainer = Trainer::builder(model, vs)
+        .epochs(1)
+        .out_dir(&out)
+        .verbosity(Verbosity::Quiet)
+        .build()
+        .expect("trainer");
+    trainer.fit(&train, None).expect("fit");
+    for f in [
+        files::CONFIG,
+        files::LAST,
+        files::HISTORY_JSON,
+        files::FINAL,
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let elsewhere = tmp.path().join("nowhere");
+    let (model, vs) = tiny(5, 0.0, 0.0);
+    let mut trainer = Trainer::builder(model, vs)
+        .epochs(1)
+        .model_checkpoint(ModelCheckpointConfig::new(
+            elsewhere.join("best.safetensors"),
+            "loss",
+        ))
+        .out_dir(tmp.path().join("b"))
+        .verbosity(Verbosity::Quiet)
+        .build()
+        .expect("trainer");
+    let err = trainer.fit(&train, None).expect_err("no such folder");
+    assert!(err.to_string().contains("nowhere"), "{err}");
+    assert!(!elsewhere.exists(), "not created");
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use df_layers::DenseHead;
 use df_models::{InputSpec, Model};
-use df_train::checkpoint::read_safetensors;
+use df_train::run_files::read_safetensors;
 use df_train::{files, Error, OptimizerConfig, TensorBatches, Trainer, Verbosity};
 use tch::nn::ModuleT;
 use tch::Tensor;

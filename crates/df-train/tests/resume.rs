@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use df_train::checkpoint::read_safetensors;
+use df_train::run_files::read_safetensors;
 use df_train::{
     files, Callback, CallbackContext, EarlyStoppingConfig, History, Logs, ModelCheckpointConfig,
     OptimizerConfig, ReduceLrOnPlateauConfig, TensorBatches, Trainer, Verbosity, SECONDS,

@@ -1,46 +1,30 @@
 //! The training loop.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
-use df_metrics::{BinaryEvaluator, EpochRecord, EvaluatorConfig, History, Metric};
+use df_metrics::History;
 use df_models::Model;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tch::{nn::VarStore, Device, Kind, Tensor};
+use tch::{nn::VarStore, Device};
 
 use crate::callbacks::{
-    Callback, CallbackContext, EarlyStopping, EarlyStoppingConfig, Logs, ModelCheckpoint,
-    ModelCheckpointConfig, ReduceLROnPlateau, ReduceLrOnPlateauConfig,
+    Callback, CallbackContext, EarlyStopping, EarlyStoppingConfig, ModelCheckpoint,
+    ModelCheckpointConfig, ReduceLrOnPlateau, ReduceLrOnPlateauConfig,
 };
-use crate::checkpoint::atomic_write_bytes;
-use crate::error::{config, io, torch, Error, Result};
-use crate::logits::{correct_count, detector_logits_in, to_vec_f32, Pass};
+use crate::error::{config, io, Result};
 use crate::loss::Loss;
-use crate::model_io::save_model_with;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::precision::{GradScaler, GradScalerConfig, Precision};
 use crate::progress::{Progress, Verbosity};
-use crate::source::{epoch_seed, BatchSource};
+use crate::run_files::{self, files};
+use crate::source::BatchSource;
 
+mod epoch;
+mod guard;
 mod resume;
-
-/// The file names a run writes in its output directory.
-pub mod files {
-    /// The resumable checkpoint of the last completed epoch.
-    pub const LAST: &str = "last.safetensors";
-    /// The best model ([`crate::ModelCheckpoint`]'s default path).
-    pub const BEST: &str = "best.safetensors";
-    /// The model at the end of training (after EarlyStopping restored the best weights).
-    pub const FINAL: &str = "model.safetensors";
-    /// The [`crate::TrainingConfig`] the run was started with.
-    pub const CONFIG: &str = "config.json";
-    /// The per-epoch history as JSON.
-    pub const HISTORY_JSON: &str = "history.json";
-    /// The per-epoch history as CSV.
-    pub const HISTORY_CSV: &str = "history.csv";
-}
+mod step;
+mod validate;
 
 /// The history entry holding an epoch's wall-clock seconds (training and validation).
 pub const SECONDS: &str = "seconds";
@@ -110,7 +94,41 @@ pub struct TrainingConfig {
     pub grad_scaler: Option<GradScalerConfig>,
 }
 
-/// Builds a [`Trainer`]; see [`Trainer::builder`].
+/// Builds a [`Trainer`]; see [`Trainer::builder`]. Everything has a default (Adam 1e-3,
+/// binary cross-entropy, 10 epochs, the CPU, no callbacks, no files); each method sets one
+/// thing, and [`TrainerBuilder::build`] checks them together.
+///
+/// ```no_run
+/// # mod deepfake { pub use df_models as models; pub mod train { pub use df_train::*; } }
+/// use deepfake::models::{self, BuildOptions, Top};
+/// use deepfake::train::{
+///     EarlyStoppingConfig, Mode, ModelCheckpointConfig, OptimizerConfig,
+///     ReduceLrOnPlateauConfig, Trainer,
+/// };
+/// use tch::{nn::VarStore, Device};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let device = Device::cuda_if_available();
+/// let vs = VarStore::new(device);
+/// let options = BuildOptions::default().with_top(Top::pooled(&[], 0.2));
+/// let model = models::build("efficientnet_b0", &vs.root(), &options)?;
+/// let trainer = Trainer::builder(model, vs)
+///     .device(device)
+///     .optimizer(OptimizerConfig::adam(1e-4))
+///     .epochs(30)
+///     .seed(42)
+///     .early_stopping(EarlyStoppingConfig::new("val_loss").with_patience(5))
+///     .reduce_lr_on_plateau(ReduceLrOnPlateauConfig::new("val_loss"))
+///     // The best epoch's model: only written where a ModelCheckpoint says.
+///     .model_checkpoint(
+///         ModelCheckpointConfig::new("runs/b0/best.safetensors", "val_auc").with_mode(Mode::Max),
+///     )
+///     .out_dir("runs/b0") // config.json, last.safetensors, history, model.safetensors
+///     .resume(true)
+///     .build()?;
+/// # drop(trainer);
+/// # Ok(()) }
+/// ```
 pub struct TrainerBuilder {
     model: Box<dyn Model>,
     vs: VarStore,
@@ -196,7 +214,7 @@ impl TrainerBuilder {
         self.callbacks_config.early_stopping = Some(config);
         self
     }
-    /// Adds [`ReduceLROnPlateau`].
+    /// Adds [`ReduceLrOnPlateau`].
     pub fn reduce_lr_on_plateau(mut self, config: ReduceLrOnPlateauConfig) -> Self {
         self.callbacks_config.reduce_lr_on_plateau = Some(config);
         self
@@ -262,7 +280,7 @@ impl TrainerBuilder {
     /// Between checks the loss and accuracy add up on the device. With an interval above
     /// one, the variables, the optimizer's and the loss scaler's state are copied (on the
     /// device) at every good check, and a non-finite loss found at a check restores that
-    /// copy before [`Error::NonFiniteLoss`] is returned: the weights are those of the last
+    /// copy before [`crate::Error::NonFiniteLoss`] is returned: the weights are those of the last
     /// good check, as they are those before the bad batch with an interval of one. The
     /// progress bar and a distributed run's agreement move at the same rhythm.
     pub fn nan_check_interval(mut self, batches: usize) -> Self {
@@ -328,197 +346,151 @@ impl TrainerBuilder {
     /// # Errors
     /// An invalid optimizer or callback configuration, zero epochs, a rank outside the
     /// world, `freeze_backbone` on a model without a head, `resume` without `out_dir`.
-    pub fn build(self) -> Result<Trainer> {
-        let TrainerBuilder {
-            model,
-            mut vs,
-            loss,
+    pub fn build(mut self) -> Result<Trainer> {
+        self.check()?;
+        if let Some(d) = self.device.filter(|&d| d != self.vs.device()) {
+            self.vs.set_device(d);
+        }
+        if self.freeze_backbone {
+            freeze_to_head(self.model.as_ref(), &self.vs)?;
+        }
+        let device = self.vs.device();
+        let nan_check_interval = match self.nan_check_interval {
+            Some(0) => return Err(config("nan_check_interval", "must be at least 1 batch")),
+            Some(n) => n,
+            None if device.is_cuda() => CUDA_NAN_CHECK_INTERVAL,
+            None => 1,
+        };
+        let optimizer = Optimizer::for_var_store(self.optimizer, &self.vs)?;
+        self.precision.check(device)?;
+        let scaler = if self.precision.scales_loss() {
+            Some(GradScaler::new(self.grad_scaler, device)?)
+        } else {
+            None
+        };
+        let (callbacks, callbacks_config) = built_callbacks(self.callbacks_config, self.custom)?;
+        let config = TrainingConfig {
+            model: ModelRecord {
+                name: self.model.name().to_string(),
+                family: self.model.family().to_string(),
+                config: self.model.config_json()?,
+            },
+            optimizer: *optimizer.config(),
+            loss: self.loss,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            freeze_backbone: self.freeze_backbone,
+            data: self.data,
+            callbacks: callbacks_config,
+            rank: self.rank,
+            world_size: self.world_size,
+            precision: self.precision,
+            grad_scaler: scaler.as_ref().map(|s| *s.config()),
+        };
+        Ok(Trainer {
+            model: self.model,
+            vs: self.vs,
+            loss: self.loss,
             optimizer,
-            epochs,
-            batch_size,
-            device,
-            seed,
-            freeze_backbone,
-            callbacks_config,
-            custom,
-            out_dir,
-            resume,
-            resume_changes,
-            data,
-            verbosity,
-            rank,
-            world_size,
-            precision,
-            grad_scaler,
-            profile,
-            preparation,
-            group,
+            callbacks,
+            config,
+            out_dir: self.out_dir,
+            resume: self.resume,
+            resume_changes: self.resume_changes,
+            verbosity: self.verbosity,
+            history: History::new(),
+            epochs_done: 0,
+            stop_requested: false,
+            last_checkpoint: None,
+            scaler,
+            profile: self.profile,
+            preparation: self.preparation,
+            group: self.group,
             nan_check_interval,
-            retain_freed_memory,
-        } = self;
-        if epochs == 0 {
+            retain_freed_memory: self.retain_freed_memory,
+        })
+    }
+
+    /// The options that need nothing built: epochs, rank, `resume`.
+    fn check(&self) -> Result<()> {
+        if self.epochs == 0 {
             return Err(config("epochs", "must be > 0"));
         }
+        let (rank, world_size) = (self.rank, self.world_size);
         if world_size == 0 || rank >= world_size {
             return Err(config(
                 "rank",
                 format!("rank {rank} is outside a world of {world_size}"),
             ));
         }
-        if resume && out_dir.is_none() {
+        if self.resume && self.out_dir.is_none() {
             return Err(config("resume", "needs an output directory to resume from"));
         }
-        if let Some(d) = device {
-            if d != vs.device() {
-                vs.set_device(d);
-            }
-        }
-        if freeze_backbone {
-            let head = model.head().ok_or_else(|| {
-                config(
-                    "freeze_backbone",
-                    format!("model `{}` has no binary head to train", model.name()),
-                )
-            })?;
-            let trainable = head.variable_names();
-            for (name, t) in vs.variables() {
-                if !trainable.contains(&name) && t.requires_grad() {
-                    let _ = t.set_requires_grad(false);
-                }
-            }
-        }
-        let nan_check_interval = match nan_check_interval {
-            Some(0) => return Err(config("nan_check_interval", "must be at least 1 batch")),
-            Some(n) => n,
-            None if vs.device().is_cuda() => CUDA_NAN_CHECK_INTERVAL,
-            None => 1,
-        };
-        let optimizer = Optimizer::for_var_store(optimizer, &vs)?;
-        precision.check(vs.device())?;
-        let scaler = if precision.scales_loss() {
-            Some(GradScaler::new(grad_scaler, vs.device())?)
-        } else {
-            None
-        };
-        let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
-        if let Some(c) = &callbacks_config.model_checkpoint {
-            callbacks.push(Box::new(ModelCheckpoint::new(c.clone())?));
-        }
-        if let Some(c) = &callbacks_config.early_stopping {
-            callbacks.push(Box::new(EarlyStopping::new(c.clone())?));
-        }
-        if let Some(c) = &callbacks_config.reduce_lr_on_plateau {
-            callbacks.push(Box::new(ReduceLROnPlateau::new(c.clone())?));
-        }
-        let mut callbacks_config = callbacks_config;
-        for cb in custom {
-            callbacks_config
-                .custom
-                .push(serde_json::json!({ "name": cb.name(), "config": cb.config_json()? }));
-            callbacks.push(cb);
-        }
-        let config = TrainingConfig {
-            model: ModelRecord {
-                name: model.name().to_string(),
-                family: model.family().to_string(),
-                config: model.config_json()?,
-            },
-            optimizer: *optimizer.config(),
-            loss,
-            epochs,
-            batch_size,
-            seed,
-            freeze_backbone,
-            data,
-            callbacks: callbacks_config,
-            rank,
-            world_size,
-            precision,
-            grad_scaler: scaler.as_ref().map(|s| *s.config()),
-        };
-        Ok(Trainer {
-            model,
-            vs,
-            loss,
-            optimizer,
-            callbacks,
-            config,
-            out_dir,
-            resume,
-            resume_changes,
-            verbosity,
-            history: History::new(),
-            epochs_done: 0,
-            stop_requested: false,
-            last_checkpoint: None,
-            scaler,
-            profile,
-            preparation,
-            group,
-            nan_check_interval,
-            retain_freed_memory,
-        })
+        Ok(())
     }
+}
+
+/// Turns `backbone` training off: every variable outside the model's head stops
+/// requiring gradients.
+fn freeze_to_head(model: &dyn Model, vs: &VarStore) -> Result<()> {
+    let head = model.head().ok_or_else(|| {
+        config(
+            "freeze_backbone",
+            format!("model `{}` has no binary head to train", model.name()),
+        )
+    })?;
+    let trainable = head.variable_names();
+    for (name, t) in vs.variables() {
+        if !trainable.contains(&name) && t.requires_grad() {
+            let _ = t.set_requires_grad(false);
+        }
+    }
+    Ok(())
+}
+
+/// The built-in callbacks of `callbacks_config` (best model, early stopping, learning-rate
+/// schedule, in that order), then `custom` ones, recorded by name and configuration.
+fn built_callbacks(
+    callbacks_config: CallbacksConfig,
+    custom: Vec<Box<dyn Callback>>,
+) -> Result<(Vec<Box<dyn Callback>>, CallbacksConfig)> {
+    let mut callbacks: Vec<Box<dyn Callback>> = Vec::new();
+    if let Some(c) = &callbacks_config.model_checkpoint {
+        callbacks.push(Box::new(ModelCheckpoint::new(c.clone())?));
+    }
+    if let Some(c) = &callbacks_config.early_stopping {
+        callbacks.push(Box::new(EarlyStopping::new(c.clone())?));
+    }
+    if let Some(c) = &callbacks_config.reduce_lr_on_plateau {
+        callbacks.push(Box::new(ReduceLrOnPlateau::new(c.clone())?));
+    }
+    let mut callbacks_config = callbacks_config;
+    for cb in custom {
+        callbacks_config
+            .custom
+            .push(serde_json::json!({ "name": cb.name(), "config": cb.config_json()? }));
+        callbacks.push(cb);
+    }
+    Ok((callbacks, callbacks_config))
 }
 
 /// The default of [`TrainerBuilder::nan_check_interval`] on a GPU, in batches.
 pub const CUDA_NAN_CHECK_INTERVAL: usize = 20;
 
-/// The training loss and correct predictions of the batches since the last check, summed
-/// on the device (one read per check).
-#[derive(Default)]
-struct Pending {
-    loss_sum: Option<Tensor>,
-    correct: Option<Tensor>,
-    n: i64,
-    batches: usize,
-}
-
-impl Pending {
-    fn add(&mut self, loss: &Tensor, logits: &Tensor, ys: &Tensor) {
-        let n = ys.size().first().copied().unwrap_or(0);
-        let loss = loss.detach().to_kind(Kind::Double) * n as f64;
-        let hits = logits
-            .gt(0.0)
-            .eq_tensor(&ys.gt(0.5))
-            .sum(Kind::Int64)
-            .to_kind(Kind::Double);
-        self.loss_sum = Some(match self.loss_sum.take() {
-            Some(sum) => sum + loss,
-            None => loss,
-        });
-        self.correct = Some(match self.correct.take() {
-            Some(sum) => sum + hits,
-            None => hits,
-        });
-        self.n += n;
-        self.batches += 1;
-    }
-
-    /// (loss sum, correct, images, batches) since the last take, read in one transfer.
-    fn take(&mut self) -> Result<(f64, i64, i64, usize)> {
-        let (n, batches) = (self.n, self.batches);
-        let sums = match (self.loss_sum.take(), self.correct.take()) {
-            (Some(l), Some(c)) => Tensor::stack(&[l, c], 0),
-            _ => return Ok((0.0, 0, 0, 0)),
-        };
-        let v = Vec::<f64>::try_from(&sums.to_device(Device::Cpu))
-            .map_err(torch("reading the loss"))?;
-        *self = Pending::default();
-        Ok((v[0], v[1].round() as i64, n, batches))
-    }
-}
-
-/// Copies of the variables, the optimizer's and the loss scaler's state, kept on their
-/// device, to roll back to.
-struct Snapshot {
-    variables: Vec<(Tensor, Tensor)>,
-    optimizer: HashMap<String, Tensor>,
-    scaler: HashMap<String, Tensor>,
-}
-
 /// The training loop: forward, loss + L2, backward, optimizer step; validation, callbacks,
-/// checkpoints and history after every epoch.
+/// checkpoints and history after every epoch. [`Trainer::fit`] changes two things that
+/// belong to the whole process: it seeds libtorch's global generator at every epoch
+/// (`tch::manual_seed`, see Reproducibility below), and on the CPU it sets the C
+/// library's policy for freed memory ([`df_sys::memory::retain_freed_memory`]: glibc
+/// keeps freed blocks for reuse; the policy lasts after `fit`, which returns the free
+/// pages when it ends, [`df_sys::memory::release_freed_memory`]); turn that off with
+/// [`TrainerBuilder::retain_freed_memory`]`(false)`.
+///
+/// The loop's parts, each in its own module: the step (forward, loss, backward, loss
+/// scaler, gradient averaging), the guard (finite checks, snapshot and rollback, the
+/// divergence check), the validation (through evaluation's loop, [`crate::evaluate_in`]),
+/// the resumable state, and the run's files ([`crate::run_files`]).
 ///
 /// Logged per epoch (Keras' names): `loss` and `accuracy` (means over the epoch's
 /// training batches, weighted by batch size, the loss including the L2 penalty),
@@ -535,6 +507,30 @@ struct Snapshot {
 /// start; after every epoch, once all callbacks have run, `last.safetensors` (weights,
 /// optimizer state, learning rate, epoch, history and callback states, written
 /// atomically), then `history.json` and `history.csv`; `model.safetensors` at the end.
+/// The best epoch's model only with [`TrainerBuilder::model_checkpoint`].
+///
+/// ```
+/// # mod deepfake { pub use df_models as models; pub mod train { pub use df_train::*; } }
+/// use deepfake::models::{self, BuildOptions};
+/// use deepfake::train::{TensorBatches, Trainer, Verbosity};
+/// use tch::{nn::VarStore, Device, Kind, Tensor};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vs = VarStore::new(Device::Cpu);
+/// let options = BuildOptions::default().with_input_size(32, 32);
+/// let model = models::build("meso4", &vs.root(), &options)?;
+/// // Preprocessed pictures [N, 3, 32, 32] and their labels (1 = fake); image folders
+/// // come through `deepfake::data::Loader` instead.
+/// let pictures = Tensor::rand([16, 3, 32, 32], (Kind::Float, Device::Cpu));
+/// let labels = Tensor::from_slice(&[0.0f32, 1.0]).repeat([8]);
+/// let train = TensorBatches::new(pictures, labels, 8)?;
+/// let mut trainer = Trainer::builder(model, vs).epochs(1).verbosity(Verbosity::Quiet).build()?;
+/// let history = trainer.fit(&train, None)?;
+/// assert_eq!(history.len(), 1);
+/// let (trained, _variables) = trainer.into_parts();
+/// assert_eq!(trained.name(), "meso4");
+/// # Ok(()) }
+/// ```
 pub struct Trainer {
     model: Box<dyn Model>,
     vs: VarStore,
@@ -564,96 +560,6 @@ impl std::fmt::Debug for Trainer {
             .field("config", &self.config)
             .field("epochs_done", &self.epochs_done)
             .finish_non_exhaustive()
-    }
-}
-
-/// The parts of a training epoch that [`TrainerBuilder::profile`] times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Data,
-    Forward,
-    Backward,
-    Step,
-    Validation,
-}
-
-impl Phase {
-    const ALL: [Phase; 5] = [
-        Phase::Data,
-        Phase::Forward,
-        Phase::Backward,
-        Phase::Step,
-        Phase::Validation,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Phase::Data => "data",
-            Phase::Forward => "forward",
-            Phase::Backward => "backward",
-            Phase::Step => "step",
-            Phase::Validation => "validation",
-        }
-    }
-}
-
-/// Wall time per [`Phase`]: each lap charges the time since the previous one.
-struct PhaseClock {
-    mark: Instant,
-    totals: [f64; 5],
-}
-
-impl PhaseClock {
-    fn new() -> Self {
-        Self {
-            mark: Instant::now(),
-            totals: [0.0; 5],
-        }
-    }
-
-    fn lap(&mut self, phase: Phase) {
-        let now = Instant::now();
-        self.totals[phase as usize] += (now - self.mark).as_secs_f64();
-        self.mark = now;
-    }
-
-    fn totals(&self) -> impl Iterator<Item = (Phase, f64)> + '_ {
-        Phase::ALL.into_iter().zip(self.totals)
-    }
-}
-
-#[derive(Default)]
-struct Mean {
-    loss_sum: f64,
-    correct: i64,
-    n: i64,
-}
-
-impl Mean {
-    /// The sums over every rank of `group`.
-    fn across(&self, group: &df_dist::ProcessGroup) -> Result<Mean> {
-        let mut t = Tensor::from_slice(&[self.loss_sum, self.correct as f64, self.n as f64])
-            .to_device(group.device());
-        group.all_reduce(&mut t, df_dist::Reduce::Sum)?;
-        let v = Vec::<f64>::try_from(&t.to_device(Device::Cpu))
-            .map_err(torch("reading the ranks' metrics"))?;
-        Ok(Mean {
-            loss_sum: v[0],
-            correct: v[1].round() as i64,
-            n: v[2].round() as i64,
-        })
-    }
-
-    fn add(&mut self, loss: f64, n: i64, correct: i64) {
-        self.loss_sum += loss * n as f64;
-        self.correct += correct;
-        self.n += n;
-    }
-    fn loss(&self) -> f64 {
-        self.loss_sum / self.n.max(1) as f64
-    }
-    fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.n.max(1) as f64
     }
 }
 
@@ -727,88 +633,6 @@ impl Trainer {
         self.nan_check_interval
     }
 
-    fn snapshot(&self) -> Snapshot {
-        let variables = tch::no_grad(|| {
-            self.vs
-                .variables()
-                .into_values()
-                .map(|t| {
-                    let copy = t.detach().copy();
-                    (t, copy)
-                })
-                .collect()
-        });
-        Snapshot {
-            variables,
-            optimizer: self.optimizer.state_tensors().into_iter().collect(),
-            scaler: self
-                .scaler
-                .as_ref()
-                .map(|s| s.state_tensors().into_iter().collect())
-                .unwrap_or_default(),
-        }
-    }
-
-    fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
-        tch::no_grad(|| -> Result<()> {
-            for (var, saved) in &snapshot.variables {
-                var.shallow_clone()
-                    .f_copy_(saved)
-                    .map_err(torch("restoring the last good variables"))?;
-            }
-            Ok(())
-        })?;
-        self.optimizer.load_state_tensors(&snapshot.optimizer)?;
-        if let Some(scaler) = &mut self.scaler {
-            scaler.load_state_tensors(&snapshot.scaler)?;
-        }
-        Ok(())
-    }
-
-    /// Reads the pending sums; on a non-finite loss (on any rank) restores `snapshot` and
-    /// fails, else adds them to `mean`, moves the progress bar and takes a new snapshot.
-    #[allow(clippy::too_many_arguments)]
-    fn check_pending(
-        &mut self,
-        pending: &mut Pending,
-        snapshot: &mut Option<Snapshot>,
-        mean: &mut Mean,
-        progress: &Progress,
-        epoch: usize,
-        batch: usize,
-    ) -> Result<()> {
-        let (loss_sum, correct, n, batches) = pending.take()?;
-        if batches == 0 {
-            return Ok(());
-        }
-        let finite = match &self.group {
-            Some(group) => group.all_agree(loss_sum.is_finite())?,
-            None => loss_sum.is_finite(),
-        };
-        if !finite {
-            if let Some(good) = snapshot.as_ref() {
-                self.restore(good)?;
-            }
-            progress.finish();
-            return Err(Error::NonFiniteLoss {
-                epoch: epoch + 1,
-                batch,
-                value: loss_sum / n.max(1) as f64,
-                last_checkpoint: self.last_checkpoint.clone(),
-            });
-        }
-        mean.loss_sum += loss_sum;
-        mean.correct += correct;
-        mean.n += n;
-        progress.batches(batches, mean.loss(), mean.accuracy());
-        *snapshot = Some(self.snapshot());
-        Ok(())
-    }
-
-    fn out_path(&self, name: &str) -> Option<PathBuf> {
-        self.out_dir.as_ref().map(|d| d.join(name))
-    }
-
     /// Calls `f` on every callback in order, each with a context over the model, its
     /// variables, the optimizer and the shared stop flag.
     fn each_callback(
@@ -839,24 +663,14 @@ impl Trainer {
         Ok(())
     }
 
-    /// Logits of "fake" `[N]` for preprocessed inputs `[N, 3, H, W]`.
-    fn logits(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let pass = match (train, self.config.freeze_backbone) {
-            (false, _) => Pass::Eval,
-            (true, false) => Pass::Train,
-            (true, true) => Pass::TrainHead,
-        };
-        detector_logits_in(self.model.as_ref(), xs, pass, self.config.precision)
-    }
-
     /// Trains on `train`, validating on `val` after every epoch, until the configured
     /// number of epochs or a callback's stop. Resumes first when asked to and a last
     /// checkpoint exists.
     ///
     /// # Errors
-    /// [`Error::NonFiniteLoss`] when the loss becomes NaN/inf (the weights are those
+    /// [`crate::Error::NonFiniteLoss`] when the loss becomes NaN/inf (the weights are those
     /// before the bad batch, the checkpoint on disk the last good one); data errors;
-    /// [`Error::MissingMetric`] when a callback monitors a metric that is not logged
+    /// [`crate::Error::MissingMetric`] when a callback monitors a metric that is not logged
     /// (`val_*` without validation data); I/O errors; a checkpoint that does not fit.
     pub fn fit(
         &mut self,
@@ -875,8 +689,10 @@ impl Trainer {
         };
         if let Some(path) = resume_from {
             self.load_checkpoint(&path)?;
-        } else if self.is_main() {
-            self.write_config()?;
+        } else if let (true, Some(dir)) = (self.is_main(), &self.out_dir) {
+            // The run's folder, created here (df-io's writer creates no folder).
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+            run_files::write_training_config(dir, &self.config)?;
         }
         // Data-parallel: every rank starts from rank 0's variables (fresh or resumed), and
         // the gradients of what is trainable now are averaged after each backward pass.
@@ -906,311 +722,4 @@ impl Trainer {
         }
         result
     }
-
-    /// The epochs of [`Trainer::fit`], once resumed and set up.
-    fn fit_epochs(
-        &mut self,
-        train: &dyn BatchSource,
-        val: Option<&dyn BatchSource>,
-        averager: Option<&df_dist::ddp::GradientAverager>,
-        progress: &Progress,
-    ) -> Result<&History> {
-        let epochs = self.config.epochs;
-        let device = self.vs.device();
-        while self.epochs_done < epochs && !self.stop_requested {
-            let epoch = self.epochs_done;
-            let t0 = Instant::now();
-            // Dropout's stream: the run's seed and the epoch, and the rank, so that the
-            // ranks of a distributed run draw their own masks (rank 0: as one process).
-            let stream = (epoch_seed(self.config.seed, epoch) >> 1)
-                .wrapping_add((self.config.rank as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            tch::manual_seed((stream & (i64::MAX as u64)) as i64);
-            progress.start_epoch(epoch, epochs, train.num_batches());
-            let mut mean = Mean::default();
-            let mut clock = PhaseClock::new();
-            let interval = self.nan_check_interval;
-            let mut pending = Pending::default();
-            let mut snapshot = (interval > 1).then(|| self.snapshot());
-            let mut batches_seen = 0;
-            for (b, batch) in train.epoch_batches(epoch)?.enumerate() {
-                batches_seen = b + 1;
-                let batch = batch?;
-                let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
-                let ys = batch.labels.to_device(device).to_kind(Kind::Float);
-                clock.lap(Phase::Data);
-                let logits = self.logits(&xs, true)?;
-                let weights = batch.weights.as_ref().map(|w| w.to_device(device));
-                let total = self.loss.compute_weighted(&logits, &ys, weights.as_ref())
-                    + self.model.l2_penalty().to_device(device);
-                // Every batch (interval 1): read and check the loss before the step. Else
-                // it adds up on the device, checked every `interval` batches below.
-                let value = if interval == 1 {
-                    let value = f64::try_from(&total).map_err(torch("reading the loss"))?;
-                    // Every rank takes the decision together (one stopping alone would
-                    // leave the others waiting in the next collective).
-                    let finite = match &self.group {
-                        Some(group) => group.all_agree(value.is_finite())?,
-                        None => value.is_finite(),
-                    };
-                    if !finite {
-                        progress.finish();
-                        return Err(Error::NonFiniteLoss {
-                            epoch: epoch + 1,
-                            batch: b + 1,
-                            value,
-                            last_checkpoint: self.last_checkpoint.clone(),
-                        });
-                    }
-                    Some(value)
-                } else {
-                    pending.add(&total, &logits, &ys);
-                    None
-                };
-                clock.lap(Phase::Forward);
-                self.optimizer.zero_grad();
-                match &mut self.scaler {
-                    None => {
-                        total.backward();
-                        if let (Some(group), Some(averager)) = (&self.group, &averager) {
-                            averager.average(group)?;
-                        }
-                        clock.lap(Phase::Backward);
-                        self.optimizer.step()?;
-                    }
-                    Some(scaler) => {
-                        // torch.amp.GradScaler: backward on the scaled loss, unscale,
-                        // step only when every gradient is finite, then update the scale.
-                        // (Averaged scaled gradients: every rank finds the same infs.)
-                        scaler.scale_loss(&total).backward();
-                        if let (Some(group), Some(averager)) = (&self.group, &averager) {
-                            averager.average(group)?;
-                        }
-                        clock.lap(Phase::Backward);
-                        let found_inf = scaler.unscale(&self.optimizer.parameters())?;
-                        if !found_inf {
-                            self.optimizer.step()?;
-                        }
-                        scaler.update(found_inf);
-                    }
-                }
-                match value {
-                    Some(value) => {
-                        let correct = correct_count(&logits, &ys)?;
-                        mean.add(value, ys.size()[0], correct);
-                        progress.batch(mean.loss(), mean.accuracy());
-                    }
-                    None if pending.batches == interval => self.check_pending(
-                        &mut pending,
-                        &mut snapshot,
-                        &mut mean,
-                        progress,
-                        epoch,
-                        b + 1,
-                    )?,
-                    None => {}
-                }
-                clock.lap(Phase::Step);
-            }
-            self.check_pending(
-                &mut pending,
-                &mut snapshot,
-                &mut mean,
-                progress,
-                epoch,
-                batches_seen,
-            )?;
-            drop(snapshot);
-            if let Some(group) = &self.group {
-                // The epoch's metrics over every rank's batches; batch-norm statistics
-                // (and any other buffer) made rank 0's, so the ranks stay identical.
-                mean = mean.across(group)?;
-                df_dist::ddp::broadcast_variables(
-                    group,
-                    &self.vs,
-                    df_dist::ddp::Variables::Buffers,
-                    0,
-                )?;
-            }
-            let mut logs = Logs::new();
-            logs.insert("loss".into(), mean.loss());
-            logs.insert("accuracy".into(), mean.accuracy());
-            if let Some(val) = val {
-                let v = self.validate(val)?;
-                logs.insert("val_loss".into(), v.loss);
-                logs.insert("val_accuracy".into(), v.accuracy);
-                if let Some(auc) = v.auc {
-                    logs.insert("val_auc".into(), auc);
-                }
-                clock.lap(Phase::Validation);
-            }
-            if self.profile {
-                for (phase, seconds) in clock.totals() {
-                    logs.insert(format!("time_{}", phase.name()), seconds);
-                }
-            }
-            logs.insert("learning_rate".into(), self.optimizer.learning_rate());
-            if let Some(scaler) = &self.scaler {
-                logs.insert("loss_scale".into(), scaler.scale()?);
-            }
-            let mut stop = false;
-            self.each_callback(&mut stop, |cb, ctx| cb.on_epoch_end(epoch, &logs, ctx))?;
-            if let Some(reason) = self.divergence(&logs)? {
-                progress.finish();
-                return Err(Error::Diverged {
-                    epoch: epoch + 1,
-                    reason,
-                    last_checkpoint: self.last_checkpoint.clone(),
-                });
-            }
-            let seconds = t0.elapsed().as_secs_f64();
-            progress.end_epoch(epoch, epochs, &logs, seconds);
-            let mut record = EpochRecord::new(epoch + 1);
-            record.metrics = logs;
-            record.insert(SECONDS, seconds);
-            self.history.push(record)?;
-            self.epochs_done = epoch + 1;
-            self.stop_requested = stop;
-            if self.is_main() {
-                if let Some(path) = self.out_path(files::LAST) {
-                    self.write_checkpoint(&path)?;
-                    self.last_checkpoint = Some(path);
-                }
-                self.write_history()?;
-            }
-        }
-        progress.finish();
-        let mut stop = self.stop_requested;
-        self.each_callback(&mut stop, |cb, ctx| cb.on_train_end(ctx))?;
-        if self.is_main() {
-            if let Some(path) = self.out_path(files::FINAL) {
-                save_model_with(
-                    &path,
-                    self.model.as_ref(),
-                    &self.vs,
-                    self.preparation.as_ref(),
-                )?;
-            }
-        }
-        Ok(&self.history)
-    }
-
-    /// Why the epoch that produced `logs` diverged, if it did: a validation loss or a
-    /// variable (weights, batch-norm statistics) that is NaN or infinite. The training
-    /// loss is checked at every step already.
-    fn divergence(&self, logs: &Logs) -> Result<Option<String>> {
-        if let Some(v) = logs.get("val_loss").filter(|v| !v.is_finite()) {
-            return Ok(Some(format!("the validation loss is {v}")));
-        }
-        let mut bad = Vec::new();
-        for (name, t) in self.vs.variables() {
-            let finite = tch::no_grad(|| t.isfinite().all());
-            if !bool::try_from(&finite).map_err(torch("checking the variables"))? {
-                bad.push(name);
-            }
-        }
-        if bad.is_empty() {
-            return Ok(None);
-        }
-        bad.sort();
-        let shown: Vec<&str> = bad.iter().take(5).map(String::as_str).collect();
-        Ok(Some(format!(
-            "{} variable(s) hold NaN or infinite values ({}{})",
-            bad.len(),
-            shown.join(", "),
-            if bad.len() > shown.len() { ", ..." } else { "" }
-        )))
-    }
-
-    /// Loss (with the L2 penalty), accuracy and AUC of the model on `source`, in eval
-    /// mode.
-    fn validate(&self, source: &dyn BatchSource) -> Result<Validation> {
-        let device = self.vs.device();
-        let mut mean = Mean::default();
-        let mut evaluator = BinaryEvaluator::new(EvaluatorConfig::default())?;
-        let (mut all_probs, mut all_labels) = (Vec::new(), Vec::new());
-        tch::no_grad(|| -> Result<()> {
-            for batch in source.epoch_batches(0)? {
-                let batch = batch?;
-                let xs = batch.inputs.to_device(device).to_kind(Kind::Float);
-                let ys = batch.labels.to_device(device).to_kind(Kind::Float);
-                let logits = self.logits(&xs, false)?;
-                let loss = self.loss.compute(&logits, &ys);
-                let value = f64::try_from(&loss).map_err(torch("reading the validation loss"))?;
-                mean.add(value, ys.size()[0], correct_count(&logits, &ys)?);
-                all_probs.extend(to_vec_f32(&logits.sigmoid())?);
-                all_labels.extend(to_vec_f32(&ys)?);
-            }
-            Ok(())
-        })?;
-        if let Some(group) = &self.group {
-            // Every rank's share of the validation set: one set of metrics, the same on
-            // every rank (early stopping and the learning-rate schedule agree).
-            mean = mean.across(group)?;
-            let gather = |v: &[f32]| -> Result<Vec<f32>> {
-                let all =
-                    group.all_gather_uneven(&Tensor::from_slice(v).to_device(group.device()))?;
-                Vec::<f32>::try_from(&all.to_device(Device::Cpu))
-                    .map_err(torch("reading the gathered scores"))
-            };
-            all_probs = gather(&all_probs)?;
-            all_labels = gather(&all_labels)?;
-        }
-        if !all_probs.is_empty() && all_probs.iter().all(|p| p.is_finite()) {
-            evaluator.update(&all_probs, &all_labels)?;
-        }
-        let l2 =
-            f64::try_from(&self.model.l2_penalty()).map_err(torch("reading the L2 penalty"))?;
-        // Non-finite scores were left out of the evaluator (the loss already says NaN);
-        // the AUC is reported only when every sample was scored. `auc` is `None` when
-        // the validation set holds one class.
-        let auc = if mean.n > 0 && evaluator.count() == mean.n as u64 {
-            evaluator.compute()?.auc
-        } else {
-            None
-        };
-        Ok(Validation {
-            loss: mean.loss() + l2,
-            accuracy: mean.accuracy(),
-            auc,
-        })
-    }
-
-    fn write_config(&self) -> Result<()> {
-        if let Some(path) = self.out_path(files::CONFIG) {
-            let mut text =
-                serde_json::to_string_pretty(&self.config).map_err(|source| Error::Json {
-                    path: path.clone(),
-                    source,
-                })?;
-            text.push('\n');
-            atomic_write_bytes(&path, text.as_bytes())?;
-        }
-        Ok(())
-    }
-
-    fn write_history(&self) -> Result<()> {
-        if let Some(path) = self.out_path(files::HISTORY_JSON) {
-            self.history.to_json_file(&path)?;
-        }
-        if let Some(path) = self.out_path(files::HISTORY_CSV) {
-            self.history.to_csv_file(&path)?;
-        }
-        Ok(())
-    }
-}
-
-struct Validation {
-    loss: f64,
-    accuracy: f64,
-    auc: Option<f64>,
-}
-
-/// Reads the [`TrainingConfig`] of a run directory.
-///
-/// # Errors
-/// An I/O or JSON error naming the file.
-pub fn read_training_config(dir: &Path) -> Result<TrainingConfig> {
-    let path = dir.join(files::CONFIG);
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    serde_json::from_str(&text).map_err(|source| Error::Json { path, source })
 }

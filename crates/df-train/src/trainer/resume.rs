@@ -12,8 +12,8 @@ use tch::Tensor;
 
 use super::Trainer;
 use crate::callbacks::{CallbackState, WeightSnapshot};
-use crate::checkpoint::{read_safetensors, write_safetensors};
 use crate::error::{checkpoint, Error, Result};
+use crate::run_files::{read_safetensors, write_safetensors};
 
 /// The `format` of a training checkpoint.
 pub(super) const STATE_FORMAT: &str = "deepfake.train_state.v1";
@@ -91,6 +91,9 @@ impl Trainer {
         write_safetensors(path, &tensors, &metadata)
     }
 
+    /// Restores the run from the resumable checkpoint at `path`: the variables, the
+    /// optimizer's and the loss scaler's state, the learning rate (unless a resume change
+    /// sets it), every callback's state, the history and the epoch.
     pub(super) fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
         let file = read_safetensors(path)?;
         let raw = file.metadata.get("train_state").ok_or_else(|| {
@@ -100,6 +103,41 @@ impl Trainer {
             path: path.to_path_buf(),
             source,
         })?;
+        self.check_state(path, &state)?;
+        let parts = StateTensors::split(path, file.tensors, self.callbacks.len())?;
+        self.restore_tensors(path, &parts)?;
+        let lr_changed = self
+            .resume_changes
+            .iter()
+            .any(|c| c.contains("learning rate"));
+        if !lr_changed {
+            self.optimizer.set_learning_rate(state.learning_rate);
+        }
+        for ((cb, record), tensors) in self
+            .callbacks
+            .iter_mut()
+            .zip(state.callbacks)
+            .zip(parts.callbacks)
+        {
+            cb.load_state(CallbackState {
+                json: record.state,
+                tensors,
+            })?;
+        }
+        self.epochs_done = state.epochs_done;
+        self.stop_requested = state.stop_requested;
+        self.history = state.history;
+        for change in &self.resume_changes {
+            self.history
+                .note(format!("resumed with a change: {change}"));
+        }
+        self.last_checkpoint = Some(path.to_path_buf());
+        Ok(())
+    }
+
+    /// Refuses a state written by another kind of run: its format, model, optimizer and
+    /// callbacks (by name, in order) must be this trainer's.
+    fn check_state(&self, path: &Path, state: &TrainState) -> Result<()> {
         if state.format != STATE_FORMAT {
             return Err(checkpoint(
                 path,
@@ -140,70 +178,74 @@ impl Trainer {
                 format!("written with callbacks {saved:?}, the trainer has {now:?}"),
             ));
         }
-        let mut model_tensors = Vec::new();
-        let mut optim_tensors = HashMap::new();
-        let mut scaler_tensors = HashMap::new();
-        let mut callback_tensors: Vec<Vec<(String, Tensor)>> =
-            (0..self.callbacks.len()).map(|_| Vec::new()).collect();
-        for (name, t) in file.tensors {
-            if let Some(n) = name.strip_prefix("model/") {
-                model_tensors.push((n.to_string(), t));
-            } else if let Some(n) = name.strip_prefix("optimizer/") {
-                optim_tensors.insert(n.to_string(), t);
-            } else if let Some(n) = name.strip_prefix("scaler/") {
-                scaler_tensors.insert(n.to_string(), t);
-            } else if let Some(rest) = name.strip_prefix("callback/") {
-                let (i, n) = rest
-                    .split_once('/')
-                    .and_then(|(i, n)| i.parse::<usize>().ok().map(|i| (i, n)))
-                    .filter(|(i, _)| *i < callback_tensors.len())
-                    .ok_or_else(|| checkpoint(path, format!("unexpected tensor `{name}`")))?;
-                callback_tensors[i].push((n.to_string(), t));
-            }
-        }
+        Ok(())
+    }
+
+    /// Loads the variables, the optimizer's state and the loss scaler's.
+    fn restore_tensors(&mut self, path: &Path, parts: &StateTensors) -> Result<()> {
         WeightSnapshot {
-            tensors: model_tensors,
+            tensors: parts
+                .model
+                .iter()
+                .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                .collect(),
         }
         .restore(&self.vs)
         .map_err(|e| checkpoint(path, e.to_string()))?;
         self.optimizer
-            .load_state_tensors(&optim_tensors)
+            .load_state_tensors(&parts.optimizer)
             .map_err(|e| checkpoint(path, e.to_string()))?;
         // The loss scale goes on where it was (a run resumed in f16 from another
         // precision starts from the initial scale).
         if let Some(scaler) = &mut self.scaler {
-            if !scaler_tensors.is_empty() {
+            if !parts.scaler.is_empty() {
                 scaler
-                    .load_state_tensors(&scaler_tensors)
+                    .load_state_tensors(&parts.scaler)
                     .map_err(|e| checkpoint(path, e.to_string()))?;
             }
         }
-        let lr_changed = self
-            .resume_changes
-            .iter()
-            .any(|c| c.contains("learning rate"));
-        if !lr_changed {
-            self.optimizer.set_learning_rate(state.learning_rate);
-        }
-        for ((cb, record), tensors) in self
-            .callbacks
-            .iter_mut()
-            .zip(state.callbacks)
-            .zip(callback_tensors)
-        {
-            cb.load_state(CallbackState {
-                json: record.state,
-                tensors,
-            })?;
-        }
-        self.epochs_done = state.epochs_done;
-        self.stop_requested = state.stop_requested;
-        self.history = state.history;
-        for change in &self.resume_changes {
-            self.history
-                .note(format!("resumed with a change: {change}"));
-        }
-        self.last_checkpoint = Some(path.to_path_buf());
         Ok(())
+    }
+}
+
+/// The tensors of a resumable checkpoint, by owner.
+struct StateTensors {
+    model: Vec<(String, Tensor)>,
+    optimizer: HashMap<String, Tensor>,
+    scaler: HashMap<String, Tensor>,
+    callbacks: Vec<Vec<(String, Tensor)>>,
+}
+
+impl StateTensors {
+    /// Sorts the file's tensors by their prefix (`model/`, `optimizer/`, `scaler/`,
+    /// `callback/{index}/`); an index beyond `callbacks` is an error.
+    fn split(
+        path: &Path,
+        tensors: HashMap<String, Tensor>,
+        callbacks: usize,
+    ) -> Result<StateTensors> {
+        let mut parts = StateTensors {
+            model: Vec::new(),
+            optimizer: HashMap::new(),
+            scaler: HashMap::new(),
+            callbacks: (0..callbacks).map(|_| Vec::new()).collect(),
+        };
+        for (name, t) in tensors {
+            if let Some(n) = name.strip_prefix("model/") {
+                parts.model.push((n.to_string(), t));
+            } else if let Some(n) = name.strip_prefix("optimizer/") {
+                parts.optimizer.insert(n.to_string(), t);
+            } else if let Some(n) = name.strip_prefix("scaler/") {
+                parts.scaler.insert(n.to_string(), t);
+            } else if let Some(rest) = name.strip_prefix("callback/") {
+                let (i, n) = rest
+                    .split_once('/')
+                    .and_then(|(i, n)| i.parse::<usize>().ok().map(|i| (i, n)))
+                    .filter(|(i, _)| *i < callbacks)
+                    .ok_or_else(|| checkpoint(path, format!("unexpected tensor `{name}`")))?;
+                parts.callbacks[i].push((n.to_string(), t));
+            }
+        }
+        Ok(parts)
     }
 }

@@ -1,0 +1,404 @@
+//! One training run from image folders to a report: what the `train`, `compare` and
+//! `demo` examples and the real-data checks share.
+//!
+//! [`run_experiment`] builds the registered model, opens the image folders, makes the
+//! loaders with the model's input transform, trains with the configured optimizer and
+//! callbacks, evaluates the final model on the validation set, and writes everything a
+//! person opens afterwards into the output directory:
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `experiment.json` | the [`ExperimentConfig`] |
+//! | `config.json` | the trainer's nested [`crate::TrainingConfig`] (model name and config, optimizer, data, callbacks) |
+//! | `last.safetensors` | resumable checkpoint of the last completed epoch |
+//! | `best.safetensors`, `model.safetensors` | best and final model (`df-models` checkpoints) |
+//! | `history.json`, `history.csv` | per-epoch metrics |
+//! | `history.png`, `history.svg` | loss and accuracy curves |
+//! | `metrics.json` | `df-metrics`' report on the validation set (final model) |
+//! | `roc.png`, `pr.png`, `calibration.png` | the validation curves |
+//! | `skipped.json` | unreadable input files, skipped |
+
+mod checks;
+mod config;
+
+use std::path::Path;
+
+use df_data::{ImageFolder, Loader, LoaderConfig};
+use df_layers::util::param_count;
+use df_metrics::{EvaluatorConfig, History, HistoryAnalysis};
+use df_models::Model;
+use tch::nn::VarStore;
+use tch::Device;
+
+pub(crate) use self::checks::{changes_against, check_options};
+pub use self::checks::{check_experiment, resume_changes};
+pub use self::config::{
+    DataConfig, DeviceChoice, ExperimentConfig, ExperimentOutcome, ModelChoice,
+};
+use crate::callbacks::ModelCheckpointConfig;
+use crate::data_record::DataRecord;
+use crate::error::{config, Error, Result};
+use crate::evaluate::evaluate_in;
+use crate::run_dir::{self, Reuse};
+use crate::run_files::{files, write_report};
+use crate::source::{transform_for, BatchSource};
+use crate::trainer::{Trainer, SECONDS};
+
+fn json_err(path: &Path) -> impl FnOnce(serde_json::Error) -> Error + '_ {
+    move |source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Runs the experiment described by `cfg`; see the module documentation for the files
+/// it writes.
+///
+/// Process-wide effects, beside [`Trainer::fit`]'s: in a distributed launch (the
+/// environment sets `RANK`, `WORLD_SIZE` ...), the process joins the process group, is
+/// bound to end with its launcher, and with several ranks on one machine sets libtorch's
+/// number of threads to its share of the cores.
+///
+/// # Errors
+/// An unknown model or invalid option, a missing or single-class data folder, a data or
+/// training error ([`Error::NonFiniteLoss`] ...), an I/O error.
+pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
+    let (device, reuse) = check_options(cfg)?;
+    let group = join_process_group()?;
+    let cfg = &with_group_rank(cfg, group.as_ref())?;
+    let device = group_device(group.as_ref(), device)?;
+    let resume_changes = if cfg.resume {
+        resume_changes(cfg)?
+    } else {
+        Vec::new()
+    };
+    let vs = VarStore::new(device);
+    let model = cfg.model.build_seeded(&vs, cfg.seed)?;
+    let params = param_count(&vs);
+    // Validated with every other option in `check_options`.
+    let transform =
+        transform_for(&model.input_spec(), cfg.data.resize).with_center_crop(cfg.data.center_crop);
+    let data = RunData::open(cfg, transform)?;
+    let preparation = df_models::ImagePreparation {
+        // Face folders made by `prepare_faces`: scoring crops faces the same way.
+        faces: crate::source::face_crops_of(&cfg.data.train)?,
+        ..crate::source::preparation_of(&transform)
+    };
+    let mut trainer = trainer_for(cfg, model, vs, &data, resume_changes, preparation, group)?;
+    // Every option has been checked (model, data, loaders, optimizer, callbacks): only
+    // now is anything written, holding the folder's lock for the whole run (rank 0).
+    let _lock = match cfg.rank {
+        0 => Some(claim_out_dir(cfg, reuse, data.record.as_ref())?),
+        _ => None,
+    };
+    let val_source = data.val.as_ref().map(|l| l as &dyn BatchSource);
+    let history = trainer.fit(&data.train, val_source)?.clone();
+    let (model, var_store) = trainer.into_parts();
+    let evaluation = match data.final_loader(cfg)? {
+        Some(v) => Some(evaluate_in(
+            model.as_ref(),
+            v.as_ref(),
+            device,
+            EvaluatorConfig::default(),
+            cfg.precision,
+        )?),
+        None => None,
+    };
+    let analysis = analyse(&history, data.val.is_some())?;
+    let mut skipped = data.train.skipped();
+    if let Some(v) = &data.val {
+        skipped.extend(v.skipped());
+    }
+    let n_skipped = skipped.len();
+    if cfg.rank == 0 {
+        write_report(&cfg.out_dir, &history, evaluation.as_ref())?;
+        let summary = df_data::SkipSummary::new(skipped);
+        df_io::write_atomic(&cfg.out_dir.join(files::SKIPPED), summary.to_json()?)?;
+    }
+    Ok(ExperimentOutcome {
+        seconds_per_epoch: seconds_per_epoch(&history),
+        history,
+        evaluation,
+        analysis,
+        params,
+        model,
+        var_store,
+        skipped: n_skipped,
+    })
+}
+
+/// Joins the process group of a distributed launch (`train --nproc N`, torchrun, Slurm, a
+/// PyTorchJob set `RANK`, `WORLD_SIZE`, `MASTER_ADDR` and `MASTER_PORT`); `None` without
+/// one.
+fn join_process_group() -> Result<Option<df_dist::ProcessGroup>> {
+    let Some(dist) = df_dist::DistConfig::from_env()? else {
+        return Ok(None);
+    };
+    // A rank that `train --nproc` started ends with it, never as an orphan.
+    df_dist::bind_to_launcher()?;
+    if dist.local_world_size > 1 {
+        // The machine's cores shared among its ranks, not oversubscribed.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tch::set_num_threads((cores / dist.local_world_size).max(1) as i32);
+    }
+    Ok(Some(df_dist::ProcessGroup::new(&dist)?))
+}
+
+/// `cfg` with the group's rank and world size (recorded in experiment.json; a resume must
+/// keep the world size); several processes without a group are refused.
+fn with_group_rank(
+    cfg: &ExperimentConfig,
+    group: Option<&df_dist::ProcessGroup>,
+) -> Result<ExperimentConfig> {
+    let mut effective = cfg.clone();
+    if let Some(g) = group {
+        effective.rank = g.rank();
+        effective.world_size = g.world_size();
+    } else if cfg.world_size > 1 {
+        return Err(config(
+            "world_size",
+            format!(
+                "{} processes need a process group: start them with `train --nproc {}` or \
+                 a launcher that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT (torchrun)",
+                cfg.world_size, cfg.world_size
+            ),
+        ));
+    }
+    Ok(effective)
+}
+
+/// Where a rank trains: NCCL on the rank's GPU (cuda:LOCAL_RANK); Gloo's collectives take
+/// CPU tensors, so a Gloo group refuses a GPU.
+fn group_device(group: Option<&df_dist::ProcessGroup>, device: Device) -> Result<Device> {
+    match group {
+        Some(g) if g.device() != Device::Cpu => Ok(g.device()),
+        Some(_) if device != Device::Cpu => Err(config(
+            "device",
+            format!(
+                "{device:?} in a Gloo group: Gloo's collectives take CPU tensors; train on \
+                 the CPU, or on GPUs with DF_DIST_BACKEND=nccl (the `nccl` feature)"
+            ),
+        )),
+        _ => Ok(device),
+    }
+}
+
+/// A run's data: the training loader, the validation loader (this rank's part), the
+/// whole validation set of a distributed run (for rank 0's final report), and the record
+/// of the files (rank 0).
+struct RunData {
+    train: Loader,
+    val: Option<Loader>,
+    val_whole: Option<ImageFolder>,
+    record: Option<DataRecord>,
+    transform: df_data::Transform,
+    shard: Option<(usize, usize)>,
+}
+
+impl RunData {
+    fn open(cfg: &ExperimentConfig, transform: df_data::Transform) -> Result<RunData> {
+        let folder = ImageFolder::open(&cfg.data.train)?;
+        let (train_set, val_set) = match (&cfg.data.val, cfg.data.val_split) {
+            (Some(dir), _) => {
+                let val = ImageFolder::open(dir)?;
+                folder.check_disjoint(&val)?;
+                (folder, Some(val))
+            }
+            (None, Some(f)) => {
+                let (t, v) = folder.validation_split(f, cfg.seed)?;
+                (t, Some(v))
+            }
+            (None, None) => (folder, None),
+        };
+        // The files trained and validated on: a resume on other files is refused, naming
+        // what changed; a fresh run records them (`data.json`).
+        let record = if cfg.rank == 0 {
+            let record = DataRecord::of(&train_set, val_set.as_ref())?;
+            if cfg.resume {
+                record.check_resume(&cfg.out_dir)?;
+            }
+            Some(record)
+        } else {
+            None
+        };
+        // Data-parallel: each epoch's order split among the ranks (equal parts, the same
+        // number of steps everywhere); the validation set split whole, scores gathered.
+        let shard = (cfg.world_size > 1).then_some((cfg.rank, cfg.world_size));
+        // The final evaluation (rank 0's report) is on the whole validation set.
+        let val_whole = if shard.is_some() {
+            val_set.clone()
+        } else {
+            None
+        };
+        let val_set = match (val_set, shard) {
+            (Some(v), Some((rank, world))) => Some(v.part(rank, world)?),
+            (v, _) => v,
+        };
+        let train = Loader::new(
+            train_set,
+            LoaderConfig {
+                batch_size: cfg.data.batch_size,
+                shuffle: true,
+                drop_last: false,
+                workers: cfg.data.workers,
+                prefetch: 2,
+                seed: cfg.seed,
+                transform,
+                augment: cfg.data.augment,
+                balance: cfg.data.balance,
+                shard,
+            },
+        )?;
+        let val = val_set
+            .map(|v| eval_loader(cfg, transform, v))
+            .transpose()?;
+        Ok(RunData {
+            train,
+            val,
+            val_whole,
+            record,
+            transform,
+            shard,
+        })
+    }
+
+    /// The loader of the final evaluation: the whole validation set (rank 0 of a
+    /// distributed run, which leaves the other ranks none), else the validation loader.
+    fn final_loader(&self, cfg: &ExperimentConfig) -> Result<Option<LoaderRef<'_>>> {
+        let whole = match (&self.val_whole, cfg.rank) {
+            (Some(set), 0) => Some(eval_loader(cfg, self.transform, set.clone())?),
+            _ => None,
+        };
+        Ok(match (whole, self.shard) {
+            (Some(whole), _) => Some(LoaderRef::Owned(whole)),
+            (None, Some(_)) => None,
+            (None, None) => self.val.as_ref().map(LoaderRef::Borrowed),
+        })
+    }
+}
+
+/// A loader made for the final evaluation, or the run's own.
+enum LoaderRef<'a> {
+    Owned(Loader),
+    Borrowed(&'a Loader),
+}
+
+impl LoaderRef<'_> {
+    fn as_ref(&self) -> &Loader {
+        match self {
+            LoaderRef::Owned(l) => l,
+            LoaderRef::Borrowed(l) => l,
+        }
+    }
+}
+
+/// An evaluation loader over `set`: in order, the validation batch size.
+fn eval_loader(
+    cfg: &ExperimentConfig,
+    transform: df_data::Transform,
+    set: ImageFolder,
+) -> Result<Loader> {
+    Ok(Loader::new(
+        set,
+        LoaderConfig::eval(
+            transform,
+            cfg.data.val_batch_size.unwrap_or(cfg.data.batch_size),
+        )
+        .with_workers(cfg.data.workers),
+    )?)
+}
+
+/// The trainer of the run: `cfg`'s optimizer, loss, callbacks (a best-model checkpoint by
+/// default), precision, the data's configuration and the images' preparation recorded.
+fn trainer_for(
+    cfg: &ExperimentConfig,
+    model: Box<dyn Model>,
+    vs: VarStore,
+    data: &RunData,
+    resume_changes: Vec<String>,
+    preparation: df_models::ImagePreparation,
+    group: Option<df_dist::ProcessGroup>,
+) -> Result<Trainer> {
+    let mut callbacks = cfg.callbacks.clone();
+    if callbacks.model_checkpoint.is_none() {
+        let monitor = if data.val.is_some() {
+            "val_loss"
+        } else {
+            "loss"
+        };
+        callbacks.model_checkpoint = Some(ModelCheckpointConfig::new(
+            cfg.out_dir.join(files::BEST),
+            monitor,
+        ));
+    }
+    let mut builder = Trainer::builder(model, vs)
+        .optimizer(cfg.optimizer)
+        .loss(cfg.loss)
+        .epochs(cfg.epochs)
+        .batch_size(cfg.data.batch_size)
+        .seed(cfg.seed)
+        .freeze_backbone(cfg.freeze_backbone)
+        .out_dir(&cfg.out_dir)
+        .resume(cfg.resume)
+        .resume_changes(resume_changes)
+        .data_config(serde_json::to_value(&cfg.data).map_err(json_err(&cfg.out_dir))?)
+        .verbosity(cfg.verbosity)
+        .precision(cfg.precision)
+        .profile(cfg.profile)
+        .image_preparation(preparation)
+        .distributed(cfg.rank, cfg.world_size);
+    if let Some(g) = group {
+        builder = builder.process_group(g);
+    }
+    if let Some(c) = callbacks.early_stopping {
+        builder = builder.early_stopping(c);
+    }
+    if let Some(c) = callbacks.reduce_lr_on_plateau {
+        builder = builder.reduce_lr_on_plateau(c);
+    }
+    if let Some(c) = callbacks.model_checkpoint {
+        builder = builder.model_checkpoint(c);
+    }
+    builder.build()
+}
+
+/// Locks the output folder for the run (rank 0), prepares it (`reuse`), removes the
+/// temporary files of a killed writer, and writes `experiment.json` and `data.json`.
+fn claim_out_dir(
+    cfg: &ExperimentConfig,
+    reuse: Reuse,
+    record: Option<&DataRecord>,
+) -> Result<run_dir::RunLock> {
+    let lock = run_dir::lock(&cfg.out_dir)?;
+    run_dir::prepare(&lock, reuse)?;
+    run_dir::remove_stale_temporaries(&lock)?;
+    df_io::write_json(&cfg.out_dir.join(files::EXPERIMENT), cfg)?;
+    if let Some(record) = record {
+        df_io::write_json(&cfg.out_dir.join(crate::data_record::DATA_FILE), record)?;
+    }
+    Ok(lock)
+}
+
+/// Best epoch, generalization gap and fluctuation of the validation curves; `None`
+/// without validation, or when no epoch has a finite validation loss (nothing to
+/// analyse, which the history itself shows).
+fn analyse(history: &History, validates: bool) -> Result<Option<HistoryAnalysis>> {
+    if !validates {
+        return Ok(None);
+    }
+    match history.analyze(&df_metrics::AnalysisConfig::monitoring("val_loss")) {
+        Ok(analysis) => Ok(Some(analysis)),
+        Err(df_metrics::Error::MissingMetric { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The mean of the epochs' wall-clock seconds (0 without an epoch).
+fn seconds_per_epoch(history: &History) -> f64 {
+    let seconds = history.values(SECONDS);
+    if seconds.is_empty() {
+        0.0
+    } else {
+        seconds.iter().sum::<f64>() / seconds.len() as f64
+    }
+}
