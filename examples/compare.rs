@@ -50,13 +50,6 @@ fn parse_top(s: &str) -> std::result::Result<TopKind, String> {
     s.parse()
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum AugmentArg {
-    None,
-    Study,
-    Forensic,
-}
-
 /// Trains several detectors alike and compares them.
 #[derive(Debug, Parser)]
 #[command(name = "compare")]
@@ -110,9 +103,13 @@ struct Args {
     /// Square input size for every model (default: each model's own).
     #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     input_size: Option<i64>,
-    /// Training augmentation.
-    #[arg(long, value_enum, default_value = "none")]
-    augment: AugmentArg,
+    /// Training augmentation: presets none, study (the Keras ImageDataGenerator set of
+    /// the study), forensic (study plus crop, blur, JPEG and noise), and items
+    /// (flip, rotate:DEG, zoom:A-B, crop:MIN, blur:A-B, jpeg:A-B, noise:A-B, rescale:A-B,
+    /// contrast:A-B, saturation:A-B ...; @P for a probability), comma-separated, e.g.
+    /// `forensic,jpeg:30-95` or `flip,rescale:0.5-1@0.5`.
+    #[arg(long, default_value = "none", value_parser = deepfake::cli::parse_augment)]
+    augment: Augment,
     /// Keep the central fraction of each image side before resizing (e.g. 0.512: the
     /// central 128×128 of a 250×250 face photo).
     #[arg(long)]
@@ -133,7 +130,7 @@ struct Args {
     /// (autocast with loss scaling in training; meant for CUDA), or auto: bf16 where the
     /// hardware computes it natively (a CPU with avx512_bf16 or amx_bf16, a GPU of compute
     /// capability 8.0 or more), else f32; the choice is printed on stderr at start.
-    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    #[arg(long, default_value = "f32", value_parser = deepfake::cli::parse_precision)]
     precision: PrecisionChoice,
     /// Output directory.
     #[arg(long, default_value = "runs/compare")]
@@ -217,10 +214,6 @@ fn markdown(rows: &[Row], window: usize) -> String {
     md
 }
 
-fn parse_precision(s: &str) -> std::result::Result<PrecisionChoice, String> {
-    PrecisionChoice::parse(s).map_err(|e| e.to_string())
-}
-
 fn run() -> Result<()> {
     let args = Args::parse();
     if args.window < 2 {
@@ -236,11 +229,7 @@ fn run() -> Result<()> {
         data.workers = w;
     }
     data.center_crop = args.center_crop;
-    data.augment = match args.augment {
-        AugmentArg::None => Augment::none(),
-        AugmentArg::Study => Augment::study(),
-        AugmentArg::Forensic => Augment::forensic(),
-    };
+    data.augment = args.augment;
     let device = DeviceChoice::parse(&args.device)?;
     let (precision, says) = args.precision.resolve(device.device()?);
     if let Some(line) = says {

@@ -23,90 +23,63 @@
 //! trained on `prepare_faces` crops, or with `--faces`; the mean over its frames), the
 //! metrics over videos, `videos.json` with each video's line, and the videos that could
 //! not be read or show no face in `skipped.json`.
+//!
+//! Several sets (`--data lfw=DIR --data other=DIR`; a plain `--data DIR` is named after
+//! its folder) give the cross-dataset table, and `--perturb jpeg:30,50,75 blur:1,2
+//! resize:0.5 noise:0.02` the robustness table (the clean set, then each perturbation of
+//! its images, `df_data::perturb`): one row per set and perturbation (a video set: a frame
+//! and a video row; perturbations are refused on video sets), with AUC, accuracy, EER
+//! and n, in `report.md` and in `metrics.json` (`sets`: each set's clean rows;
+//! `robustness`: every row, with `--perturb`), each row's scores in `scores.json`. One
+//! set without `--perturb` writes the single-set files above.
 
-#[path = "predict/video_args.rs"]
-mod video_args;
 use std::path::{Path, PathBuf};
-use video_args::VideoArgs;
-
-#[path = "predict/score.rs"]
-#[allow(dead_code)] // predict's scoring core; evaluate uses its face and video parts
-mod score;
 
 use anyhow::{Context, Result};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use deepfake::cli::{claim_out, DetectorArgs};
+use deepfake::data::perturb::{Perturbation, Perturbed};
 use deepfake::data::{
-    ImageFolder, Loader, LoaderConfig, ResizeFilter, SkipReason, SkipReport, SkipSummary,
+    ImageFolder, Label, Loader, LoaderConfig, ResizeFilter, SkipReport, SkipSummary,
 };
-use deepfake::metrics::{EvaluatorConfig, Metric};
+use deepfake::detect::protocol::{self, Level, NamedSet, Row};
+use deepfake::metrics::{BinaryEvaluator, Evaluation, EvaluatorConfig, Metric, Report};
 use deepfake::models::load::{load_weights, KerasLoadOptions};
-use deepfake::models::Polarity;
 use deepfake::tch::Device;
 use deepfake::train::{
-    evaluate_in, prepared_transform, write_evaluation, write_text, DeviceChoice, Precision,
-    PrecisionChoice,
+    evaluate_in, predict_in, prepared_transform, write_evaluation, write_text, DeviceChoice,
+    Precision,
 };
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ResizeArg {
-    Nearest,
-    Bilinear,
-    Area,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum PolarityArg {
-    Fake,
-    Real,
-}
 
 /// Evaluates a deepfake detector on labelled images.
 #[derive(Debug, Parser)]
 #[command(name = "evaluate")]
 struct Args {
-    /// Registry name of the model (optional with a `.safetensors` checkpoint).
-    #[arg(long)]
-    model: Option<String>,
-    /// Weights: a `.safetensors` checkpoint or a Keras `.h5` file.
-    #[arg(long)]
-    weights: PathBuf,
-    /// Images to evaluate on (one sub-folder per class).
-    #[arg(long)]
-    data: PathBuf,
+    #[command(flatten)]
+    detector: DetectorArgs,
+    /// Images (or videos) to evaluate on, one sub-folder per class: `DIR` (named after its
+    /// folder) or `NAME=DIR` (NAME without `/`: `./a=b` is a path). Repeat it for the
+    /// cross-dataset table, one row per set.
+    #[arg(long, required = true, value_name = "[NAME=]DIR", value_parser = NamedSet::parse)]
+    data: Vec<NamedSet>,
+    /// Robustness table: the clean set, then each perturbation of its images. KIND:V1,V2,...
+    /// with KIND jpeg (quality 1-100), blur (sigma in pixels), resize (factor in (0, 1]) or
+    /// noise (standard deviation as a fraction of 255), e.g. `--perturb jpeg:30,50,75
+    /// blur:1,2 resize:0.5 noise:0.02`. Image sets only.
+    #[arg(long, num_args = 1.., value_name = "KIND:VALUES")]
+    perturb: Vec<String>,
     /// Batch size.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Decision threshold on p(fake).
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
-    /// Resize filter (default: the one the checkpoint was trained with, else nearest).
-    #[arg(long, value_enum)]
-    resize: Option<ResizeArg>,
-    /// Keep the central fraction of each image side before resizing (e.g. 0.512: the
-    /// central 128×128 of a 250×250 face photo; default: the checkpoint's crop, else the
-    /// whole image; 1 keeps the whole image).
-    #[arg(long)]
-    center_crop: Option<f32>,
-    /// What a Keras file's output scores (ignored for checkpoints).
-    #[arg(long, value_enum, default_value = "real")]
-    polarity: PolarityArg,
     /// Decoding threads (default: cores, at most 8).
     #[arg(long)]
     workers: Option<usize>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Compute precision of the forward passes: f32, bf16 (autocast, CPU and CUDA), f16
-    /// (autocast with loss scaling in training; meant for CUDA), or auto: bf16 where the
-    /// hardware computes it natively (a CPU with avx512_bf16 or amx_bf16, a GPU of compute
-    /// capability 8.0 or more), else f32; the choice is printed on stderr at start.
-    #[arg(long, default_value = "f32", value_parser = parse_precision)]
-    precision: PrecisionChoice,
-    /// Score faces (on by default for a checkpoint trained on `prepare_faces` crops).
-    #[arg(long)]
-    faces: bool,
-    #[command(flatten)]
-    video: VideoArgs,
     /// Output directory.
     #[arg(long, default_value = "runs/evaluate")]
     out: PathBuf,
@@ -126,74 +99,21 @@ const OUTPUTS: [&str; 6] = [
     "skipped.json",
 ];
 
-/// Checks `--out` before any work and records the files `evaluate` will write there: a
-/// folder holding a training run (or another program's files) needs `--overwrite`; a file
-/// at one of those names that no deepfake program recorded writing is never replaced.
-fn claim_out(args: &Args) -> Result<()> {
-    let out = &args.out;
-    if out.exists() && !out.is_dir() {
-        anyhow::bail!(
-            "--out {}: a file, not a folder; name a folder for the evaluation's files",
-            out.display()
-        );
-    }
-    let owned = deepfake::io::owned::Owned::open(out)?;
-    let run = deepfake::train::run_dir::run_files(out);
-    let others: Vec<&str> = owned.programs().filter(|p| *p != "evaluate").collect();
-    if !args.overwrite && (!run.is_empty() || !others.is_empty()) {
-        let what = run.first().map_or_else(
-            || format!("files written by {}", others.join(", ")),
-            |f| format!("a training run ({})", f.display()),
-        );
-        anyhow::bail!(
-            "--out {} holds {what}: evaluating into it would replace its metrics and plots; \
-             give --overwrite to replace them, or choose another --out",
-            out.display()
-        );
-    }
-    deepfake::io::owned::Owned::claim(out, "evaluate", &OUTPUTS)?;
-    Ok(())
+/// Writes the metrics, the plots and `skipped.json` (`skipped`: how many, and which).
+fn write(args: &Args, evaluation: &Evaluation, skipped: Vec<SkipReport>) -> Result<usize> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    write_evaluation(&args.out, evaluation)?;
+    let n = skipped.len();
+    write_text(
+        &args.out.join("skipped.json"),
+        &SkipSummary::new(skipped).to_json()?,
+    )?;
+    Ok(n)
 }
 
-/// The videos of `data`'s class folders with their labels (1 fake, 0 real), if it holds
-/// any video.
-fn labelled_videos(data: &Path) -> Result<Vec<(PathBuf, f32)>> {
-    let mapping = deepfake::data::ClassMapping::default();
-    let mut videos = Vec::new();
-    let classes = std::fs::read_dir(data).with_context(|| format!("--data {}", data.display()))?;
-    for class in classes {
-        let class = class?.path();
-        if !class.is_dir() {
-            continue;
-        }
-        let name = class
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let files = std::fs::read_dir(&class).with_context(|| format!("{}", class.display()))?;
-        for f in files {
-            let f = f?.path();
-            if deepfake::data::has_video_extension(&f) {
-                let label = mapping.label(&name).with_context(|| {
-                    format!(
-                        "{}: class folder `{name}` is neither fake nor real",
-                        class.display()
-                    )
-                })?;
-                videos.push((
-                    f,
-                    if label == deepfake::data::Label::Fake {
-                        1.0
-                    } else {
-                        0.0
-                    },
-                ));
-            }
-        }
-    }
-    videos.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(videos)
+fn opt(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.4}"))
 }
 
 /// Video-level evaluation: each video scored as `predict` scores it (frames, faces, the
@@ -201,75 +121,34 @@ fn labelled_videos(data: &Path) -> Result<Vec<(PathBuf, f32)>> {
 /// in `skipped.json`.
 fn evaluate_videos(
     args: &Args,
-    videos: &[(PathBuf, f32)],
+    data: &Path,
+    videos: &[(PathBuf, deepfake::data::Label)],
     evaluator: EvaluatorConfig,
-    polarity: Polarity,
-    resize: Option<ResizeFilter>,
-    precision: Precision,
+    options: deepfake::detect::DetectorOptions,
 ) -> Result<()> {
-    let device = DeviceChoice::parse(&args.device)?.device()?;
-    let scorer = score::Scorer::open(
-        args.model.as_deref(),
-        &args.weights,
-        polarity,
-        score::InputRequest {
-            resize,
-            center_crop: args.center_crop,
-            input_size: None,
-            faces: args.faces,
-        },
-        device,
-        precision,
-    )?;
-    for note in &scorer.notes {
+    let detector = args.detector.open(&options)?;
+    for note in detector.notes() {
         deepfake::note(note);
     }
-    let sampling = args.video.sampling()?;
-    claim_out(args)?;
-    let (mut probs, mut labels, mut skipped, mut lines) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (video, label) in videos {
-        match scorer.score_video(video, &sampling, true) {
-            Ok(p) => match p.p_fake {
-                Some(score) => {
-                    probs.push(score as f32);
-                    labels.push(*label);
-                    lines.push(serde_json::to_value(&p)?);
-                }
-                None => skipped.push(SkipReport {
-                    path: video.clone(),
-                    reason: SkipReason::NoFace,
-                }),
-            },
-            Err(e) => skipped.push(SkipReport {
-                path: video.clone(),
-                reason: SkipReason::Video(deepfake::error_text(e.as_ref())),
-            }),
-        }
-    }
+    claim_out(&args.out, "evaluate", &OUTPUTS, args.overwrite)?;
+    let scores = detector.score_videos(videos);
     anyhow::ensure!(
-        !probs.is_empty(),
+        !scores.probs.is_empty(),
         "{}: no video could be scored ({} skipped)",
-        args.data.display(),
-        skipped.len()
+        data.display(),
+        scores.skipped.len()
     );
     let mut evaluator = deepfake::metrics::BinaryEvaluator::new(evaluator)?;
-    evaluator.update(&probs, &labels)?;
+    evaluator.update(&scores.probs, &scores.targets)?;
     let evaluation = evaluator.into_evaluation()?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    write_evaluation(&args.out, &evaluation)?;
+    let lines = scores.reports.iter().map(serde_json::to_value);
+    let lines = lines.collect::<serde_json::Result<Vec<_>>>()?;
+    let n_skipped = write(args, &evaluation, scores.skipped)?;
     write_text(
         &args.out.join("videos.json"),
         &serde_json::to_string_pretty(&lines)?,
     )?;
-    let n_skipped = skipped.len();
-    write_text(
-        &args.out.join("skipped.json"),
-        &SkipSummary::new(skipped).to_json()?,
-    )?;
     let r = &evaluation.report;
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!(
         "{}: {} videos, accuracy {:.4}, AUC {}, EER {}, log loss {:.4}{}",
         args.out.join("metrics.json").display(),
@@ -287,29 +166,33 @@ fn evaluate_videos(
     Ok(())
 }
 
-fn parse_precision(s: &str) -> std::result::Result<PrecisionChoice, String> {
-    PrecisionChoice::parse(s).map_err(|e| e.to_string())
-}
+/// The files `evaluate` writes into `--out` with several sets or `--perturb`.
+const PROTOCOL_OUTPUTS: [&str; 4] = ["metrics.json", "report.md", "scores.json", "skipped.json"];
 
 fn run() -> Result<()> {
     let args = Args::parse();
-    // Every option before any work: the threshold, the device.
+    // Every option before any work: the threshold, the sets' names, the perturbations, the
+    // folders, the device.
     let evaluator = EvaluatorConfig::default().with_threshold(args.threshold);
     deepfake::metrics::BinaryEvaluator::new(evaluator.clone()).context("--threshold")?;
+    protocol::check_unique(&args.data).map_err(anyhow::Error::msg)?;
+    let perturbations = Perturbation::parse_all(&args.perturb).context("--perturb")?;
     // The report may not go inside the data it scores (canonical paths: `x/../data/out`
     // and links count): its plots would be read as images by the next run on that data.
-    if deepfake::io::is_inside(&args.out, &args.data)
-        .with_context(|| format!("option --out: {}", args.out.display()))?
-    {
-        anyhow::bail!(
-            "option --out: {} is inside --data {} (the plots written there would be read as \
-             images): choose a folder outside it",
-            args.out.display(),
-            args.data.display()
-        );
+    for set in &args.data {
+        if deepfake::io::is_inside(&args.out, &set.dir)
+            .with_context(|| format!("option --out: {}", args.out.display()))?
+        {
+            anyhow::bail!(
+                "option --out: {} is inside --data {} (the plots written there would be read \
+                 as images): choose a folder outside it",
+                args.out.display(),
+                set.dir.display()
+            );
+        }
     }
     let device = DeviceChoice::parse(&args.device)?.device()?;
-    let (precision, says) = args.precision.resolve(device);
+    let (precision, says) = args.detector.precision.resolve(device);
     if let Some(line) = says {
         eprintln!("{line}");
     }
@@ -320,66 +203,51 @@ fn run() -> Result<()> {
     if device == Device::Cpu {
         deepfake::train::allocator::retain_freed_memory();
     }
-    let polarity = match args.polarity {
-        PolarityArg::Fake => Polarity::Fake,
-        PolarityArg::Real => Polarity::Real,
-    };
-    let resize = args.resize.map(|r| match r {
-        ResizeArg::Nearest => ResizeFilter::Nearest,
-        ResizeArg::Bilinear => ResizeFilter::Bilinear,
-        ResizeArg::Area => ResizeFilter::Area,
-    });
-    // A folder of videos: video-level metrics.
-    let videos = labelled_videos(&args.data)?;
-    if !videos.is_empty() {
-        return evaluate_videos(&args, &videos, evaluator, polarity, resize, precision);
+    if let ([set], true) = (args.data.as_slice(), perturbations.is_empty()) {
+        return evaluate_one(&args, &set.dir, device, precision, evaluator);
     }
-    let loaded = load_weights(
-        args.model.as_deref(),
-        &args.weights,
-        device,
-        &KerasLoadOptions::default().with_polarity(polarity),
-    )
-    .with_context(|| format!("loading {}", args.weights.display()))?;
+    evaluate_protocol(&args, &perturbations, device, precision, evaluator)
+}
+
+/// One set, no perturbation: the metrics, plots and skipped files of that set.
+fn evaluate_one(
+    args: &Args,
+    data: &Path,
+    device: Device,
+    precision: Precision,
+    evaluator: EvaluatorConfig,
+) -> Result<()> {
+    // A folder of videos: video-level metrics.
+    let videos = deepfake::detect::videos::labelled_videos(data)?;
+    if !videos.is_empty() {
+        let options = args.detector.options(device, precision)?;
+        return evaluate_videos(args, data, &videos, evaluator, options);
+    }
+    let d = &args.detector;
+    let keras = KerasLoadOptions::default().with_polarity(d.polarity.into());
+    let loaded = load_weights(d.model.as_deref(), &d.weights, device, &keras)
+        .with_context(|| format!("loading {}", d.weights.display()))?;
     // The checkpoint's own preparation unless a flag says otherwise (then reported).
-    let (transform, notes) = prepared_transform(&loaded, resize, args.center_crop)?;
+    let resize = d.resize.map(ResizeFilter::from);
+    let (transform, notes) = prepared_transform(&loaded, resize, d.center_crop)?;
     for note in &notes {
         deepfake::note(note);
     }
     // A model trained on face crops scores face crops: a folder `prepare_faces` made is
     // scored as it is; any other folder is said to be taken as crops too.
-    if let Some(faces) = loaded.preparation().and_then(|p| p.faces) {
-        if !args.data.join(deepfake::train::FACE_MANIFEST).is_file() {
-            deepfake::note(&format!(
-                "{} was trained on face crops ({} px, margin {}); the images of {} are \
-                 scored as they are, taken as face crops (for whole photos, make crops with \
-                 `prepare_faces` first, or score them with `predict`, which finds the faces)",
-                args.weights.display(),
-                faces.size,
-                faces.margin,
-                args.data.display()
-            ));
-        }
+    if let Some(note) = deepfake::detect::crops::uncropped_note(&loaded, &d.weights, data) {
+        deepfake::note(&note);
     }
-    let data = ImageFolder::open(&args.data)?;
-    claim_out(&args)?;
+    let folder = ImageFolder::open(data)?;
+    claim_out(&args.out, "evaluate", &OUTPUTS, args.overwrite)?;
     let mut config = LoaderConfig::eval(transform, args.batch_size);
     if let Some(w) = args.workers {
         config = config.with_workers(w);
     }
-    let loader = Loader::new(data, config)?;
+    let loader = Loader::new(folder, config)?;
     let evaluation = evaluate_in(loaded.model.as_ref(), &loader, device, evaluator, precision)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    write_evaluation(&args.out, &evaluation)?;
-    let skipped = loader.skipped();
-    let n_skipped = skipped.len();
-    write_text(
-        &args.out.join("skipped.json"),
-        &SkipSummary::new(skipped).to_json()?,
-    )?;
+    let n_skipped = write(args, &evaluation, loader.skipped())?;
     let r = &evaluation.report;
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     println!(
         "{}: n {}, accuracy {:.4}, AUC {}, AP {}, EER {}, log loss {:.4}, ECE {:.4}{}",
         args.out.join("metrics.json").display(),
@@ -390,6 +258,200 @@ fn run() -> Result<()> {
         opt(r.eer),
         r.log_loss,
         r.ece,
+        if n_skipped > 0 {
+            format!(" ({n_skipped} unreadable files skipped)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// What a set holds.
+enum SetData {
+    Images(ImageFolder),
+    Videos(Vec<(PathBuf, Label)>),
+}
+
+/// The report of `probs` against `targets` (1 fake, 0 real).
+fn report_of(config: &EvaluatorConfig, probs: &[f32], targets: &[f32]) -> Result<Report> {
+    let mut evaluator = BinaryEvaluator::new(config.clone())?;
+    evaluator.update(probs, targets)?;
+    Ok(evaluator.compute()?)
+}
+
+/// Several sets, or perturbations: one row per set and perturbation (a video set: its
+/// frame and video levels), in `report.md`, `metrics.json` and `scores.json`.
+fn evaluate_protocol(
+    args: &Args,
+    perturbations: &[Perturbation],
+    device: Device,
+    precision: Precision,
+    evaluator: EvaluatorConfig,
+) -> Result<()> {
+    // Every set opened, and the combination checked, before any file is written.
+    let mut sets = Vec::new();
+    for set in &args.data {
+        let videos = deepfake::detect::videos::labelled_videos(&set.dir)?;
+        if videos.is_empty() {
+            let folder = ImageFolder::open(&set.dir)
+                .with_context(|| format!("--data {}", set.dir.display()))?;
+            sets.push((set, SetData::Images(folder)));
+        } else if !perturbations.is_empty() {
+            anyhow::bail!(
+                "--perturb with --data {}: it holds videos, and perturbations apply to image \
+                 sets only; leave out --perturb, or evaluate the videos' frames as images",
+                set.dir.display()
+            );
+        } else {
+            sets.push((set, SetData::Videos(videos)));
+        }
+    }
+    let d = &args.detector;
+    let images = sets.iter().any(|(_, s)| matches!(s, SetData::Images(_)));
+    let mut model = None;
+    if images {
+        let keras = KerasLoadOptions::default().with_polarity(d.polarity.into());
+        let loaded = load_weights(d.model.as_deref(), &d.weights, device, &keras)
+            .with_context(|| format!("loading {}", d.weights.display()))?;
+        let resize = d.resize.map(ResizeFilter::from);
+        let (transform, notes) = prepared_transform(&loaded, resize, d.center_crop)?;
+        for note in &notes {
+            deepfake::note(note);
+        }
+        for (set, _) in sets.iter().filter(|(_, s)| matches!(s, SetData::Images(_))) {
+            if let Some(note) =
+                deepfake::detect::crops::uncropped_note(&loaded, &d.weights, &set.dir)
+            {
+                deepfake::note(&note);
+            }
+        }
+        let mut config = LoaderConfig::eval(transform, args.batch_size);
+        if let Some(w) = args.workers {
+            config = config.with_workers(w);
+        }
+        model = Some((loaded, config));
+    }
+    let mut detector = None;
+    if sets.iter().any(|(_, s)| matches!(s, SetData::Videos(_))) {
+        let opened = d.open(&d.options(device, precision)?)?;
+        for note in opened.notes() {
+            deepfake::note(note);
+        }
+        detector = Some(opened);
+    }
+    claim_out(&args.out, "evaluate", &PROTOCOL_OUTPUTS, args.overwrite)?;
+
+    let several = args.data.len() > 1;
+    let (mut clean, mut all, mut scores, mut skipped) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut add = |row: Row, probs: Vec<f32>, targets: Vec<f32>| {
+        scores.push(serde_json::json!({
+            "row": row.row,
+            "level": row.level,
+            "labels": targets,
+            "p_fake": probs,
+        }));
+        if row.perturbation == "clean" {
+            clean.push(row.clone());
+        }
+        all.push(row);
+    };
+    for (set, data) in &sets {
+        match data {
+            SetData::Images(folder) => {
+                let (loaded, config) = model.as_ref().context("the model of the image sets")?;
+                let variants = std::iter::once(None).chain(perturbations.iter().map(Some));
+                for p in variants {
+                    let loader = match p {
+                        None => Loader::new(folder.clone(), config.clone()),
+                        Some(p) => Loader::new(Perturbed::new(folder.clone(), *p), config.clone()),
+                    }?;
+                    let predictions = predict_in(loaded.model.as_ref(), &loader, device, precision)
+                        .with_context(|| format!("--data {}", set.dir.display()))?;
+                    for s in loader.skipped() {
+                        if !skipped.iter().any(|k: &SkipReport| k.path == s.path) {
+                            skipped.push(s);
+                        }
+                    }
+                    let targets: Vec<f32> =
+                        predictions.labels.iter().map(|&l| f32::from(l)).collect();
+                    let name = p.map(ToString::to_string);
+                    let row = Row {
+                        row: protocol::row_name(&set.name, name.as_deref(), several),
+                        set: set.name.clone(),
+                        perturbation: name.unwrap_or_else(|| "clean".to_string()),
+                        level: Level::Image,
+                        metrics: report_of(&evaluator, &predictions.scores, &targets)?,
+                    };
+                    add(row, predictions.scores, targets);
+                }
+            }
+            SetData::Videos(videos) => {
+                let detector = detector
+                    .as_ref()
+                    .context("the detector of the video sets")?;
+                let scored = detector.score_videos(videos);
+                anyhow::ensure!(
+                    !scored.probs.is_empty(),
+                    "{}: no video could be scored ({} skipped)",
+                    set.dir.display(),
+                    scored.skipped.len()
+                );
+                let (frame_probs, frame_targets) = protocol::frame_scores(&scored);
+                for (level, probs, targets) in [
+                    (Level::Frame, frame_probs, frame_targets),
+                    (Level::Video, scored.probs.clone(), scored.targets.clone()),
+                ] {
+                    let row = Row {
+                        row: protocol::row_name(&set.name, None, several),
+                        set: set.name.clone(),
+                        perturbation: "clean".to_string(),
+                        level,
+                        metrics: report_of(&evaluator, &probs, &targets)?,
+                    };
+                    add(row, probs, targets);
+                }
+                skipped.extend(scored.skipped);
+            }
+        }
+    }
+    let table = protocol::render_table(&all);
+    let mut metrics = serde_json::json!({ "threshold": args.threshold, "sets": clean });
+    if !perturbations.is_empty() {
+        metrics["robustness"] = serde_json::to_value(&all)?;
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut report = String::from("# Evaluation\n\n");
+    report.push_str(&format!(
+        "Weights: `{}`; threshold {}.\n\n",
+        d.weights.display(),
+        args.threshold
+    ));
+    for set in &args.data {
+        report.push_str(&format!("- `{}`: `{}`\n", set.name, set.dir.display()));
+    }
+    report.push('\n');
+    report.push_str(&table);
+    write_text(&args.out.join("report.md"), &report)?;
+    write_text(
+        &args.out.join("metrics.json"),
+        &serde_json::to_string_pretty(&metrics)?,
+    )?;
+    write_text(
+        &args.out.join("scores.json"),
+        &serde_json::to_string(&scores)?,
+    )?;
+    let n_skipped = skipped.len();
+    write_text(
+        &args.out.join("skipped.json"),
+        &SkipSummary::new(skipped).to_json()?,
+    )?;
+    print!("{table}");
+    println!(
+        "{}{}",
+        args.out.join("report.md").display(),
         if n_skipped > 0 {
             format!(" ({n_skipped} unreadable files skipped)")
         } else {

@@ -62,15 +62,6 @@ enum LossArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum AugmentArg {
-    None,
-    /// Keras ImageDataGenerator set of the study.
-    Study,
-    /// The study's set plus crop, blur, JPEG and noise.
-    Forensic,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
 enum ResizeArg {
     Nearest,
     Bilinear,
@@ -160,9 +151,13 @@ struct Args {
     /// Train the head only.
     #[arg(long)]
     freeze_backbone: bool,
-    /// Training augmentation.
-    #[arg(long, value_enum, default_value = "none")]
-    augment: AugmentArg,
+    /// Training augmentation: presets none, study (the Keras ImageDataGenerator set of
+    /// the study), forensic (study plus crop, blur, JPEG and noise), and items
+    /// (flip, rotate:DEG, zoom:A-B, crop:MIN, blur:A-B, jpeg:A-B, noise:A-B, rescale:A-B,
+    /// contrast:A-B, saturation:A-B ...; @P for a probability), comma-separated, e.g.
+    /// `forensic,jpeg:30-95` or `flip,rescale:0.5-1@0.5`.
+    #[arg(long, default_value = "none", value_parser = deepfake::cli::parse_augment)]
+    augment: Augment,
     /// Resize filter.
     #[arg(long, value_enum, default_value = "nearest")]
     resize: ResizeArg,
@@ -183,7 +178,7 @@ struct Args {
     /// (autocast with loss scaling in training; meant for CUDA), or auto: bf16 where the
     /// hardware computes it natively (a CPU with avx512_bf16 or amx_bf16, a GPU of compute
     /// capability 8.0 or more), else f32; the choice is printed on stderr at start.
-    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    #[arg(long, default_value = "f32", value_parser = deepfake::cli::parse_precision)]
     precision: PrecisionChoice,
     /// On CUDA: cuDNN's benchmark mode (it times the convolution algorithms for each new
     /// shape and keeps the fastest: faster steps for fixed input sizes, at the cost of
@@ -225,10 +220,6 @@ struct Args {
 
 fn parse_top(s: &str) -> std::result::Result<TopKind, String> {
     s.parse()
-}
-
-fn parse_precision(s: &str) -> std::result::Result<PrecisionChoice, String> {
-    PrecisionChoice::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_memory_format(s: &str) -> std::result::Result<MemoryFormat, String> {
@@ -285,11 +276,7 @@ fn run() -> Result<()> {
     if let Some(w) = args.workers {
         data.workers = w;
     }
-    data.augment = match args.augment {
-        AugmentArg::None => Augment::none(),
-        AugmentArg::Study => Augment::study(),
-        AugmentArg::Forensic => Augment::forensic(),
-    };
+    data.augment = args.augment;
     data.resize = match args.resize {
         ResizeArg::Nearest => ResizeFilter::Nearest,
         ResizeArg::Bilinear => ResizeFilter::Bilinear,

@@ -1,5 +1,7 @@
 //! What the tests that run the example programs share.
 
+pub mod cli;
+
 use std::path::{Path, PathBuf};
 
 /// `target/<profile>/examples/<name>`, next to this test's `deps/` directory.

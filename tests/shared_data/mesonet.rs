@@ -14,9 +14,24 @@ use deepfake::tch::{Device, Tensor};
 
 use crate::shared_data;
 
-#[allow(dead_code)]
-#[path = "../../examples/predict/score.rs"]
-mod score;
+use deepfake::detect::{find_inputs, DetectorOptions, Verdict};
+use deepfake::Detector;
+
+/// The authors' `file` for `model` through the `Detector` (`predict`'s scoring), resized
+/// with `filter`.
+fn detector(model: &str, file: &str, filter: ResizeFilter) -> Detector {
+    let options = DetectorOptions {
+        resize: Some(filter),
+        ..DetectorOptions::default()
+    };
+    Detector::open_keras(weights_path(file), model, Polarity::Real, &options)
+        .expect("open detector")
+}
+
+/// p(fake) of a photo scored whole.
+fn p_fake(verdict: &Verdict) -> f64 {
+    verdict.p_fake().expect("a whole photo has a score")
+}
 
 /// The four weight files and the model each belongs to.
 const WEIGHTS: [(&str, &str); 4] = [
@@ -187,25 +202,13 @@ fn predict_agrees_with_keras_on_the_test_images() {
             ("nearest", ResizeFilter::Nearest),
             ("bilinear", ResizeFilter::Bilinear),
         ] {
-            let scorer = score::Scorer::open(
-                Some(model),
-                &weights_path(file),
-                Polarity::Real,
-                score::InputRequest {
-                    resize: Some(filter),
-                    ..Default::default()
-                },
-                Device::Cpu,
-                deepfake::train::Precision::F32,
-            )
-            .expect("open scorer");
-            let (files, failures, skipped) =
-                score::expand_inputs(std::slice::from_ref(&test_images));
-            assert!(failures.is_empty(), "{failures:?}");
-            assert!(skipped.is_empty(), "{skipped:?}");
-            assert_eq!(files.len(), r.images.len());
-            for path in files {
-                let p = scorer.score(&path).expect("score");
+            let scorer = detector(model, file, filter);
+            let inputs = find_inputs(std::slice::from_ref(&test_images));
+            assert!(inputs.failures.is_empty(), "{:?}", inputs.failures);
+            assert!(inputs.skipped.is_empty(), "{:?}", inputs.skipped);
+            assert_eq!(inputs.files.len(), r.images.len());
+            for path in inputs.files {
+                let p = scorer.score_path(&path).expect("score");
                 let rel = path
                     .strip_prefix(shared_data("mesonet"))
                     .expect("under mesonet/")
@@ -213,13 +216,17 @@ fn predict_agrees_with_keras_on_the_test_images() {
                     .into_owned();
                 let expected_real = score_real(&r, file, resize, &rel);
                 let expected_label = if expected_real > 0.5 { "real" } else { "fake" };
-                assert_eq!(p.label, expected_label, "{file} {resize} {rel}: {p:?}");
-                let diff = ((1.0 - p.p_fake) - expected_real).abs();
+                assert_eq!(
+                    p.label().as_str(),
+                    expected_label,
+                    "{file} {resize} {rel}: {p:?}"
+                );
+                let diff = ((1.0 - p_fake(&p)) - expected_real).abs();
                 worst = worst.max(diff);
                 assert!(
                     diff < 0.02,
                     "{file} {resize} {rel}: p_fake {} vs Keras score_real {expected_real}",
-                    p.p_fake
+                    p_fake(&p)
                 );
             }
         }
@@ -235,21 +242,12 @@ fn predict_reports_an_unreadable_image_and_scores_the_others() {
     let bad = dir.join("broken.jpg");
     std::fs::write(&bad, b"not a jpeg").expect("write");
     let good = shared_data("mesonet/test_images/df/df00204.jpg");
-    let scorer = score::Scorer::open(
-        Some("meso4"),
-        &weights_path("Meso4_DF.h5"),
-        Polarity::Real,
-        score::InputRequest {
-            resize: Some(ResizeFilter::Nearest),
-            ..Default::default()
-        },
-        Device::Cpu,
-        deepfake::train::Precision::F32,
-    )
-    .expect("open scorer");
-    let err = scorer.score(&bad).expect_err("a text file is no image");
-    let msg = format!("{err:#}");
+    let scorer = detector("meso4", "Meso4_DF.h5", ResizeFilter::Nearest);
+    let err = scorer
+        .score_path(&bad)
+        .expect_err("a text file is no image");
+    let msg = deepfake::error_text(&err);
     assert!(msg.contains("broken.jpg"), "{msg}");
     assert!(msg.contains("not an image"), "{msg}");
-    assert!(scorer.score(&good).is_ok());
+    assert!(scorer.score_path(&good).is_ok());
 }

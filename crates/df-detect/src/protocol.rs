@@ -1,0 +1,331 @@
+//! The cross-dataset and robustness protocols of the `evaluate` program (DeepfakeBench's
+//! cross-dataset and robustness evaluations): named evaluation sets (`--data NAME=DIR`),
+//! the rows of one table (a set, a set under a perturbation, a video set's frame and video
+//! levels) and that table in Markdown.
+//!
+//! ```
+//! # mod deepfake { pub mod detect { pub use df_detect::*; } }
+//! use deepfake::detect::protocol::NamedSet;
+//! let set = NamedSet::parse("lfw=../shared/data/lfw-faceswap/val").expect("NAME=DIR");
+//! assert_eq!(set.name, "lfw");
+//! // A `/` before the `=`: the whole text is a path, named after its last folder.
+//! let path = NamedSet::parse("./a=b").expect("a path");
+//! assert_eq!((path.name.as_str(), path.dir.to_str()), ("a=b", Some("./a=b")));
+//! ```
+
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+
+use df_metrics::Report;
+use serde::Serialize;
+
+/// An evaluation set and the name its rows carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedSet {
+    /// The name (no `/`).
+    pub name: String,
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl NamedSet {
+    /// Parses `--data`'s value: `NAME=DIR` when the text before the first `=` holds no
+    /// `/`, else a plain `DIR` named after its last component (`a/b/` is `b`; `.` and `..`
+    /// after the folder they resolve to).
+    ///
+    /// # Errors
+    /// An empty name or folder, naming the option and the text.
+    pub fn parse(text: &str) -> Result<NamedSet, String> {
+        let bad = |why: &str| format!("--data `{text}`: {why} (NAME=DIR or DIR)");
+        if let Some((name, dir)) = text.split_once('=') {
+            if !name.contains('/') && !name.contains(std::path::MAIN_SEPARATOR) {
+                if name.trim().is_empty() {
+                    return Err(bad("the name before `=` is empty"));
+                }
+                if dir.is_empty() {
+                    return Err(bad("the folder after `=` is empty"));
+                }
+                return Ok(NamedSet {
+                    name: name.to_string(),
+                    dir: PathBuf::from(dir),
+                });
+            }
+        }
+        if text.is_empty() {
+            return Err(bad("empty"));
+        }
+        let dir = PathBuf::from(text);
+        Ok(NamedSet {
+            name: folder_name(&dir),
+            dir,
+        })
+    }
+}
+
+/// The name of folder `dir`: its last normal component, else (`.`, `..`, `/`) that of
+/// the folder it resolves to, else the text itself.
+fn folder_name(dir: &Path) -> String {
+    let last = |p: &Path| match p.components().next_back() {
+        Some(Component::Normal(n)) => Some(n.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    last(dir)
+        .or_else(|| dir.canonicalize().ok().as_deref().and_then(last))
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// Checks that no two sets share a name.
+///
+/// # Errors
+/// The first name given twice, with both folders.
+pub fn check_unique(sets: &[NamedSet]) -> Result<(), String> {
+    for (i, a) in sets.iter().enumerate() {
+        if let Some(b) = sets[..i].iter().find(|b| b.name == a.name) {
+            return Err(format!(
+                "--data: the name `{}` is given twice ({} and {}); name each set: --data NAME=DIR",
+                a.name,
+                b.dir.display(),
+                a.dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What a row's scores are of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Each image.
+    Image,
+    /// Each sampled frame of a video, labelled as its video.
+    Frame,
+    /// Each video (the mean of its frames).
+    Video,
+}
+
+impl Level {
+    /// Its word in the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Image => "image",
+            Level::Frame => "frame",
+            Level::Video => "video",
+        }
+    }
+}
+
+/// One row of a protocol's table and its `metrics.json` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    /// The row's name in the table (see [`row_name`]).
+    pub row: String,
+    /// The set's name.
+    pub set: String,
+    /// The perturbation's name (`clean` for none).
+    pub perturbation: String,
+    /// What was scored.
+    pub level: Level,
+    /// Every metric.
+    pub metrics: Report,
+}
+
+/// A row's name: the perturbation's (`clean`, `jpeg:30`) when there is one set, the set's
+/// (`lfw`) for its clean row and `lfw+jpeg:30` for the others when there are several.
+pub fn row_name(set: &str, perturbation: Option<&str>, several_sets: bool) -> String {
+    match (perturbation, several_sets) {
+        (None, true) => set.to_string(),
+        (None, false) => "clean".to_string(),
+        (Some(p), true) => format!("{set}+{p}"),
+        (Some(p), false) => p.to_string(),
+    }
+}
+
+/// The rows as one Markdown table: the row's name, its level when some row is not of
+/// images, then AUC, accuracy and EER (4 decimals, `-` when undefined) and n.
+pub fn render_table(rows: &[Row]) -> String {
+    let levels = rows.iter().any(|r| r.level != Level::Image);
+    let cell = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+    let mut out = String::new();
+    if levels {
+        out.push_str("| set | level | AUC | accuracy | EER | n |\n");
+        out.push_str("|---|---|---:|---:|---:|---:|\n");
+    } else {
+        out.push_str("| set | AUC | accuracy | EER | n |\n");
+        out.push_str("|---|---:|---:|---:|---:|\n");
+    }
+    for r in rows {
+        let name = r.row.replace('|', "\\|");
+        let m = &r.metrics;
+        let level = if levels {
+            format!(" {} |", r.level.as_str())
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| {name} |{level} {} | {} | {} | {} |",
+            cell(m.auc),
+            cell(Some(m.accuracy)),
+            cell(m.eer),
+            m.n
+        );
+    }
+    out
+}
+
+/// Frame-level scores of scored videos: each sampled frame's p(fake) with its video's
+/// target, frames without a score left out.
+pub fn frame_scores(scores: &crate::videos::VideoScores) -> (Vec<f32>, Vec<f32>) {
+    let (mut probs, mut targets) = (Vec::new(), Vec::new());
+    for (report, &target) in scores.reports.iter().zip(&scores.targets) {
+        for p in report.per_frame.iter().flatten().flatten() {
+            probs.push(*p as f32);
+            targets.push(target);
+        }
+    }
+    (probs, targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use df_metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
+
+    fn set(name: &str, dir: &str) -> NamedSet {
+        NamedSet {
+            name: name.into(),
+            dir: dir.into(),
+        }
+    }
+
+    #[test]
+    fn named_sets_and_paths() {
+        for (text, want) in [
+            ("lfw=/data/lfw", set("lfw", "/data/lfw")),
+            ("x=./a=b", set("x", "./a=b")),
+            ("./a=b", set("a=b", "./a=b")),
+            ("data/val", set("val", "data/val")),
+            ("data/val/", set("val", "data/val/")),
+            ("/srv/x=y/val", set("val", "/srv/x=y/val")),
+            ("a=b=c", set("a", "b=c")),
+        ] {
+            assert_eq!(NamedSet::parse(text), Ok(want), "{text}");
+        }
+        // `.` is named after the folder it is.
+        let here = std::env::current_dir().expect("cwd");
+        let name = here.file_name().expect("named").to_string_lossy();
+        assert_eq!(NamedSet::parse(".").expect(".").name, name);
+        for (text, why) in [("=dir", "name"), ("lfw=", "folder"), ("", "empty")] {
+            let e = NamedSet::parse(text).expect_err(text);
+            assert!(e.contains("--data") && e.contains(why), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        assert!(check_unique(&[set("a", "x/a"), set("b", "a")]).is_ok());
+        let e = check_unique(&[set("val", "x/val"), set("b", "b"), set("val", "y/val")])
+            .expect_err("twice");
+        assert!(
+            e.contains("`val` is given twice") && e.contains("x/val") && e.contains("y/val"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn row_names() {
+        assert_eq!(row_name("lfw", None, false), "clean");
+        assert_eq!(row_name("lfw", Some("jpeg:30"), false), "jpeg:30");
+        assert_eq!(row_name("lfw", None, true), "lfw");
+        assert_eq!(row_name("lfw", Some("blur:1"), true), "lfw+blur:1");
+    }
+
+    fn report(scores: &[f32], labels: &[u8]) -> Report {
+        let mut e = BinaryEvaluator::new(EvaluatorConfig::default()).expect("evaluator");
+        e.update(scores, labels).expect("update");
+        e.compute().expect("report")
+    }
+
+    #[test]
+    fn table_against_hand_computed_values() {
+        // Fakes 0.9, 0.4; reals 0.6, 0.1. Pairs ranked right: (0.9,0.6), (0.9,0.1),
+        // (0.4,0.1) of 4: AUC 0.75. At 0.5: 0.9 and 0.1 right, 0.4 and 0.6 wrong:
+        // accuracy 0.5; at 0.5 one fake of two missed and one real of two flagged, so
+        // EER 0.5.
+        let a = report(&[0.9, 0.4, 0.6, 0.1], &[1, 1, 0, 0]);
+        assert_eq!((a.auc, a.accuracy, a.n), (Some(0.75), 0.5, 4));
+        // Perfectly ranked and decided: AUC 1, accuracy 1, EER 0.
+        let b = report(&[0.8, 0.3], &[1, 0]);
+        // Fakes only: no AUC, no EER.
+        let c = report(&[0.7, 0.2, 0.9], &[1, 1, 1]);
+        let rows = vec![
+            Row {
+                row: "lfw".into(),
+                set: "lfw".into(),
+                perturbation: "clean".into(),
+                level: Level::Image,
+                metrics: a,
+            },
+            Row {
+                row: "lfw+jpeg:30".into(),
+                set: "lfw".into(),
+                perturbation: "jpeg:30".into(),
+                level: Level::Image,
+                metrics: b,
+            },
+            Row {
+                row: "a|b".into(),
+                set: "a|b".into(),
+                perturbation: "clean".into(),
+                level: Level::Image,
+                metrics: c,
+            },
+        ];
+        assert_eq!(
+            render_table(&rows),
+            "| set | AUC | accuracy | EER | n |\n\
+             |---|---:|---:|---:|---:|\n\
+             | lfw | 0.7500 | 0.5000 | 0.5000 | 4 |\n\
+             | lfw+jpeg:30 | 1.0000 | 1.0000 | 0.0000 | 2 |\n\
+             | a\\|b | - | 0.6667 | - | 3 |\n"
+        );
+        // With a video set: the level column.
+        let mut video = rows[1].clone();
+        video.level = Level::Video;
+        assert_eq!(
+            render_table(&[video]),
+            "| set | level | AUC | accuracy | EER | n |\n\
+             |---|---|---:|---:|---:|---:|\n\
+             | lfw+jpeg:30 | video | 1.0000 | 1.0000 | 0.0000 | 2 |\n"
+        );
+    }
+
+    #[test]
+    fn frame_scores_carry_their_videos_label() {
+        use crate::videos::VideoScores;
+        use crate::VideoReport;
+        let line = |per_frame: Vec<Option<f64>>| VideoReport {
+            path: "v.mp4".into(),
+            p_fake: None,
+            label: crate::Label::Fake,
+            frames: per_frame.len(),
+            frames_scored: 0,
+            per_frame: Some(per_frame),
+            frame_faces: None,
+        };
+        let scores = VideoScores {
+            probs: vec![0.5, 0.25],
+            targets: vec![1.0, 0.0],
+            reports: vec![
+                line(vec![Some(0.5), None, Some(0.25)]),
+                line(vec![Some(0.75)]),
+            ],
+            skipped: Vec::new(),
+        };
+        assert_eq!(
+            frame_scores(&scores),
+            (vec![0.5, 0.25, 0.75], vec![1.0, 1.0, 0.0])
+        );
+    }
+}
