@@ -206,6 +206,12 @@ struct Args {
     /// Print nothing but the summary.
     #[arg(long)]
     quiet: bool,
+    /// Skip the data audit (by default each run first checks its data for shortcuts a
+    /// detector could learn instead of manipulation, such as a JPEG quality that differs
+    /// between the classes, and prints what it finds as `note:` lines; the report is
+    /// kept in experiment.json; `audit` prints it in full).
+    #[arg(long)]
+    no_audit: bool,
     /// Data-parallel training with N processes on this machine (loopback Gloo, like
     /// `torchrun --standalone --nproc-per-node N`); the cores are shared among them.
     /// Without it, `train` joins a group when RANK, WORLD_SIZE, MASTER_ADDR and
@@ -273,6 +279,7 @@ fn run() -> Result<()> {
     let mut data = DataConfig::new(&args.data, args.batch_size);
     data.val = args.val.clone();
     data.val_split = args.val_split;
+    data.audit = !args.no_audit;
     if let Some(w) = args.workers {
         data.workers = w;
     }

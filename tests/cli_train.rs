@@ -927,3 +927,58 @@ fn augment_specs_train_and_a_changed_spec_does_not_resume() {
         String::from_utf8_lossy(&same.stderr)
     );
 }
+
+#[path = "../fixtures/lookup.rs"]
+mod lookup;
+
+/// A run audits its data first: a JPEG quality that differs between the classes
+/// (Pillow's planted set, `scripts/fixtures/pillow_audit.py`) is printed as a note and
+/// recorded in experiment.json; `--no-audit` skips it.
+#[test]
+fn train_audits_its_data_and_records_the_findings() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = lookup::path("pillow_audit", "planted/quality/train");
+    let out = tmp.path().join("run");
+    let args = [
+        "--model",
+        "meso4",
+        "--data",
+        s(&data),
+        "--val-split",
+        "0.5",
+        "--epochs",
+        "1",
+        "--input-size",
+        "32",
+    ];
+    let run_ = run(
+        "train",
+        &[&args[..], &["--device", "cpu", "--out", s(&out)]].concat(),
+    );
+    let stderr = String::from_utf8_lossy(&run_.stderr);
+    assert!(run_.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: data audit: real images are JPEG quality 75, fake 95: a model can tell them apart without looking at faces"),
+        "{stderr}"
+    );
+    let stored = common::cli::json(&out.join("experiment.json"));
+    assert_eq!(stored["audit"]["findings"][0]["check"], "jpeg_quality");
+    assert_eq!(stored["data"]["audit"], true);
+
+    let quiet_out = tmp.path().join("no-audit");
+    let skipped = run(
+        "train",
+        &[
+            &args[..],
+            &["--device", "cpu", "--no-audit", "--out", s(&quiet_out)],
+        ]
+        .concat(),
+    );
+    let stderr = String::from_utf8_lossy(&skipped.stderr);
+    assert!(
+        skipped.status.success() && !stderr.contains("data audit"),
+        "{stderr}"
+    );
+    let stored = common::cli::json(&quiet_out.join("experiment.json"));
+    assert!(stored.get("audit").is_none() && stored["data"]["audit"] == false);
+}

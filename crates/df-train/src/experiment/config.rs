@@ -116,6 +116,14 @@ pub struct DataConfig {
     pub center_crop: Option<f32>,
     /// Class balancing.
     pub balance: Balance,
+    /// Audit the data for shortcuts before training ([`df_data::audit`]): the findings
+    /// are printed as `note:` lines and recorded in `experiment.json` (default true).
+    #[serde(default = "yes")]
+    pub audit: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl DataConfig {
@@ -135,6 +143,7 @@ impl DataConfig {
             resize: ResizeFilter::Nearest,
             center_crop: None,
             balance: Balance::None,
+            audit: true,
         }
     }
     /// Validates on a separate folder.
@@ -363,4 +372,7 @@ pub struct ExperimentOutcome {
     pub var_store: VarStore,
     /// Unreadable files skipped in training and validation.
     pub skipped: usize,
+    /// The data audit of the training and validation sets (rank 0, with
+    /// [`DataConfig::audit`]); also in `experiment.json`.
+    pub audit: Option<df_data::AuditReport>,
 }

@@ -88,7 +88,12 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     // Every option has been checked (model, data, loaders, optimizer, callbacks): only
     // now is anything written, holding the folder's lock for the whole run (rank 0).
     let _lock = match cfg.rank {
-        0 => Some(claim_out_dir(cfg, reuse, data.record.as_ref())?),
+        0 => Some(claim_out_dir(
+            cfg,
+            reuse,
+            data.record.as_ref(),
+            data.audit.as_ref(),
+        )?),
         _ => None,
     };
     let val_source = data.val.as_ref().map(|l| l as &dyn BatchSource);
@@ -124,6 +129,7 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         model,
         var_store,
         skipped: n_skipped,
+        audit: data.audit,
     })
 }
 
@@ -191,6 +197,7 @@ struct RunData {
     val: Option<Loader>,
     val_whole: Option<ImageFolder>,
     record: Option<DataRecord>,
+    audit: Option<df_data::AuditReport>,
     transform: df_data::Transform,
     shard: Option<(usize, usize)>,
 }
@@ -218,6 +225,11 @@ impl RunData {
                 record.check_resume(&cfg.out_dir)?;
             }
             Some(record)
+        } else {
+            None
+        };
+        let audit = if cfg.rank == 0 && cfg.data.audit {
+            Some(audit_data(cfg, &train_set, val_set.as_ref())?)
         } else {
             None
         };
@@ -257,6 +269,7 @@ impl RunData {
             val,
             val_whole,
             record,
+            audit,
             transform,
             shard,
         })
@@ -368,15 +381,52 @@ fn claim_out_dir(
     cfg: &ExperimentConfig,
     reuse: Reuse,
     record: Option<&DataRecord>,
+    audit: Option<&df_data::AuditReport>,
 ) -> Result<run_dir::RunLock> {
     let lock = run_dir::lock(&cfg.out_dir)?;
     run_dir::prepare(&lock, reuse)?;
     run_dir::remove_stale_temporaries(&lock)?;
-    df_io::write_json(&cfg.out_dir.join(files::EXPERIMENT), cfg)?;
+    /// The configuration with the data audit beside it (read back as the configuration
+    /// alone: the audit is a record, not a setting).
+    #[derive(serde::Serialize)]
+    struct Recorded<'a> {
+        #[serde(flatten)]
+        cfg: &'a ExperimentConfig,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        audit: Option<&'a df_data::AuditReport>,
+    }
+    df_io::write_json(
+        &cfg.out_dir.join(files::EXPERIMENT),
+        &Recorded { cfg, audit },
+    )?;
     if let Some(record) = record {
         df_io::write_json(&cfg.out_dir.join(crate::data_record::DATA_FILE), record)?;
     }
     Ok(lock)
+}
+
+/// The data audit of a run's sets; each shortcut found printed as a `note:` line (unless
+/// quiet), control characters escaped (file names are in some findings).
+fn audit_data(
+    cfg: &ExperimentConfig,
+    train: &ImageFolder,
+    val: Option<&ImageFolder>,
+) -> Result<df_data::AuditReport> {
+    let report = df_data::audit::audit(train, val, &df_data::AuditOptions::default())?;
+    if cfg.verbosity != crate::Verbosity::Quiet {
+        for finding in report.findings() {
+            let text: String = finding
+                .sentence
+                .chars()
+                .map(|c| match c.is_control() {
+                    true => c.escape_debug().to_string(),
+                    false => c.to_string(),
+                })
+                .collect();
+            eprintln!("note: data audit: {text}");
+        }
+    }
+    Ok(report)
 }
 
 /// Best epoch, generalization gap and fluctuation of the validation curves; `None`
