@@ -66,8 +66,9 @@ pub struct AuditFile {
 pub struct AuditOptions {
     /// A feature whose one-feature AUC reaches this is flagged (default 0.8).
     pub flag_auc: f64,
-    /// Two images whose 64-bit difference hashes differ in at most this many bits are
-    /// near duplicates (default 4).
+    /// Two images whose 64-bit difference hashes differ in at most this many bits, and
+    /// whose 16×16 grey thumbnails differ by at most [`NEAR_MEAN_DIFFERENCE`] levels on
+    /// average, are near duplicates (default 4).
     pub near_duplicate_bits: u32,
     /// Whether to decode every image for its perceptual hash (near duplicates); the
     /// header features need no decoding (default true).
@@ -231,6 +232,28 @@ struct Read {
     content: (u32, u64, u64),
     /// Difference hash of the pixels, where decoded.
     dhash: Option<u64>,
+    /// A 16×16 grey thumbnail, where decoded: confirms a near duplicate the hash found.
+    thumb: Option<Vec<u8>>,
+}
+
+/// Near duplicates' thumbnails (16×16 grey) differ by at most this many grey levels on
+/// average. The hash alone is not enough for aligned face crops: lfw-faceswap has pairs
+/// of different people within 4 bits whose pixels are 10–15 dB apart.
+pub const NEAR_MEAN_DIFFERENCE: f64 = 8.0;
+
+fn thumbnail(image: &image::DynamicImage) -> Vec<u8> {
+    image
+        .resize_exact(16, 16, image::imageops::FilterType::Triangle)
+        .to_luma8()
+        .into_raw()
+}
+
+fn mean_difference(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x.abs_diff(y)))
+        .sum::<f64>()
+        / a.len().max(1) as f64
 }
 
 fn content_hash(bytes: &[u8]) -> (u32, u64, u64) {
@@ -265,17 +288,17 @@ fn read_one(path: &Path, options: &AuditOptions) -> Result<Read, String> {
     }
     let bytes = df_io::read_regular(path).map_err(|e| e.to_string())?;
     let facts = read_facts(&bytes).map_err(|e| e.to_string())?;
-    let dhash = if options.perceptual_hash {
-        Some(dhash(
-            &image::load_from_memory(&bytes).map_err(|e| format!("cannot decode: {e}"))?,
-        ))
+    let (dhash, thumb) = if options.perceptual_hash {
+        let image = image::load_from_memory(&bytes).map_err(|e| format!("cannot decode: {e}"))?;
+        (Some(dhash(&image)), Some(thumbnail(&image)))
     } else {
-        None
+        (None, None)
     };
     Ok(Read {
         facts,
         content: content_hash(&bytes),
         dhash,
+        thumb,
     })
 }
 
@@ -696,11 +719,17 @@ pub fn audit_files(files: &[AuditFile], options: &AuditOptions) -> Result<AuditR
     let hashes: Vec<u64> = hashed.iter().map(|&i| ok[i].1.dhash.unwrap_or(0)).collect();
     let bits = options.near_duplicate_bits;
     let near = |keep: &dyn Fn(usize, usize) -> bool| -> Vec<(usize, usize)> {
-        let mut pairs: Vec<(usize, usize)> =
-            stats::near_pairs(&hashes, bits, |a, b| keep(hashed[a], hashed[b]))
-                .into_iter()
-                .map(|(a, b)| (hashed[a].min(hashed[b]), hashed[a].max(hashed[b])))
-                .collect();
+        let mut pairs: Vec<(usize, usize)> = stats::near_pairs(&hashes, bits, |a, b| {
+            let (i, j) = (hashed[a], hashed[b]);
+            let close = match (&ok[i].1.thumb, &ok[j].1.thumb) {
+                (Some(x), Some(y)) => mean_difference(x, y) <= NEAR_MEAN_DIFFERENCE,
+                _ => false,
+            };
+            close && keep(i, j)
+        })
+        .into_iter()
+        .map(|(a, b)| (hashed[a].min(hashed[b]), hashed[a].max(hashed[b])))
+        .collect();
         pairs.sort_unstable();
         pairs
     };
