@@ -128,14 +128,23 @@ fn evaluate_robustness_and_cross_dataset_table() {
 }
 
 /// `--data` names and `--perturb` values are checked before any file is written: a name
-/// given twice (two folders of one name), an unknown perturbation.
+/// given twice (two folders of one name), a bad perturbation, perturbations of videos
+/// (refused: they apply to image sets only).
 #[test]
 fn evaluate_protocol_options_are_checked_first() {
     let tmp = tempfile::tempdir().expect("temporary directory");
     let out = tmp.path().join("eval");
     let (x, y) = (tmp.path().join("x/val"), tmp.path().join("y/val"));
     let model = tmp.path().join("missing.safetensors");
+    // A set of videos (the refusal comes before any video is read).
+    let videos = tmp.path().join("videos");
+    std::fs::create_dir_all(videos.join("fake")).expect("dir");
+    std::fs::write(videos.join("fake/a.mp4"), b"not read").expect("write");
     for (extra, says) in [
+        (
+            vec!["--data", s(&videos), "--perturb", "jpeg:50"],
+            "perturbations apply to image sets only",
+        ),
         (
             vec!["--data", s(&x), "--data", s(&y)],
             "`val` is given twice",

@@ -48,7 +48,8 @@ impl Augment {
     /// ([`Augment::validate`]).
     ///
     /// ```
-    /// use df_data::Augment;
+    /// # mod deepfake { pub mod data { pub use df_data::*; } }
+    /// use deepfake::data::Augment;
     /// let a = Augment::from_spec("study,jpeg:30-95@0.5").expect("a valid spec");
     /// assert_eq!(a.jpeg.map(|j| (j.quality, j.probability)), Some(([30, 95], 0.5)));
     /// assert_eq!(Augment::from_spec("forensic").expect("a preset"), Augment::forensic());

@@ -209,8 +209,9 @@ pub trait ImageSource: Send + Sync {
 /// ignored, and files directly in the root are ignored (as Keras does).
 ///
 /// ```no_run
-/// use df_data::{ClassMapping, FolderOptions, ImageFolder};
-/// # fn main() -> df_data::Result<()> {
+/// # mod deepfake { pub mod data { pub use df_data::*; } }
+/// use deepfake::data::{ClassMapping, FolderOptions, ImageFolder};
+/// # fn main() -> deepfake::data::Result<()> {
 /// // The MesoNet authors' layout: df/ and real/.
 /// let data = ImageFolder::open("data/train")?;
 /// let (train, val) = data.validation_split(0.2, 42)?;
@@ -541,6 +542,82 @@ impl ImageFolder {
         ))
     }
 
+    /// `count` samples drawn at random with `seed`, each class keeping its share of the
+    /// whole (stratified, rounded by largest remainder; every class keeps at least one):
+    /// a smaller set to try a recipe on before the whole. The pick depends only on the file
+    /// list and `seed`; the samples stay in the dataset's order and the skip list is kept.
+    ///
+    /// ```
+    /// # mod deepfake { pub mod data { pub use df_data::*; } }
+    /// use deepfake::data::synthetic;
+    ///
+    /// # fn main() -> deepfake::data::Result<()> {
+    /// let tmp = tempfile::tempdir().expect("a private temporary folder");
+    /// let data = synthetic::generate(&tmp.path().join("data"), 8, 32, 42)?; // 8 real + 8 fake
+    /// let few = data.subset(6, 7)?;
+    /// assert_eq!(few.label_counts(), (3, 3));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (`subset`) unless `count` is at least the number of classes
+    /// and at most [`ImageFolder::len`].
+    pub fn subset(&self, count: usize, seed: u64) -> Result<ImageFolder> {
+        let total = self.samples.len();
+        let sizes: Vec<usize> = (0..self.classes.len())
+            .map(|ci| self.samples.iter().filter(|s| s.class == ci).count())
+            .collect();
+        let present = sizes.iter().filter(|&&n| n > 0).count();
+        if count < present.max(1) || count > total {
+            return Err(Error::config(
+                "subset",
+                format!(
+                    "{count} of {total} images: need {} to {total} (one per class at least)",
+                    present.max(1)
+                ),
+            ));
+        }
+        // Exact shares are count·size/total; in units of 1/total, the remainders compare
+        // as integers. Start from the floor (at least one), then add to the largest
+        // remainders, or take from the smallest, until the quotas make `count`.
+        let exact = |ci: usize| (count * sizes[ci]) as i128;
+        let mut quota: Vec<usize> = sizes
+            .iter()
+            .enumerate()
+            .map(|(ci, &n)| {
+                if n == 0 {
+                    0
+                } else {
+                    (exact(ci) as usize / total).clamp(1, n)
+                }
+            })
+            .collect();
+        let gap = |q: &[usize], ci: usize| exact(ci) - (q[ci] * total) as i128;
+        while quota.iter().sum::<usize>() < count {
+            let ci = (0..quota.len())
+                .filter(|&ci| quota[ci] < sizes[ci])
+                .max_by_key(|&ci| (gap(&quota, ci), std::cmp::Reverse(ci)))
+                .ok_or_else(|| Error::config("subset", "no class has an image left"))?;
+            quota[ci] += 1;
+        }
+        while quota.iter().sum::<usize>() > count {
+            let ci = (0..quota.len())
+                .filter(|&ci| quota[ci] > 1)
+                .min_by_key(|&ci| (gap(&quota, ci), ci))
+                .ok_or_else(|| Error::config("subset", "every class is down to one image"))?;
+            quota[ci] -= 1;
+        }
+        let mut picked = Vec::with_capacity(count);
+        for (ci, &q) in quota.iter().enumerate() {
+            let mut members: Vec<&Sample> = self.samples.iter().filter(|s| s.class == ci).collect();
+            let mut rng = keyed_rng(seed, 0, ci as u64, 0x7375_6273_6574); // "subset"
+            members.shuffle(&mut rng);
+            picked.extend(members.into_iter().take(q).cloned());
+        }
+        picked.sort_by(|a, b| (a.class, &a.path).cmp(&(b.class, &b.path)));
+        Ok(self.with_samples(picked, self.skipped.clone()))
+    }
+
     /// Every `world_size`-th sample starting at `rank`, whatever classes that leaves: the
     /// part of a validation set one rank scores in data-parallel training, whose metrics
     /// are computed once every rank's scores are gathered. The parts are disjoint and
@@ -689,5 +766,99 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
         path: path.to_path_buf(),
         line,
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A class folder layout of empty `.png` files (opened without reading headers):
+    /// `real` files `r0.png`…, `fake` files `f0.png`….
+    fn folder(real: usize, fake: usize) -> (tempfile::TempDir, ImageFolder) {
+        let tmp = tempfile::tempdir().expect("a temporary folder");
+        for (class, prefix, n) in [("real", "r", real), ("fake", "f", fake)] {
+            let dir = tmp.path().join(class);
+            std::fs::create_dir_all(&dir).expect("a class folder");
+            for i in 0..n {
+                std::fs::write(dir.join(format!("{prefix}{i:02}.png")), b"").expect("a file");
+            }
+        }
+        let options = FolderOptions {
+            check_headers: false,
+            ..FolderOptions::default()
+        };
+        let data = ImageFolder::open_with(tmp.path(), &options).expect("the folder opens");
+        (tmp, data)
+    }
+
+    fn names(data: &ImageFolder) -> Vec<String> {
+        let mut names: Vec<String> = data
+            .samples()
+            .iter()
+            .map(|s| {
+                s.path
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn subset_keeps_each_class_share_of_distinct_files() {
+        // 4 real and 12 fake: a quarter real, so 8 images are 2 real and 6 fake.
+        let (_tmp, data) = folder(4, 12);
+        let part = data.subset(8, 7).expect("8 of 16");
+        assert_eq!(part.len(), 8);
+        assert_eq!(part.label_counts(), (2, 6));
+        assert_eq!(
+            part.classes().iter().map(|c| c.count).collect::<Vec<_>>(),
+            [6, 2] // classes sorted by name: fake, real
+        );
+        let mut all = names(&data);
+        let picked = names(&part);
+        let mut unique = picked.clone();
+        unique.dedup();
+        assert_eq!(unique.len(), 8, "no file twice: {picked:?}");
+        all.retain(|n| picked.contains(n));
+        assert_eq!(all, picked, "only files of the dataset");
+        // Ordered as the dataset is: class by class, names sorted within a class.
+        let order: Vec<(usize, PathBuf)> = part
+            .samples()
+            .iter()
+            .map(|s| (s.class, s.path.clone()))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
+        // The same seed picks the same files; the whole set is every file.
+        assert_eq!(names(&data.subset(8, 7).expect("again")), picked);
+        assert_eq!(names(&data.subset(16, 3).expect("all")), names(&data));
+    }
+
+    #[test]
+    fn subset_seeds_pick_different_files() {
+        let (_tmp, data) = folder(10, 10);
+        let picks: std::collections::BTreeSet<Vec<String>> = (0..8)
+            .map(|seed| names(&data.subset(4, seed).expect("4 of 20")))
+            .collect();
+        // 45² = 2025 ways to take 2 of each class: eight seeds giving one pick would
+        // mean the seed is ignored.
+        assert!(picks.len() > 1, "{picks:?}");
+    }
+
+    #[test]
+    fn subset_keeps_a_small_class_and_refuses_impossible_sizes() {
+        // 1 real in 20: 4 images still keep the real one (every class at least one).
+        let (_tmp, data) = folder(1, 19);
+        assert_eq!(data.subset(4, 1).expect("4 of 20").label_counts(), (1, 3));
+        for count in [0, 1, 21] {
+            let err = data.subset(count, 1).expect_err("not possible").to_string();
+            assert!(err.contains("subset"), "{count}: {err}");
+        }
     }
 }

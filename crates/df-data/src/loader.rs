@@ -202,8 +202,9 @@ struct Shared {
 /// are returned in order, so the number of workers changes speed, not results.
 ///
 /// ```no_run
-/// use df_data::{Augment, ImageFolder, Loader, LoaderConfig, Transform};
-/// # fn main() -> df_data::Result<()> {
+/// # mod deepfake { pub mod data { pub use df_data::*; } }
+/// use deepfake::data::{Augment, ImageFolder, Loader, LoaderConfig, Transform};
+/// # fn main() -> deepfake::data::Result<()> {
 /// let data = ImageFolder::open("data/train")?;
 /// let config = LoaderConfig::default()
 ///     .with_transform(Transform::unit(256, 256))

@@ -12,10 +12,11 @@
 //! past the timeout gives an error after at most the timeout, never a hang.
 //!
 //! ```no_run
-//! use df_dist::{DistConfig, ProcessGroup, Reduce};
+//! # mod deepfake { pub mod dist { pub use df_dist::*; } }
+//! use deepfake::dist::{DistConfig, ProcessGroup, Reduce};
 //! use tch::Tensor;
 //!
-//! # fn main() -> Result<(), df_dist::Error> {
+//! # fn main() -> Result<(), deepfake::dist::Error> {
 //! // RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT as torchrun sets them.
 //! let config = DistConfig::from_env()?.expect("started by torchrun");
 //! let group = ProcessGroup::new(&config)?;

@@ -137,6 +137,26 @@ fn crop_theta(face: &Face, config: &CropConfig, w: f32, h: f32) -> [f32; 6] {
 
 /// The crops of the faces `config` selects from `faces`, found in `image`.
 ///
+/// The faces usually come from [`crate::Mtcnn::detect`]; here one is given by hand:
+///
+/// ```
+/// # mod deepfake { pub mod face { pub use df_face::*; } pub use image; }
+/// use deepfake::face::{crop_faces, CropConfig, Face};
+///
+/// # fn main() -> Result<(), deepfake::face::Error> {
+/// let photo = deepfake::image::RgbImage::from_pixel(200, 150, deepfake::image::Rgb([90, 60, 40]));
+/// let face = Face {
+///     bbox: [60.0, 30.0, 140.0, 130.0], // x1, y1, x2, y2 in pixels
+///     probability: 0.99,
+///     landmarks: [[85.0, 65.0], [115.0, 65.0], [100.0, 85.0], [88.0, 108.0], [112.0, 108.0]],
+/// };
+/// let config = CropConfig { size: 128, margin: 0.2, ..CropConfig::default() };
+/// let crops = crop_faces(&photo, &[face], &config)?;
+/// assert_eq!(crops.len(), 1);
+/// assert_eq!(crops[0].image.dimensions(), (128, 128));
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 /// [`Error::Config`] for invalid settings; [`Error::Torch`].
 pub fn crop_faces(image: &RgbImage, faces: &[Face], config: &CropConfig) -> Result<Vec<FaceCrop>> {

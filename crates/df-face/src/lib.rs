@@ -10,10 +10,11 @@
 //! (`tests/shared_data/faces.rs`).
 //!
 //! ```no_run
-//! use df_face::{Mtcnn, MtcnnConfig};
-//! # fn main() -> Result<(), df_face::Error> {
-//! let detector = Mtcnn::load(&df_face::default_weights_path()?, MtcnnConfig::default(), tch::Device::Cpu)?;
-//! let image = image::open("photo.jpg").expect("a photo").to_rgb8();
+//! # mod deepfake { pub mod face { pub use df_face::*; } pub use image; pub use tch; }
+//! use deepfake::face::{Mtcnn, MtcnnConfig};
+//! # fn main() -> Result<(), deepfake::face::Error> {
+//! let detector = Mtcnn::load(&deepfake::face::default_weights_path()?, MtcnnConfig::default(), deepfake::tch::Device::Cpu)?;
+//! let image = deepfake::image::open("photo.jpg").expect("a photo").to_rgb8();
 //! for face in detector.detect(&image)? {
 //!     println!("{:?} p={:.3}", face.bbox, face.probability);
 //! }

@@ -237,6 +237,27 @@ struct Candidate {
 }
 
 /// The MTCNN face detector (see the crate's documentation).
+///
+/// Load it once (its weights come from the set-up, [`crate::default_weights_path`]) and
+/// call [`Mtcnn::detect`] on decoded pictures: the faces come largest first, each with its
+/// box, probability and five landmarks, ready for [`crate::crop_faces`].
+///
+/// ```no_run
+/// # mod deepfake { pub mod face { pub use df_face::*; } pub use image; pub use tch; }
+/// use deepfake::face::{crop_faces, default_weights_path, CropConfig, Mtcnn, MtcnnConfig};
+/// use deepfake::tch::Device;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mtcnn = Mtcnn::load(&default_weights_path()?, MtcnnConfig::default(), Device::Cpu)?;
+/// let photo: deepfake::image::RgbImage = deepfake::image::open("photo.jpg")?.to_rgb8();
+/// let faces = mtcnn.detect(&photo)?; // largest first
+/// for face in &faces {
+///     println!("{:?} p={:.3}", face.bbox, face.probability);
+/// }
+/// let crops = crop_faces(&photo, &faces, &CropConfig::default())?; // the largest, 256×256
+/// # let _ = crops;
+/// # Ok(()) }
+/// ```
 pub struct Mtcnn {
     _vs: nn::VarStore,
     pnet: PNet,

@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 /// libtorch's, `Contiguous`.
 ///
 /// ```
-/// use df_layers::MemoryFormat;
+/// # mod deepfake { pub mod layers { pub use df_layers::*; } }
+/// use deepfake::layers::MemoryFormat;
 /// use tch::{Device, Kind, Tensor};
 ///
 /// let images = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
@@ -33,7 +34,7 @@ use crate::error::{Error, Result};
 /// assert!(MemoryFormat::ChannelsLast.is_format_of(&nhwc));
 /// assert!(!MemoryFormat::Contiguous.is_format_of(&nhwc));
 /// assert_eq!(nhwc, images); // same values
-/// # Ok::<(), df_layers::Error>(())
+/// # Ok::<(), deepfake::layers::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,10 +9,11 @@
 //! Blocks keep the [`MemoryFormat`] of their input (NCHW or channels-last).
 //!
 //! ```
-//! use df_layers::{Activation, ConvBnAct, ConvBnActConfig, BatchNormConfig};
+//! # mod deepfake { pub mod layers { pub use df_layers::*; } }
+//! use deepfake::layers::{Activation, ConvBnAct, ConvBnActConfig, BatchNormConfig};
 //! use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 //!
-//! # fn main() -> df_layers::Result<()> {
+//! # fn main() -> deepfake::layers::Result<()> {
 //! let vs = nn::VarStore::new(Device::Cpu);
 //! let cfg = ConvBnActConfig::new(3, 32, 3)
 //!     .with_stride(2)

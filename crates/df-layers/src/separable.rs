@@ -190,10 +190,11 @@ impl SeparableConv2dConfig {
 /// `H' = floor((H - dilation · (kh - 1) - 1) / stride) + 1` for `"valid"`.
 ///
 /// ```
-/// use df_layers::{Padding, SeparableConv2d, SeparableConv2dConfig};
+/// # mod deepfake { pub mod layers { pub use df_layers::*; } }
+/// use deepfake::layers::{Padding, SeparableConv2d, SeparableConv2dConfig};
 /// use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 ///
-/// # fn main() -> df_layers::Result<()> {
+/// # fn main() -> deepfake::layers::Result<()> {
 /// let vs = nn::VarStore::new(Device::Cpu);
 /// let cfg = SeparableConv2dConfig::new(64, 128, 3, "block2_sepconv1")
 ///     .with_padding(Padding::Same)

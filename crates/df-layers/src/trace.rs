@@ -8,10 +8,11 @@
 //! the capturing thread appends a [`LayerRecord`] in execution order.
 //!
 //! ```
-//! use df_layers::{trace, ConvBnAct, ConvBnActConfig, BatchNormConfig};
+//! # mod deepfake { pub mod layers { pub use df_layers::*; } }
+//! use deepfake::layers::{trace, ConvBnAct, ConvBnActConfig, BatchNormConfig};
 //! use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 //!
-//! # fn main() -> df_layers::Result<()> {
+//! # fn main() -> deepfake::layers::Result<()> {
 //! let vs = nn::VarStore::new(Device::Cpu);
 //! let cfg = ConvBnActConfig::new(3, 16, 3)
 //!     .with_stride(2)

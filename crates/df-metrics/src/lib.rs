@@ -27,9 +27,10 @@
 //! `scripts/fixtures/sklearn_metrics.py`).
 //!
 //! ```
-//! use df_metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
+//! # mod deepfake { pub mod metrics { pub use df_metrics::*; } }
+//! use deepfake::metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
 //!
-//! # fn main() -> df_metrics::Result<()> {
+//! # fn main() -> deepfake::metrics::Result<()> {
 //! // p(fake) from a detector, and the truth (1 = fake), arriving in batches.
 //! let batches = [
 //!     (vec![0.92f32, 0.15, 0.64, 0.30], vec![1u8, 0, 1, 0]),
@@ -49,7 +50,7 @@
 //! let dir = tmp.path();
 //! report.to_json_file(dir.join("metrics.json"))?;
 //! if let Some(roc) = &evaluation.roc {
-//!     df_metrics::plot_roc(&[("detector", roc)], dir.join("roc.svg"))?;
+//!     deepfake::metrics::plot_roc(&[("detector", roc)], dir.join("roc.svg"))?;
 //! }
 //! # Ok(()) }
 //! ```

@@ -11,14 +11,15 @@ use crate::Result;
 /// result, bit for bit: sums are accumulated in `f64` in input order either way.
 ///
 /// ```
-/// use df_metrics::{LogLoss, Metric};
+/// # mod deepfake { pub mod metrics { pub use df_metrics::*; } }
+/// use deepfake::metrics::{LogLoss, Metric};
 ///
-/// # fn main() -> df_metrics::Result<()> {
+/// # fn main() -> deepfake::metrics::Result<()> {
 /// let mut loss = LogLoss::new();
 /// loss.update(&[0.9, 0.2], &[1u8, 0])?;
 /// loss.update(&[0.6], &[true])?;
 /// let streamed = loss.compute()?;
-/// assert_eq!(streamed, df_metrics::log_loss(&[0.9, 0.2, 0.6], &[1u8, 0, 1])?);
+/// assert_eq!(streamed, deepfake::metrics::log_loss(&[0.9, 0.2, 0.6], &[1u8, 0, 1])?);
 /// # Ok(()) }
 /// ```
 pub trait Metric {
