@@ -188,6 +188,52 @@ impl DetectorArgs {
         })
     }
 
+    /// The model these options name for scoring image folders, with the evaluation
+    /// loader's settings (its transform: the checkpoint's preparation unless `--resize` or
+    /// `--center-crop` says otherwise, each override said as a `note:`); a `note:` for
+    /// each of `folders` that a face-crop model would score as crops without their having
+    /// been made by `prepare_faces`.
+    ///
+    /// # Errors
+    /// Loading the weights (naming them); an impossible preparation.
+    pub fn load_for_folders(
+        &self,
+        device: tch::Device,
+        batch_size: usize,
+        workers: Option<usize>,
+        folders: &[&std::path::Path],
+    ) -> Result<
+        (crate::models::LoadedModel, crate::data::LoaderConfig),
+        Box<dyn std::error::Error + Send + Sync>,
+    > {
+        let keras =
+            crate::models::load::KerasLoadOptions::default().with_polarity(self.polarity.into());
+        let loaded =
+            crate::models::load::load_weights(self.model.as_deref(), &self.weights, device, &keras)
+                .map_err(|e| {
+                    format!(
+                        "loading {}: {}",
+                        self.weights.display(),
+                        crate::error_text(&e)
+                    )
+                })?;
+        let resize = self.resize.map(ResizeFilter::from);
+        let (transform, notes) =
+            crate::train::prepared_transform(&loaded, resize, self.center_crop)?;
+        notes.iter().for_each(|n| crate::note(n));
+        for folder in folders {
+            if let Some(note) = crate::detect::crops::uncropped_note(&loaded, &self.weights, folder)
+            {
+                crate::note(&note);
+            }
+        }
+        let mut config = crate::data::LoaderConfig::eval(transform, batch_size);
+        if let Some(w) = workers {
+            config = config.with_workers(w);
+        }
+        Ok((loaded, config))
+    }
+
     /// Opens the detector these options name (`--weights`, `--model`, `--polarity`).
     ///
     /// # Errors
@@ -203,6 +249,30 @@ impl DetectorArgs {
             options,
         )
     }
+}
+
+/// Refuses an `--out` inside one of `folders` (canonical paths: `x/../data/out` and links
+/// count): what a program writes there would be read as data by the next run on it.
+///
+/// # Errors
+/// Naming `--out` and the folder.
+pub fn check_out_outside<'a>(
+    out: &std::path::Path,
+    folders: impl IntoIterator<Item = &'a std::path::Path>,
+) -> Result<(), OptionError> {
+    for folder in folders {
+        let inside = crate::io::is_inside(out, folder)
+            .map_err(|e| OptionError(format!("option --out: {}: {e}", out.display())))?;
+        if inside {
+            return Err(OptionError(format!(
+                "option --out: {} is inside --data {} (the plots written there would be read \
+                 as images): choose a folder outside it",
+                out.display(),
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a program's output folder `out` before any work and records the files

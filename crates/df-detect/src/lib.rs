@@ -71,6 +71,9 @@ pub enum Error {
     /// A tensor operation.
     #[error(transparent)]
     Tensor(#[from] tch::TchError),
+    /// Computing metrics.
+    #[error(transparent)]
+    Metrics(#[from] df_metrics::Error),
     /// The face detector failed on a picture.
     #[error("detecting faces: {0}")]
     Detecting(#[source] df_face::Error),

@@ -187,6 +187,231 @@ pub fn frame_scores(scores: &crate::videos::VideoScores) -> (Vec<f32>, Vec<f32>)
     (probs, targets)
 }
 
+/// What a named set holds.
+#[derive(Debug, Clone)]
+pub enum SetData {
+    /// Labelled images.
+    Images(df_data::ImageFolder),
+    /// Labelled videos (each scored as `predict` scores it).
+    Videos(Vec<(PathBuf, df_data::Label)>),
+}
+
+/// Opens each set: a folder of labelled videos, else an image folder. `perturbed`:
+/// perturbations are asked for, which apply to image sets only (a video set is refused).
+///
+/// # Errors
+/// A folder that cannot be opened, or a video set with `perturbed`, naming the folder.
+pub fn open_sets(sets: &[NamedSet], perturbed: bool) -> Result<Vec<SetData>, crate::Error> {
+    let mut out = Vec::new();
+    for set in sets {
+        let videos = crate::videos::labelled_videos(&set.dir)?;
+        if videos.is_empty() {
+            let folder = df_data::ImageFolder::open(&set.dir)
+                .map_err(|e| crate::Error::from(e).in_file(&set.dir))?;
+            out.push(SetData::Images(folder));
+        } else if perturbed {
+            return Err(crate::Error::File {
+                path: set.dir.clone(),
+                message: "it holds videos, and perturbations apply to image sets only; leave out \
+                          --perturb, or evaluate the videos' frames as images"
+                    .into(),
+            });
+        } else {
+            out.push(SetData::Videos(videos));
+        }
+    }
+    Ok(out)
+}
+
+/// One row's scores (`scores.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RowScores {
+    /// The row's name.
+    pub row: String,
+    /// What was scored.
+    pub level: Level,
+    /// The targets (1 fake, 0 real).
+    pub labels: Vec<f32>,
+    /// The detector's p(fake), in the same order.
+    pub p_fake: Vec<f32>,
+}
+
+/// What scores the sets: the model and loader settings for image sets, the detector for
+/// video sets (each needed only where such a set is given).
+pub struct Scorers<'a> {
+    /// The model and the evaluation loader's settings (its transform) for image sets.
+    pub images: Option<(&'a dyn df_models::Model, &'a df_data::LoaderConfig)>,
+    /// The detector for video sets.
+    pub videos: Option<&'a crate::Detector>,
+    /// Where the model runs.
+    pub device: tch::Device,
+    /// At which precision.
+    pub precision: df_train::Precision,
+    /// The metrics' settings (the threshold).
+    pub evaluator: &'a df_metrics::EvaluatorConfig,
+}
+
+/// A protocol's result: every row, each row's scores, the inputs skipped.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// The rows, set by set, clean first, then each perturbation (a video set: its frame
+    /// and video rows).
+    pub rows: Vec<Row>,
+    /// Each row's scores.
+    pub scores: Vec<RowScores>,
+    /// The inputs skipped, each once.
+    pub skipped: Vec<df_data::SkipReport>,
+}
+
+impl Tables {
+    /// `metrics.json`: the threshold, `sets` (the clean rows) and, with perturbations,
+    /// `robustness` (every row).
+    pub fn metrics_json(&self, threshold: f32, perturbed: bool) -> serde_json::Value {
+        let clean: Vec<&Row> = self
+            .rows
+            .iter()
+            .filter(|r| r.perturbation == "clean")
+            .collect();
+        let mut metrics = serde_json::json!({ "threshold": threshold, "sets": clean });
+        if perturbed {
+            metrics["robustness"] = serde_json::json!(self.rows);
+        }
+        metrics
+    }
+
+    /// `report.md`: the weights, the threshold, each set's folder, the table.
+    pub fn report(&self, weights: &Path, threshold: f32, sets: &[NamedSet]) -> String {
+        let mut report = format!(
+            "# Evaluation\n\nWeights: `{}`; threshold {threshold}.\n\n",
+            weights.display()
+        );
+        for set in sets {
+            let _ = writeln!(report, "- `{}`: `{}`", set.name, set.dir.display());
+        }
+        report.push('\n');
+        report.push_str(&render_table(&self.rows));
+        report
+    }
+}
+
+fn report_of(
+    config: &df_metrics::EvaluatorConfig,
+    probs: &[f32],
+    targets: &[f32],
+) -> Result<Report, crate::Error> {
+    use df_metrics::Metric;
+    let mut evaluator = df_metrics::BinaryEvaluator::new(config.clone())?;
+    evaluator.update(probs, targets)?;
+    Ok(evaluator.compute()?)
+}
+
+/// Scores every set, clean and under each perturbation (image sets), at the image or the
+/// frame and video levels, into one table's rows (see the module's documentation).
+///
+/// # Errors
+/// A set whose scorer is missing from `scorers`, a scoring error naming the set's folder,
+/// a video set of which no video could be scored.
+pub fn score_sets(
+    sets: &[(NamedSet, SetData)],
+    perturbations: &[df_data::perturb::Perturbation],
+    scorers: &Scorers<'_>,
+) -> Result<Tables, crate::Error> {
+    let several = sets.len() > 1;
+    let mut tables = Tables {
+        rows: Vec::new(),
+        scores: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let add = |tables: &mut Tables,
+                   set: &NamedSet,
+                   p: Option<String>,
+                   level,
+                   probs: Vec<f32>,
+                   targets: Vec<f32>| {
+        let row = Row {
+            row: row_name(&set.name, p.as_deref(), several),
+            set: set.name.clone(),
+            perturbation: p.unwrap_or_else(|| "clean".to_string()),
+            level,
+            metrics: report_of(scorers.evaluator, &probs, &targets)?,
+        };
+        tables.scores.push(RowScores {
+            row: row.row.clone(),
+            level,
+            labels: targets,
+            p_fake: probs,
+        });
+        tables.rows.push(row);
+        Ok::<(), crate::Error>(())
+    };
+    let missing = |what: &str| crate::Error::Message(format!("no {what} to score the sets with"));
+    for (set, data) in sets {
+        match data {
+            SetData::Images(folder) => {
+                let (model, config) = scorers.images.ok_or_else(|| missing("model"))?;
+                for p in std::iter::once(None).chain(perturbations.iter().map(Some)) {
+                    let loader = match p {
+                        None => df_data::Loader::new(folder.clone(), config.clone()),
+                        Some(p) => df_data::Loader::new(
+                            df_data::perturb::Perturbed::new(folder.clone(), *p),
+                            config.clone(),
+                        ),
+                    }?;
+                    let predictions =
+                        df_train::predict_in(model, &loader, scorers.device, scorers.precision)
+                            .map_err(|e| crate::Error::from(e).in_file(&set.dir))?;
+                    for s in loader.skipped() {
+                        if !tables.skipped.iter().any(|k| k.path == s.path) {
+                            tables.skipped.push(s);
+                        }
+                    }
+                    let targets = predictions.labels.iter().map(|&l| f32::from(l)).collect();
+                    add(
+                        &mut tables,
+                        set,
+                        p.map(ToString::to_string),
+                        Level::Image,
+                        predictions.scores,
+                        targets,
+                    )?;
+                }
+            }
+            SetData::Videos(videos) => {
+                let detector = scorers.videos.ok_or_else(|| missing("detector"))?;
+                let scored = detector.score_videos(videos);
+                if scored.probs.is_empty() {
+                    return Err(crate::Error::File {
+                        path: set.dir.clone(),
+                        message: format!(
+                            "no video could be scored ({} skipped)",
+                            scored.skipped.len()
+                        ),
+                    });
+                }
+                let (frame_probs, frame_targets) = frame_scores(&scored);
+                add(
+                    &mut tables,
+                    set,
+                    None,
+                    Level::Frame,
+                    frame_probs,
+                    frame_targets,
+                )?;
+                add(
+                    &mut tables,
+                    set,
+                    None,
+                    Level::Video,
+                    scored.probs.clone(),
+                    scored.targets.clone(),
+                )?;
+                tables.skipped.extend(scored.skipped);
+            }
+        }
+    }
+    Ok(tables)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
