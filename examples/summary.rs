@@ -4,7 +4,16 @@
 //! cargo run --release --example summary -- meso4
 //! cargo run --release --example summary -- efficientnet_b0 --top study --json
 //! cargo run --release --example summary -- --list
+//! cargo run --release --example summary -- --list --json > models.json
 //! ```
+//!
+//! `--list --json` prints the registry: one object per model, in registry order, with its
+//! name, family, description, `keras_application` (the `keras.applications` constructor,
+//! `null` for MesoNet and VGG16-C), `input_size`, `min_input_size`, `preprocessing`,
+//! `keras_params` (Keras' counts with and without the top), `default_top`,
+//! `study_recipe` (early stopping and `ReduceLROnPlateau` metrics, Adam's rate, whether
+//! the study compares it) and `gradcam_layer`. The fixture and FLOPs scripts, the torch
+//! peer bench and `scripts/device/models.sh` read their model lists from it.
 //!
 //! One forward pass of a zero image (batch 1, eval mode, no gradients) runs inside
 //! [`deepfake::layers::trace::capture`], which records the layers in execution order;
@@ -71,7 +80,7 @@ struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// List the registered models.
+    /// List the registered models (with `--json`: the whole registry as JSON).
     #[arg(long)]
     list: bool,
 }
@@ -304,6 +313,10 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     if args.list {
+        if args.json {
+            let text = serde_json::to_string_pretty(registry::registry())? + "\n";
+            return write_stdout(&text);
+        }
         for m in registry::registry() {
             println!(
                 "{:<20} {}×{}  {}",
@@ -380,6 +393,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     } else {
         table(&summary)?
     };
+    write_stdout(&text)
+}
+
+/// Writes `text` to standard output; a closed pipe (`| head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -3,9 +3,11 @@
 
 Usage (from the repository root; prints a Markdown table on stdout, progress on stderr):
 
+    cargo run --example summary -- --list --json > fixtures/generated/models.json
     KERAS_BACKEND=torch .venv-tools/bin/python scripts/model_flops.py [NAME ...]
 
-For each model of `df_models::registry()` this builds the Keras reference (Keras 3, torch
+For each model of `df_models::registry()` (read from that file, or from `DF_MODELS_JSON`:
+`scripts/registry_json.py`) this builds the Keras reference (Keras 3, torch
 backend, `weights=None`, the model's default input size and default top) and runs one
 forward pass of a single image (batch 1, inference mode) under
 `torch.utils.flop_counter.FlopCounterMode`:
@@ -44,33 +46,41 @@ from keras import applications as apps  # noqa: E402
 
 # The MesoNet models and VGG16 configuration C, as the fixtures declare them.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import keras_blocks_a  # noqa: E402
+import registry_json  # noqa: E402
 
 
 def app(ctor):
     return lambda size: ctor(weights=None, input_shape=(size, size, 3))
 
 
-# (registry name, Keras reference, constructor, default input size), in registry order.
-MODELS = [
-    ("meso4", "MesoNet `Meso4` (authors' code)", keras_blocks_a.meso4, 256),
-    ("meso_inception4", "MesoNet `MesoInception4` (authors' code)", keras_blocks_a.meso_inception4, 256),
-    ("vgg16", "`VGG16`", app(apps.VGG16), 224),
-    ("vgg16_c", "VGG16 config. C + study head", lambda size: keras_blocks_a.vgg16_c(size, head=True), 224),
-    ("resnet50", "`ResNet50`", app(apps.ResNet50), 224),
-    ("resnet101", "`ResNet101`", app(apps.ResNet101), 224),
-    ("resnet152", "`ResNet152`", app(apps.ResNet152), 224),
-    ("efficientnet_b0", "`EfficientNetB0`", app(apps.EfficientNetB0), 224),
-    ("efficientnet_b1", "`EfficientNetB1`", app(apps.EfficientNetB1), 240),
-    ("efficientnet_b2", "`EfficientNetB2`", app(apps.EfficientNetB2), 260),
-    ("efficientnet_b3", "`EfficientNetB3`", app(apps.EfficientNetB3), 300),
-    ("efficientnet_b4", "`EfficientNetB4`", app(apps.EfficientNetB4), 380),
-    ("efficientnet_b5", "`EfficientNetB5`", app(apps.EfficientNetB5), 456),
-    ("efficientnet_b6", "`EfficientNetB6`", app(apps.EfficientNetB6), 528),
-    ("efficientnet_b7", "`EfficientNetB7`", app(apps.EfficientNetB7), 600),
-    ("inception_resnet_v2", "`InceptionResNetV2`", app(apps.InceptionResNetV2), 299),
-    ("xception", "`Xception`", app(apps.Xception), 299),
-]
+# The registered models that Keras does not ship, as keras_blocks_a.py declares them.
+DECLARED = {
+    "meso4": ("MesoNet `Meso4` (authors' code)", keras_blocks_a.meso4),
+    "meso_inception4": ("MesoNet `MesoInception4` (authors' code)",
+                        keras_blocks_a.meso_inception4),
+    "vgg16_c": ("VGG16 config. C + study head",
+                lambda size: keras_blocks_a.vgg16_c(size, head=True)),
+}
+
+
+def models():
+    """(registry name, Keras reference, constructor, default input size) of every
+    registered model (`registry_json`), in registry order."""
+    out = []
+    for row in registry_json.load():
+        name, size = row["name"], row["input_size"][0]
+        if row["keras_application"]:
+            ctor = getattr(apps, row["keras_application"])
+            out.append((name, f"`{row['keras_application']}`", app(ctor), size))
+        elif name in DECLARED:
+            out.append((name, *DECLARED[name], size))
+        else:
+            sys.exit(f"model_flops.py: `{name}` is neither a keras.applications model nor "
+                     "declared in keras_blocks_a.py (DECLARED): no Keras reference for it")
+    return out
+
 
 CONV_OPS = {"convolution", "_convolution", "conv2d", "cudnn_convolution"}
 DENSE_OPS = {"mm", "addmm", "bmm", "baddbmm", "matmul", "linear"}
@@ -109,12 +119,13 @@ def giga(n):
 
 def main(argv):
     wanted = set(argv)
-    unknown = wanted - {m[0] for m in MODELS}
+    all_models = models()
+    unknown = wanted - {m[0] for m in all_models}
     if unknown:
-        sys.exit(f"unknown model(s) {sorted(unknown)}; known: {[m[0] for m in MODELS]}")
+        sys.exit(f"unknown model(s) {sorted(unknown)}; known: {[m[0] for m in all_models]}")
     rows = []
     start = time.time()
-    for name, reference, build, size in MODELS:
+    for name, reference, build, size in all_models:
         if wanted and name not in wanted:
             continue
         t0 = time.time()

@@ -14,7 +14,12 @@ for the same models built two ways, in PyTorch eager on the same libtorch:
 - `--impl user`: what a PyTorch user would pick instead: timm's `tf_efficientnet_b*` (the
   ported TensorFlow weights' definition, "same" padding) and `inception_resnet_v2`,
   torchvision's `resnet50/101/152` (v1.5: the stride on the 3×3) and `vgg16` (features,
-  then the pooled head). No such package has MesoNet or VGG16-C: those ids are skipped.
+  then the pooled head), timm's `legacy_xception`. No such package has MesoNet or VGG16-C:
+  those ids are skipped.
+
+The models, their study input sizes and Keras constructors come from the registry
+(`summary --list --json`, through `DF_MODELS_JSON`: `scripts/registry_json.py`;
+`scripts/device/models.sh --prepare` writes it).
 
 Every line also carries the model's GFLOPs per image (forward, batch 1; matrix products
 counted by `torch.utils.flop_counter`, 2 FLOPs per multiply-add), so that definitions that
@@ -44,25 +49,14 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-# Name, default (study) input size, minimum side: as df_models::registry().
-MODELS = [
-    ("meso4", 256),
-    ("meso_inception4", 256),
-    ("vgg16", 224),
-    ("vgg16_c", 224),
-    ("resnet50", 224),
-    ("resnet101", 224),
-    ("resnet152", 224),
-    ("efficientnet_b0", 224),
-    ("efficientnet_b1", 240),
-    ("efficientnet_b2", 260),
-    ("efficientnet_b3", 300),
-    ("efficientnet_b4", 380),
-    ("efficientnet_b5", 456),
-    ("efficientnet_b6", 528),
-    ("efficientnet_b7", 600),
-    ("inception_resnet_v2", 299),
-]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import registry_json  # noqa: E402
+
+# Registry rows (`summary --list --json`, through `DF_MODELS_JSON`: scripts/registry_json.py),
+# in registry order; the models' names, default (study) input sizes and Keras constructors.
+REGISTRY = registry_json.load()
+MODELS = [(r["name"], r["input_size"][0]) for r in REGISTRY]
+KERAS_APPLICATION = {r["name"]: r["keras_application"] for r in REGISTRY}
 
 DTYPES = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}
 
@@ -84,13 +78,9 @@ def keras_model(name, size):
     if name == "vgg16_c":
         backbone = kb.vgg16_c(size, head=False)
     else:
-        ctor = {
-            "vgg16": apps.VGG16,
-            "resnet50": apps.ResNet50,
-            "resnet101": apps.ResNet101,
-            "resnet152": apps.ResNet152,
-            "inception_resnet_v2": apps.InceptionResNetV2,
-        }.get(name) or getattr(apps, "EfficientNetB" + name[-1])
+        if not KERAS_APPLICATION.get(name):
+            raise ValueError(f"{name}: no keras.applications constructor in the registry")
+        ctor = getattr(apps, KERAS_APPLICATION[name])
         backbone = ctor(include_top=False, weights=None, input_shape=(size, size, 3))
     x = layers.GlobalAveragePooling2D()(backbone.output)
     x = layers.Dropout(0.5)(x)
@@ -126,6 +116,12 @@ def user_model(name):
         return m, "torchvision " + name
     if name == "vgg16":
         return Pooled(torchvision.models.vgg16().features, 512), "torchvision vgg16 (features)"
+    if name == "xception":
+        import timm
+
+        # timm's port of Keras' Xception (`legacy_xception`; `xception` before timm 0.9).
+        timm_name = "legacy_xception" if "legacy_xception" in timm.list_models() else "xception"
+        return timm.create_model(timm_name, num_classes=1, drop_rate=0.5), "timm " + timm_name
     return None, None
 
 

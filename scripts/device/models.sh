@@ -41,6 +41,8 @@ if [[ "${1:-}" == "--prepare" ]]; then
     bench=$(cargo bench --bench models --no-run --message-format=json \
         | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | grep '/models-' | tail -1)
     cp "$bench" "$DEV/models_bench"
+    # The registry (the peer and the lists below read the models from it).
+    cargo run --quiet --example summary -- --list --json >"$DEV/models.json"
     cp "$(test_binary nccl nccl)" "$DEV/nccl_tests"
     cp "$(test_binary cuda cuda)" "$DEV/cuda_tests"
     strip --strip-debug "$DEV"/models_bench "$DEV"/nccl_tests "$DEV"/cuda_tests
@@ -55,6 +57,22 @@ if [[ "${1:-}" == "--prepare" ]]; then
 fi
 
 source scripts/device/env.sh models_bench
+# The model registry, `summary --list --json` as --prepare wrote it: the peer's models and
+# the lists below come from it.
+export DF_MODELS_JSON=$DEV/models.json
+[[ -f $DF_MODELS_JSON ]] || { echo "error: $DF_MODELS_JSON is missing: run scripts/device/models.sh --prepare first" >&2; exit 1; }
+registry_filter() { # `study`: the study's compared models; `except F`: those not in filter F
+    "$PY" - "$@" <<'PY'
+import json, os, sys
+rows = json.load(open(os.environ["DF_MODELS_JSON"]))
+if sys.argv[1] == "study":
+    names = [r["name"] for r in rows if (r["study_recipe"] or {}).get("in_comparison")]
+else:
+    seen = set(sys.argv[2].replace("/", "").split(","))
+    names = [r["name"] for r in rows if r["name"] not in seen]
+print(",".join(n + "/" for n in names))
+PY
+}
 START=$(date +%s)
 DEADLINE=${DEADLINE:-520}
 left() { echo $((DEADLINE - ($(date +%s) - START))); }
@@ -92,9 +110,13 @@ if [[ ${LARGE_ONLY:-0} == 1 ]]; then
     exit 0
 fi
 if [[ ${LAYOUT_ONLY:-0} == 1 ]]; then
-    for f in efficientnet_b6/ efficientnet_b7/ inception_resnet_v2/ \
-        efficientnet_b0/,efficientnet_b1/,efficientnet_b2/ resnet50/,resnet101/,resnet152/ \
-        vgg16/,vgg16_c/ meso4/,meso_inception4/ efficientnet_b3/,efficientnet_b4/,efficientnet_b5/; do
+    groups=(efficientnet_b6/ efficientnet_b7/ inception_resnet_v2/
+        efficientnet_b0/,efficientnet_b1/,efficientnet_b2/ resnet50/,resnet101/,resnet152/
+        vgg16/,vgg16_c/ meso4/,meso_inception4/ efficientnet_b3/,efficientnet_b4/,efficientnet_b5/)
+    # Then the registered models of no group above (xception ...).
+    rest=$(registry_filter except "$(IFS=,; echo "${groups[*]}")")
+    [[ -n $rest ]] && groups+=("$rest")
+    for f in "${groups[@]}"; do
         for layout in contiguous channels_last; do
             part 45 "${RUST[@]}" --precision f32,bf16 --modes eval,train --layout "$layout" --filter "$f"
         done
@@ -125,8 +147,7 @@ if ls .whl/keras-*.whl >/dev/null 2>&1; then
     site=$(mktemp -d)  # private, not a shared /tmp/site another user could plant
     "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$site" .whl/*.whl
     export PYTHONPATH=$site
-    part 90 "${PEER[@]}" --impl keras --precision f32,bf16 \
-        --filter meso4/,meso_inception4/,vgg16_c/,resnet50/,efficientnet_b0/,efficientnet_b7/,inception_resnet_v2/
+    part 90 "${PEER[@]}" --impl keras --precision f32,bf16 --filter "$(registry_filter study)"
 fi
 "$PY" benches/peers/models_report.py "$OUT/models.md" "$JSONL" >/dev/null
 echo "done in $(($(date +%s) - START)) s"

@@ -571,10 +571,10 @@ impl Model for EfficientNet {
 // ---- Catalogue ---------------------------------------------------------------------
 
 use crate::family::{configured, Family};
-use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo, Recipe};
 
 macro_rules! efficientnet_entry {
-    ($index:literal, $name:literal, $size:literal, $with:expr, $without:expr) => {
+    ($index:literal, $name:literal, $size:literal, $compared:literal, $with:expr, $without:expr) => {
         ModelInfo {
             name: $name,
             family: EfficientNetFamily::NAME,
@@ -592,6 +592,10 @@ macro_rules! efficientnet_entry {
                 with_top: $with,
                 without_top: Some($without),
             }),
+            keras_application: Some(concat!("EfficientNetB", $index)),
+            // The study's B-series recipe; B0/B3/B5/B7 are among its compared models.
+            study_recipe: Some(Recipe::loss_val_accuracy(1e-4, $compared)),
+            gradcam_layer: "top_activation",
             default_top: imagenet_top,
             config: |o| configured::<EfficientNetFamily>(EfficientNetConfig::preset($index)?, o),
         }
@@ -605,6 +609,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             0,
             "efficientnet_b0",
             224,
+            true,
             count(5_330_571, 5_288_548),
             count(4_049_571, 4_007_548)
         ),
@@ -612,6 +617,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             1,
             "efficientnet_b1",
             240,
+            false,
             count(7_856_239, 7_794_184),
             count(6_575_239, 6_513_184)
         ),
@@ -619,6 +625,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             2,
             "efficientnet_b2",
             260,
+            false,
             count(9_177_569, 9_109_994),
             count(7_768_569, 7_700_994)
         ),
@@ -626,6 +633,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             3,
             "efficientnet_b3",
             300,
+            true,
             count(12_320_535, 12_233_232),
             count(10_783_535, 10_696_232)
         ),
@@ -633,6 +641,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             4,
             "efficientnet_b4",
             380,
+            false,
             count(19_466_823, 19_341_616),
             count(17_673_823, 17_548_616)
         ),
@@ -640,6 +649,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             5,
             "efficientnet_b5",
             456,
+            true,
             count(30_562_527, 30_389_784),
             count(28_513_527, 28_340_784)
         ),
@@ -647,6 +657,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             6,
             "efficientnet_b6",
             528,
+            false,
             count(43_265_143, 43_040_704),
             count(40_960_143, 40_735_704)
         ),
@@ -654,6 +665,7 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             7,
             "efficientnet_b7",
             600,
+            true,
             count(66_658_687, 66_347_960),
             count(64_097_687, 63_786_960)
         ),

@@ -1,15 +1,16 @@
 //! Model families: one configuration type and the models it builds.
 //!
-//! A family is implemented once, in its own file ([`crate::meso`], [`crate::resnet`] ...),
+//! A family is implemented once, in its own file ([`crate::meso`], [`crate::resnet`](mod@crate::resnet) ...),
 //! by a unit type implementing [`Family`]. The built-in families are always known to the
 //! family registry ([`mod@crate::registry`]); a downstream crate registers its own with
 //! [`crate::register_family`], after which [`crate::load_checkpoint`] reopens its
 //! checkpoints from the `{family, config}` they store, like the built-in ones:
 //!
 //! ```
-//! use df_models::family::{self, Family};
-//! use df_models::registry;
-//! use df_models::{BuildOptions, InputSpec, Model, Preprocessing, Result};
+//! # mod deepfake { pub use df_layers as layers; pub mod models { pub use df_models::*; } }
+//! use deepfake::models::family::{self, Family};
+//! use deepfake::models::registry;
+//! use deepfake::models::{BuildOptions, InputSpec, Model, Preprocessing, Result};
 //! use tch::nn::{self, ModuleT};
 //! use tch::Tensor;
 //!
@@ -36,7 +37,7 @@
 //!     fn forward_head(&self, f: &Tensor, _train: bool) -> Tensor {
 //!         f.mean_dim(&[-2i64, -1][..], false, None).apply(&self.dense)
 //!     }
-//!     fn head(&self) -> Option<&df_layers::DenseHead> { None }
+//!     fn head(&self) -> Option<&deepfake::layers::DenseHead> { None }
 //! }
 //!
 //! struct TinyFamily;
@@ -59,7 +60,7 @@
 //! }
 //!
 //! # fn main() -> Result<()> {
-//! df_models::register_family::<TinyFamily>()?;
+//! deepfake::models::register_family::<TinyFamily>()?;
 //! assert!(registry::family_names().contains(&"tiny"));
 //! # Ok(()) }
 //! ```

@@ -356,7 +356,7 @@ impl Model for InceptionResNetV2 {
 // ---- Catalogue ---------------------------------------------------------------------
 
 use crate::family::{configured, Family};
-use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo, Recipe};
 
 /// This file's catalogue rows and families (gathered by [`crate::registry`]).
 pub(crate) const CATALOGUE: Catalogue = Catalogue {
@@ -371,6 +371,10 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             with_top: count(55_873_736, 55_813_192),
             without_top: Some(count(54_336_736, 54_276_192)),
         }),
+        keras_application: Some("InceptionResNetV2"),
+        // The study lists it with the B-series recipe, untested.
+        study_recipe: Some(Recipe::loss_val_accuracy(1e-4, true)),
+        gradcam_layer: "conv_7b_ac",
         default_top: imagenet_top,
         config: |o| configured::<InceptionResNetV2Family>(InceptionResNetV2Config::default(), o),
     }],

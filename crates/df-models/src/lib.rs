@@ -55,8 +55,8 @@ pub use family::{BuildOptions, Family};
 pub use inception_resnet_v2::{inception_resnet_v2, InceptionResNetV2, InceptionResNetV2Config};
 pub use load::{load_checkpoint, load_keras, load_weights, open_checkpoint, LoadedModel};
 pub use meso::{meso4, meso_inception4, Meso4, MesoConfig, MesoInception4};
-pub use registry::{build, register_family, registry, ModelInfo};
-pub use resnet::{resnet50, ResNet, ResNet50, ResNetConfig};
+pub use registry::{build, names, register_family, registry, ModelInfo, Recipe};
+pub use resnet::{resnet, ResNet, ResNetConfig};
 pub use vgg::{vgg16, Vgg16, VggConfig, VggVariant};
 
 // Compiles (and runs, where not `no_run`) the Rust examples of docs/models.md.

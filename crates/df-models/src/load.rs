@@ -213,6 +213,19 @@ fn find_flatten_size(info: &ModelInfo, rows: i64) -> Result<Option<[i64; 2]>> {
 /// Builds the model `name` for a Keras weight file and imports it: the top and input size
 /// come from the file ([`infer_top`]) unless `options` gives them.
 ///
+/// ```no_run
+/// # mod deepfake { pub mod models { pub use df_models::*; } pub use tch; }
+/// use deepfake::models::{load_keras, load::KerasLoadOptions, Polarity};
+/// use deepfake::tch::Device;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The MesoNet authors' file scores "real": its logit is flipped on import.
+/// let options = KerasLoadOptions::default().with_polarity(Polarity::Real);
+/// let loaded = load_keras("meso4", "Meso4_DF.h5", Device::Cpu, &options)?;
+/// println!("{} expects {:?}", loaded.model.name(), loaded.input_spec());
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 /// Those of [`KerasWeights::read`], [`infer_top`], [`build`] and
 /// [`crate::keras::import_keras`].
@@ -345,6 +358,26 @@ pub fn open_checkpoint(path: impl AsRef<Path>, device: Device) -> Result<LoadedM
 
 /// Reopens a checkpoint as a ready model on `device` (see [`open_checkpoint`] to keep its
 /// `VarStore`).
+///
+/// ```
+/// # mod deepfake { pub mod models { pub use df_models::*; } pub use tch; }
+/// use deepfake::models::{self, checkpoint::save_checkpoint, BuildOptions};
+/// use deepfake::tch::{nn::VarStore, Device};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("model.safetensors");
+/// let vs = VarStore::new(Device::Cpu);
+/// let options = BuildOptions::default().with_input_size(64, 64);
+/// let model = models::build("meso4", &vs.root(), &options)?;
+/// save_checkpoint(&vs, model.as_ref(), &path)?; // what training writes
+///
+/// // The checkpoint names its model and configuration: nothing else to say.
+/// let reopened = models::load_checkpoint(&path, Device::Cpu)?;
+/// assert_eq!(reopened.name(), "meso4");
+/// assert_eq!(reopened.input_spec().height, 64);
+/// # Ok(()) }
+/// ```
 ///
 /// # Errors
 /// As [`open_checkpoint`].

@@ -371,7 +371,7 @@ impl Model for MesoInception4 {
 // ---- Catalogue ---------------------------------------------------------------------
 
 use crate::family::{configured, Family};
-use crate::registry::{count, entry, Catalogue, KerasParams, ModelInfo};
+use crate::registry::{count, entry, Catalogue, KerasParams, ModelInfo, Recipe};
 
 /// This file's catalogue rows and families (gathered by [`crate::registry`]).
 pub(crate) const CATALOGUE: Catalogue = Catalogue {
@@ -387,6 +387,14 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
                 with_top: count(28_073, 27_977),
                 without_top: None,
             }),
+            keras_application: None,
+            study_recipe: Some(Recipe {
+                early_stop: "val_loss",
+                reduce_lr: "val_accuracy",
+                lr: 1e-3,
+                in_comparison: true,
+            }),
+            gradcam_layer: "batch_normalization_3",
             default_top: Top::mesonet,
             config: |o| configured::<Meso4Family>(MesoConfig::paper(), o),
         },
@@ -401,6 +409,14 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
                 with_top: count(28_725, 28_615),
                 without_top: None,
             }),
+            keras_application: None,
+            study_recipe: Some(Recipe {
+                early_stop: "loss",
+                reduce_lr: "accuracy",
+                lr: 1e-3,
+                in_comparison: true,
+            }),
+            gradcam_layer: "batch_normalization_3",
             default_top: Top::mesonet,
             config: |o| configured::<MesoInception4Family>(MesoConfig::paper(), o),
         },

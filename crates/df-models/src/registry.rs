@@ -7,11 +7,12 @@
 //! configuration of that variant. Loading weights is [`crate::load`]'s.
 //!
 //! ```no_run
-//! use df_models::registry::{self, BuildOptions};
-//! use df_models::Top;
+//! # mod deepfake { pub mod models { pub use df_models::*; } }
+//! use deepfake::models::registry::{self, BuildOptions};
+//! use deepfake::models::Top;
 //! use tch::{nn, Device};
 //!
-//! # fn main() -> df_models::Result<()> {
+//! # fn main() -> deepfake::models::Result<()> {
 //! for info in registry::registry() {
 //!     println!("{} {}×{}", info.name, info.input_size[0], info.input_size[1]);
 //! }
@@ -35,7 +36,7 @@ use crate::family::{AnyConfig, Configured, Family};
 use crate::spec::{InputSpec, Model, Preprocessing, Top, TopKind};
 
 /// Keras' parameter counts of a model (`model.summary()`), as reference values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct KerasParams {
     /// With the model's default top (the ImageNet classifier; the authors' head for
     /// MesoNet).
@@ -46,6 +47,39 @@ pub struct KerasParams {
 
 pub(crate) const fn count(total: i64, trainable: i64) -> ParamCount {
     ParamCount { total, trainable }
+}
+
+/// Which metric a recipe's callback monitors (Keras' names).
+pub type Monitor = &'static str;
+
+/// The study's training recipe of a model, as data (`df_train::StudyRecipe` applies it):
+/// the metrics that early stopping and `ReduceLROnPlateau` monitor and Adam's learning
+/// rate. The study gives neither patience nor factor (`df_train::study`'s constants).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Recipe {
+    /// The metric early stopping monitors (`loss`, `val_loss` ...).
+    pub early_stop: Monitor,
+    /// The metric `ReduceLROnPlateau` monitors.
+    pub reduce_lr: Monitor,
+    /// Adam's learning rate.
+    pub lr: f64,
+    /// Whether the model is one of the nine the study compares (`compare --models study`);
+    /// a model outside them that shares a recipe (EfficientNet B1/B2/B4/B6, VGG16
+    /// configuration D) has `false`.
+    pub in_comparison: bool,
+}
+
+impl Recipe {
+    /// The recipe of most of the study's models: early stopping on `loss`,
+    /// `ReduceLROnPlateau` on `val_accuracy`, Adam at `lr`.
+    pub(crate) const fn loss_val_accuracy(lr: f64, in_comparison: bool) -> Recipe {
+        Recipe {
+            early_stop: "loss",
+            reduce_lr: "val_accuracy",
+            lr,
+            in_comparison,
+        }
+    }
 }
 
 /// A registered model.
@@ -67,6 +101,17 @@ pub struct ModelInfo {
     /// data README; `keras_applications_params.json`). `None` for the study's VGG16
     /// configuration C, which Keras does not ship.
     pub keras_params: Option<KerasParams>,
+    /// The `keras.applications` constructor that builds the same model (`"EfficientNetB7"`,
+    /// `"Xception"`); `None` for a model Keras does not ship (MesoNet, VGG16-C).
+    pub keras_application: Option<&'static str>,
+    /// The study's training recipe for it ([`Recipe`]); `None` for a model outside the
+    /// study's recipes (ResNet101/152, Xception).
+    pub study_recipe: Option<Recipe>,
+    /// The layer Grad-CAM explains by default: the output of the last convolutional stage,
+    /// before any pooling of the top, by the name the model records it under
+    /// ([`df_layers::trace`]; Keras' layer name where Keras names it, e.g.
+    /// `block14_sepconv2_act` for Xception, `top_activation` for EfficientNet).
+    pub gradcam_layer: &'static str,
     pub(crate) default_top: fn() -> Top,
     pub(crate) config: fn(&BuildOptions) -> Result<Box<dyn AnyConfig>>,
 }
@@ -79,7 +124,48 @@ impl std::fmt::Debug for ModelInfo {
             .field("input_size", &self.input_size)
             .field("preprocessing", &self.preprocessing)
             .field("keras_params", &self.keras_params)
+            .field("keras_application", &self.keras_application)
+            .field("study_recipe", &self.study_recipe)
+            .field("gradcam_layer", &self.gradcam_layer)
             .finish()
+    }
+}
+
+/// A catalogue row as JSON (what `summary --list --json` prints, one object per model):
+/// every field of [`ModelInfo`], the default top as [`Top`]'s JSON.
+impl serde::Serialize for ModelInfo {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            name: &'a str,
+            family: &'a str,
+            description: &'a str,
+            keras_application: Option<&'a str>,
+            input_size: [i64; 2],
+            min_input_size: i64,
+            preprocessing: Preprocessing,
+            keras_params: Option<KerasParams>,
+            default_top: Top,
+            study_recipe: Option<Recipe>,
+            gradcam_layer: &'a str,
+        }
+        Row {
+            name: self.name,
+            family: self.family,
+            description: self.description,
+            keras_application: self.keras_application,
+            input_size: self.input_size,
+            min_input_size: self.min_input_size,
+            preprocessing: self.preprocessing,
+            keras_params: self.keras_params,
+            default_top: self.default_top(),
+            study_recipe: self.study_recipe,
+            gradcam_layer: self.gradcam_layer,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -233,6 +319,23 @@ pub fn info(name: &str) -> Result<&'static ModelInfo> {
 }
 
 /// Builds the model registered as `name` under `p`.
+///
+/// ```
+/// # mod deepfake { pub mod models { pub use df_models::*; } pub use tch; }
+/// use deepfake::models::{self, BuildOptions, Top};
+/// use deepfake::tch::{nn::VarStore, Device, Kind, Tensor};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vs = VarStore::new(Device::Cpu);
+/// // Meso-4 at 64×64 with the MesoNet authors' head: one logit of "fake" per picture.
+/// let options = BuildOptions::default().with_input_size(64, 64).with_top(Top::mesonet());
+/// let model = models::build("meso4", &vs.root(), &options)?;
+/// let pictures = Tensor::rand([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+/// let logits = deepfake::tch::no_grad(|| model.forward_t(&pictures, false));
+/// assert_eq!(logits.size(), [2, 1]);
+/// assert!(models::build("meso5", &vs.root(), &options).is_err()); // the error lists the names
+/// # Ok(()) }
+/// ```
 ///
 /// # Errors
 /// [`Error::UnknownModel`] listing the known names; the model's configuration errors.

@@ -197,14 +197,12 @@ pub struct ResNet {
     config: ResNetConfig,
 }
 
-/// The ResNet of depth 50 (the name the study uses).
-pub type ResNet50 = ResNet;
-
-/// Builds a [`ResNet`] of the configuration's depth; the same as [`ResNet::new`].
+/// Builds a [`ResNet`] of the configuration's depth (50, 101 or 152,
+/// [`ResNetConfig::with_depth`]); the same as [`ResNet::new`].
 ///
 /// # Errors
 /// See [`ResNet::new`].
-pub fn resnet50(p: &nn::Path<'_>, cfg: &ResNetConfig) -> Result<ResNet> {
+pub fn resnet(p: &nn::Path<'_>, cfg: &ResNetConfig) -> Result<ResNet> {
     ResNet::new(p, cfg)
 }
 
@@ -321,10 +319,10 @@ impl Model for ResNet {
 // ---- Catalogue ---------------------------------------------------------------------
 
 use crate::family::{configured, Family};
-use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo, Recipe};
 
 macro_rules! resnet_entry {
-    ($depth:literal, $name:literal, $with:expr, $without:expr) => {
+    ($depth:literal, $name:literal, $recipe:expr, $with:expr, $without:expr) => {
         ModelInfo {
             name: $name,
             family: ResNetFamily::NAME,
@@ -336,6 +334,9 @@ macro_rules! resnet_entry {
                 with_top: $with,
                 without_top: Some($without),
             }),
+            keras_application: Some(concat!("ResNet", $depth)),
+            study_recipe: $recipe,
+            gradcam_layer: "conv5_block3_out",
             default_top: imagenet_top,
             config: |o| configured::<ResNetFamily>(ResNetConfig::imagenet().with_depth($depth), o),
         }
@@ -348,18 +349,21 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
         resnet_entry!(
             50,
             "resnet50",
+            Some(Recipe::loss_val_accuracy(2e-4, true)),
             count(25_636_712, 25_583_592),
             count(23_587_712, 23_534_592)
         ),
         resnet_entry!(
             101,
             "resnet101",
+            None,
             count(44_707_176, 44_601_832),
             count(42_658_176, 42_552_832)
         ),
         resnet_entry!(
             152,
             "resnet152",
+            None,
             count(60_419_944, 60_268_520),
             count(58_370_944, 58_219_520)
         ),

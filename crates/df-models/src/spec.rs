@@ -236,6 +236,42 @@ pub enum Polarity {
 }
 
 /// What sits on top of a model's convolutional backbone.
+///
+/// # Which head to choose
+///
+/// A detector needs a binary top ([`Top::Binary`], one logit of "fake"). Choose it by
+/// what you train:
+///
+/// - **the study's models and recipes** (the comparison, the final EfficientNet-B7):
+///   [`Top::study`] — Flatten → Dense → Dropout → Dense → Dense(1), the head the study
+///   reports; `Top::study([256, 128], 0.5, 1e-4)` is its final model's;
+/// - **transfer learning from ImageNet weights**, above all with a frozen backbone or little
+///   data: [`Top::pooled`] — global average pooling, then as few parameters as you give it
+///   (`Top::pooled(&[], 0.2)` is one dense layer, Keras EfficientNet's own top);
+///   [`Top::binary_pooled`] is the same without dropout;
+/// - **MesoNet** (`meso4`, `meso_inception4`): [`Top::mesonet`], the authors' head, which
+///   their published weights need;
+/// - **from a command-line option** (`--top study|pooled --head 256,128`):
+///   [`Top::of_kind`] with a [`TopKind`].
+///
+/// [`Top::ImageNet`] and [`Top::Backbone`] are not detectors: for inspecting a network,
+/// importing Keras' ImageNet weights, or features for a head of your own.
+///
+/// ```
+/// # mod deepfake { pub mod models { pub use df_models::*; } pub use tch; }
+/// use deepfake::models::{self, BuildOptions, Top, TopKind};
+/// use deepfake::tch::{nn::VarStore, Device};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vs = VarStore::new(Device::Cpu);
+/// let light = Top::pooled(&[], 0.2);
+/// let options = BuildOptions::default().with_input_size(64, 64).with_top(light.clone());
+/// let model = models::build("meso4", &vs.root(), &options)?;
+/// assert!(light.is_binary() && model.head().is_some());
+/// // `--top pooled` with no `--head` is the same head.
+/// assert_eq!(Top::of_kind(TopKind::Pooled, None)?, light);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Top {
@@ -280,7 +316,8 @@ impl Top {
     }
 
     /// A binary head from global average pooling straight to one logit (Keras name
-    /// `predictions`), the light head for transfer learning.
+    /// `predictions`), the light head for transfer learning: [`Top::pooled`] with no
+    /// hidden layer and no dropout (which to choose: [`Top`]).
     pub fn binary_pooled() -> Self {
         Top::Binary {
             input: HeadInput::GlobalAvgPool,
@@ -417,6 +454,30 @@ pub const POOLED_HEAD_DROPOUT: f64 = 0.2;
 /// returns, for a [`Top::Binary`] model, logits of "fake" `[N, 1]`
 /// (`p(fake) = sigmoid(logit)`); for [`Top::ImageNet`] `[N, classes]` logits; for
 /// [`Top::Backbone`] the feature map or pooled features.
+///
+/// A model comes from [`crate::build`] (by name), from a family's constructor
+/// ([`crate::meso4`] ...), or reopened from a file ([`crate::load_checkpoint`]); a network
+/// of your own implements this trait and [`crate::Family`] (see [`crate::family`]).
+///
+/// ```
+/// # mod deepfake { pub mod models { pub use df_models::*; } pub use tch; }
+/// use deepfake::models::{self, BuildOptions, Model};
+/// use deepfake::tch::{nn::VarStore, Device, Kind, Tensor};
+///
+/// /// The probability of "fake" of each picture of a preprocessed batch.
+/// fn p_fake(model: &dyn Model, batch: &Tensor) -> Tensor {
+///     deepfake::tch::no_grad(|| model.forward_t(batch, false)).sigmoid()
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vs = VarStore::new(Device::Cpu);
+/// let model = models::build("meso4", &vs.root(), &BuildOptions::default())?;
+/// let spec = model.input_spec(); // 256×256, pixels scaled to [0, 1]
+/// let batch = Tensor::rand([1, 3, spec.height, spec.width], (Kind::Float, Device::Cpu));
+/// let p = p_fake(model.as_ref(), &batch);
+/// assert_eq!(p.size(), [1, 1]);
+/// # Ok(()) }
+/// ```
 pub trait Model: ModuleT + Send + std::fmt::Debug {
     /// The registry name (`meso4`, `efficientnet_b7` ...).
     fn name(&self) -> &str;

@@ -250,7 +250,7 @@ impl Model for Vgg16 {
 // ---- Catalogue ---------------------------------------------------------------------
 
 use crate::family::{configured, Family};
-use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo};
+use crate::registry::{count, entry, imagenet_top, Catalogue, KerasParams, ModelInfo, Recipe};
 
 /// This file's catalogue rows and families (gathered by [`crate::registry`]).
 pub(crate) const CATALOGUE: Catalogue = Catalogue {
@@ -266,6 +266,10 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
                 with_top: count(138_357_544, 138_357_544),
                 without_top: Some(count(14_714_688, 14_714_688)),
             }),
+            keras_application: Some("VGG16"),
+            // The study's VGG recipe; only configuration C is among its compared models.
+            study_recipe: Some(Recipe::loss_val_accuracy(1e-4, false)),
+            gradcam_layer: "block5_conv3",
             default_top: imagenet_top,
             config: |o| configured::<VggFamily>(VggConfig::d(), o),
         },
@@ -278,6 +282,9 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             min_input_size: 32,
             preprocessing: Preprocessing::caffe(),
             keras_params: None,
+            keras_application: None,
+            study_recipe: Some(Recipe::loss_val_accuracy(1e-4, true)),
+            gradcam_layer: "block5_conv3",
             default_top: || Top::study([1024, 2048], 0.5, 0.0),
             config: |o| configured::<VggFamily>(VggConfig::c(), o),
         },

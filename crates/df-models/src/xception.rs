@@ -150,7 +150,14 @@ impl ModuleT for SepConvBn {
         };
         let ys = self.bn.forward_t(&ys, train);
         if self.relu_after {
-            ys.relu()
+            // Keras' `block14_sepconv{1,2}_act` (the second is the Grad-CAM layer).
+            let ys = ys.relu();
+            df_layers::trace::record(
+                || format!("{}_act", self.conv.config().name),
+                "Activation",
+                &ys,
+            );
+            ys
         } else {
             ys
         }
@@ -415,6 +422,9 @@ pub(crate) const CATALOGUE: Catalogue = Catalogue {
             with_top: count(22_910_480, 22_855_952),
             without_top: Some(count(20_861_480, 20_806_952)),
         }),
+        keras_application: Some("Xception"),
+        study_recipe: None,
+        gradcam_layer: "block14_sepconv2_act",
         default_top: imagenet_top,
         config: |o| configured::<XceptionFamily>(XceptionConfig::default(), o),
     }],

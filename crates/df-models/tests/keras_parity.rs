@@ -129,6 +129,55 @@ fn check(case_name: &str) {
     }
 }
 
+/// The models with a test of their own below.
+const NAMED: [&str; 12] = [
+    "vgg16",
+    "resnet50",
+    "inception_resnet_v2",
+    "xception",
+    "efficientnet_b0",
+    "efficientnet_b1",
+    "efficientnet_b2",
+    "efficientnet_b3",
+    "efficientnet_b4",
+    "efficientnet_b5",
+    "efficientnet_b6",
+    "efficientnet_b7",
+];
+
+/// Every registered model with a `keras.applications` constructor has its case in the
+/// manifest (the fixture script iterates the registry) or is among the cases the script
+/// skips, with its reason; a case of a model without a test of its own is checked here.
+#[test]
+fn every_registered_keras_application_has_its_case() {
+    let m = manifest();
+    let skipped = m["_skipped"].as_object().unwrap_or_else(|| {
+        panic!("the manifest lists no skipped models (made before keras_apps.py iterated the registry: `make fixtures`)")
+    });
+    for info in df_models::registry() {
+        if info.keras_application.is_none() {
+            continue;
+        }
+        if let Some(reason) = skipped.get(info.name) {
+            assert!(
+                m[info.name].is_null() && reason.as_str().is_some_and(|r| !r.is_empty()),
+                "{}: skipped without a reason, or with a case",
+                info.name
+            );
+            continue;
+        }
+        assert_eq!(
+            m[info.name]["model"].as_str(),
+            Some(info.name),
+            "{}: no case in keras_apps' manifest",
+            info.name
+        );
+        if !NAMED.contains(&info.name) {
+            check(info.name);
+        }
+    }
+}
+
 #[test]
 fn vgg16() {
     check("vgg16");

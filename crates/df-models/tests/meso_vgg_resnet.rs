@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use df_layers::util::{param_count, params_without_finite_grad, ParamCount};
 use df_layers::HeadInput;
 use df_models::{
-    ChannelOrder, Meso4, MesoConfig, MesoInception4, Model, ResNet50, ResNetConfig, Top, Vgg16,
+    ChannelOrder, Meso4, MesoConfig, MesoInception4, Model, ResNet, ResNetConfig, Top, Vgg16,
     VggConfig, VggVariant,
 };
 use serde::Deserialize;
@@ -234,7 +234,7 @@ fn meso_backbone_and_configs() {
 #[test]
 fn resnet50_param_counts_match_keras_applications() {
     let vs = VarStore::new(Device::Cpu);
-    let m = ResNet50::new(&vs.root(), &ResNetConfig::imagenet()).expect("valid config");
+    let m = ResNet::new(&vs.root(), &ResNetConfig::imagenet()).expect("valid config");
     assert_eq!(param_count(&vs), RESNET50_WITH_TOP);
     let names = vs.variables();
     for name in [
@@ -254,7 +254,7 @@ fn resnet50_param_counts_match_keras_applications() {
     drop(m);
 
     let vs = VarStore::new(Device::Cpu);
-    ResNet50::new(&vs.root(), &ResNetConfig::backbone(HeadInput::Flatten)).expect("valid");
+    ResNet::new(&vs.root(), &ResNetConfig::backbone(HeadInput::Flatten)).expect("valid");
     assert_eq!(param_count(&vs), RESNET50_NO_TOP);
 }
 
@@ -264,7 +264,7 @@ fn resnet50_shapes_and_gradients_on_small_inputs() {
     let cfg = ResNetConfig::backbone(HeadInput::Flatten).with_input_size(64, 64);
     assert_eq!(cfg.feature_shape(), [2048, 2, 2]);
     let vs = VarStore::new(Device::Cpu);
-    let m = ResNet50::new(&vs.root(), &cfg).expect("valid config");
+    let m = ResNet::new(&vs.root(), &cfg).expect("valid config");
     let x = randn(&[1, 3, 64, 64]);
     assert_eq!(
         tch::no_grad(|| m.forward_t(&x, false)).size(),
@@ -284,7 +284,7 @@ fn resnet50_shapes_and_gradients_on_small_inputs() {
         .with_input_size(32, 32)
         .with_top(Top::study([8, 4], 0.5, 1e-4));
     let vs = VarStore::new(Device::Cpu);
-    let m = ResNet50::new(&vs.root(), &cfg).expect("valid config");
+    let m = ResNet::new(&vs.root(), &cfg).expect("valid config");
     let x = randn(&[2, 3, 32, 32]);
     assert_eq!(m.forward_t(&x, false).size(), [2, 1]);
     assert_all_grads_finite(&vs, &m, &x);
@@ -296,7 +296,7 @@ fn resnet50_shapes_and_gradients_on_small_inputs() {
         serde_json::from_value(m.config_json().expect("config")).expect("round trip");
     assert_eq!(&back, m.config());
 
-    let err = ResNet50::new(
+    let err = ResNet::new(
         &vs.root(),
         &ResNetConfig::imagenet().with_input_size(31, 224),
     )

@@ -15,6 +15,12 @@
 //! to a few tens of epochs ([`EARLY_STOP_PATIENCE`], [`REDUCE_LR_PATIENCE`]); early
 //! stopping restores the best weights (Keras 3 restores them at the end of training
 //! whether it stopped early or not).
+//!
+//! Each model's recipe is part of its catalogue row in df-models
+//! ([`df_models::ModelInfo::study_recipe`], declared in the model's family file); this
+//! module reads it from the registry and applies it to an [`ExperimentConfig`].
+
+use std::sync::LazyLock;
 
 use crate::callbacks::{EarlyStoppingConfig, ReduceLrOnPlateauConfig};
 use crate::experiment::ExperimentConfig;
@@ -22,18 +28,15 @@ use crate::optim::OptimizerConfig;
 
 /// The models of the study, in the order of its comparison: MesoNet (Meso4),
 /// MesoInception4, VGG16 configuration C, ResNet50, EfficientNet B0/B3/B5/B7 and
-/// InceptionResNetV2.
-pub const STUDY_MODELS: [&str; 9] = [
-    "meso4",
-    "meso_inception4",
-    "vgg16_c",
-    "resnet50",
-    "efficientnet_b0",
-    "efficientnet_b3",
-    "efficientnet_b5",
-    "efficientnet_b7",
-    "inception_resnet_v2",
-];
+/// InceptionResNetV2. Read from the registry: the models whose catalogue row's recipe
+/// says [`df_models::Recipe::in_comparison`], in registry order.
+pub static STUDY_MODELS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    df_models::registry()
+        .iter()
+        .filter(|m| m.study_recipe.is_some_and(|r| r.in_comparison))
+        .map(|m| m.name)
+        .collect()
+});
 
 /// Epochs without improvement before early stopping.
 pub const EARLY_STOP_PATIENCE: usize = 5;
@@ -53,24 +56,25 @@ pub struct StudyRecipe {
     pub lr: f64,
 }
 
+impl From<df_models::Recipe> for StudyRecipe {
+    fn from(r: df_models::Recipe) -> Self {
+        StudyRecipe {
+            early_stop: r.early_stop,
+            reduce_lr: r.reduce_lr,
+            lr: r.lr,
+        }
+    }
+}
+
 impl StudyRecipe {
-    /// The recipe of the registered model `name`, or `None` for a model the study did not
-    /// train (EfficientNet B1/B2/B4/B6 take the B-series recipe).
+    /// The recipe of the registered model `name` (its catalogue row's
+    /// [`df_models::ModelInfo::study_recipe`]), or `None` for an unknown model or one
+    /// outside the study's recipes (EfficientNet B1/B2/B4/B6 take the B-series recipe).
     pub fn of(name: &str) -> Option<StudyRecipe> {
-        let (early_stop, reduce_lr, lr) = match name {
-            "meso4" => ("val_loss", "val_accuracy", 1e-3),
-            "meso_inception4" => ("loss", "accuracy", 1e-3),
-            "vgg16" | "vgg16_c" => ("loss", "val_accuracy", 1e-4),
-            "resnet50" => ("loss", "val_accuracy", 2e-4),
-            "inception_resnet_v2" => ("loss", "val_accuracy", 1e-4),
-            n if n.starts_with("efficientnet_b") => ("loss", "val_accuracy", 1e-4),
-            _ => return None,
-        };
-        Some(StudyRecipe {
-            early_stop,
-            reduce_lr,
-            lr,
-        })
+        df_models::registry::info(name)
+            .ok()?
+            .study_recipe
+            .map(StudyRecipe::from)
     }
 
     /// Sets `cfg`'s optimizer (Adam at the recipe's rate), early stopping (best weights
@@ -94,17 +98,66 @@ impl StudyRecipe {
 mod tests {
     use super::*;
 
+    /// The recipes as `StudyRecipe::of` hard-coded them before they moved into the
+    /// catalogue rows (and as docs/study.md's table gives them): `(model, early stop,
+    /// ReduceLROnPlateau, lr)`, `None` where the study has no recipe.
+    /// Early stopping's metric, `ReduceLROnPlateau`'s, Adam's rate.
+    type Former = (&'static str, &'static str, f64);
+
+    const BEFORE: [(&str, Option<Former>); 17] = [
+        ("meso4", Some(("val_loss", "val_accuracy", 1e-3))),
+        ("meso_inception4", Some(("loss", "accuracy", 1e-3))),
+        ("vgg16", Some(("loss", "val_accuracy", 1e-4))),
+        ("vgg16_c", Some(("loss", "val_accuracy", 1e-4))),
+        ("resnet50", Some(("loss", "val_accuracy", 2e-4))),
+        ("resnet101", None),
+        ("resnet152", None),
+        ("efficientnet_b0", Some(("loss", "val_accuracy", 1e-4))),
+        ("efficientnet_b1", Some(("loss", "val_accuracy", 1e-4))),
+        ("efficientnet_b2", Some(("loss", "val_accuracy", 1e-4))),
+        ("efficientnet_b3", Some(("loss", "val_accuracy", 1e-4))),
+        ("efficientnet_b4", Some(("loss", "val_accuracy", 1e-4))),
+        ("efficientnet_b5", Some(("loss", "val_accuracy", 1e-4))),
+        ("efficientnet_b6", Some(("loss", "val_accuracy", 1e-4))),
+        ("efficientnet_b7", Some(("loss", "val_accuracy", 1e-4))),
+        ("inception_resnet_v2", Some(("loss", "val_accuracy", 1e-4))),
+        ("xception", None),
+    ];
+
     #[test]
-    fn every_study_model_has_its_recipe() {
-        for name in STUDY_MODELS {
-            let r = StudyRecipe::of(name).expect(name);
-            assert!(r.lr > 0.0);
+    fn study_recipes_from_the_registry_equal_the_former_table() {
+        for (name, expected) in BEFORE {
+            let got = StudyRecipe::of(name).map(|r| (r.early_stop, r.reduce_lr, r.lr));
+            assert_eq!(got, expected, "{name}");
         }
-        assert_eq!(StudyRecipe::of("resnet50").map(|r| r.lr), Some(2e-4));
+        // Every registered model is in the table above (a new one states its recipe).
+        for name in df_models::names() {
+            assert!(
+                BEFORE.iter().any(|(n, _)| *n == name),
+                "{name}: not in the table"
+            );
+        }
+        assert_eq!(StudyRecipe::of("no_such_model"), None);
+    }
+
+    #[test]
+    fn study_models_are_the_nine_of_the_comparison_in_its_order() {
         assert_eq!(
-            StudyRecipe::of("meso_inception4").map(|r| (r.early_stop, r.reduce_lr)),
-            Some(("loss", "accuracy"))
+            *STUDY_MODELS,
+            [
+                "meso4",
+                "meso_inception4",
+                "vgg16_c",
+                "resnet50",
+                "efficientnet_b0",
+                "efficientnet_b3",
+                "efficientnet_b5",
+                "efficientnet_b7",
+                "inception_resnet_v2",
+            ]
         );
-        assert_eq!(StudyRecipe::of("resnet101"), None);
+        for name in STUDY_MODELS.iter() {
+            assert!(StudyRecipe::of(name).is_some_and(|r| r.lr > 0.0), "{name}");
+        }
     }
 }
