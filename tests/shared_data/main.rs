@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
-mod audit;
 mod faces;
 mod lfw;
 mod loader;

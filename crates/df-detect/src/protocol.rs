@@ -323,11 +323,11 @@ pub fn score_sets(
         skipped: Vec::new(),
     };
     let add = |tables: &mut Tables,
-                   set: &NamedSet,
-                   p: Option<String>,
-                   level,
-                   probs: Vec<f32>,
-                   targets: Vec<f32>| {
+               set: &NamedSet,
+               p: Option<String>,
+               level,
+               probs: Vec<f32>,
+               targets: Vec<f32>| {
         let row = Row {
             row: row_name(&set.name, p.as_deref(), several),
             set: set.name.clone(),

@@ -126,7 +126,9 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
 pub fn tensor_to_bytes(path: &Path, name: &str, t: &Tensor) -> Result<TensorBytes> {
     // safetensors stores little-endian values; libtorch's bytes are the machine's.
     #[cfg(target_endian = "big")]
-    compile_error!("checkpoints are written as the machine's bytes, and safetensors is little-endian");
+    compile_error!(
+        "checkpoints are written as the machine's bytes, and safetensors is little-endian"
+    );
     let cpu = t.detach().to_device(Device::Cpu).contiguous();
     let dtype = dtype_of(cpu.kind()).ok_or_else(|| {
         invalid(

@@ -73,6 +73,8 @@ pub use callbacks::{
     Logs, Mode, ModelCheckpoint, ModelCheckpointConfig, ReduceLrOnPlateau, ReduceLrOnPlateauConfig,
     WeightSnapshot,
 };
+/// Writes a value as pretty JSON, atomically: df-io's [`df_io::write_json`].
+pub use df_io::write_json;
 pub use df_metrics::{EpochRecord, History};
 /// The C library allocator's policy for freed memory ([`df_sys::memory`]): what
 /// [`Trainer::fit`] applies on the CPU, for a program that scores on the CPU to apply too
@@ -80,8 +82,6 @@ pub use df_metrics::{EpochRecord, History};
 pub use df_sys::memory as allocator;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_in, evaluate_report, predict, predict_in, Predictions};
-/// Writes a value as pretty JSON, atomically: df-io's [`df_io::write_json`].
-pub use df_io::write_json;
 pub use experiment::{
     check_experiment, resume_changes, run_experiment, DataConfig, DeviceChoice, ExperimentConfig,
     ExperimentOutcome, ModelChoice,
@@ -94,6 +94,9 @@ pub use precision::{
     bf16_hardware, GradScaler, GradScalerConfig, Precision, PrecisionChoice, BF16_HARDWARE_VAR,
 };
 pub use progress::Verbosity;
+pub use run_files::{
+    files, read_training_config, write_evaluation, write_report, write_text, SafetensorsFile,
+};
 pub use source::{
     check_input_memory, epoch_seed, face_crops_of, permutation, preparation_of, prepared_transform,
     resize_filter, resize_method, transform_for, Batch, BatchSource, TensorBatches, FACE_MANIFEST,
@@ -101,12 +104,9 @@ pub use source::{
 pub use study::{
     StudyRecipe, EARLY_STOP_PATIENCE, REDUCE_LR_FACTOR, REDUCE_LR_PATIENCE, STUDY_MODELS,
 };
-pub use run_files::{
-    files, read_training_config, write_evaluation, write_report, write_text, SafetensorsFile,
-};
 pub use trainer::{
-    CallbacksConfig, ModelRecord, Trainer, TrainerBuilder, TrainingConfig,
-    CUDA_NAN_CHECK_INTERVAL, SECONDS,
+    CallbacksConfig, ModelRecord, Trainer, TrainerBuilder, TrainingConfig, CUDA_NAN_CHECK_INTERVAL,
+    SECONDS,
 };
 
 /// The entry point of the fuzz target `run_config` (`fuzz/`), shared with the test that
