@@ -369,7 +369,7 @@ const OUTPUTS: [&str; 3] = ["comparison.md", "comparison.json", "histories.png"]
 /// Writes `comparison.md` and `comparison.json` into `out`.
 fn write_table(out: &std::path::Path, rows: &[Row], window: usize) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_text(&out.join("comparison.md"), &markdown(rows, window))?;
+    write_text(&out.join("comparison.md"), markdown(rows, window))?;
     write_json(&out.join("comparison.json"), &rows)?;
     Ok(())
 }

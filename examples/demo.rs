@@ -97,7 +97,7 @@ fn run() -> Result<()> {
         planned.push("synthetic.json".into());
         owned.record(PROGRAM, &planned)?;
         let set = synthetic::generate_with(&data_dir, &config)?;
-        write_text(&stamp, &wanted.to_string())?;
+        write_text(&stamp, wanted.to_string())?;
         println!(
             "generated {} images in {} (real/, fake/)",
             set.len(),

@@ -132,7 +132,7 @@ const OUTPUTS: [&str; 3] = ["final_model.md", "final_model.json", "histories.png
 
 /// `final_model.md`, `final_model.json` and `histories.png` in `--out`.
 fn write_outputs(args: &Args, rows: &[Row], histories: &[(&str, History)]) -> Result<()> {
-    write_text(&args.out.join("final_model.md"), &markdown(args, rows))?;
+    write_text(&args.out.join("final_model.md"), markdown(args, rows))?;
     write_json(&args.out.join("final_model.json"), &rows)?;
     let curves: Vec<(&str, &History)> = histories.iter().map(|(n, h)| (*n, h)).collect();
     deepfake::metrics::plot_histories(&curves, args.out.join("histories.png"))?;
