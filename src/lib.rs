@@ -65,17 +65,7 @@ pub mod cli;
 /// assert_eq!(deepfake::error_text(&e), "x.json: no such file");
 /// ```
 pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
+    df_io::error_text(error)
 }
 
 /// `text` made safe to print on a terminal: every control character (a newline in a file

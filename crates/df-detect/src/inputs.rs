@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use df_data::{SkipReason, SkipReport, Walker};
 
 use crate::detector::{Detector, Scored};
-use crate::{error_text, Error, Result};
+use crate::{Error, Result};
 
 /// The extensions of the files looked for in folders (any case): photos, then videos.
 pub const INPUT_EXTENSIONS: [&str; 11] = [
@@ -100,7 +100,7 @@ impl Iterator for Scores<'_> {
             Ok(verdict) => Scored::Scored { path, verdict },
             // The message names the file and the reason.
             Err(e) => Scored::Failed {
-                message: error_text(&e),
+                message: df_io::error_text(&e),
                 path,
             },
         })

@@ -114,18 +114,3 @@ impl Error {
 
 /// The crate's result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The text of an error and its causes, each cause once (as the programs print errors).
-pub(crate) fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use df_data::{ClassMapping, Label, SkipReason, SkipReport};
 
 use crate::detector::{Detector, VideoReport};
-use crate::{error_text, Error, Result};
+use crate::{Error, Result};
 
 /// The videos of `data`'s class folders (`fake/`, `real/` ..., read as
 /// [`ClassMapping::default`] reads them) with their labels, sorted by path; empty when it
@@ -78,7 +78,7 @@ impl Detector {
                     }
                     None => SkipReason::NoFace,
                 },
-                Err(e) => SkipReason::Video(error_text(&e)),
+                Err(e) => SkipReason::Video(df_io::error_text(&e)),
             };
             scores.skipped.push(SkipReport {
                 path: video.clone(),

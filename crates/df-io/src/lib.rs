@@ -472,3 +472,21 @@ pub mod fuzz {
         }
     }
 }
+
+/// The text of an error and its causes for a person to read, each cause once: the
+/// crates' errors put their cause's text in their own message *and* report it as their
+/// `source()`, so this appends a cause only when the text so far does not already hold it
+/// (`deepfake::error_text`, and the messages `df-detect` records).
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
