@@ -23,13 +23,19 @@
 //! the epoch of the lowest `val_loss`, the fluctuation of the validation curves over the
 //! last `--window` epochs, or all when fewer ran (population standard deviation; the
 //! study prefers the model whose curves have settled), and the mean seconds per epoch.
+//!
+//! `--test NAME=DIR` (repeatable) scores each final model on further labelled folders of
+//! images or videos, as `evaluate --data` does, and adds a column of AUC per set (a video
+//! set: frame and video level): train on one data set, test on many (DeepfakeBench's
+//! cross-dataset protocol).
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::Augment;
-use deepfake::metrics::AnalysisConfig;
+use deepfake::detect::protocol::{self, NamedSet};
+use deepfake::metrics::{AnalysisConfig, EvaluatorConfig};
 use deepfake::models::TopKind;
 use deepfake::train::{
     check_experiment, run_experiment, write_json, write_text, DataConfig, DeviceChoice,
@@ -81,6 +87,10 @@ struct Args {
     /// Validation images.
     #[arg(long, conflicts_with = "val_split")]
     val: Option<PathBuf>,
+    /// A further test set, `NAME=DIR` or `DIR` (repeatable): a labelled folder of images or
+    /// videos each final model is scored on, one AUC column per set.
+    #[arg(long = "test", value_parser = |s: &str| NamedSet::parse_option("--test", s))]
+    tests: Vec<NamedSet>,
     /// Share of the training images held out for validation (default 0.2 without --val).
     #[arg(long)]
     val_split: Option<f64>,
@@ -165,6 +175,18 @@ struct Row {
     val_loss_fluctuation: Option<f64>,
     val_accuracy_fluctuation: Option<f64>,
     seconds_per_epoch: f64,
+    /// The final model on each `--test` set.
+    tests: Vec<TestCell>,
+}
+
+/// The final model on one `--test` set at one level.
+#[derive(Debug, Serialize)]
+struct TestCell {
+    /// The column: the set's name, with `(frame)` or `(video)` for a video set.
+    column: String,
+    auc: Option<f64>,
+    accuracy: f64,
+    eer: Option<f64>,
 }
 
 fn cell(v: Option<f64>) -> String {
@@ -184,15 +206,26 @@ fn thousands(n: i64) -> String {
 }
 
 fn markdown(rows: &[Row], window: usize) -> String {
+    let tests: Vec<&str> = rows
+        .first()
+        .map(|r| r.tests.iter().map(|t| t.column.as_str()).collect())
+        .unwrap_or_default();
     let mut md = format!(
-        "| model | params (trainable) | lr | epochs | row's epoch | loss | accuracy | val_loss | val_accuracy | val AUC | val EER | best epoch (val_loss) | val_loss fluctuation (std, last {window} epochs or all) | val_accuracy fluctuation (std, last {window} epochs or all) | s/epoch |\n"
+        "| model | params (trainable) | lr | epochs | row's epoch | loss | accuracy | val_loss | val_accuracy | val AUC | val EER |{} best epoch (val_loss) | val_loss fluctuation (std, last {window} epochs or all) | val_accuracy fluctuation (std, last {window} epochs or all) | s/epoch |\n",
+        tests.iter().map(|t| format!(" AUC {t} |")).collect::<String>()
     );
-    md.push_str(
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-    );
+    md.push_str(&format!(
+        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |{} ---: | ---: | ---: | ---: |\n",
+        " ---: |".repeat(tests.len())
+    ));
     for r in rows {
+        let tests: String = r
+            .tests
+            .iter()
+            .map(|t| format!(" {} |", cell(t.auc)))
+            .collect();
         md.push_str(&format!(
-            "| {} | {} | {:.0e} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |\n",
+            "| {} | {} | {:.0e} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |{tests} {} | {} | {} | {:.1} |\n",
             r.model,
             thousands(r.params_trainable),
             r.lr,
@@ -230,11 +263,21 @@ fn run() -> Result<()> {
     }
     data.center_crop = args.center_crop;
     data.augment = args.augment;
+    protocol::check_unique_option("--test", &args.tests).map_err(anyhow::Error::msg)?;
+    deepfake::cli::check_out_outside(&args.out, args.tests.iter().map(|s| s.dir.as_path()))?;
+    let test_sets: Vec<_> = args
+        .tests
+        .iter()
+        .cloned()
+        .zip(protocol::open_sets(&args.tests, false).context("--test")?)
+        .collect();
     let device = DeviceChoice::parse(&args.device)?;
     let (precision, says) = args.precision.resolve(device.device()?);
     if let Some(line) = says {
         eprintln!("{line}");
     }
+    let mut scoring = deepfake::detect::DetectorOptions::default().with_device(device.device()?);
+    scoring.precision = precision;
     let models: Vec<String> = args
         .models
         .iter()
@@ -344,6 +387,8 @@ fn run() -> Result<()> {
                 .and_then(|a| a.val_accuracy_fluctuation.as_ref())
                 .map(|f| f.std),
             seconds_per_epoch: outcome.seconds_per_epoch,
+            tests: score_tests(&cfg.out_dir, &test_sets, &scoring, args.batch_size)
+                .with_context(|| format!("scoring {name} on the --test sets"))?,
         });
         histories.push((name.clone(), outcome.history));
         // Written after every model, so an interrupted comparison keeps its rows and plot.
@@ -361,6 +406,39 @@ fn run() -> Result<()> {
         plot.display()
     );
     Ok(())
+}
+
+/// The final model (`model.safetensors` in `run`) on each `--test` set.
+fn score_tests(
+    run: &std::path::Path,
+    sets: &[(NamedSet, protocol::SetData)],
+    options: &deepfake::detect::DetectorOptions,
+    batch_size: usize,
+) -> Result<Vec<TestCell>> {
+    if sets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let checkpoint = run.join("model.safetensors");
+    let tables = protocol::score_checkpoint(
+        &checkpoint,
+        sets,
+        options,
+        batch_size,
+        &EvaluatorConfig::default(),
+    )?;
+    Ok(tables
+        .rows
+        .into_iter()
+        .map(|r| TestCell {
+            column: match r.level {
+                protocol::Level::Image => r.set,
+                level => format!("{} ({})", r.set, level.as_str()),
+            },
+            auc: r.metrics.auc,
+            accuracy: r.metrics.accuracy,
+            eer: r.metrics.eer,
+        })
+        .collect())
 }
 
 /// The comparison's own files in `--out`.

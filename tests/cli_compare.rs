@@ -201,3 +201,95 @@ fn custom_model_trains_saves_and_reopens_through_its_family() {
         "{history}"
     );
 }
+
+/// Issue 24, point 4: `compare --test NAME=DIR` scores each final model on further sets
+/// (DeepfakeBench's cross-dataset protocol: train on one, test on many), one AUC column
+/// per set; the figure is the one `evaluate` gives the same checkpoint on that folder (a
+/// separate code path: `evaluate_in`); a name given twice is refused before any training.
+#[test]
+fn compare_scores_each_model_on_the_named_test_sets() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 8, 32, 3).expect("synthetic set");
+    let other = tmp.path().join("other");
+    synthetic::generate(&other, 6, 32, 11).expect("second synthetic set");
+    let cmp_dir = tmp.path().join("cmp");
+    let args = |tests: &[String]| {
+        let mut a: Vec<String> = [
+            "--models",
+            "meso4",
+            "--data",
+            s(&data),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--input-size",
+            "32",
+            "--quiet",
+            "--out",
+            s(&cmp_dir),
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+        for t in tests {
+            a.extend(["--test".to_string(), t.clone()]);
+        }
+        a
+    };
+    let twice = args(&[format!("x={}", s(&other)), format!("x={}", s(&data))]);
+    let out = run(
+        "compare",
+        &twice.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--test: the name `x` is given twice"),
+        "{stderr}"
+    );
+    assert!(!cmp_dir.exists(), "nothing written before the error");
+
+    let good = args(&[format!("far={}", s(&other)), s(&data).to_string()]);
+    let (stdout, _) = ok(
+        "compare",
+        &good.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(
+        stdout.contains("AUC far") && stdout.contains("AUC data"),
+        "{stdout}"
+    );
+    let rows = json(&cmp_dir.join("comparison.json"));
+    let tests = rows[0]["tests"].as_array().expect("test cells");
+    let columns: Vec<&str> = tests
+        .iter()
+        .map(|t| t["column"].as_str().expect("column"))
+        .collect();
+    assert_eq!(columns, ["far", "data"]);
+    for (t, dir) in tests.iter().zip([&other, &data]) {
+        let eval_dir = tmp
+            .path()
+            .join(format!("eval-{}", t["column"].as_str().expect("name")));
+        let checkpoint = cmp_dir.join("meso4").join("model.safetensors");
+        ok(
+            "evaluate",
+            &[
+                "--weights",
+                s(&checkpoint),
+                "--data",
+                s(dir),
+                "--out",
+                s(&eval_dir),
+            ],
+        );
+        let metrics = json(&eval_dir.join("metrics.json"));
+        let want = metrics["auc"].as_f64().expect("evaluate's AUC");
+        let got = t["auc"].as_f64().expect("compare's AUC");
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{}: compare {got}, evaluate {want}",
+            t["column"]
+        );
+    }
+}

@@ -28,7 +28,7 @@ use crate::resize::{resize_rgb, ResizeFilter};
 use crate::skip::{SkipReason, SkipReport};
 
 /// One degradation, at one strength.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Perturbation {
     /// JPEG re-compression at this quality (1–100; `image`'s encoder, IJG tables, 4:4:4).
@@ -41,12 +41,17 @@ pub enum Perturbation {
     /// Additive Gaussian noise of this standard deviation, as a fraction of 255; the
     /// noise of image `i` is seeded by `i`, so every run and model sees the same noise.
     Noise(f32),
+    /// These perturbations one after the other (`resize:0.5+jpeg:90`: shrink, then
+    /// re-save both classes at one JPEG quality, so a set whose classes differ in their
+    /// compression is measured without that cue).
+    Chain(Vec<Perturbation>),
 }
 
 /// What `--perturb` accepts, for a program's help text.
 pub const PERTURB_HELP: &str = "KIND:V1,V2,... with KIND jpeg (quality 1-100), blur (sigma in \
 pixels), resize (factor in (0, 1]) or noise (standard deviation as a fraction of 255), e.g. \
-`jpeg:30,50,75 blur:1,2 resize:0.5 noise:0.02`";
+`jpeg:30,50,75 blur:1,2 resize:0.5 noise:0.02`; STEP+STEP applies several in turn, each one \
+value, e.g. `resize:0.5+jpeg:90`";
 
 fn bad(text: &str, why: impl fmt::Display) -> Error {
     Error::config("perturb", format!("`{text}`: {why} ({PERTURB_HELP})"))
@@ -58,6 +63,16 @@ impl Perturbation {
     /// # Errors
     /// [`Error::InvalidConfig`] (option `perturb`) naming the text at fault.
     pub fn parse(text: &str) -> Result<Vec<Perturbation>> {
+        if text.contains('+') {
+            let mut steps = Vec::new();
+            for step in text.split('+') {
+                match Perturbation::parse(step)?.as_slice() {
+                    [one] => steps.push(one.clone()),
+                    _ => return Err(bad(text, "each step of a chain has one value")),
+                }
+            }
+            return Ok(vec![Perturbation::Chain(steps)]);
+        }
         let (kind, values) = text
             .split_once(':')
             .ok_or_else(|| bad(text, "expected KIND:VALUES"))?;
@@ -109,6 +124,13 @@ impl Perturbation {
     /// [`Error::Image`] or [`Error::BadImage`] if the JPEG round trip fails.
     pub fn apply(&self, img: &RgbImage, index: u64) -> Result<RgbImage> {
         Ok(match *self {
+            Perturbation::Chain(ref steps) => {
+                let mut out = img.clone();
+                for step in steps {
+                    out = step.apply(&out, index)?;
+                }
+                out
+            }
             Perturbation::Jpeg(q) => to_rgb8(&jpeg_roundtrip(&to_rgb32f(img), q)?),
             Perturbation::Blur(sigma) => {
                 let mut f = to_rgb32f(img);
@@ -141,6 +163,15 @@ impl fmt::Display for Perturbation {
             Perturbation::Blur(s) => write!(f, "blur:{s}"),
             Perturbation::Resize(s) => write!(f, "resize:{s}"),
             Perturbation::Noise(s) => write!(f, "noise:{s}"),
+            Perturbation::Chain(steps) => {
+                for (i, step) in steps.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("+")?;
+                    }
+                    write!(f, "{step}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -163,8 +194,8 @@ impl<S: ImageSource> Perturbed<S> {
     }
 
     /// The perturbation.
-    pub fn perturbation(&self) -> Perturbation {
-        self.perturbation
+    pub fn perturbation(&self) -> &Perturbation {
+        &self.perturbation
     }
 }
 
@@ -207,6 +238,7 @@ mod tests {
             ("resize:1.5", "(0, 1]"),
             ("noise:x", "not a number"),
             ("sharpen:1", "unknown kind"),
+            ("resize:0.5+jpeg:50,75", "one value"),
         ] {
             let e = Perturbation::parse(text).expect_err(text).to_string();
             assert!(
@@ -214,6 +246,11 @@ mod tests {
                 "{text}: {e}"
             );
         }
+        // A chain's bad step is named with its reason.
+        let e = Perturbation::parse("resize:0.5+jpeg:0")
+            .expect_err("bad step")
+            .to_string();
+        assert!(e.contains("`jpeg:0`") && e.contains("1-100"), "{e}");
         let twice = Perturbation::parse_all(&["jpeg:50", "blur:1,jpeg:50"]);
         assert!(twice.is_err());
         let e = Perturbation::parse_all(&["jpeg:50,50"])
@@ -224,8 +261,14 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for p in Perturbation::parse_all(&["jpeg:30,95", "blur:0.5,2", "resize:0.25", "noise:0.02"])
-            .expect("valid")
+        for p in Perturbation::parse_all(&[
+            "jpeg:30,95",
+            "blur:0.5,2",
+            "resize:0.25",
+            "noise:0.02",
+            "resize:0.5+jpeg:90",
+        ])
+        .expect("valid")
         {
             assert_eq!(
                 Perturbation::parse(&p.to_string()).expect("its own name"),

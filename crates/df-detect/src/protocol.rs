@@ -36,7 +36,15 @@ impl NamedSet {
     /// # Errors
     /// An empty name or folder, naming the option and the text.
     pub fn parse(text: &str) -> Result<NamedSet, String> {
-        let bad = |why: &str| format!("--data `{text}`: {why} (NAME=DIR or DIR)");
+        Self::parse_option("--data", text)
+    }
+
+    /// [`NamedSet::parse`] for another option (`compare --test`), whose errors name it.
+    ///
+    /// # Errors
+    /// As [`NamedSet::parse`].
+    pub fn parse_option(option: &str, text: &str) -> Result<NamedSet, String> {
+        let bad = |why: &str| format!("{option} `{text}`: {why} (NAME=DIR or DIR)");
         if let Some((name, dir)) = text.split_once('=') {
             if !name.contains('/') && !name.contains(std::path::MAIN_SEPARATOR) {
                 if name.trim().is_empty() {
@@ -79,13 +87,21 @@ fn folder_name(dir: &Path) -> String {
 /// # Errors
 /// The first name given twice, with both folders.
 pub fn check_unique(sets: &[NamedSet]) -> Result<(), String> {
+    check_unique_option("--data", sets)
+}
+
+/// [`check_unique`] for another option, whose errors name it.
+///
+/// # Errors
+/// As [`check_unique`].
+pub fn check_unique_option(option: &str, sets: &[NamedSet]) -> Result<(), String> {
     for (i, a) in sets.iter().enumerate() {
         if let Some(b) = sets[..i].iter().find(|b| b.name == a.name) {
             return Err(format!(
-                "--data: the name `{}` is given twice ({} and {}); name each set: --data NAME=DIR",
+                "{option}: the name `{}` is given twice ({} and {}); name each set: {option} NAME=DIR",
                 a.name,
                 b.dir.display(),
-                a.dir.display()
+                a.dir.display(),
             ));
         }
     }
@@ -353,7 +369,7 @@ pub fn score_sets(
                     let loader = match p {
                         None => df_data::Loader::new(folder.clone(), config.clone()),
                         Some(p) => df_data::Loader::new(
-                            df_data::perturb::Perturbed::new(folder.clone(), *p),
+                            df_data::perturb::Perturbed::new(folder.clone(), p.clone()),
                             config.clone(),
                         ),
                     }?;
@@ -410,6 +426,51 @@ pub fn score_sets(
         }
     }
     Ok(tables)
+}
+
+/// Scores `sets` (opened by [`open_sets`]) with the checkpoint at `checkpoint`, each as
+/// `evaluate --data` would: image sets through the checkpoint's own preparation in
+/// batches of `batch_size`, video sets through a [`crate::Detector`] opened with
+/// `options` (device, precision, faces, frame sampling). What `compare --test` adds to
+/// each model's row.
+///
+/// # Errors
+/// The checkpoint unreadable (naming it), as [`score_sets`] otherwise.
+pub fn score_checkpoint(
+    checkpoint: &Path,
+    sets: &[(NamedSet, SetData)],
+    options: &crate::DetectorOptions,
+    batch_size: usize,
+    evaluator: &df_metrics::EvaluatorConfig,
+) -> Result<Tables, crate::Error> {
+    let any = |videos: bool| {
+        sets.iter()
+            .any(|(_, d)| matches!(d, SetData::Videos(_)) == videos)
+    };
+    let images = match any(false) {
+        true => {
+            let keras = df_models::load::KerasLoadOptions::default();
+            let loaded = df_models::load::load_weights(None, checkpoint, options.device, &keras)?;
+            let (transform, _) =
+                df_train::prepared_transform(&loaded, options.resize, options.center_crop)?;
+            Some((loaded, df_data::LoaderConfig::eval(transform, batch_size)))
+        }
+        false => None,
+    };
+    let detector = match any(true) {
+        true => Some(crate::Detector::open(checkpoint, options)?),
+        false => None,
+    };
+    let scorers = Scorers {
+        images: images
+            .as_ref()
+            .map(|(loaded, config)| (loaded.model.as_ref(), config)),
+        videos: detector.as_ref(),
+        device: options.device,
+        precision: options.precision,
+        evaluator,
+    };
+    score_sets(sets, &[], &scorers)
 }
 
 #[cfg(test)]

@@ -32,10 +32,16 @@ fn resize_is_pillows_bilinear_downscale() {
 fn a_perturbed_source_loads_each_image_perturbed_with_its_own_noise() {
     let tmp = tempfile::tempdir().expect("temporary folder");
     let set = synthetic::generate(tmp.path().join("data"), 3, 32, 1).expect("synthetic set");
-    for p in Perturbation::parse_all(&["jpeg:40", "blur:1.5", "resize:0.5", "noise:0.05"])
-        .expect("valid")
+    for p in Perturbation::parse_all(&[
+        "jpeg:40",
+        "blur:1.5",
+        "resize:0.5",
+        "noise:0.05",
+        "resize:0.5+jpeg:90",
+    ])
+    .expect("valid")
     {
-        let perturbed = Perturbed::new(set.clone(), p);
+        let perturbed = Perturbed::new(set.clone(), p.clone());
         assert_eq!(
             (perturbed.len(), perturbed.skipped()),
             (set.len(), set.skipped().to_vec())
@@ -60,6 +66,14 @@ fn a_perturbed_source_loads_each_image_perturbed_with_its_own_noise() {
             );
         }
     }
+    // A chain is its steps in turn: shrink first, then re-save at one quality.
+    let chain = Perturbation::parse("resize:0.5+jpeg:90").expect("chain");
+    let img = set.load(0).expect("image");
+    let shrunk = Perturbation::Resize(0.5).apply(&img, 0).expect("resize");
+    assert_eq!(
+        chain[0].apply(&img, 0).expect("chain"),
+        Perturbation::Jpeg(90).apply(&shrunk, 0).expect("jpeg")
+    );
     // Image i's noise is seeded by i: two images get different noise fields.
     let noise = Perturbation::Noise(0.05);
     let flat = RgbImage::from_pixel(16, 16, image::Rgb([128, 128, 128]));
