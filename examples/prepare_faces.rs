@@ -13,7 +13,9 @@
 //! folder `train` reads. Each crop is `<photo's name>.png` (`<name>_face<k>.png` with
 //! `--every-face`), written atomically. `prepare-faces.json` in `--out` records the crop
 //! and detector settings and the video sampling, every photo or video done and every one
-//! skipped with the reason (no face, unreadable). It is saved as the work goes, so an
+//! skipped with the reason (no face, unreadable), and each crop's face box and five
+//! landmarks in the crop's pixels (what `train --pseudo-fakes sbi` blends about, so that it
+//! finds no face again). It is saved as the work goes, so an
 //! interrupted run continues where it stopped when started again with the same options
 //! (a source whose crops were deleted since is cropped again); other settings for the same
 //! `--out` are refused, and so is an `--out` inside `--input` (on canonical paths). The

@@ -19,7 +19,11 @@
 //!
 //! `DIR` has one sub-folder per class (`fake`/`real`; also `df`, `deepfake`,
 //! `manipulated` ↔ `original`, `pristine`). Without `--val`, `--val-split F` holds out a
-//! seeded share of each class. `--resume` continues a killed run from
+//! seeded share of each class. `--pseudo-fakes sbi` adds self-blended pseudo-fakes of the
+//! real images (the folder may hold real images only): with `--val-split` the held-out
+//! real images and their pseudo-fakes are the validation set (its AUC is the held-out SBI
+//! AUC); with `--val DIR --val-split F` too, `DIR` is the validation set and the held-out
+//! part is logged each epoch as `val_sbi_auc`. `--resume` continues a killed run from
 //! `OUT/last.safetensors` and ends as the uninterrupted run would have (on the CPU); it
 //! refuses a changed model, data, split, augmentation, crop, batch size or seed, and a
 //! changed learning rate, epochs, callbacks or workers unless `--allow-changes` is given.
@@ -79,11 +83,24 @@ struct Args {
     #[arg(long)]
     data: PathBuf,
     /// Validation images (one sub-folder per class).
-    #[arg(long, conflicts_with = "val_split")]
+    #[arg(long)]
     val: Option<PathBuf>,
-    /// Share of the training images held out for validation.
+    /// Share of the training images held out for validation (with --val, only with
+    /// --pseudo-fakes: the held-out real images and their pseudo-fakes are then scored
+    /// each epoch as val_sbi_loss, val_sbi_accuracy, val_sbi_auc).
     #[arg(long)]
     val_split: Option<f64>,
+    /// Add pseudo-fakes made from the real training images: sbi (self-blended images,
+    /// Shiohara and Yamasaki 2022), one per real image with a face, drawn anew each epoch;
+    /// --data may then hold real images only. The faces (MTCNN's box and five landmarks)
+    /// come from a prepare_faces folder's manifest or are found once and kept in
+    /// OUT/landmarks.json. Real images and pseudo-fakes go through the same --augment.
+    #[arg(long, value_parser = deepfake::cli::parse_pseudo_fakes)]
+    pseudo_fakes: Option<deepfake::data::PseudoFakes>,
+    /// With --pseudo-fakes: another run's landmarks.json on the same --data to start from
+    /// (its faces are not found again; read only, this run keeps its own).
+    #[arg(long, requires = "pseudo_fakes")]
+    landmarks_from: Option<PathBuf>,
     /// Number of epochs.
     #[arg(long, default_value_t = 10)]
     epochs: usize,
@@ -279,6 +296,14 @@ fn run() -> Result<()> {
     let mut data = DataConfig::new(&args.data, args.batch_size);
     data.val = args.val.clone();
     data.val_split = args.val_split;
+    data.pseudo_fakes = args.pseudo_fakes;
+    data.landmarks_from = args.landmarks_from.clone();
+    if data.val.is_some() && data.val_split.is_some() && data.pseudo_fakes.is_none() {
+        bail!(
+            "--val and --val-split: give one (both only with --pseudo-fakes, whose held-out \
+             pseudo-fakes the split then holds)"
+        );
+    }
     data.audit = !args.no_audit;
     if let Some(w) = args.workers {
         data.workers = w;

@@ -49,6 +49,20 @@ pub fn parse_augment(s: &str) -> Result<crate::data::Augment, String> {
     crate::data::Augment::from_spec(s).map_err(|e| e.to_string())
 }
 
+/// `--pseudo-fakes`' parser: the name of a pseudo-fake method (`sbi`: self-blended images).
+///
+/// ```
+/// assert!(deepfake::cli::parse_pseudo_fakes("sbi").is_ok());
+/// let e = deepfake::cli::parse_pseudo_fakes("swap").unwrap_err();
+/// assert!(e.contains("swap") && e.contains("sbi"), "{e}");
+/// ```
+///
+/// # Errors
+/// An unknown name, listing the known ones.
+pub fn parse_pseudo_fakes(s: &str) -> Result<crate::data::PseudoFakes, String> {
+    crate::data::PseudoFakes::parse(s).map_err(|e| e.to_string())
+}
+
 /// `--resize`: the filter images are resized with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ResizeArg {

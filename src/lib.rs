@@ -170,6 +170,9 @@ pub use df_data::image;
 pub use df_detect as detect;
 #[doc(inline)]
 pub use df_detect::Detector;
+/// A [`Detector`]'s Grad-CAM maps ([`Detector::explain_image`]).
+#[doc(inline)]
+pub use df_detect::{CamMap, ExplainedImage};
 /// Data-parallel training on libtorch's own c10d (TCPStore, ProcessGroupGloo).
 ///
 /// Start here: a process group of one (the `train` program's `--nproc N` starts N

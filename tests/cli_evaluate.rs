@@ -62,10 +62,10 @@ fn evaluate_robustness_and_cross_dataset_table() {
     let single_auc = json(&single.join("metrics.json"))["auc"]
         .as_f64()
         .expect("the single set's AUC");
-    assert!(
-        !single.join("report.md").exists(),
-        "one set: the files as before"
-    );
+    // One set: the files as before, and `report.md` with its most confident errors
+    // (issue 24; tested in cli_explain).
+    let report = std::fs::read_to_string(single.join("report.md")).expect("report.md");
+    assert!(report.contains("## Most confident errors"), "{report}");
 
     let out = tmp.path().join("eval");
     let named = format!("lfw={}", a.display());

@@ -982,3 +982,43 @@ fn train_audits_its_data_and_records_the_findings() {
     let stored = common::cli::json(&quiet_out.join("experiment.json"));
     assert!(stored.get("audit").is_none() && stored["data"]["audit"] == false);
 }
+
+/// `--pseudo-fakes`: an unknown method, a folder without real images, `--val` with
+/// `--val-split` without pseudo-fakes: each refused naming the option, nothing written.
+#[test]
+fn pseudo_fake_options_are_checked_before_anything_is_written() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let data = tmp.path().join("data");
+    synthetic::generate(&data, 4, 32, 1).expect("synthetic set");
+    let val = tmp.path().join("val");
+    synthetic::generate(&val, 2, 32, 2).expect("synthetic set");
+    let fakes_only = tmp.path().join("fakes");
+    synthetic::generate(&fakes_only, 2, 32, 3).expect("synthetic set");
+    std::fs::remove_dir_all(fakes_only.join("real")).expect("drop the reals");
+    let out_dir = tmp.path().join("run");
+    let cases: [(&[&str], &[&str]); 3] = [
+        (
+            &["--data", s(&data), "--pseudo-fakes", "swap"],
+            &["--pseudo-fakes", "swap", "sbi"],
+        ),
+        (
+            &["--data", s(&fakes_only), "--pseudo-fakes", "sbi"],
+            &["--pseudo-fakes", "real"],
+        ),
+        (
+            &["--data", s(&data), "--val", s(&val), "--val-split", "0.5"],
+            &["--val", "--val-split", "--pseudo-fakes"],
+        ),
+    ];
+    for (args, words) in cases {
+        let mut all = vec!["--model", "meso4", "--device", "cpu", "--out", s(&out_dir)];
+        all.extend_from_slice(args);
+        let out = run("train", &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        for w in words {
+            assert!(stderr.contains(w), "{args:?}: names {w}: {stderr}");
+        }
+        assert!(!out_dir.exists(), "{args:?}: nothing written");
+    }
+}

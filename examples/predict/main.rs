@@ -33,13 +33,21 @@
 //! `p_fake` is the mean over the frames scored (with faces, those where a face was
 //! found), `frames` and `frames_scored` say how many, `--per-frame` adds each frame's.
 //!
+//! `--explain DIR` adds a Grad-CAM map (`deepfake::detect::gradcam`: where the evidence
+//! for "fake" lies, as the model's last convolutional stage sees it) of each photo, or of
+//! each face with faces: a PNG overlay of the photo written into `DIR` (created if needed;
+//! refused inside an input folder, where the next run would score the overlays) and
+//! `"explain": {"png": "DIR/00000-name.png", "peak": [x, y], "layer":
+//! "batch_normalization_3"}` in the line (in each face's object with faces; `peak` in the
+//! photo's pixels). Videos are not explained.
+//!
 //! An image that cannot be read gets a line on stderr naming the file and the reason; the
 //! others are still scored; the exit code is 1 if any failed. Only regular files are
 //! opened: in a folder, a FIFO or a link to `/dev/zero` gets a `skipped:` line on stderr
 //! (not a failure); named on the command line, or as `--weights`, it is an error naming it.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -65,6 +73,10 @@ struct Args {
     /// scored, each frame's faces (`frame_faces`: boxes in the video's own pixels).
     #[arg(long)]
     per_frame: bool,
+    /// Write a Grad-CAM overlay (PNG) of each photo or face into this folder and add
+    /// `explain` (its file, peak and layer) to the JSON line.
+    #[arg(long, value_name = "DIR")]
+    explain: Option<PathBuf>,
     /// Image or video files, or directories (searched recursively).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -109,8 +121,128 @@ fn line(path: &std::path::Path, verdict: &Verdict, per_frame: bool) -> serde_jso
     serde_json::to_string(&value)
 }
 
+/// Checks `--explain DIR` before anything is written: not inside an input folder (the
+/// overlays would be scored by the next run on it), a folder if it exists; creates it.
+fn explain_dir(dir: &Path, inputs: &[PathBuf]) -> Result<(), String> {
+    for input in inputs.iter().filter(|p| p.is_dir()) {
+        let inside = deepfake::io::is_inside(dir, input)
+            .map_err(|e| format!("option --explain: {}: {e}", dir.display()))?;
+        if inside {
+            return Err(format!(
+                "option --explain: {} is inside the input folder {} (the overlays written \
+                 there would be scored as photos): choose a folder outside it",
+                dir.display(),
+                input.display()
+            ));
+        }
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!(
+            "option --explain: {} is a file, not a folder",
+            dir.display()
+        ));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("option --explain: creating {}: {e}", dir.display()))
+}
+
+/// A file name for the overlays of the `index`-th input `path`: its number and its stem
+/// (letters, digits, `-` and `_` kept), so that `a/x.jpg` and `b/x.jpg` do not clash.
+fn overlay_stem(index: usize, path: &Path) -> String {
+    let stem: String = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("{index:05}-{stem}")
+}
+
+/// Explains the photo `path` (scored again, with its maps): writes each map's overlay into
+/// `dir` and returns the verdict's JSON with `explain` added (per face with faces).
+fn explained_line(
+    detector: &Detector,
+    dir: &Path,
+    index: usize,
+    path: &Path,
+) -> Result<serde_json::Value, String> {
+    let fail = |e: &(dyn std::error::Error + 'static)| {
+        format!("{}: {}", path.display(), deepfake::error_text(e))
+    };
+    let image = deepfake::data::load_rgb(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let explained = detector.explain_image(&image).map_err(|e| fail(&e))?;
+    let stem = overlay_stem(index, path);
+    let faces = explained.verdict.faces.is_some();
+    let mut explains = Vec::new();
+    for (k, map) in explained.maps.iter().enumerate() {
+        let name = if faces {
+            format!("{stem}-face{k}.png")
+        } else {
+            format!("{stem}.png")
+        };
+        let png = dir.join(name);
+        let bytes = map.overlay_png(&image).map_err(|e| fail(&e))?;
+        deepfake::io::write_atomic(&png, bytes)
+            .map_err(|e| format!("option --explain: {}", deepfake::error_text(&e)))?;
+        explains.push(serde_json::json!({
+            "png": png.to_string_lossy(),
+            "peak": map.peak,
+            "layer": map.layer,
+        }));
+    }
+    let mut value = serde_json::json!({ "path": path.to_string_lossy() });
+    let verdict = serde_json::to_value(&explained.verdict).map_err(|e| fail(&e))?;
+    if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), verdict) {
+        map.extend(fields);
+    }
+    if faces {
+        if let Some(list) = value.get_mut("faces").and_then(|f| f.as_array_mut()) {
+            for (face, explain) in list.iter_mut().zip(explains) {
+                if let Some(face) = face.as_object_mut() {
+                    face.insert("explain".into(), explain);
+                }
+            }
+        }
+    } else if let (Some(map), Some(explain)) = (value.as_object_mut(), explains.pop()) {
+        map.insert("explain".into(), explain);
+    }
+    Ok(value)
+}
+
+/// The line of a scored file: with `--explain`, a photo's is explained (its overlays
+/// written); the `index`-th explained photo numbers its overlays.
+fn line_of(
+    detector: &Detector,
+    args: &Args,
+    (path, verdict): (&Path, &Verdict),
+    index: &mut usize,
+) -> Result<String, String> {
+    match (&args.explain, verdict) {
+        (Some(dir), Verdict::Image(_)) => {
+            let value = explained_line(detector, dir, *index, path)?;
+            *index += 1;
+            serde_json::to_string(&value).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        _ => line(path, verdict, args.per_frame).map_err(|e| format!("{}: {e}", path.display())),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.explain {
+        if let Err(e) = explain_dir(dir, &args.inputs) {
+            eprintln!("error: {}", escape_message(&e));
+            return ExitCode::from(2);
+        }
+    }
     let device = if args.cpu {
         Device::Cpu
     } else {
@@ -129,6 +261,7 @@ fn main() -> ExitCode {
     let inputs = find_inputs(&args.inputs);
     let nothing = inputs.files.is_empty() && inputs.failures.is_empty();
     let mut failed = false;
+    let mut explained = 0;
     let mut stdout = std::io::stdout().lock();
     for item in detector.score_inputs(inputs) {
         match item {
@@ -142,25 +275,24 @@ fn main() -> ExitCode {
                 eprintln!("error: {}", escape_message(&message));
                 failed = true;
             }
-            Scored::Scored { path, verdict } => match line(&path, &verdict, args.per_frame) {
-                Ok(line) => {
-                    if let Err(e) = writeln!(stdout, "{line}") {
-                        // `predict ... | head -1`: the reader is gone; stop quietly.
-                        if e.kind() == std::io::ErrorKind::BrokenPipe {
-                            return ExitCode::SUCCESS;
+            Scored::Scored { path, verdict } => {
+                match line_of(&detector, &args, (&path, &verdict), &mut explained) {
+                    Ok(line) => {
+                        if let Err(e) = writeln!(stdout, "{line}") {
+                            // `predict ... | head -1`: the reader is gone; stop quietly.
+                            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                                return ExitCode::SUCCESS;
+                            }
+                            eprintln!("error: writing to stdout: {e}");
+                            return ExitCode::FAILURE;
                         }
-                        eprintln!("error: writing to stdout: {e}");
-                        return ExitCode::FAILURE;
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}", escape_message(&e));
+                        failed = true;
                     }
                 }
-                Err(e) => {
-                    eprintln!(
-                        "error: {}",
-                        escape_message(&format!("{}: {e}", path.display()))
-                    );
-                    failed = true;
-                }
-            },
+            }
         }
     }
     if nothing {

@@ -11,6 +11,7 @@ mod faces;
 mod lfw;
 mod loader;
 mod mesonet;
+mod pseudo;
 mod study;
 
 /// `../shared/data/<rel>` next to the repository, or a panic naming what is missing.

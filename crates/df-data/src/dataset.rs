@@ -129,6 +129,10 @@ pub struct FolderOptions {
     pub check_headers: bool,
     /// Follow symbolic links to directories when walking class folders.
     pub follow_links: bool,
+    /// Accept a folder of real images only (its fake classes absent or empty, then left
+    /// out of [`ImageFolder::classes`]): what training on self-blended pseudo-fakes reads.
+    #[serde(default)]
+    pub real_only: bool,
 }
 
 impl Default for FolderOptions {
@@ -137,6 +141,7 @@ impl Default for FolderOptions {
             mapping: ClassMapping::default(),
             check_headers: true,
             follow_links: true,
+            real_only: false,
         }
     }
 }
@@ -151,6 +156,12 @@ impl FolderOptions {
     /// Sets header checking.
     pub fn with_check_headers(mut self, check: bool) -> Self {
         self.check_headers = check;
+        self
+    }
+
+    /// Accepts a folder of real images only ([`FolderOptions::real_only`]).
+    pub fn with_real_only(mut self, real_only: bool) -> Self {
+        self.real_only = real_only;
         self
     }
 }
@@ -194,6 +205,15 @@ pub trait ImageSource: Send + Sync {
     /// # Errors
     /// Why the sample must be skipped.
     fn load(&self, index: usize) -> std::result::Result<RgbImage, SkipReason>;
+    /// Decodes sample `index` for epoch `epoch`: [`ImageSource::load`] unless the source
+    /// draws its images anew each epoch (pseudo-fakes, [`crate::pseudo`]).
+    ///
+    /// # Errors
+    /// As [`ImageSource::load`].
+    fn load_epoch(&self, index: usize, epoch: u64) -> std::result::Result<RgbImage, SkipReason> {
+        let _ = epoch;
+        self.load(index)
+    }
     /// Inputs left out before loading (found when the source was opened).
     fn skipped(&self) -> Vec<SkipReport> {
         Vec::new()
@@ -321,7 +341,55 @@ impl ImageFolder {
             samples,
             skipped,
         };
+        if options.real_only {
+            return folder.without_empty_fake_classes();
+        }
         folder.check()?;
+        Ok(folder)
+    }
+
+    /// A folder whose fake classes may be absent or empty (dropped), with real images.
+    fn without_empty_fake_classes(self) -> Result<Self> {
+        let has_fakes = self
+            .classes
+            .iter()
+            .any(|c| c.label == Label::Fake && c.count > 0);
+        if has_fakes {
+            self.check()?;
+            return Ok(self);
+        }
+        let keep: Vec<usize> = (0..self.classes.len())
+            .filter(|&i| self.classes[i].label == Label::Real)
+            .collect();
+        let classes: Vec<ClassInfo> = keep.iter().map(|&i| self.classes[i].clone()).collect();
+        let samples = self
+            .samples
+            .into_iter()
+            .filter_map(|mut s| {
+                let at = keep.iter().position(|&k| k == s.class)?;
+                s.class = at;
+                Some(s)
+            })
+            .collect();
+        let folder = ImageFolder {
+            root: self.root,
+            classes,
+            samples,
+            skipped: self.skipped,
+        };
+        if let Some(c) = folder.classes.iter().find(|c| c.count == 0) {
+            return Err(Error::EmptyClass {
+                root: folder.root.clone(),
+                class: c.name.clone(),
+            });
+        }
+        if folder.classes.is_empty() {
+            return Err(Error::SingleClass {
+                root: folder.root.clone(),
+                found: "no real class folder".into(),
+                classes: Vec::new(),
+            });
+        }
         Ok(folder)
     }
 
@@ -806,6 +874,47 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_real_only_folder_opens_only_when_asked_for() {
+        let tmp = tempfile::tempdir().expect("a temporary folder");
+        let real = tmp.path().join("real");
+        std::fs::create_dir_all(&real).expect("real");
+        for i in 0..3 {
+            std::fs::write(real.join(format!("r{i}.png")), b"").expect("a file");
+        }
+        let options = FolderOptions {
+            check_headers: false,
+            ..FolderOptions::default()
+        };
+        let real_only = options.clone().with_real_only(true);
+        // No fake folder, then an empty one: refused by default, a real-only set if asked.
+        for step in ["absent", "empty"] {
+            if step == "empty" {
+                std::fs::create_dir_all(tmp.path().join("fake")).expect("fake");
+            }
+            assert!(
+                ImageFolder::open_with(tmp.path(), &options).is_err(),
+                "{step}"
+            );
+            let data = ImageFolder::open_with(tmp.path(), &real_only).expect(step);
+            assert_eq!(data.label_counts(), (3, 0), "{step}");
+            assert_eq!(
+                data.classes().len(),
+                1,
+                "{step}: the empty class is left out"
+            );
+            assert!(data.samples().iter().all(|s| s.class == 0));
+            let (train, val) = data.validation_split(0.34, 1).expect("a split");
+            assert_eq!((train.len(), val.len()), (2, 1));
+        }
+        // With fakes it is an ordinary folder; with no real image it is refused.
+        std::fs::write(tmp.path().join("fake").join("f0.png"), b"").expect("a file");
+        let both = ImageFolder::open_with(tmp.path(), &real_only).expect("both");
+        assert_eq!(both.label_counts(), (3, 1));
+        std::fs::remove_dir_all(&real).expect("drop the reals");
+        assert!(ImageFolder::open_with(tmp.path(), &real_only).is_err());
     }
 
     #[test]

@@ -71,6 +71,7 @@ mod error;
 mod loader;
 pub mod perturb;
 mod pipeline;
+pub mod pseudo;
 mod resize;
 pub mod sbi;
 mod skip;
@@ -97,6 +98,7 @@ pub use error::{Error, Result};
 /// [`image::RgbImage`]): use it through here and the versions always match.
 pub use image;
 pub use loader::{Balance, Batch, EpochIter, Loader, LoaderConfig};
+pub use pseudo::{PseudoFakeSource, PseudoFakes};
 pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params, rgb_to_tensor};
 pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};

@@ -632,7 +632,7 @@ fn fill_batch(
     let mut indices = Vec::with_capacity(job.len());
     let mut n = 0;
     for &(pos, idx) in job {
-        let loaded = shared.source.load(idx).and_then(|img| {
+        let loaded = shared.source.load_epoch(idx, epoch).and_then(|img| {
             t.check_crop(img.width(), img.height())
                 .map(|()| img)
                 .map_err(SkipReason::TooSmall)

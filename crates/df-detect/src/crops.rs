@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
+use df_data::sbi::FaceGeometry;
 use df_data::{FrameSampling, SkipReport};
-use df_face::{crop_faces, CropConfig, FaceSelect, Mtcnn, MtcnnConfig};
+use df_face::{crop_faces, CropConfig, Face, FaceSelect, Mtcnn, MtcnnConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -30,6 +31,53 @@ pub struct Manifest {
     pub done: BTreeMap<String, Vec<String>>,
     /// Source → why it has no crop.
     pub skipped: BTreeMap<String, String>,
+    /// Crop (relative to the output) → its face's box and five landmarks in the crop's
+    /// pixels ([`face_in_crop`]): what `train --pseudo-fakes` blends about. Manifests
+    /// written before it have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub faces: BTreeMap<String, FaceGeometry>,
+}
+
+/// `face`, found in a picture, in the pixels of its crop made with `crop` (the inverse of
+/// the crop's map, [`df_face::crop_faces`]): the landmarks mapped, the box the bounds of
+/// its mapped corners (a turned crop turns the box).
+pub fn face_in_crop(face: &Face, crop: &CropConfig) -> FaceGeometry {
+    let b = face.bbox;
+    let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+    let grow = 1.0 + crop.margin;
+    let (bw, bh) = ((b[2] - b[0]).max(1.0), (b[3] - b[1]).max(1.0));
+    let (hx, hy) = if crop.square {
+        let s = bw.max(bh) * grow / 2.0;
+        (s, s)
+    } else {
+        (bw * grow / 2.0, bh * grow / 2.0)
+    };
+    let angle = if crop.align {
+        let [l, r] = [face.landmarks[0], face.landmarks[1]];
+        (r[1] - l[1]).atan2(r[0] - l[0])
+    } else {
+        0.0
+    };
+    let (sin, cos) = angle.sin_cos();
+    let side = crop.size as f32;
+    // Picture point p = c + R(angle)·(xo·hx, yo·hy), xo = 2u/size − 1 (u in crop pixels).
+    let to_crop = |p: [f32; 2]| -> [f32; 2] {
+        let (dx, dy) = (p[0] - cx, p[1] - cy);
+        let (a, b) = (cos * dx + sin * dy, -sin * dx + cos * dy);
+        [(a / hx + 1.0) * side / 2.0, (b / hy + 1.0) * side / 2.0]
+    };
+    let corners = [[b[0], b[1]], [b[2], b[1]], [b[0], b[3]], [b[2], b[3]]].map(to_crop);
+    let min = |k: usize| corners.iter().map(|c| c[k]).fold(f32::INFINITY, f32::min);
+    let max = |k: usize| {
+        corners
+            .iter()
+            .map(|c| c[k])
+            .fold(f32::NEG_INFINITY, f32::max)
+    };
+    FaceGeometry {
+        bbox: [min(0), min(1), max(0), max(1)],
+        landmarks: face.landmarks.map(to_crop),
+    }
 }
 
 /// The settings a manifest records: the detector's, the crop's and the video sampling.
@@ -127,6 +175,8 @@ impl Manifest {
                 .iter()
                 .all(|c| std::fs::metadata(out.join(c)).is_ok_and(|m| m.is_file()))
         });
+        let kept: std::collections::BTreeSet<&String> = self.done.values().flatten().collect();
+        self.faces.retain(|crop, _| kept.contains(crop));
         before - self.done.len()
     }
 
@@ -312,8 +362,9 @@ fn write_png(out: &Path, name: &str, image: &image::RgbImage) -> Result<()> {
 }
 
 /// The crops of one photo or video (its sampled frames) written into `out`, named after
-/// `rel` (the source relative to the input): their paths relative to `out`, or why there is
-/// none (unreadable, no face, none large enough), which is not an error.
+/// `rel` (the source relative to the input): their paths relative to `out` with each one's
+/// face in its pixels ([`face_in_crop`]), or why there is none (unreadable, no face, none
+/// large enough), which is not an error.
 ///
 /// # Errors
 /// The face detector fails; a crop cannot be written.
@@ -324,7 +375,7 @@ pub fn crop_source(
     source: &Path,
     rel: &str,
     out: &Path,
-) -> Result<std::result::Result<Vec<String>, String>> {
+) -> Result<std::result::Result<Vec<(String, FaceGeometry)>, String>> {
     let video = df_data::has_video_extension(source);
     // A video's frames are read one at a time as ffmpeg streams them (none kept), scaled
     // down when larger than df_data::MAX_FRAME_SIDE: crops are taken from them.
@@ -351,7 +402,7 @@ pub fn crop_source(
             Ok(p) => p,
             Err(e) => {
                 // As if nothing was read: the crops of its earlier frames go.
-                for name in &written {
+                for (name, _) in &written {
                     let _ = std::fs::remove_file(out.join(name));
                 }
                 return Ok(Err(format!("unreadable video: {e}")));
@@ -368,7 +419,7 @@ pub fn crop_source(
                 (crop.select == FaceSelect::All).then_some(k),
             );
             write_png(out, &name, &c.image)?;
-            written.push(name);
+            written.push((name, face_in_crop(&c.face, crop)));
         }
     }
     if written.is_empty() {
@@ -437,7 +488,9 @@ impl CropRun<'_> {
             for (n, (rel, result)) in receive.iter().enumerate() {
                 match result {
                     Ok(crops) => {
-                        manifest.done.insert(rel, crops);
+                        let names = crops.iter().map(|(name, _)| name.clone()).collect();
+                        manifest.done.insert(rel, names);
+                        manifest.faces.extend(crops);
                     }
                     Err(why) => {
                         manifest.skipped.insert(rel, why);
@@ -646,6 +699,80 @@ mod tests {
             ]
         );
         assert_eq!(m.crops(), 1);
+    }
+
+    /// Where a bright dot drawn at each landmark of a picture lands in its crop (the
+    /// intensity-weighted centre of the crop's bright pixels) is where [`face_in_crop`]
+    /// puts the landmark, square or not, turned or not.
+    #[test]
+    fn face_in_crop_maps_the_landmarks_where_the_crop_puts_their_pixels() {
+        let face = Face {
+            bbox: [60.0, 30.0, 140.0, 130.0],
+            probability: 0.99,
+            landmarks: [
+                [85.0, 62.0],
+                [115.0, 70.0],
+                [100.0, 85.0],
+                [88.0, 108.0],
+                [112.0, 110.0],
+            ],
+        };
+        for (square, align) in [(true, false), (false, false), (true, true)] {
+            let config = CropConfig {
+                size: 128,
+                margin: 0.3,
+                square,
+                align,
+                ..CropConfig::default()
+            };
+            let mapped = face_in_crop(&face, &config);
+            for (k, lm) in face.landmarks.iter().enumerate() {
+                let picture = image::RgbImage::from_fn(200, 160, |x, y| {
+                    let (dx, dy) = (x as f32 + 0.5 - lm[0], y as f32 + 0.5 - lm[1]);
+                    let v = if dx.abs() <= 1.5 && dy.abs() <= 1.5 {
+                        255
+                    } else {
+                        0
+                    };
+                    image::Rgb([v, v, v])
+                });
+                let crops = crop_faces(&picture, &[face], &config).expect("crop");
+                let (mut sx, mut sy, mut sw) = (0f32, 0f32, 0f32);
+                for (x, y, p) in crops[0].image.enumerate_pixels() {
+                    let w = f32::from(p[0]);
+                    sx += w * (x as f32 + 0.5);
+                    sy += w * (y as f32 + 0.5);
+                    sw += w;
+                }
+                let (cx, cy) = (sx / sw, sy / sw);
+                let [mx, my] = mapped.landmarks[k];
+                assert!(
+                    (cx - mx).abs() < 0.5 && (cy - my).abs() < 0.5,
+                    "square {square} align {align} landmark {k}: pixels at ({cx}, {cy}), \
+                     mapped to ({mx}, {my})"
+                );
+            }
+            // Unturned, the box maps to its grown square (or stretched) frame.
+            if !align {
+                let [x1, y1, x2, y2] = mapped.bbox;
+                let expect = if square {
+                    // A 100-px side grown by 0.3: 130 px across the 128-px crop.
+                    let w = 80.0 / 130.0 * 128.0;
+                    [
+                        64.0 - w / 2.0,
+                        64.0 - 128.0 / 1.3 / 2.0,
+                        64.0 + w / 2.0,
+                        64.0 + 128.0 / 1.3 / 2.0,
+                    ]
+                } else {
+                    let m = 128.0 * 0.15 / 1.3;
+                    [m, m, 128.0 - m, 128.0 - m]
+                };
+                for (got, want) in [x1, y1, x2, y2].iter().zip(expect) {
+                    assert!((got - want).abs() < 1e-3, "{:?} vs {expect:?}", mapped.bbox);
+                }
+            }
+        }
     }
 
     #[test]

@@ -270,11 +270,11 @@ impl Verdict {
 /// ```
 #[derive(Debug)]
 pub struct Detector {
-    loaded: LoadedModel,
-    transform: Transform,
+    pub(crate) loaded: LoadedModel,
+    pub(crate) transform: Transform,
     notes: Vec<String>,
-    faces: Option<(Mtcnn, CropConfig)>,
-    device: Device,
+    pub(crate) faces: Option<(Mtcnn, CropConfig)>,
+    pub(crate) device: Device,
     precision: Precision,
     video: FrameSampling,
 }
@@ -482,24 +482,44 @@ impl Detector {
 
     /// Every face of a decoded picture, cropped as in training and scored.
     fn faces_of(&self, image: &RgbImage) -> Result<Vec<Face>> {
+        let crops = self.face_crops(image)?;
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let x = self.crops_input(&crops)?;
+        self.faces_scored(&crops, &x)
+    }
+
+    /// The faces of a decoded picture, cropped as in training (none without a face
+    /// detector).
+    pub(crate) fn face_crops(&self, image: &RgbImage) -> Result<Vec<df_face::FaceCrop>> {
         let Some((mtcnn, crop)) = &self.faces else {
             return Ok(Vec::new());
         };
         let found = mtcnn.detect(image).map_err(Error::Detecting)?;
-        let crops = crop_faces(image, &found, crop)?;
-        let mut faces = Vec::new();
-        if crops.is_empty() {
-            return Ok(faces);
-        }
-        let x = Tensor::cat(
+        Ok(crop_faces(image, &found, crop)?)
+    }
+
+    /// The preprocessed input of some (at least one) face crops, on the device.
+    pub(crate) fn crops_input(&self, crops: &[df_face::FaceCrop]) -> Result<Tensor> {
+        Ok(Tensor::cat(
             &crops
                 .iter()
                 .map(|c| rgb_to_tensor(&c.image, &self.transform))
                 .collect::<Result<Vec<_>, _>>()?,
             0,
         )
-        .to_device(self.device);
-        for (c, p_fake) in crops.iter().zip(self.p_fake(&x)?) {
+        .to_device(self.device))
+    }
+
+    /// The faces of `crops`, scored on their input `x`.
+    pub(crate) fn faces_scored(
+        &self,
+        crops: &[df_face::FaceCrop],
+        x: &Tensor,
+    ) -> Result<Vec<Face>> {
+        let mut faces = Vec::new();
+        for (c, p_fake) in crops.iter().zip(self.p_fake(x)?) {
             finite(p_fake)?;
             faces.push(Face {
                 bbox: c.face.bbox,
@@ -511,7 +531,7 @@ impl Detector {
     }
 
     /// p(fake) of one preprocessed input `[1, 3, H, W]`.
-    fn p_one(&self, x: &Tensor) -> Result<f64> {
+    pub(crate) fn p_one(&self, x: &Tensor) -> Result<f64> {
         self.p_fake(x)?.first().copied().ok_or_else(|| {
             Error::Message("the model gave no score for the picture (an empty output)".into())
         })
@@ -536,7 +556,7 @@ impl Detector {
 }
 
 /// A whole picture's verdict.
-fn whole(p_fake: f64) -> ImageVerdict {
+pub(crate) fn whole(p_fake: f64) -> ImageVerdict {
     ImageVerdict {
         p_fake: Some(p_fake),
         label: Label::of(Some(p_fake)),
@@ -544,7 +564,7 @@ fn whole(p_fake: f64) -> ImageVerdict {
     }
 }
 
-fn finite(p_fake: f64) -> Result<()> {
+pub(crate) fn finite(p_fake: f64) -> Result<()> {
     if p_fake.is_finite() {
         Ok(())
     } else {

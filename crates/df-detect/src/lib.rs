@@ -12,7 +12,8 @@
 //! Also here, what the `evaluate` and `prepare_faces` programs do beyond parsing options:
 //! the video-level evaluation walk ([`videos`]) and the face-crop preparation with its
 //! manifest, resume and name-clash checks ([`crops`]); the named sets and the table of the
-//! cross-dataset and robustness protocols ([`protocol`]).
+//! cross-dataset and robustness protocols ([`protocol`]); Grad-CAM maps of what a score
+//! rests on ([`Detector::explain_image`], [`mod@gradcam`]).
 //!
 //! ```no_run
 //! # mod deepfake { pub mod detect { pub use df_detect::*; } }
@@ -33,6 +34,7 @@
 
 pub mod crops;
 mod detector;
+pub mod gradcam;
 mod inputs;
 pub mod protocol;
 pub mod videos;
@@ -44,6 +46,7 @@ pub use detector::{
 pub use df_data::{FrameSampling, SkipReason, SkipReport};
 pub use df_models::Polarity;
 pub use df_train::Precision;
+pub use gradcam::{grad_cam, CamMap, ExplainedImage, GradCam};
 pub use inputs::{find_inputs, Inputs, Scores, INPUT_EXTENSIONS};
 
 use std::path::PathBuf;

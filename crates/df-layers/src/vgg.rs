@@ -131,16 +131,29 @@ impl VggStage {
     pub fn config(&self) -> &VggStageConfig {
         &self.config
     }
-}
 
-impl ModuleT for VggStage {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+    /// The stage's convolutions without its pool: the output of `block{i}_conv{last}`
+    /// (what a Grad-CAM of the last stage explains). `forward_t` is
+    /// [`VggStage::pool`] of it.
+    pub fn forward_convs(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = xs.shallow_clone();
         for conv in &self.convs {
             ys = conv.forward_t(&ys, train);
         }
-        let ys = self.pool.forward(&ys);
+        ys
+    }
+
+    /// The stage's closing 2×2 max pool (`block{i}_pool`) on the output of
+    /// [`VggStage::forward_convs`].
+    pub fn pool(&self, ys: &Tensor) -> Tensor {
+        let ys = self.pool.forward(ys);
         trace::record(|| self.config.pool_name(), "MaxPooling2D", &ys);
         ys
+    }
+}
+
+impl ModuleT for VggStage {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.pool(&self.forward_convs(xs, train))
     }
 }

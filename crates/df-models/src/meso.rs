@@ -148,10 +148,17 @@ impl ConvStage {
     }
 }
 
+impl ConvStage {
+    /// Conv → batch norm, before the pool (the last stage's is the Grad-CAM layer,
+    /// `batch_normalization_3`).
+    fn forward_unpooled(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&self.conv.forward_t(xs, train), train)
+    }
+}
+
 impl ModuleT for ConvStage {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let ys = self.conv.forward_t(xs, train);
-        self.pool.forward(&self.bn.forward_t(&ys, train))
+        self.pool.forward(&self.forward_unpooled(xs, train))
     }
 }
 
@@ -227,6 +234,27 @@ impl Model for Meso4 {
 
     fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
         self.top.forward_t(features, train)
+    }
+
+    /// Up to `batch_normalization_3`, before the last pool: `[N, 16, 32, 32]` at 256×256.
+    fn forward_cam_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut ys = in_memory_format(xs, self.config.memory_format);
+        let last = self.stages.len().saturating_sub(1);
+        for (i, stage) in self.stages.iter().enumerate() {
+            ys = if i == last {
+                stage.forward_unpooled(&ys, train)
+            } else {
+                stage.forward_t(&ys, train)
+            };
+        }
+        ys
+    }
+
+    fn forward_cam_head(&self, activation: &Tensor, train: bool) -> Tensor {
+        match self.stages.last() {
+            Some(last) => self.forward_head(&last.pool.forward(activation), train),
+            None => self.forward_head(activation, train),
+        }
     }
 
     fn name(&self) -> &str {
@@ -349,6 +377,33 @@ impl Model for MesoInception4 {
 
     fn forward_head(&self, features: &Tensor, train: bool) -> Tensor {
         self.top.forward_t(features, train)
+    }
+
+    /// Up to `batch_normalization_3`, before the last pool: `[N, 16, 32, 32]` at 256×256.
+    fn forward_cam_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        let format = self.config.memory_format;
+        let mut ys = in_memory_format(xs, format);
+        for (inception, bn, pool) in &self.inceptions {
+            let zs = inception.forward_t(&in_memory_format(&ys, format), train);
+            ys = pool.forward(&bn.forward_t(&zs, train));
+        }
+        let last = self.stages.len().saturating_sub(1);
+        for (i, stage) in self.stages.iter().enumerate() {
+            let xs = in_memory_format(&ys, format);
+            ys = if i == last {
+                stage.forward_unpooled(&xs, train)
+            } else {
+                stage.forward_t(&xs, train)
+            };
+        }
+        ys
+    }
+
+    fn forward_cam_head(&self, activation: &Tensor, train: bool) -> Tensor {
+        match self.stages.last() {
+            Some(last) => self.forward_head(&last.pool.forward(activation), train),
+            None => self.forward_head(activation, train),
+        }
     }
 
     fn name(&self) -> &str {

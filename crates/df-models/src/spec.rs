@@ -506,6 +506,28 @@ pub trait Model: ModuleT + Send + std::fmt::Debug {
     /// layers know their variable paths ([`DenseHead::variable_names`]): what a frozen
     /// backbone leaves trainable and what a backbone import skips.
     fn head(&self) -> Option<&DenseHead>;
+    /// Grad-CAM's first half: preprocessed inputs `[N, 3, H, W]` to the activation of the
+    /// layer a Grad-CAM explains ([`Model::cam_layer`]), `[N, C, H', W']`. The default is
+    /// [`Model::forward_features`], right where the feature map is that layer; a family
+    /// whose named layer comes earlier (MesoNet's and VGG's, a pooling follows) overrides
+    /// it and [`Model::forward_cam_head`] so that
+    /// `forward_cam_head(forward_cam_features(x))` is `forward_t(x)`.
+    fn forward_cam_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_features(xs, train)
+    }
+    /// Grad-CAM's second half: the activation from [`Model::forward_cam_features`] to the
+    /// output (the default: [`Model::forward_head`]).
+    fn forward_cam_head(&self, activation: &Tensor, train: bool) -> Tensor {
+        self.forward_head(activation, train)
+    }
+    /// The Keras name of the layer [`Model::forward_cam_features`] ends at: the catalogue
+    /// row's `gradcam_layer` for a registered model, `"features"` (the output of
+    /// [`Model::forward_features`]) for one the registry does not know.
+    fn cam_layer(&self) -> String {
+        crate::registry::info(self.name())
+            .map(|info| info.gradcam_layer.to_string())
+            .unwrap_or_else(|_| "features".to_string())
+    }
     /// `Σ λ·Σw²` over the head's kernels marked with L2 (a zero scalar when none).
     fn l2_penalty(&self) -> Tensor {
         match self.head() {

@@ -228,6 +228,27 @@ impl Model for Vgg16 {
         self.top.forward_t(features, train)
     }
 
+    /// Up to `block5_conv3`, before `block5_pool`: `[N, 512, 14, 14]` at 224×224.
+    fn forward_cam_features(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut ys = in_memory_format(xs, self.config.memory_format);
+        let last = self.stages.len().saturating_sub(1);
+        for (i, stage) in self.stages.iter().enumerate() {
+            ys = if i == last {
+                stage.forward_convs(&ys, train)
+            } else {
+                stage.forward_t(&ys, train)
+            };
+        }
+        ys
+    }
+
+    fn forward_cam_head(&self, activation: &Tensor, train: bool) -> Tensor {
+        match self.stages.last() {
+            Some(last) => self.forward_head(&last.pool(activation), train),
+            None => self.forward_head(activation, train),
+        }
+    }
+
     fn name(&self) -> &str {
         self.config.variant.model_name()
     }

@@ -62,6 +62,7 @@ mod model_io;
 mod optim;
 mod precision;
 mod progress;
+pub mod pseudo;
 pub mod run_dir;
 pub mod run_files;
 mod source;

@@ -28,7 +28,7 @@ pub const RUN_FILES: [&str; 7] = [
 /// Every file a run writes at the top of its folder (the run files, then the data record,
 /// the report's metrics, plots and skipped list): recorded in the folder's
 /// `df_io::owned` record before the run writes any of them.
-pub const RUN_OUTPUTS: [&str; 16] = [
+pub const RUN_OUTPUTS: [&str; 17] = [
     "experiment.json",
     "config.json",
     "history.json",
@@ -45,6 +45,7 @@ pub const RUN_OUTPUTS: [&str; 16] = [
     "calibration.png",
     "skipped.json",
     "report.md",
+    crate::pseudo::LANDMARKS_FILE,
 ];
 
 /// The program name a run records its files under.

@@ -11,4 +11,5 @@ mod l2;
 mod nan;
 mod optim;
 mod precision;
+mod pseudo;
 mod resume;

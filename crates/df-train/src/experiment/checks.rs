@@ -23,6 +23,9 @@ fn check_monitors(cfg: &ExperimentConfig) -> Result<()> {
     if validates {
         logged.extend(["val_loss", "val_accuracy", "val_auc"]);
     }
+    if sbi_holdout(cfg) {
+        logged.extend(["val_sbi_loss", "val_sbi_accuracy", "val_sbi_auc"]);
+    }
     let c = &cfg.callbacks;
     let monitors = [
         (
@@ -55,6 +58,12 @@ fn check_monitors(cfg: &ExperimentConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the run scores held-out pseudo-fakes beside its validation folder: pseudo-fakes
+/// with both `val` and `val_split` (logged as `val_sbi_*`).
+fn sbi_holdout(cfg: &ExperimentConfig) -> bool {
+    cfg.data.pseudo_fakes.is_some() && cfg.data.val.is_some() && cfg.data.val_split.is_some()
 }
 
 /// Every number of `cfg` that is a float in its configuration must survive the f32 its
@@ -110,8 +119,22 @@ fn check_f32_range(cfg: &ExperimentConfig) -> Result<()> {
 /// [`crate::Error::Config`] naming the option; the model's errors; the input's memory check.
 pub(crate) fn check_options(cfg: &ExperimentConfig) -> Result<(tch::Device, Reuse)> {
     check_f32_range(cfg)?;
-    if cfg.data.val.is_some() && cfg.data.val_split.is_some() {
-        return Err(config("data", "give either `val` or `val_split`, not both"));
+    if cfg.data.val.is_some() && cfg.data.val_split.is_some() && cfg.data.pseudo_fakes.is_none() {
+        return Err(config(
+            "data",
+            "give either `val` or `val_split`, not both (both only with `pseudo_fakes`: \
+             the split then holds out real images whose pseudo-fakes are scored as val_sbi_*)",
+        ));
+    }
+    if cfg.data.landmarks_from.is_some() && cfg.data.pseudo_fakes.is_none() {
+        return Err(config(
+            "landmarks_from",
+            "a landmark cache is read for pseudo-fakes only: give `pseudo_fakes` too",
+        ));
+    }
+    if let Some(p) = &cfg.data.pseudo_fakes {
+        p.validate()
+            .map_err(|e| config("pseudo_fakes", e.to_string()))?;
     }
     check_out_dir_outside_data(cfg)?;
     check_monitors(cfg)?;
@@ -228,7 +251,7 @@ fn check_fixed(
     now: &serde_json::Value,
     cfg: &ExperimentConfig,
 ) -> Result<()> {
-    const FIXED: [(&str, &str); 13] = [
+    const FIXED: [(&str, &str); 14] = [
         (
             "/model",
             "the model (name, input size, top, dropout, L2, memory format, backbone weights)",
@@ -237,6 +260,7 @@ fn check_fixed(
         ("/data/val", "the validation folder"),
         ("/data/val_split", "the validation split"),
         ("/data/augment", "the augmentation"),
+        ("/data/pseudo_fakes", "the pseudo-fakes"),
         ("/data/center_crop", "the centre crop"),
         ("/data/resize", "the resize filter"),
         ("/data/balance", "the class balance"),

@@ -120,6 +120,19 @@ pub struct DataConfig {
     /// are printed as `note:` lines and recorded in `experiment.json` (default true).
     #[serde(default = "yes")]
     pub audit: bool,
+    /// Pseudo-fakes made from the real training images each epoch (`--pseudo-fakes sbi`:
+    /// self-blended images, [`df_data::sbi`]); the training folder may then hold real
+    /// images only. With `val_split`, the held-out real images and their pseudo-fakes
+    /// (drawn once) are the validation set; with `val` too, `val` is the validation set
+    /// and the held-out part is scored each epoch as `val_sbi_loss`, `val_sbi_accuracy`
+    /// and `val_sbi_auc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudo_fakes: Option<df_data::PseudoFakes>,
+    /// With `pseudo_fakes`: another run's landmark cache (`landmarks.json`, on the same
+    /// training folder) to start from, so that its faces are not found again; read only
+    /// (this run keeps its own). Not a setting of what is learnt: it may change on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landmarks_from: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -144,6 +157,8 @@ impl DataConfig {
             center_crop: None,
             balance: Balance::None,
             audit: true,
+            pseudo_fakes: None,
+            landmarks_from: None,
         }
     }
     /// Validates on a separate folder.

@@ -21,9 +21,14 @@
 mod checks;
 mod config;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use df_data::{ImageFolder, Loader, LoaderConfig};
+use df_data::sbi::FaceGeometry;
+use df_data::{
+    FolderOptions, ImageFolder, ImageSource, Loader, LoaderConfig, PseudoFakeSource, PseudoFakes,
+};
 use df_layers::util::param_count;
 use df_metrics::{EvaluatorConfig, History, HistoryAnalysis};
 use df_models::Model;
@@ -96,8 +101,19 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
         )?),
         _ => None,
     };
+    if cfg.rank == 0 {
+        data.write_landmark_cache(cfg)?;
+    }
     let val_source = data.val.as_ref().map(|l| l as &dyn BatchSource);
-    let history = trainer.fit(&data.train, val_source)?.clone();
+    let extra: Vec<(&str, &dyn BatchSource)> = data
+        .sbi_holdout
+        .as_ref()
+        .map(|l| ("sbi", l as &dyn BatchSource))
+        .into_iter()
+        .collect();
+    let history = trainer
+        .fit_with_extra(&data.train, val_source, &extra)?
+        .clone();
     let (model, var_store) = trainer.into_parts();
     let evaluation = match data.final_loader(cfg)? {
         Some(v) => Some(evaluate_in(
@@ -114,6 +130,9 @@ pub fn run_experiment(cfg: &ExperimentConfig) -> Result<ExperimentOutcome> {
     if let Some(v) = &data.val {
         skipped.extend(v.skipped());
     }
+    skipped.retain(|r| !is_pseudo_path(&r.path));
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.dedup_by(|a, b| a.path == b.path);
     let n_skipped = skipped.len();
     if cfg.rank == 0 {
         write_report(&cfg.out_dir, &history, evaluation.as_ref())?;
@@ -190,8 +209,9 @@ fn group_device(group: Option<&df_dist::ProcessGroup>, device: Device) -> Result
 }
 
 /// A run's data: the training loader, the validation loader (this rank's part), the
-/// whole validation set of a distributed run (for rank 0's final report), and the record
-/// of the files (rank 0).
+/// whole validation set of a distributed run (for rank 0's final report), the record
+/// of the files (rank 0), and with pseudo-fakes the faces they are made about and the
+/// held-out pseudo-fakes scored beside another validation folder.
 struct RunData {
     train: Loader,
     val: Option<Loader>,
@@ -200,23 +220,184 @@ struct RunData {
     audit: Option<df_data::AuditReport>,
     transform: df_data::Transform,
     shard: Option<(usize, usize)>,
+    /// The validation set's pseudo-fakes (validation on the held-out part of the training
+    /// folder), for the final evaluation's loader.
+    val_pseudo: Option<(PseudoFakes, Arc<BTreeMap<PathBuf, FaceGeometry>>)>,
+    /// The held-out real images and their pseudo-fakes, scored as `val_sbi_*` (`val` and
+    /// `val_split` both given).
+    sbi_holdout: Option<Loader>,
+    /// The faces found, with the cache to write and the one read.
+    faces: Option<(
+        crate::pseudo::FaceTable,
+        Option<crate::pseudo::LandmarkCache>,
+    )>,
+}
+
+/// Whether a sample path names a pseudo-fake (its real image's path with `#sbi`).
+fn is_pseudo_path(path: &Path) -> bool {
+    path.as_os_str().as_encoded_bytes().ends_with(b"#sbi")
+}
+
+/// Opens the training folder: with pseudo-fakes a folder of real images only is
+/// accepted, and one without real images is refused naming the option.
+fn open_training_folder(cfg: &ExperimentConfig) -> Result<ImageFolder> {
+    let Some(method) = &cfg.data.pseudo_fakes else {
+        return Ok(ImageFolder::open(&cfg.data.train)?);
+    };
+    let options = FolderOptions::default().with_real_only(true);
+    let no_reals = |why: String| {
+        config(
+            "pseudo_fakes",
+            format!(
+                "--pseudo-fakes {} makes its fakes from real images, and the training folder \
+                 {} has none ({why})",
+                method.name(),
+                cfg.data.train.display()
+            ),
+        )
+    };
+    match ImageFolder::open_with(&cfg.data.train, &options) {
+        Ok(folder) if folder.label_counts().0 == 0 => Err(no_reals("no real image".into())),
+        Ok(folder) => Ok(folder),
+        Err(e @ (df_data::Error::SingleClass { .. } | df_data::Error::EmptyClass { .. })) => {
+            Err(no_reals(e.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The faces of `folder`'s real images ([`crate::pseudo`]): from its `prepare_faces`
+/// manifest, the run's cache, else MTCNN; each image without a face noted. With the cache
+/// read (to write the new one only when it changed).
+///
+/// # Errors
+/// No real image has a face; the detector fails.
+fn run_faces(
+    cfg: &ExperimentConfig,
+    folder: &ImageFolder,
+    method: &PseudoFakes,
+) -> Result<(
+    crate::pseudo::FaceTable,
+    Option<crate::pseudo::LandmarkCache>,
+)> {
+    let manifest = crate::pseudo::manifest_faces(&cfg.data.train)?;
+    let cache_path = cfg.out_dir.join(crate::pseudo::LANDMARKS_FILE);
+    let own = crate::pseudo::LandmarkCache::read(&cache_path);
+    // Another run's cache to start from (the same data): its faces are not found again.
+    let cache = match &cfg.data.landmarks_from {
+        Some(path) => {
+            let mut seed = crate::pseudo::LandmarkCache::read(path).ok_or_else(|| {
+                config(
+                    "landmarks_from",
+                    format!(
+                        "{} is not a landmark cache (a run's {})",
+                        path.display(),
+                        crate::pseudo::LANDMARKS_FILE
+                    ),
+                )
+            })?;
+            if let Some(own) = &own {
+                seed.images.extend(own.images.clone());
+            }
+            Some(seed)
+        }
+        None => own.clone(),
+    };
+    let speak = cfg.verbosity != crate::Verbosity::Quiet && cfg.rank == 0;
+    let said = std::sync::atomic::AtomicBool::new(false);
+    let finder = || -> Result<Box<dyn crate::pseudo::FaceFinder>> {
+        if speak && !said.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!(
+                "note: --pseudo-fakes {}: finding the faces of the real images with MTCNN \
+                 (once: kept in {})",
+                method.name(),
+                cache_path.display()
+            );
+        }
+        Ok(Box::new(crate::pseudo::MtcnnFinder::load()?))
+    };
+    let table = crate::pseudo::find_faces(
+        folder,
+        &cfg.data.train,
+        &manifest,
+        cache.as_ref(),
+        &finder,
+        cfg.data.workers.max(1),
+    )?;
+    let reals = table.faces.len() + table.no_face.len();
+    if table.faces.is_empty() {
+        return Err(config(
+            "pseudo_fakes",
+            format!(
+                "no face was found in any of the {reals} real images of {}: --pseudo-fakes {} \
+                 blends about a face (MTCNN's box and landmarks); train on face photos or \
+                 crops (prepare_faces)",
+                cfg.data.train.display(),
+                method.name()
+            ),
+        ));
+    }
+    if speak && !table.no_face.is_empty() {
+        let first = table.no_face[0]
+            .strip_prefix(&cfg.data.train)
+            .unwrap_or(&table.no_face[0])
+            .display()
+            .to_string();
+        eprintln!(
+            "note: --pseudo-fakes {}: no face found in {} of the {reals} real images \
+             ({first:?} ...); they get no pseudo-fake",
+            method.name(),
+            table.no_face.len(),
+        );
+    }
+    Ok((table, own))
+}
+
+/// `set` as a loader source: with `pseudo`, plus a pseudo-fake of each real image with a
+/// face, drawn once (validation).
+fn eval_source(
+    set: ImageFolder,
+    pseudo: Option<&(PseudoFakes, Arc<BTreeMap<PathBuf, FaceGeometry>>)>,
+    seed: u64,
+) -> Result<Arc<dyn ImageSource>> {
+    Ok(match pseudo {
+        Some((method, faces)) => {
+            Arc::new(PseudoFakeSource::new(set, faces, *method, seed)?.fixed())
+        }
+        None => Arc::new(set),
+    })
 }
 
 impl RunData {
     fn open(cfg: &ExperimentConfig, transform: df_data::Transform) -> Result<RunData> {
-        let folder = ImageFolder::open(&cfg.data.train)?;
-        let (train_set, val_set) = match (&cfg.data.val, cfg.data.val_split) {
-            (Some(dir), _) => {
+        let folder = open_training_folder(cfg)?;
+        let faces = match &cfg.data.pseudo_fakes {
+            Some(method) => Some(run_faces(cfg, &folder, method)?),
+            None => None,
+        };
+        let face_map = faces.as_ref().map(|(t, _)| Arc::new(t.faces.clone()));
+        let pseudo = cfg.data.pseudo_fakes.zip(face_map);
+        let (train_set, val_set, holdout) = match (&cfg.data.val, cfg.data.val_split) {
+            (Some(dir), split) => {
                 let val = ImageFolder::open(dir)?;
                 folder.check_disjoint(&val)?;
-                (folder, Some(val))
+                match split.filter(|_| pseudo.is_some()) {
+                    Some(f) => {
+                        let (t, h) = folder.validation_split(f, cfg.seed)?;
+                        (t, Some(val), Some(h))
+                    }
+                    None => (folder, Some(val), None),
+                }
             }
             (None, Some(f)) => {
                 let (t, v) = folder.validation_split(f, cfg.seed)?;
-                (t, Some(v))
+                (t, Some(v), None)
             }
-            (None, None) => (folder, None),
+            (None, None) => (folder, None, None),
         };
+        // The validation set is the held-out part of the training folder: its real images'
+        // pseudo-fakes join it.
+        let val_pseudo = pseudo.clone().filter(|_| cfg.data.val.is_none());
         // The files trained and validated on: a resume on other files is refused, naming
         // what changed; a fresh run records them (`data.json`).
         let record = if cfg.rank == 0 {
@@ -229,7 +410,17 @@ impl RunData {
             None
         };
         let audit = if cfg.rank == 0 && cfg.data.audit {
-            Some(audit_data(cfg, &train_set, val_set.as_ref())?)
+            if train_set.label_counts().1 == 0 {
+                if cfg.verbosity != crate::Verbosity::Quiet {
+                    eprintln!(
+                        "note: data audit: skipped, the training folder holds real images \
+                         only (its fakes are the pseudo-fakes made from them)"
+                    );
+                }
+                None
+            } else {
+                Some(audit_data(cfg, &train_set, val_set.as_ref())?)
+            }
         } else {
             None
         };
@@ -246,24 +437,50 @@ impl RunData {
             (Some(v), Some((rank, world))) => Some(v.part(rank, world)?),
             (v, _) => v,
         };
-        let train = Loader::new(
-            train_set,
-            LoaderConfig {
-                batch_size: cfg.data.batch_size,
-                shuffle: true,
-                drop_last: false,
-                workers: cfg.data.workers,
-                prefetch: 2,
-                seed: cfg.seed,
-                transform,
-                augment: cfg.data.augment,
-                balance: cfg.data.balance,
-                shard,
-            },
-        )?;
+        let loader_config = LoaderConfig {
+            batch_size: cfg.data.batch_size,
+            shuffle: true,
+            drop_last: false,
+            workers: cfg.data.workers,
+            prefetch: 2,
+            seed: cfg.seed,
+            transform,
+            augment: cfg.data.augment,
+            balance: cfg.data.balance,
+            shard,
+        };
+        let train = match &pseudo {
+            // Each real image and, each epoch, a pseudo-fake of it drawn from (seed, epoch,
+            // index): both through the same transform and augmentation.
+            Some((method, faces)) => Loader::new(
+                PseudoFakeSource::new(train_set, faces, *method, cfg.seed)?,
+                loader_config,
+            )?,
+            None => Loader::new(train_set, loader_config)?,
+        };
         let val = val_set
-            .map(|v| eval_loader(cfg, transform, v))
+            .map(|v| {
+                eval_loader(
+                    cfg,
+                    transform,
+                    eval_source(v, val_pseudo.as_ref(), cfg.seed)?,
+                )
+            })
             .transpose()?;
+        let sbi_holdout = match (holdout, &pseudo) {
+            (Some(h), Some(p)) => {
+                let h = match shard {
+                    Some((rank, world)) => h.part(rank, world)?,
+                    None => h,
+                };
+                Some(eval_loader(
+                    cfg,
+                    transform,
+                    eval_source(h, Some(p), cfg.seed)?,
+                )?)
+            }
+            _ => None,
+        };
         Ok(RunData {
             train,
             val,
@@ -272,14 +489,38 @@ impl RunData {
             audit,
             transform,
             shard,
+            val_pseudo,
+            sbi_holdout,
+            faces,
         })
+    }
+
+    /// Writes the landmark cache into the run folder when it changed (rank 0, holding the
+    /// folder's lock); nothing without pseudo-fakes or when every face came from a
+    /// `prepare_faces` manifest.
+    fn write_landmark_cache(&self, cfg: &ExperimentConfig) -> Result<()> {
+        let Some((table, read)) = &self.faces else {
+            return Ok(());
+        };
+        if table.cache.images.is_empty() || read.as_ref() == Some(&table.cache) {
+            return Ok(());
+        }
+        df_io::write_json(
+            &cfg.out_dir.join(crate::pseudo::LANDMARKS_FILE),
+            &table.cache,
+        )?;
+        Ok(())
     }
 
     /// The loader of the final evaluation: the whole validation set (rank 0 of a
     /// distributed run, which leaves the other ranks none), else the validation loader.
     fn final_loader(&self, cfg: &ExperimentConfig) -> Result<Option<LoaderRef<'_>>> {
         let whole = match (&self.val_whole, cfg.rank) {
-            (Some(set), 0) => Some(eval_loader(cfg, self.transform, set.clone())?),
+            (Some(set), 0) => Some(eval_loader(
+                cfg,
+                self.transform,
+                eval_source(set.clone(), self.val_pseudo.as_ref(), cfg.seed)?,
+            )?),
             _ => None,
         };
         Ok(match (whole, self.shard) {
@@ -309,9 +550,9 @@ impl LoaderRef<'_> {
 fn eval_loader(
     cfg: &ExperimentConfig,
     transform: df_data::Transform,
-    set: ImageFolder,
+    set: Arc<dyn ImageSource>,
 ) -> Result<Loader> {
-    Ok(Loader::new(
+    Ok(Loader::from_arc(
         set,
         LoaderConfig::eval(
             transform,

@@ -114,6 +114,7 @@ impl Trainer {
         &mut self,
         train: &dyn BatchSource,
         val: Option<&dyn BatchSource>,
+        extra: &[(&str, &dyn BatchSource)],
         averager: Option<&GradientAverager>,
         progress: &Progress,
     ) -> Result<&History> {
@@ -123,7 +124,7 @@ impl Trainer {
             self.seed_dropout(epoch);
             let mut clock = PhaseClock::new();
             let mean = self.train_epoch(train, epoch, averager, progress, &mut clock)?;
-            let logs = self.epoch_logs(&mean, val, &mut clock)?;
+            let logs = self.epoch_logs(&mean, val, extra, &mut clock)?;
             let stop = self.end_epoch(epoch, &logs, progress)?;
             self.record_epoch(epoch, logs, started, stop, progress)?;
         }
@@ -200,6 +201,7 @@ impl Trainer {
         &self,
         mean: &Mean,
         val: Option<&dyn BatchSource>,
+        extra: &[(&str, &dyn BatchSource)],
         clock: &mut PhaseClock,
     ) -> Result<Logs> {
         let mut logs = Logs::new();
@@ -211,6 +213,15 @@ impl Trainer {
             logs.insert("val_accuracy".into(), v.accuracy);
             if let Some(auc) = v.auc {
                 logs.insert("val_auc".into(), auc);
+            }
+            clock.lap(Phase::Validation);
+        }
+        for (name, source) in extra {
+            let v = self.validate(*source)?;
+            logs.insert(format!("val_{name}_loss"), v.loss);
+            logs.insert(format!("val_{name}_accuracy"), v.accuracy);
+            if let Some(auc) = v.auc {
+                logs.insert(format!("val_{name}_auc"), auc);
             }
             clock.lap(Phase::Validation);
         }

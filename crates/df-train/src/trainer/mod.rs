@@ -677,6 +677,22 @@ impl Trainer {
         train: &dyn BatchSource,
         val: Option<&dyn BatchSource>,
     ) -> Result<&History> {
+        self.fit_with_extra(train, val, &[])
+    }
+
+    /// [`Trainer::fit`], scoring each of `extra` after every epoch as well: `(name,
+    /// source)` logs `val_<name>_loss`, `val_<name>_accuracy` and `val_<name>_auc` (the
+    /// held-out pseudo-fakes of a run validated on another folder, `val_sbi_auc`).
+    /// Callbacks may monitor them.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`].
+    pub fn fit_with_extra(
+        &mut self,
+        train: &dyn BatchSource,
+        val: Option<&dyn BatchSource>,
+        extra: &[(&str, &dyn BatchSource)],
+    ) -> Result<&History> {
         if train.num_batches() == 0 {
             return Err(config("training data", "has no batch"));
         }
@@ -716,7 +732,7 @@ impl Trainer {
         let retained = self.retain_freed_memory
             && device == Device::Cpu
             && df_sys::memory::retain_freed_memory() == df_sys::memory::Retain::Applied;
-        let result = self.fit_epochs(train, val, averager.as_ref(), &progress);
+        let result = self.fit_epochs(train, val, extra, averager.as_ref(), &progress);
         if retained {
             df_sys::memory::release_freed_memory();
         }
