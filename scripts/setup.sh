@@ -8,8 +8,10 @@
 #                                    without one on PATH, ffmpeg (the static build the PyPI
 #                                    package imageio-ffmpeg ships) for reading videos
 #   scripts/setup.sh --python-tools  also Keras 3, h5py, scikit-learn, torchvision, Pillow,
-#                                    timm (bench peers), requests and facenet-pytorch (the face
-#                                    detector's reference, installed --no-deps)
+#                                    timm (bench peers), requests, onnx and onnxruntime (the
+#                                    ONNX export), fastapi and uvicorn (the serve bench's peer)
+#                                    and facenet-pytorch (the face detector's reference,
+#                                    installed --no-deps)
 #   scripts/setup.sh --nccl          also the CUDA headers the `nccl` feature compiles
 #                                    against (nvidia-cuda-crt, nvidia-cuda-cccl; no GPU needed)
 #
@@ -19,7 +21,9 @@ set -euo pipefail
 
 TORCH_VERSION=2.11.0
 TORCHVISION_VERSION=0.26.0
-PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy>=2" "torchvision==${TORCHVISION_VERSION}" "timm==1.0.*" "requests>=2")
+# onnx and onnxruntime: the `export` program's ONNX conversion and its test; fastapi and
+# uvicorn: the Python peer of the `serve` load bench.
+PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy>=2" "torchvision==${TORCHVISION_VERSION}" "timm==1.0.*" "requests>=2" "onnx==1.23.2" "onnxruntime==1.32.0" "fastapi==0.165.0" "uvicorn==0.55.0")
 # facenet-pytorch declares torch<2.3 and other old pins: installed without its
 # dependencies, its MTCNN runs on the torch above (checked after).
 FACENET_VERSION=2.6.0
@@ -37,7 +41,7 @@ for arg in "$@"; do
   case "$arg" in
     --python-tools) want_tools=1 ;;
     --nccl) want_nccl=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -81,7 +85,7 @@ else
 fi
 
 if [ "$want_tools" = 1 ]; then
-  if have "keras==3.15.*" h5py scikit-learn "pillow==12.*" numpy "torchvision==$TORCHVISION_VERSION" "timm==1.0.*" requests; then
+  if have "keras==3.15.*" h5py scikit-learn "pillow==12.*" numpy "torchvision==$TORCHVISION_VERSION" "timm==1.0.*" requests "onnx==1.23.2" "onnxruntime==1.32.0" "fastapi==0.165.0" "uvicorn==0.55.0"; then
     say "Python tools already in $venv"
   else
     pip_install "torch==$TORCH_VERSION" "${PY_TOOLS[@]}"

@@ -41,6 +41,7 @@ fn main() {
         .std("c++17")
         .file("shim/autocast.cpp")
         .file("shim/c10d.cpp")
+        .file("shim/jit.cpp")
         .file("shim/optim.cpp")
         .file("shim/pool.cpp")
         .include(&include)

@@ -34,6 +34,7 @@
 
 pub mod crops;
 mod detector;
+pub mod export;
 pub mod gradcam;
 mod inputs;
 pub mod protocol;

@@ -33,6 +33,7 @@ mod error;
 mod head;
 mod inception_resnet;
 pub mod init;
+pub mod kernels;
 mod layout;
 mod mesonet;
 mod pool;

@@ -74,6 +74,9 @@ pub struct LayerRecord {
 thread_local! {
     static ACTIVE: Cell<bool> = const { Cell::new(false) };
     static RECORDS: RefCell<Vec<LayerRecord>> = const { RefCell::new(Vec::new()) };
+    // Inside `capture_outputs`: the output of each record, in step with RECORDS.
+    static KEEP: Cell<bool> = const { Cell::new(false) };
+    static OUTPUTS: RefCell<Vec<Option<Tensor>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Restores the enclosing capture's state when a capture ends, normally or by a panic.
@@ -122,6 +125,47 @@ pub fn capture<T>(f: impl FnOnce() -> T) -> (T, Vec<LayerRecord>) {
     (value, records)
 }
 
+/// Restores the enclosing [`capture_outputs`]' state, normally or by a panic.
+struct RestoreOutputs {
+    keep: bool,
+    outer: Option<Vec<Option<Tensor>>>,
+}
+
+impl RestoreOutputs {
+    fn finish(&mut self) -> Vec<Option<Tensor>> {
+        let mut outer = self.outer.take().unwrap_or_default();
+        let mine = OUTPUTS.take();
+        if self.keep {
+            outer.extend(mine.iter().map(|t| t.as_ref().map(Tensor::shallow_clone)));
+        }
+        OUTPUTS.set(outer);
+        KEEP.set(self.keep);
+        mine
+    }
+}
+
+impl Drop for RestoreOutputs {
+    fn drop(&mut self) {
+        if self.outer.is_some() {
+            self.finish();
+        }
+    }
+}
+
+/// As [`capture`], with each layer's output tensor (`None` for a layer recorded by its
+/// shape alone, [`record_shape`]): what an export's check compares, layer by layer,
+/// between a traced graph and the model. The tensors are shallow copies of the outputs
+/// (kept alive until the result is dropped).
+pub fn capture_outputs<T>(f: impl FnOnce() -> T) -> (T, Vec<(LayerRecord, Option<Tensor>)>) {
+    let mut restore = RestoreOutputs {
+        keep: KEEP.replace(true),
+        outer: Some(OUTPUTS.take()),
+    };
+    let (value, records) = capture(f);
+    let outputs = restore.finish();
+    (value, records.into_iter().zip(outputs).collect())
+}
+
 /// Whether a [`capture`] is running on this thread.
 pub fn is_active() -> bool {
     ACTIVE.get()
@@ -133,7 +177,22 @@ pub fn is_active() -> bool {
 /// For blocks and models: call it where Keras has a layer, with the tensor that layer
 /// outputs; `name` is a closure so that no string is built when nothing is captured.
 pub fn record(name: impl FnOnce() -> String, class: &'static str, output: &Tensor) {
-    record_shape(name, class, || output.size());
+    if !is_active() {
+        return;
+    }
+    let record = LayerRecord {
+        name: name(),
+        class,
+        output_shape: output.size(),
+    };
+    push(record, Some(output));
+}
+
+fn push(record: LayerRecord, output: Option<&Tensor>) {
+    if KEEP.get() {
+        OUTPUTS.with_borrow_mut(|o| o.push(output.map(Tensor::shallow_clone)));
+    }
+    RECORDS.with_borrow_mut(|r| r.push(record));
 }
 
 /// As [`record`], for a layer whose Keras output shape differs from a tensor at hand
@@ -152,7 +211,7 @@ pub fn record_shape(
         class,
         output_shape: shape(),
     };
-    RECORDS.with_borrow_mut(|r| r.push(record));
+    push(record, None);
 }
 
 #[cfg(test)]
@@ -255,6 +314,31 @@ mod tests {
         record(|| "outside".into(), "Add", &zeros(&[1]));
         let ((), empty) = capture(|| ());
         assert!(empty.is_empty(), "{empty:?}");
+    }
+
+    #[test]
+    fn capture_outputs_keeps_each_records_tensor_in_step() {
+        let x = Tensor::from_slice(&[1.0f32, -2.0]);
+        let ((), kept) = capture_outputs(|| {
+            record(|| "a".into(), "Dense", &x);
+            let ((), inner) = capture(|| record_shape(|| "b".into(), "Flatten", || vec![2]));
+            assert_eq!(names(&inner), ["b"]);
+            record(|| "c".into(), "Dense", &(&x * 2.0));
+        });
+        let kept_names: Vec<&str> = kept.iter().map(|(r, _)| r.name.as_str()).collect();
+        assert_eq!(kept_names, ["a", "b", "c"]);
+        let values: Vec<Option<Vec<f32>>> = kept
+            .iter()
+            .map(|(_, t)| t.as_ref().map(|t| Vec::<f32>::try_from(t).expect("f32")))
+            .collect();
+        assert_eq!(values, [Some(vec![1.0, -2.0]), None, Some(vec![2.0, -4.0])]);
+        assert!(!KEEP.get());
+        let ((), plain) = capture(|| record(|| "d".into(), "Dense", &x));
+        assert_eq!(names(&plain), ["d"]);
+        assert!(
+            OUTPUTS.with_borrow(Vec::is_empty),
+            "a plain capture kept tensors"
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! `ProcessGroupGloo` that `torch.distributed` runs on), which `df-dist` builds on; the
 //! multi-tensor optimizer steps ([`optim`]), a 2×2 max-pooling kernel with its own autograd
 //! node ([`pool`]), the C library allocator's policy for freed memory ([`memory`]) and the
-//! process controls a launcher of ranks needs ([`process`]: signals, death with the parent).
+//! process controls a launcher of ranks needs ([`process`]: signals, death with the parent),
+//! and TorchScript archives with extra files ([`jit`]: what a self-describing export needs).
 //!
 //! ```
 //! use df_sys::autocast::Autocast;
@@ -38,6 +39,7 @@ use torch_sys as _;
 pub mod autocast;
 pub mod c10d;
 pub mod device;
+pub mod jit;
 pub mod memory;
 pub mod optim;
 pub mod pool;
