@@ -152,6 +152,17 @@ fn beside_another_validation_folder_the_held_out_pseudo_fakes_are_logged() {
     // The final evaluation is on the folder given, as given.
     let report = &outcome.evaluation.as_ref().expect("validated").report;
     assert_eq!((report.n_real, report.n_fake), (3, 3));
+    // The best checkpoint is chosen on the held-out pseudo-fakes, never on the folder's
+    // fakes (a cross-dataset test the run must not select on).
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("config.json")).expect("config.json"),
+    )
+    .expect("json");
+    let text = config.to_string();
+    assert!(
+        text.contains(r#""monitor":"val_sbi_loss""#),
+        "best.safetensors' monitor: {text}"
+    );
     // Without pseudo-fakes, `val` and `val_split` together are refused by name.
     cfg.data.pseudo_fakes = None;
     cfg.out_dir = tmp.path().join("other");

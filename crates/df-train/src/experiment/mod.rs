@@ -575,10 +575,12 @@ fn trainer_for(
 ) -> Result<Trainer> {
     let mut callbacks = cfg.callbacks.clone();
     if callbacks.model_checkpoint.is_none() {
-        let monitor = if data.val.is_some() {
-            "val_loss"
-        } else {
-            "loss"
+        // Beside a `--val` folder, the held-out pseudo-fakes choose the best model: the
+        // folder's fakes are a cross-dataset test the run must not select on.
+        let monitor = match (&data.sbi_holdout, &data.val) {
+            (Some(_), _) => "val_sbi_loss",
+            (None, Some(_)) => "val_loss",
+            (None, None) => "loss",
         };
         callbacks.model_checkpoint = Some(ModelCheckpointConfig::new(
             cfg.out_dir.join(files::BEST),
