@@ -18,6 +18,9 @@
 #   WORKERS           decoding workers for `train` and DataLoader processes (default 2).
 #   DATA              the lfw-faceswap folder (default ../shared/data/lfw-faceswap).
 #   SKIP_KERAS        1: leave the Keras peer out.
+#   ONLY_RUST         1: leave every peer out (the Rust runs alone, e.g. with AUGMENT).
+#   AUGMENT           an `--augment` spec: adds a run `rust-f32-augment` training with it,
+#                     to measure what the augmentations cost an epoch against `rust-f32`.
 #   SKIP_RETAIN       1: leave out the PyTorch channels-last runs with glibc told to keep
 #                     freed memory (GLIBC_TUNABLES, the policy `train` applies itself on the
 #                     CPU: df_sys::memory), run by default as information.
@@ -44,9 +47,10 @@ trap 'rm -rf "$tmp"' EXIT
 raw="$out/epoch.jsonl"
 : > "$raw"
 
-rust() { # name precision
-  local dir="$tmp/$1"
-  OMP_NUM_THREADS=$threads "$bin" --model meso_inception4 --data "$data/train" --val "$data/val" \
+rust() { # name precision [augment spec]
+  local dir="$tmp/$1" aug=()
+  [ -z "${3:-}" ] || aug=(--augment "$3")
+  OMP_NUM_THREADS=$threads "$bin" --model meso_inception4 --data "$data/train" --val "$data/val" "${aug[@]}" \
     --epochs "$epochs" --batch-size 16 --dropout 0.2 --input-size 128 --center-crop 0.512 \
     --seed 1 --device cpu --workers "$workers" --precision "$2" --quiet --overwrite --profile \
     --out "$dir" > /dev/null
@@ -86,6 +90,8 @@ configs=("rust f32 rust-f32" "rust bf16 rust-bf16" "torch_loop contiguous f32 to
 [ "${SKIP_RETAIN:-0}" = 1 ] || configs+=("torch_retain channels_last f32 torch-cl-f32-retain"
                                          "torch_retain channels_last bf16 torch-cl-bf16-retain")
 [ "${SKIP_KERAS:-0}" = 1 ] || configs+=("keras keras")
+[ "${ONLY_RUST:-0}" = 1 ] && configs=("rust f32 rust-f32")
+[ -z "${AUGMENT:-}" ] || configs+=("rust_aug f32 rust-f32-augment")
 n=${#configs[@]}
 for ((r = 0; r < rounds; r++)); do
   for ((i = 0; i < n; i++)); do
@@ -94,6 +100,7 @@ for ((r = 0; r < rounds; r++)); do
     echo "[epoch] round $((r + 1))/$rounds: $name" >&2
     case ${c[0]} in
       rust) rust "$name" "${c[1]}" ;;
+      rust_aug) rust "$name" "${c[1]}" "$AUGMENT" ;;
       torch_loop) torch_loop "$name" "${c[1]}" "${c[2]}" ;;
       torch_retain) GLIBC_TUNABLES=$retain_tunables torch_loop "$name" "${c[1]}" "${c[2]}" ;;
       keras) keras ;;
@@ -129,6 +136,8 @@ phases = [f"- {k}: " + ", ".join(f"{p} {t:.1f} s" for p, t in v[-1]["phases"].it
 text = "\n".join([
     f"Machine: {cpu} ({flags.strip()}), {threads} threads; commit {commit}; {rounds} round(s); "
     f"{datetime.date.today()}.", "", *rows, "",
+    *([f"Augmentations (`rust-f32-augment` / `rust-f32`): {med['rust-f32-augment'] / med['rust-f32']:.3f}", ""]
+      if "rust-f32-augment" in med and "rust-f32" in med else []),
     "Time per phase of the first epoch, last round (data: waiting for the batch; forward: "
     "forward pass and loss; step: optimizer, loss read, metrics):", *phases, ""])
 open(md, "w").write(text)

@@ -98,8 +98,8 @@ pub use error::{Error, Result};
 /// [`image::RgbImage`]): use it through here and the versions always match.
 pub use image;
 pub use loader::{Balance, Batch, EpochIter, Loader, LoaderConfig};
-pub use pseudo::{PseudoFakeSource, PseudoFakes};
 pub use pipeline::{image_to_tensor, prepare_image, prepare_with_params, rgb_to_tensor};
+pub use pseudo::{PseudoFakeSource, PseudoFakes};
 pub use resize::{resize_rgb, ResizeFilter};
 pub use skip::{SkipReason, SkipReport, SkipSummary};
 pub use transform::{ChannelOrder, Normalize, Transform, MIN_CENTER_CROP, MIN_CROP_SIDE};

@@ -14,7 +14,7 @@
 //!   logits against the archive's at batches 1 and 5 before anything is written.
 //!
 //! The graph takes the *preprocessed* input `[N, 3, H, W]` float32 (what
-//! [`df_models::Model::forward_t`] takes) and returns the logit of "fake" `[N, 1]`
+//! `forward_t` of a [`df_models::Model`] takes) and returns the logit of "fake" `[N, 1]`
 //! (`p_fake = sigmoid(logit)`). How a picture becomes that input — the model, input size,
 //! resize filter, centre crop, face crops, normalisation, polarity — is stored as JSON
 //! ([`ExportMetadata`]): the TorchScript extra file [`METADATA_FILE`]
