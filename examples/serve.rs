@@ -15,7 +15,9 @@
 //! `predict` does (with `--resize`, `--center-crop`, `--faces`, `--fps`, `--max-frames`).
 //! `--max-batch` pictures per forward pass (8), waiting `--max-wait-ms` (5) after the first
 //! request; `--queue` (64) requests wait, beyond which `503` with `Retry-After` is answered;
-//! `--max-body` (64MiB) bounds a request (`413`); `--threads` sets libtorch's intra-op
+//! `--max-body` (64MiB) bounds a request (`413`); a body not sent within
+//! `--body-timeout-s` (30) gets `408`, a request line and headers not sent within
+//! `--header-timeout-s` (30) close the connection; `--threads` sets libtorch's intra-op
 //! threads. SIGTERM or Ctrl-C stops taking requests and finishes those in flight.
 
 use std::net::SocketAddr;
@@ -50,8 +52,12 @@ struct Args {
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_body: usize,
     /// Seconds a client has to send its body (408 after).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     body_timeout_s: u64,
+    /// Seconds a client has to send a request's line and headers, from connecting or
+    /// from its previous answer (the connection is closed after).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    header_timeout_s: u64,
     /// Longest video accepted, in seconds (422 above).
     #[arg(long, default_value_t = 600.0)]
     max_video_seconds: f64,
@@ -119,7 +125,8 @@ fn main() -> ExitCode {
         .max_body(args.max_body);
     config.model = args.detector.model.clone();
     config.polarity = args.detector.polarity.into();
-    config.body_timeout = Duration::from_secs(args.body_timeout_s.max(1));
+    config.body_timeout = Duration::from_secs(args.body_timeout_s);
+    config.header_timeout = Duration::from_secs(args.header_timeout_s);
     config.max_video_seconds = args.max_video_seconds;
     config.threads = args.threads.map(|t| t as usize);
     let server = match Server::open(config) {

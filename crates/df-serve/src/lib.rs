@@ -19,8 +19,10 @@
 //! content that is neither a supported image nor a video `415` naming what it is, a file
 //! that does not decode `422` with the decoder's reason (as is a video over the frame or
 //! duration limits), a body that does not arrive within [`ServeConfig::body_timeout`]
-//! `408`. A video is written to a private temporary file (the `tempfile` crate), removed
-//! when scored.
+//! `408`. A client that has not sent a request's whole head (request line and headers)
+//! within [`ServeConfig::header_timeout`] of connecting, or of its previous answer, is
+//! disconnected. A video is written to a private temporary file (the `tempfile` crate),
+//! removed when scored.
 //!
 //! ```no_run
 //! use df_serve::{ServeConfig, Server};
@@ -93,6 +95,9 @@ pub struct ServeConfig {
     pub max_body: usize,
     /// The time a client has to send its whole body (30 s): `408` after.
     pub body_timeout: Duration,
+    /// The time a client has to send a request's line and headers, from its connection
+    /// or its previous answer (30 s): the connection is closed after.
+    pub header_timeout: Duration,
     /// The longest video accepted, in seconds (600): `422` above.
     pub max_video_seconds: f64,
     /// The most frames a video may hold (duration × rate; 100,000): `422` above.
@@ -114,6 +119,7 @@ impl ServeConfig {
             queue: 64,
             max_body: 64 << 20,
             body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
             max_video_seconds: 600.0,
             max_video_frames: 100_000.0,
             threads: None,
@@ -162,6 +168,14 @@ impl ServeConfig {
         }
         if self.max_body == 0 {
             return bad("--max-body: must be at least 1 byte");
+        }
+        // Positive, and at most a day (a deadline far beyond would overflow `Instant`).
+        let day = Duration::from_secs(86_400);
+        if self.body_timeout.is_zero() || self.body_timeout > day {
+            return bad("--body-timeout-s: must be positive and at most 86400 (a day)");
+        }
+        if self.header_timeout.is_zero() || self.header_timeout > day {
+            return bad("--header-timeout-s: must be positive and at most 86400 (a day)");
         }
         if !(self.max_video_seconds > 0.0 && self.max_video_frames >= 1.0) {
             return bad("--max-video-seconds and --max-video-frames: must be positive");
@@ -245,32 +259,56 @@ impl Server {
         self.engine.hold()
     }
 
-    /// Serves the routes on `listener` until `shutdown` completes; then stops taking
-    /// connections, finishes the requests in flight (and the batches they wait on), and
-    /// stops the inference thread.
+    /// Serves the routes on `listener` (HTTP/1.1) until `shutdown` completes; then stops
+    /// taking connections, finishes the requests in flight (and the batches they wait
+    /// on), and stops the inference thread. A connection whose request head does not
+    /// arrive within [`ServeConfig::header_timeout`] is closed.
     ///
     /// # Errors
-    /// The listener fails.
+    /// The inference thread cannot be joined. A failed accept (too many open files, ...)
+    /// is retried, as axum's `serve` does.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        use axum::serve::ListenerExt as _;
+        use axum::serve::{Listener as _, ListenerExt as _};
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        use hyper_util::service::TowerToHyperService;
         let app = self.router();
         // Answers go out at once (no Nagle delay waiting for the client's ACK).
-        let listener = listener.tap_io(|tcp| {
+        let mut listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // hyper's own connection builder rather than `axum::serve`, which sets no timer:
+        // without one a client that sends its headers slowly, or nothing, holds its
+        // connection forever.
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.state.config.header_timeout);
+        let connections = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (io, _peer) = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let service = TowerToHyperService::new(app.clone());
+            let connection = connections.watch(http.serve_connection(TokioIo::new(io), service));
+            tokio::spawn(async move {
+                // A client that goes away, or sends no head in time: nothing to answer.
+                let _ = connection.await;
+            });
+        }
+        // No new connection; those open finish the request they are on, then close.
+        drop(listener);
+        connections.shutdown().await;
         let Server { state, engine } = self;
         drop(state);
         tokio::task::spawn_blocking(move || engine.stop())
             .await
             .map_err(std::io::Error::other)?;
-        served
+        Ok(())
     }
 }
 

@@ -513,6 +513,68 @@ async fn raw_post(addr: std::net::SocketAddr, body: Vec<u8>) -> (u16, String) {
     (code, text)
 }
 
+/// What the server sends on `socket` until it closes the connection (end of file, or a
+/// reset), or `None` when the connection is still open after `bound`.
+async fn closed_within(socket: &mut tokio::net::TcpStream, bound: Duration) -> Option<Vec<u8>> {
+    use std::io::ErrorKind;
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    match tokio::time::timeout(bound, socket.read_to_end(&mut answer)).await {
+        Err(_) => None,
+        Ok(Ok(_)) => Some(answer),
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ) =>
+        {
+            Some(answer)
+        }
+        Ok(Err(e)) => panic!("reading the answer: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_sends_half_its_headers_or_nothing_is_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let weights = checkpoint(tmp.path());
+    let mut config = ServeConfig::new(&weights);
+    config.header_timeout = Duration::ZERO;
+    let refused = Server::open(config.clone()).expect_err("a zero header timeout");
+    assert!(
+        refused.to_string().contains("--header-timeout-s"),
+        "{refused}"
+    );
+    config.header_timeout = Duration::from_millis(400);
+    let timeout = config.header_timeout;
+    let (addr, stop, task) = loopback(open(config)).await;
+    let mut half = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    half.write_all(b"POST /v1/sc").await.expect("write");
+    let mut silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // A generous bound (a loaded machine), not a measure of how soon.
+    let bound = timeout * 25;
+    let (half, silent) = tokio::join!(
+        closed_within(&mut half, bound),
+        closed_within(&mut silent, bound)
+    );
+    for (sent, answer) in [("half a request line", half), ("nothing", silent)] {
+        let answer = answer.unwrap_or_else(|| {
+            panic!("a client that sent {sent} was still connected after {bound:?} (header timeout {timeout:?})")
+        });
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || text.starts_with("HTTP/1.1 408"),
+            "{sent}: {text}"
+        );
+    }
+    // The service goes on.
+    let (code, text) = raw_post(addr, png(32, 32, 4)).await;
+    assert_eq!(code, 200, "{text}");
+    let _ = stop.send(());
+    task.await.expect("task").expect("served");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stop_takes_no_new_connection_and_finishes_the_requests_in_flight() {
     let tmp = tempfile::tempdir().expect("tempdir");
