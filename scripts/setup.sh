@@ -23,7 +23,7 @@ TORCH_VERSION=2.11.0
 TORCHVISION_VERSION=0.26.0
 # onnx and onnxruntime: the `export` program's ONNX conversion and its test; fastapi and
 # uvicorn: the Python peer of the `serve` load bench.
-PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy>=2" "torchvision==${TORCHVISION_VERSION}" "timm==1.0.*" "requests>=2" "onnx==1.23.2" "onnxruntime==1.32.0" "fastapi==0.165.0" "uvicorn==0.55.0")
+PY_TOOLS=("keras==3.15.*" "h5py>=3.10" "scikit-learn>=1.5" "pillow==12.*" "numpy>=2" "torchvision==${TORCHVISION_VERSION}" "timm==1.0.*" "requests>=2" "safetensors>=0.4" "onnx==1.23.2" "onnxruntime==1.32.0" "fastapi==0.165.0" "uvicorn==0.55.0")
 # facenet-pytorch declares torch<2.3 and other old pins: installed without its
 # dependencies, its MTCNN runs on the torch above (checked after).
 FACENET_VERSION=2.6.0
@@ -85,7 +85,7 @@ else
 fi
 
 if [ "$want_tools" = 1 ]; then
-  if have "keras==3.15.*" h5py scikit-learn "pillow==12.*" numpy "torchvision==$TORCHVISION_VERSION" "timm==1.0.*" requests "onnx==1.23.2" "onnxruntime==1.32.0" "fastapi==0.165.0" "uvicorn==0.55.0"; then
+  if have "keras==3.15.*" h5py scikit-learn "pillow==12.*" numpy "torchvision==$TORCHVISION_VERSION" "timm==1.0.*" requests "safetensors>=0.4" "onnx==1.23.2" "onnxruntime==1.32.0" "fastapi==0.165.0" "uvicorn==0.55.0"; then
     say "Python tools already in $venv"
   else
     pip_install "torch==$TORCH_VERSION" "${PY_TOOLS[@]}"
