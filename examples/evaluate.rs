@@ -373,14 +373,15 @@ fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     deepfake::io::write_atomic(path, bytes).map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))
 }
 
-/// Removes an overlay an earlier run left (`--out` was claimed for these names).
+/// Removes an overlay an earlier run left, only if a deepfake program recorded writing it
+/// (df-io's record of `--out`, which `claim_out` filled for these names).
 fn remove_stale(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(anyhow::anyhow!("removing {}: {e}", path.display()))
-        }
-        _ => Ok(()),
-    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        anyhow::bail!("{}: not a file in --out", path.display());
+    };
+    deepfake::io::owned::Owned::open(dir)
+        .and_then(|mut owned| owned.remove([name]))
+        .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))
 }
 
 /// `report.md` of one image set: the metrics and the most confident errors with their
