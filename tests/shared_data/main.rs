@@ -7,6 +7,7 @@ use std::path::PathBuf;
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;
+mod explain;
 mod faces;
 mod lfw;
 mod loader;
