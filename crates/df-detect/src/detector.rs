@@ -358,6 +358,13 @@ impl Detector {
         Ok(Mtcnn::load(&weights, MtcnnConfig::default(), device)?)
     }
 
+    /// How faces are cropped before scoring (the checkpoint's record, else the crop's
+    /// defaults), or `None` when the detector scores whole pictures. A program that finds
+    /// faces itself (the service does, outside its inference thread) crops with this.
+    pub fn face_crop(&self) -> Option<&CropConfig> {
+        self.faces.as_ref().map(|(_, crop)| crop)
+    }
+
     /// What a user should read about the preparation: an option overriding what the
     /// checkpoint records, a checkpoint that records none, faces cropped with defaults.
     pub fn notes(&self) -> &[String] {

@@ -96,21 +96,11 @@ impl FaceFinder {
     pub fn new(detector: &Detector, device: tch::Device) -> crate::Result<Self> {
         let weights = df_face::default_weights_path()?;
         let mtcnn = Mtcnn::load(&weights, MtcnnConfig::default(), device)?;
-        // As df-detect crops: the checkpoint's record, else the crop's defaults.
-        let crop = match detector.model().preparation().and_then(|p| p.faces) {
-            Some(r) => CropConfig {
-                size: r.size,
-                margin: r.margin,
-                square: r.square,
-                align: r.align,
-                min_face_size: 0.0,
-                select: FaceSelect::All,
-            },
-            None => CropConfig {
-                select: FaceSelect::All,
-                ..CropConfig::default()
-            },
-        };
+        // Cropped as the detector crops (the checkpoint's record, else the defaults).
+        let crop = detector.face_crop().cloned().unwrap_or_else(|| CropConfig {
+            select: FaceSelect::All,
+            ..CropConfig::default()
+        });
         Ok(Self {
             mtcnn: Mutex::new(mtcnn),
             crop,
