@@ -82,9 +82,9 @@ pub mod walk;
 
 pub use audit::{AuditOptions, AuditReport};
 pub use augment::{
-    add_gaussian_noise, gaussian_blur, jpeg_roundtrip, sample_rng, to_rgb32f, to_rgb8, warp_affine,
-    Affine, AffineParams, Augment, AugmentParams, BlurAugment, ColorJitter, CropFraction,
-    JpegAugment, NoiseAugment, RandomCrop, RescaleAugment,
+    add_gaussian_noise, gaussian_blur, jpeg_encode, jpeg_roundtrip, sample_rng, to_rgb32f, to_rgb8,
+    warp_affine, Affine, AffineParams, Augment, AugmentParams, BlurAugment, ColorJitter,
+    CropFraction, JpegAugment, NoiseAugment, RandomCrop, RescaleAugment,
 };
 pub use augment_spec::AUGMENT_SPEC_HELP;
 pub use dataset::{

@@ -3,8 +3,8 @@
 
 use df_data::{
     add_gaussian_noise, gaussian_blur, jpeg_roundtrip, prepare_image, prepare_with_params,
-    sample_rng, to_rgb32f, warp_affine, Affine, AffineParams, Augment, AugmentParams, BlurAugment,
-    JpegAugment, NoiseAugment, RandomCrop, Transform,
+    sample_rng, to_rgb32f, to_rgb8, warp_affine, Affine, AffineParams, Augment, AugmentParams,
+    BlurAugment, JpegAugment, NoiseAugment, RandomCrop, Transform,
 };
 use image::{Rgb32FImage, RgbImage};
 use rand::SeedableRng;
@@ -93,6 +93,94 @@ fn blur_matches_scipy_gaussian_filter() {
         gaussian_blur(&mut got, sigma);
         let d = max_diff(got.as_raw(), &f32s(&case["data"]));
         assert!(d < 1e-3, "sigma {sigma}: max |diff| {d} from scipy");
+    }
+}
+
+/// The blur as a direct loop per pixel and tap (edge taps clamped): the definition the
+/// row-wise implementation must reproduce bit for bit, since training runs record which
+/// images their augmentations gave.
+fn blur_per_pixel(img: &mut Rgb32FImage, sigma: f32) {
+    let radius = ((3.0 * sigma + 0.5).floor() as i64).max(1);
+    let mut k: Vec<f32> = (-radius..=radius)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f32 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= sum);
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let data: &mut [f32] = img;
+    let idx = |x: i64, y: i64| (y * w + x) as usize * 3;
+    // Pass 0 along rows, pass 1 along columns, each from a copy of the previous result.
+    for pass in 0..2 {
+        let src = data.to_vec();
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = [0f32; 3];
+                for (j, kv) in k.iter().enumerate() {
+                    let p = if pass == 0 {
+                        idx((x + j as i64 - radius).clamp(0, w - 1), y)
+                    } else {
+                        idx(x, (y + j as i64 - radius).clamp(0, h - 1))
+                    };
+                    for c in 0..3 {
+                        acc[c] += src[p + c] * kv;
+                    }
+                }
+                data[idx(x, y)..idx(x, y) + 3].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_blur_and_the_8_bit_rounding_equal_their_direct_definitions_bit_for_bit() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // Sizes narrower than the kernel, square, wide and tall.
+    for (w, h) in [(1, 1), (2, 5), (5, 2), (7, 7), (33, 20), (128, 128)] {
+        let img = Rgb32FImage::from_fn(w, h, |_, _| {
+            use rand::Rng;
+            image::Rgb([
+                rng.random_range(0.0..255.0),
+                rng.random_range(0.0..255.0),
+                rng.random_range(0.0..255.0),
+            ])
+        });
+        for sigma in [0.3f32, 0.7, 1.0, 1.5, 3.0] {
+            let (mut fast, mut direct) = (img.clone(), img.clone());
+            gaussian_blur(&mut fast, sigma);
+            blur_per_pixel(&mut direct, sigma);
+            let same = fast
+                .as_raw()
+                .iter()
+                .zip(direct.as_raw())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                same,
+                "{w}x{h}, sigma {sigma}: the blur differs from the per-pixel loop"
+            );
+        }
+    }
+    // Every half step and its neighbours, out-of-range values and NaN.
+    let mut values = vec![
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -0.0,
+        -0.5,
+        -0.51,
+        1e9,
+    ];
+    for i in -2..=520 {
+        let v = i as f32 * 0.5;
+        values.extend([v, v.next_down(), v.next_up()]);
+    }
+    values.extend((0..10_000).map(|i| i as f32 * 0.02573));
+    let img = Rgb32FImage::from_raw(values.len() as u32, 1, {
+        values.iter().flat_map(|&v| [v, v, v]).collect()
+    })
+    .expect("a row");
+    let got = to_rgb8(&img);
+    for (v, px) in values.iter().zip(got.pixels()) {
+        assert_eq!(px[0], v.round().clamp(0.0, 255.0) as u8, "{v:?}");
     }
 }
 
