@@ -12,7 +12,8 @@
 # swaps are never used to choose the model), then OUT/eval/report.md: the validation set
 # clean and re-encoded at one JPEG quality for both classes (the set's leak), JPEG 50,
 # a 0.5x resize. MTCNN finds the faces once (OUT/landmarks.json).
-# MODEL=NAME and EPOCHS=N change the model and budget (default efficientnet_b0, 8: attempt B).
+# MODEL=NAME, EPOCHS=N, SIZE=PX and LR=X change the model, budget, input size and
+# learning rate (default efficientnet_b0, 8, 128, Adam's 1e-3: attempt B).
 # Figures, machine and timing: docs/trust.md, "Recipes".
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
@@ -34,7 +35,8 @@ model=${MODEL:-efficientnet_b0}
 top=(--top pooled) batch=32
 case $model in meso*) top=(--dropout 0.2) batch=16 ;; esac
 "$bin/train" --model "$model" "${top[@]}" --data "$reals" --val "$data/val" \
-  --val-split 0.2 --pseudo-fakes sbi --epochs "${EPOCHS:-8}" --batch-size "$batch" --input-size 128 --center-crop 0.6 \
+  --val-split 0.2 --pseudo-fakes sbi --epochs "${EPOCHS:-8}" --batch-size "$batch" \
+  --input-size "${SIZE:-128}" ${LR:+--lr "$LR"} --center-crop 0.6 \
   --resize bilinear --augment flip,jpeg:50-95 --seed 1 --out "$out"
 "$bin/evaluate" --weights "$out/best.safetensors" --data "lfw-val=$data/val" \
   --perturb jpeg:90,50 resize:0.5+jpeg:90 --out "$out/eval"
