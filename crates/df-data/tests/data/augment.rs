@@ -468,3 +468,26 @@ fn fused_fast_path_equals_the_step_by_step_composition() {
         }
     }
 }
+
+#[test]
+fn colour_jitter_and_rescale_alone_reach_the_pipeline() {
+    // Without a blur, JPEG or noise, the loader takes its one-pass path; the transforms it
+    // does not fuse (contrast, saturation, the rescale round trip) must still be applied.
+    let img = pattern(40, 30, 2);
+    let t = Transform::unit(32, 28).with_resize(df_data::ResizeFilter::Bilinear);
+    for spec in ["contrast:0.5-0.6", "saturation:0.2-0.3", "rescale:0.4-0.5"] {
+        let aug = Augment::from_spec(spec).expect(spec);
+        let params = aug.sample(&mut sample_rng(5, 0, 0), t.width, t.height);
+        let mut got = vec![0f32; t.numel()];
+        prepare_with_params(&img, &t, &params, &mut got).expect("prepare");
+        let resized = df_data::resize_rgb(&img, t.width, t.height, t.resize);
+        let stepwise = params.apply(to_rgb32f(&resized)).expect("apply");
+        let mut want = vec![0f32; t.numel()];
+        t.write_chw_f32(&stepwise, &mut want).expect("write");
+        let mut plain = vec![0f32; t.numel()];
+        t.write_chw_f32(&to_rgb32f(&resized), &mut plain)
+            .expect("write");
+        assert_ne!(want, plain, "{spec}: the transform changes the image");
+        assert_eq!(got, want, "{spec}: the pipeline left it out ({params:?})");
+    }
+}
