@@ -496,6 +496,18 @@ pub struct AugmentParams {
 }
 
 impl AugmentParams {
+    /// Whether only the warp, flips and brightness are drawn: what the loader's one-pass
+    /// path fuses. Every other transform of [`AugmentParams::apply`] must be named here,
+    /// or the pipeline would leave it out.
+    pub(crate) fn geometric_only(&self) -> bool {
+        self.contrast.is_none()
+            && self.saturation.is_none()
+            && self.rescale.is_none()
+            && self.blur_sigma.is_none()
+            && self.jpeg_quality.is_none()
+            && self.noise_std.is_none()
+    }
+
     /// Applies everything but the crop (which [`crate::prepare_image`] applies before
     /// resizing) to an image already at the target size, with 0–255 values.
     ///

@@ -60,15 +60,7 @@ pub fn prepare_with_params(
         None => img,
     };
     let resized = resize_rgb(src, transform.width, transform.height, transform.resize);
-    // The one-pass path fuses the warp, flips and brightness; anything else goes through
-    // `AugmentParams::apply`.
-    let fused_only = params.contrast.is_none()
-        && params.saturation.is_none()
-        && params.rescale.is_none()
-        && params.blur_sigma.is_none()
-        && params.jpeg_quality.is_none()
-        && params.noise_std.is_none();
-    if fused_only {
+    if params.geometric_only() {
         return write_geometric(&resized, transform, params, out);
     }
     let augmented = params.apply(to_rgb32f(&resized))?;

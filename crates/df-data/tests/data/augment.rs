@@ -442,6 +442,22 @@ fn brightness_crop_jpeg_and_noise_do_what_they_say() {
     assert!(Augment::default().is_none());
 }
 
+/// `img` through the pipeline with `params`, and through the documented steps (resize,
+/// `AugmentParams::apply`, the transform's normalisation).
+fn pipeline_and_stepwise(
+    img: &RgbImage,
+    t: &Transform,
+    params: &AugmentParams,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut pipeline = vec![0f32; t.numel()];
+    prepare_with_params(img, t, params, &mut pipeline).expect("prepare");
+    let resized = df_data::resize_rgb(img, t.width, t.height, t.resize);
+    let stepwise = params.apply(to_rgb32f(&resized)).expect("apply");
+    let mut steps = vec![0f32; t.numel()];
+    t.write_chw_f32(&stepwise, &mut steps).expect("write");
+    (pipeline, steps)
+}
+
 #[test]
 fn fused_fast_path_equals_the_step_by_step_composition() {
     // The loader warps, flips, brightens and normalises in one pass; the result must be
@@ -458,12 +474,7 @@ fn fused_fast_path_equals_the_step_by_step_composition() {
     ] {
         for i in 0..40 {
             let params = aug.sample(&mut sample_rng(5, 0, i), t.width, t.height);
-            let mut fast = vec![0f32; t.numel()];
-            prepare_with_params(&img, &t, &params, &mut fast).expect("prepare");
-            let resized = df_data::resize_rgb(&img, t.width, t.height, t.resize);
-            let stepwise = params.apply(to_rgb32f(&resized)).expect("apply");
-            let mut slow = vec![0f32; t.numel()];
-            t.write_chw_f32(&stepwise, &mut slow).expect("write");
+            let (fast, slow) = pipeline_and_stepwise(&img, &t, &params);
             assert_eq!(fast, slow, "sample {i}: {params:?}");
         }
     }
@@ -478,12 +489,8 @@ fn colour_jitter_and_rescale_alone_reach_the_pipeline() {
     for spec in ["contrast:0.5-0.6", "saturation:0.2-0.3", "rescale:0.4-0.5"] {
         let aug = Augment::from_spec(spec).expect(spec);
         let params = aug.sample(&mut sample_rng(5, 0, 0), t.width, t.height);
-        let mut got = vec![0f32; t.numel()];
-        prepare_with_params(&img, &t, &params, &mut got).expect("prepare");
+        let (got, want) = pipeline_and_stepwise(&img, &t, &params);
         let resized = df_data::resize_rgb(&img, t.width, t.height, t.resize);
-        let stepwise = params.apply(to_rgb32f(&resized)).expect("apply");
-        let mut want = vec![0f32; t.numel()];
-        t.write_chw_f32(&stepwise, &mut want).expect("write");
         let mut plain = vec![0f32; t.numel()];
         t.write_chw_f32(&to_rgb32f(&resized), &mut plain)
             .expect("write");
