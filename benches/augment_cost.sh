@@ -17,6 +17,7 @@ spec=${1:-flip,jpeg:30-95,rescale:0.4-1@0.6,blur:0-1.5@0.3}
 data=${DATA:-$root/../shared/data/lfw-faceswap}
 [ -d "$data/train" ] || { echo "augment_cost.sh: no $data/train (the shared lfw-faceswap set)" >&2; exit 1; }
 rounds=${ROUNDS:-3}
+[ -x /usr/bin/time ] || { echo "augment_cost.sh: needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 1; }
 py=${PYTHON:-$root/.venv-tools/bin/python}
 bin=${TRAIN_BIN:-}
 if [ -z "$bin" ]; then
