@@ -18,7 +18,7 @@
 //! FPR, log loss, Brier score, ECE), `roc.png`, `pr.png`, `calibration.png` and
 //! `skipped.json` to `--out`, and `report.md`: the metrics and the 8 most confident errors
 //! (the misclassified images furthest from `--threshold`), each with its Grad-CAM overlay
-//! (`error-1.png` ... next to it; `deepfake::detect::gradcam`) and the map's peak.
+//! (`error-1.png` ... next to it; `deepfake::detect::errors`) and the map's peak.
 //!
 //! A `--data` folder whose class folders hold videos is evaluated per video: each video
 //! scored as `predict` scores it (`--fps`, `--max-frames`; faces when the checkpoint was
@@ -42,6 +42,7 @@ use clap::Parser;
 use deepfake::cli::{check_out_outside, claim_out, DetectorArgs};
 use deepfake::data::perturb::Perturbation;
 use deepfake::data::{Loader, SkipReport, SkipSummary};
+use deepfake::detect::errors::{self, SHOWN};
 use deepfake::detect::protocol::{self, NamedSet, SetData};
 use deepfake::detect::FaceMode;
 use deepfake::metrics::{BinaryEvaluator, Evaluation, EvaluatorConfig, Metric};
@@ -192,7 +193,7 @@ fn run() -> Result<()> {
                 .iter()
                 .map(|s| s.to_string())
                 .chain(["report.md".to_string()])
-                .chain((1..=ERRORS_SHOWN).map(error_png))
+                .chain(errors::overlay_names())
                 .collect();
             let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
             claim_out(&args.out, "evaluate", &outputs, args.overwrite)?;
@@ -203,17 +204,15 @@ fn run() -> Result<()> {
             binary.update(&predictions.scores, &predictions.labels)?;
             let evaluation = binary.into_evaluation()?;
             let skipped = loader.skipped();
-            let scored = scored_paths(&loader, &skipped, predictions.scores.len());
+            let n = predictions.scores.len();
+            let scored = errors::files_in_order(&loader, &skipped, n);
             let lined_up = scored.is_some();
-            let errors = scored.map(|paths| {
-                confident_errors(
-                    &paths,
-                    &predictions.scores,
-                    &predictions.labels,
-                    args.threshold,
-                )
-            });
-            let errors = errors.unwrap_or_default();
+            let (scores, labels) = (&predictions.scores, &predictions.labels);
+            let errors = scored
+                .map(|paths| {
+                    errors::confident_errors(&paths, scores, labels, args.threshold, SHOWN)
+                })
+                .unwrap_or_default();
             // The maps come from a Detector on whole images, as the loader scored them; one
             // that cannot be opened leaves the errors without maps, said in the report.
             let explainer = match errors.is_empty() {
@@ -226,10 +225,13 @@ fn run() -> Result<()> {
                             .map_err(|e| deepfake::error_text(&e))
                     }),
             };
-            let shown = explain_errors(&args.out, explainer.as_ref(), &errors)?;
+            let explainer = explainer.as_ref().map_err(String::as_str);
+            let shown = errors::explain_errors(&args.out, explainer, &errors)
+                .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?;
+            let (weights, dir) = (&args.detector.weights, &args.data[0].dir);
             write_text(
                 &args.out.join("report.md"),
-                single_report(&args, &evaluation, lined_up, &shown),
+                errors::report(weights, dir, &evaluation.report, lined_up, &shown),
             )?;
             write(&args, &evaluation, skipped, "unreadable files")
         }
@@ -252,194 +254,6 @@ fn run() -> Result<()> {
         }
         _ => protocol_tables(&args, data, &perturbations, &scorers),
     }
-}
-
-/// How many of the most confident errors `report.md` shows with their maps.
-const ERRORS_SHOWN: usize = 8;
-
-/// The overlay of the `rank`-th error (from 1).
-fn error_png(rank: usize) -> String {
-    format!("error-{rank}.png")
-}
-
-/// The file of each score of a single pass over `loader` (no shuffle: its epoch 0's order,
-/// less the files that failed to decode), or `None` when they do not line up with the `n`
-/// scores.
-fn scored_paths(loader: &Loader, skipped: &[SkipReport], n: usize) -> Option<Vec<PathBuf>> {
-    let left_out: std::collections::HashSet<&Path> =
-        skipped.iter().map(|s| s.path.as_path()).collect();
-    let source = loader.source();
-    let paths: Vec<PathBuf> = loader
-        .epoch_order(0)
-        .into_iter()
-        .map(|i| source.path(i))
-        .filter(|p| !left_out.contains(p.as_path()))
-        .collect();
-    (paths.len() == n).then_some(paths)
-}
-
-/// A misclassified image: its file, label (1 = fake) and p(fake).
-#[derive(Debug, Clone)]
-struct Misclassified {
-    path: PathBuf,
-    label: u8,
-    p_fake: f32,
-}
-
-/// The misclassified images at `threshold`, the most confident first (furthest from the
-/// threshold; ties by path), at most [`ERRORS_SHOWN`].
-fn confident_errors(
-    paths: &[PathBuf],
-    scores: &[f32],
-    labels: &[u8],
-    threshold: f32,
-) -> Vec<Misclassified> {
-    let mut errors: Vec<Misclassified> = paths
-        .iter()
-        .zip(scores)
-        .zip(labels)
-        .filter(|((_, &p), &l)| (p >= threshold) != (l == 1))
-        .map(|((path, &p_fake), &label)| Misclassified {
-            path: path.clone(),
-            label,
-            p_fake,
-        })
-        .collect();
-    errors.sort_by(|a, b| {
-        let (da, db) = ((a.p_fake - threshold).abs(), (b.p_fake - threshold).abs());
-        db.total_cmp(&da).then_with(|| a.path.cmp(&b.path))
-    });
-    errors.truncate(ERRORS_SHOWN);
-    errors
-}
-
-/// One error in `report.md`: its row, and its map's peak and layer when it was explained.
-struct Shown {
-    error: Misclassified,
-    map: std::result::Result<([u32; 2], String), String>,
-}
-
-/// Writes the Grad-CAM overlay of each error into `out` (`error-1.png` ...; older ones
-/// beyond the count removed); an image that cannot be explained is said in the report.
-fn explain_errors(
-    out: &Path,
-    detector: std::result::Result<&deepfake::Detector, &String>,
-    errors: &[Misclassified],
-) -> Result<Vec<Shown>> {
-    let mut shown = Vec::new();
-    for (i, error) in errors.iter().enumerate() {
-        let png = out.join(error_png(i + 1));
-        let map = detector
-            .map_err(|e| format!("the detector: {e}"))
-            .and_then(|detector| explain_one(detector, &error.path));
-        let map = match map {
-            Ok((map, bytes)) => {
-                write_bytes(&png, &bytes)?;
-                Ok((map.peak, map.layer))
-            }
-            Err(why) => {
-                remove_stale(&png)?;
-                Err(why)
-            }
-        };
-        shown.push(Shown {
-            error: error.clone(),
-            map,
-        });
-    }
-    for rank in errors.len() + 1..=ERRORS_SHOWN {
-        remove_stale(&out.join(error_png(rank)))?;
-    }
-    Ok(shown)
-}
-
-/// The map of the image at `path` and its overlay's PNG bytes.
-fn explain_one(
-    detector: &deepfake::Detector,
-    path: &Path,
-) -> std::result::Result<(deepfake::CamMap, Vec<u8>), String> {
-    let image = deepfake::data::load_rgb(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let explained = detector
-        .explain_image(&image)
-        .map_err(|e| deepfake::error_text(&e))?;
-    let map = explained.maps.into_iter().next().ok_or("no map")?;
-    let bytes = map
-        .overlay_png(&image)
-        .map_err(|e| deepfake::error_text(&e))?;
-    Ok((map, bytes))
-}
-
-fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
-    deepfake::io::write_atomic(path, bytes).map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))
-}
-
-/// Removes an overlay an earlier run left, only if a deepfake program recorded writing it
-/// (df-io's record of `--out`, which `claim_out` filled for these names).
-fn remove_stale(path: &Path) -> Result<()> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        anyhow::bail!("{}: not a file in --out", path.display());
-    };
-    deepfake::io::owned::Owned::open(dir)
-        .and_then(|mut owned| owned.remove([name]))
-        .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))
-}
-
-/// `report.md` of one image set: the metrics and the most confident errors with their
-/// maps.
-fn single_report(args: &Args, evaluation: &Evaluation, lined_up: bool, shown: &[Shown]) -> String {
-    let r = &evaluation.report;
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
-    let mut text = format!(
-        "# Evaluation\n\nWeights `{}` on `{}`: n {}, accuracy {:.4}, AUC {}, AP {}, EER {}, \
-         log loss {:.4} (threshold {}).\n\n## Most confident errors\n\n",
-        args.detector.weights.display(),
-        args.data[0].dir.display(),
-        r.n,
-        r.accuracy,
-        opt(r.auc),
-        opt(r.ap),
-        opt(r.eer),
-        r.log_loss,
-        args.threshold
-    );
-    if !lined_up {
-        text.push_str("(The scores could not be matched to their files; no errors shown.)\n");
-        return text;
-    }
-    if shown.is_empty() {
-        text.push_str(&format!(
-            "No image is misclassified at threshold {}.\n",
-            args.threshold
-        ));
-        return text;
-    }
-    text.push_str(&format!(
-        "The {} misclassified images furthest from the threshold, each with its Grad-CAM map \
-         (red: where the evidence for \"fake\" lies; `peak` in the image's pixels). A map \
-         shows where the model looked, not why: see docs/trust.md.\n\n\
-         | # | image | label | p(fake) | peak | map |\n|---|---|---|---|---|---|\n",
-        shown.len()
-    ));
-    for (i, s) in shown.iter().enumerate() {
-        let label = if s.error.label == 1 { "fake" } else { "real" };
-        let (peak, map) = match &s.map {
-            Ok((peak, layer)) => (
-                format!("{}, {}", peak[0], peak[1]),
-                format!("![{layer}]({})", error_png(i + 1)),
-            ),
-            Err(why) => (
-                "-".into(),
-                format!("not explained: {}", why.replace('|', "/")),
-            ),
-        };
-        text.push_str(&format!(
-            "| {} | `{}` | {label} | {:.4} | {peak} | {map} |\n",
-            i + 1,
-            s.error.path.display(),
-            s.error.p_fake
-        ));
-    }
-    text
 }
 
 /// Several sets, or perturbations: one row per set and perturbation (a video set: its

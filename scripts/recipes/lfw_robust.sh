@@ -10,8 +10,9 @@
 # classes share one JPEG quality (the set as shipped carries the leak: real images are
 # quality 90, fake 95) and under JPEG quality 50 and a 0.5x resize: OUT/eval/report.md.
 # About 15-30 minutes on 2 cores (docs/trust.md, "Recipes": figures, machine, timing).
-# EPOCHS=N, SIZE=PX and AUGMENT=SPEC change the budget, input size and augmentations
-# (default 30, 128 and the spec below: attempt 5).
+# MODEL=NAME, DROPOUT=P, EPOCHS=N, SIZE=PX and AUGMENT=SPEC change the model, the head's
+# dropout, the budget, input size and augmentations (default meso_inception4, 0.2, 30, 128
+# and the spec below: attempt 5).
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 OUT" >&2; exit 2; }
 out=$1
@@ -24,8 +25,8 @@ data=${LFW_DIR:-$root/../shared/data/lfw-faceswap}
 cd "$root"
 cargo build --release --example train --example evaluate
 bin=target/release/examples
-"$bin/train" --model meso_inception4 --data "$data/train" --val "$data/val" \
-  --epochs "${EPOCHS:-30}" --reduce-lr val_loss --reduce-lr-patience 3 --batch-size 16 --dropout 0.2 \
+"$bin/train" --model "${MODEL:-meso_inception4}" --data "$data/train" --val "$data/val" \
+  --epochs "${EPOCHS:-30}" --reduce-lr val_loss --reduce-lr-patience 3 --batch-size 16 --dropout "${DROPOUT:-0.2}" \
   --input-size "${SIZE:-128}" --center-crop 0.512 --resize bilinear \
   --augment "${AUGMENT:-flip,jpeg:30-95,rescale:0.4-1@0.6,blur:0-1.5@0.3}" --seed 1 --out "$out"
 # jpeg:90 re-saves both classes at quality 90: the "clean" row without the leak.

@@ -13,7 +13,8 @@
 //! the video-level evaluation walk ([`videos`]) and the face-crop preparation with its
 //! manifest, resume and name-clash checks ([`crops`]); the named sets and the table of the
 //! cross-dataset and robustness protocols ([`protocol`]); Grad-CAM maps of what a score
-//! rests on ([`Detector::explain_image`], [`mod@gradcam`]).
+//! rests on ([`Detector::explain_image`], [`mod@gradcam`]) and the most confident errors
+//! of an evaluation with their maps ([`errors`]).
 //!
 //! ```no_run
 //! # mod deepfake { pub mod detect { pub use df_detect::*; } }
@@ -34,6 +35,7 @@
 
 pub mod crops;
 mod detector;
+pub mod errors;
 pub mod export;
 pub mod gradcam;
 mod inputs;
