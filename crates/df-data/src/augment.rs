@@ -514,43 +514,106 @@ impl AugmentParams {
     /// # Errors
     /// [`Error::Image`] if the JPEG re-compression fails to encode or decode.
     pub fn apply(&self, img: Rgb32FImage) -> Result<Rgb32FImage> {
+        Ok(self.apply_pixels(Pixels::F32(img))?.into_f32())
+    }
+
+    /// As [`AugmentParams::apply`], keeping the image in 8 bits between the steps that
+    /// work on 8-bit values (flips, the rescale round trip, JPEG) and in floats only where
+    /// a step needs them: the same values (a float image of 8-bit values converts back
+    /// exactly; tested against [`AugmentParams::apply`] on floats), with fewer
+    /// conversions, which the loader does for every image.
+    pub(crate) fn apply_pixels(&self, img: Pixels) -> Result<Pixels> {
         let mut img = if self.affine.is_identity() {
             img
         } else {
+            let img = img.into_f32();
             let m = Affine::from_params(&self.affine, img.width(), img.height());
-            warp_affine(&img, &m)
+            Pixels::F32(warp_affine(&img, &m))
         };
         if self.flip_horizontal {
-            image::imageops::flip_horizontal_in_place(&mut img);
+            img.flip_horizontal();
         }
         if self.flip_vertical {
-            image::imageops::flip_vertical_in_place(&mut img);
+            img.flip_vertical();
         }
         if let Some(b) = self.brightness {
-            for v in img.iter_mut() {
+            let mut f = img.into_f32();
+            for v in f.iter_mut() {
                 *v = (*v * b).clamp(0.0, 255.0);
             }
+            img = Pixels::F32(f);
         }
         if let Some(c) = self.contrast {
-            crate::enhance::adjust_contrast(&mut img, c);
+            let mut f = img.into_f32();
+            crate::enhance::adjust_contrast(&mut f, c);
+            img = Pixels::F32(f);
         }
         if let Some(s) = self.saturation {
-            crate::enhance::adjust_saturation(&mut img, s);
+            let mut f = img.into_f32();
+            crate::enhance::adjust_saturation(&mut f, s);
+            img = Pixels::F32(f);
         }
         if let Some(s) = self.rescale {
-            img = crate::enhance::rescale_roundtrip(&img, s);
+            img = Pixels::U8(crate::enhance::rescale_roundtrip_u8(&img.into_u8(), s));
         }
         if let Some(s) = self.blur_sigma {
-            gaussian_blur(&mut img, s);
+            let mut f = img.into_f32();
+            gaussian_blur(&mut f, s);
+            img = Pixels::F32(f);
         }
         if let Some(q) = self.jpeg_quality {
-            img = jpeg_roundtrip(&img, q)?;
+            img = Pixels::U8(jpeg_roundtrip_u8(&img.into_u8(), q)?);
         }
         if let Some(std) = self.noise_std {
+            let mut f = img.into_f32();
             let mut rng = ChaCha8Rng::seed_from_u64(self.noise_seed);
-            add_gaussian_noise(&mut img, std, &mut rng);
+            add_gaussian_noise(&mut f, std, &mut rng);
+            img = Pixels::F32(f);
         }
         Ok(img)
+    }
+}
+
+/// An image between augmentation steps: 8-bit values, or 0–255 floats once a step has
+/// made values between the integers.
+#[derive(Debug, Clone)]
+pub(crate) enum Pixels {
+    /// 8-bit values.
+    U8(RgbImage),
+    /// 0–255 floats.
+    F32(Rgb32FImage),
+}
+
+impl Pixels {
+    /// As floats (8-bit values convert exactly).
+    pub(crate) fn into_f32(self) -> Rgb32FImage {
+        match self {
+            Pixels::U8(img) => to_rgb32f(&img),
+            Pixels::F32(img) => img,
+        }
+    }
+
+    /// As 8-bit values: floats rounded and clamped ([`to_rgb8`]); a float image of 8-bit
+    /// values gives them back unchanged.
+    pub(crate) fn into_u8(self) -> RgbImage {
+        match self {
+            Pixels::U8(img) => img,
+            Pixels::F32(img) => to_rgb8(&img),
+        }
+    }
+
+    fn flip_horizontal(&mut self) {
+        match self {
+            Pixels::U8(img) => image::imageops::flip_horizontal_in_place(img),
+            Pixels::F32(img) => image::imageops::flip_horizontal_in_place(img),
+        }
+    }
+
+    fn flip_vertical(&mut self) {
+        match self {
+            Pixels::U8(img) => image::imageops::flip_vertical_in_place(img),
+            Pixels::F32(img) => image::imageops::flip_vertical_in_place(img),
+        }
     }
 }
 
@@ -932,12 +995,16 @@ pub fn jpeg_encode(img: &RgbImage, quality: u8) -> Result<Vec<u8>> {
 /// # Errors
 /// As [`jpeg_encode`]; [`Error::BadImage`] if decoding fails.
 pub fn jpeg_roundtrip(img: &Rgb32FImage, quality: u8) -> Result<Rgb32FImage> {
-    let buf = jpeg_encode(&to_rgb8(img), quality)?;
-    let back = decode_rgb(&buf).map_err(|reason| Error::BadImage {
+    Ok(to_rgb32f(&jpeg_roundtrip_u8(&to_rgb8(img), quality)?))
+}
+
+/// As [`jpeg_roundtrip`] on an 8-bit image.
+fn jpeg_roundtrip_u8(img: &RgbImage, quality: u8) -> Result<RgbImage> {
+    let buf = jpeg_encode(img, quality)?;
+    decode_rgb(&buf).map_err(|reason| Error::BadImage {
         path: format!("<JPEG re-compressed at quality {quality}>").into(),
         reason,
-    })?;
-    Ok(to_rgb32f(&back))
+    })
 }
 
 /// Adds Gaussian noise of standard deviation `std` (0–255 units) to every value, then

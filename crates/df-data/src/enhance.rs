@@ -5,7 +5,7 @@
 //! Images are 0–255 `f32` ([`Rgb32FImage`]); Pillow works on 8-bit values and truncates
 //! each blended value, so results agree with it within one grey level.
 
-use image::Rgb32FImage;
+use image::{Rgb32FImage, RgbImage};
 
 use crate::augment::{to_rgb32f, to_rgb8};
 use crate::resize::{resize_rgb, ResizeFilter};
@@ -50,14 +50,19 @@ pub fn scaled_side(side: u32, scale: f32) -> u32 {
 /// size, both with Pillow-exact bilinear resizing on 8-bit values: the image a smaller
 /// source would give.
 pub fn rescale_roundtrip(img: &Rgb32FImage, scale: f32) -> Rgb32FImage {
+    to_rgb32f(&rescale_roundtrip_u8(&to_rgb8(img), scale))
+}
+
+/// As [`rescale_roundtrip`] on an 8-bit image.
+pub(crate) fn rescale_roundtrip_u8(img: &RgbImage, scale: f32) -> RgbImage {
     let (w, h) = img.dimensions();
     let small = resize_rgb(
-        &to_rgb8(img),
+        img,
         scaled_side(w, scale),
         scaled_side(h, scale),
         ResizeFilter::Bilinear,
     );
-    to_rgb32f(&resize_rgb(&small, w, h, ResizeFilter::Bilinear))
+    resize_rgb(&small, w, h, ResizeFilter::Bilinear)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use image::RgbImage;
 use rand::Rng;
 use tch::Tensor;
 
-use crate::augment::{to_rgb32f, warp_row4, Affine, Augment, AugmentParams};
+use crate::augment::{warp_row4, Affine, Augment, AugmentParams, Pixels};
 use crate::decode::load_rgb;
 use crate::error::{Error, Result};
 use crate::resize::resize_rgb;
@@ -63,8 +63,10 @@ pub fn prepare_with_params(
     if params.geometric_only() {
         return write_geometric(&resized, transform, params, out);
     }
-    let augmented = params.apply(to_rgb32f(&resized))?;
-    transform.write_chw_f32(&augmented, out)
+    match params.apply_pixels(Pixels::U8(resized))? {
+        Pixels::U8(img) => transform.write_chw_u8(&img, out),
+        Pixels::F32(img) => transform.write_chw_f32(&img, out),
+    }
 }
 
 /// The common case in one pass: warp, flips, brightness, normalisation and the CHW

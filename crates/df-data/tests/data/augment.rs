@@ -481,6 +481,58 @@ fn fused_fast_path_equals_the_step_by_step_composition() {
 }
 
 #[test]
+fn the_eight_bit_pipeline_equals_the_float_steps_for_every_transform() {
+    // The loader keeps an image in 8 bits between the steps that work on 8-bit values
+    // (flips, the rescale round trip, JPEG) and converts to floats only where a step needs
+    // them; `AugmentParams::apply` converts at every step. The values must be the same for
+    // every combination of drawn transforms.
+    let img = pattern(40, 30, 2);
+    let t = Transform::unit(32, 28).with_resize(df_data::ResizeFilter::Bilinear);
+    let specs = [
+        "flip,jpeg:30-95,rescale:0.4-1@0.6,blur:0-1.5@0.3",
+        "study,contrast:0.5-1.5@0.5,saturation:0.5-1.5@0.5,rescale:0.5-1@0.5,jpeg:30-95@0.5,\
+         blur:0-1@0.5,noise:1-5@0.5",
+        "vflip,rescale:0.5-0.9,jpeg:40-60,noise:2-3@0.5",
+        // The forensic preset without its random crop (the helper's steps do not crop).
+        "forensic,crop:1@0,brightness:0.8-1.2",
+    ];
+    let mut kinds = std::collections::BTreeSet::new();
+    for spec in specs {
+        let aug = Augment::from_spec(spec).expect(spec);
+        for i in 0..40 {
+            let params = aug.sample(&mut sample_rng(9, 1, i), t.width, t.height);
+            let (got, want) = pipeline_and_stepwise(&img, &t, &params);
+            let first = got.iter().zip(&want).position(|(a, b)| a != b);
+            assert_eq!(first, None, "{spec}, sample {i}: {params:?}");
+            kinds.extend(
+                [
+                    (
+                        "rescale then jpeg",
+                        params.rescale.is_some() && params.jpeg_quality.is_some(),
+                    ),
+                    (
+                        "blur then jpeg",
+                        params.blur_sigma.is_some() && params.jpeg_quality.is_some(),
+                    ),
+                    (
+                        "jpeg then noise",
+                        params.jpeg_quality.is_some() && params.noise_std.is_some(),
+                    ),
+                    (
+                        "colour then rescale",
+                        params.contrast.is_some() && params.rescale.is_some(),
+                    ),
+                    ("warp", !params.affine.is_identity()),
+                ]
+                .into_iter()
+                .filter_map(|(k, drawn)| drawn.then_some(k)),
+            );
+        }
+    }
+    assert_eq!(kinds.len(), 5, "every order of steps drawn: {kinds:?}");
+}
+
+#[test]
 fn colour_jitter_and_rescale_alone_reach_the_pipeline() {
     // Without a blur, JPEG or noise, the loader takes its one-pass path; the transforms it
     // does not fuse (contrast, saturation, the rescale round trip) must still be applied.
