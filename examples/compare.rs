@@ -35,14 +35,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::Augment;
 use deepfake::detect::protocol::{self, NamedSet};
-use deepfake::metrics::{AnalysisConfig, EvaluatorConfig};
+use deepfake::metrics::EvaluatorConfig;
 use deepfake::models::TopKind;
+use deepfake::train::comparison::{self, ComparisonRow, TestCell};
 use deepfake::train::{
-    check_experiment, run_experiment, write_json, write_text, DataConfig, DeviceChoice,
-    EarlyStoppingConfig, ExperimentConfig, ModelChoice, OptimizerConfig, PrecisionChoice,
-    StudyRecipe, Verbosity, STUDY_MODELS,
+    check_experiment, run_experiment, DataConfig, DeviceChoice, EarlyStoppingConfig,
+    ExperimentConfig, ModelChoice, OptimizerConfig, PrecisionChoice, StudyRecipe, Verbosity,
+    STUDY_MODELS,
 };
-use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RecipeArg {
@@ -150,103 +150,6 @@ struct Args {
     quiet: bool,
 }
 
-/// One row of the comparison table.
-#[derive(Debug, Serialize)]
-struct Row {
-    model: String,
-    params_total: i64,
-    params_trainable: i64,
-    epochs: usize,
-    /// The epoch whose metrics the row gives: the one whose weights the final model holds
-    /// (the best epoch of early stopping's monitor, whose weights are restored), else the
-    /// last.
-    epoch: usize,
-    /// Why that epoch.
-    epoch_is: String,
-    lr: f64,
-    loss: Option<f64>,
-    accuracy: Option<f64>,
-    val_loss: Option<f64>,
-    val_accuracy: Option<f64>,
-    val_auc: Option<f64>,
-    val_eer: Option<f64>,
-    best_epoch: Option<usize>,
-    best_val_loss: Option<f64>,
-    val_loss_fluctuation: Option<f64>,
-    val_accuracy_fluctuation: Option<f64>,
-    seconds_per_epoch: f64,
-    /// The final model on each `--test` set.
-    tests: Vec<TestCell>,
-}
-
-/// The final model on one `--test` set at one level.
-#[derive(Debug, Serialize)]
-struct TestCell {
-    /// The column: the set's name, with `(frame)` or `(video)` for a video set.
-    column: String,
-    auc: Option<f64>,
-    accuracy: f64,
-    eer: Option<f64>,
-}
-
-fn cell(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.4}"))
-}
-
-fn thousands(n: i64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn markdown(rows: &[Row], window: usize) -> String {
-    let tests: Vec<&str> = rows
-        .first()
-        .map(|r| r.tests.iter().map(|t| t.column.as_str()).collect())
-        .unwrap_or_default();
-    let mut md = format!(
-        "| model | params (trainable) | lr | epochs | row's epoch | loss | accuracy | val_loss | val_accuracy | val AUC | val EER |{} best epoch (val_loss) | val_loss fluctuation (std, last {window} epochs or all) | val_accuracy fluctuation (std, last {window} epochs or all) | s/epoch |\n",
-        tests.iter().map(|t| format!(" AUC {t} |")).collect::<String>()
-    );
-    md.push_str(&format!(
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |{} ---: | ---: | ---: | ---: |\n",
-        " ---: |".repeat(tests.len())
-    ));
-    for r in rows {
-        let tests: String = r
-            .tests
-            .iter()
-            .map(|t| format!(" {} |", cell(t.auc)))
-            .collect();
-        md.push_str(&format!(
-            "| {} | {} | {:.0e} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |{tests} {} | {} | {} | {:.1} |\n",
-            r.model,
-            thousands(r.params_trainable),
-            r.lr,
-            r.epochs,
-            r.epoch,
-            r.epoch_is,
-            cell(r.loss),
-            cell(r.accuracy),
-            cell(r.val_loss),
-            cell(r.val_accuracy),
-            cell(r.val_auc),
-            cell(r.val_eer),
-            r.best_epoch.map_or("-".into(), |e| e.to_string()),
-            cell(r.val_loss_fluctuation),
-            cell(r.val_accuracy_fluctuation),
-            r.seconds_per_epoch
-        ));
-    }
-    md
-}
-
 fn run() -> Result<()> {
     let args = Args::parse();
     if args.window < 2 {
@@ -340,56 +243,9 @@ fn run() -> Result<()> {
             eprintln!("== {name}");
         }
         let outcome = run_experiment(cfg).with_context(|| format!("training {name}"))?;
-        let h = &outcome.history;
-        let analysis = h
-            .analyze(&AnalysisConfig::monitoring("val_loss").with_window(args.window))
-            .ok();
-        // The final model holds the weights early stopping restored, if it restores.
-        let restored = cfg
-            .callbacks
-            .early_stopping
-            .as_ref()
-            .filter(|c| c.restore_best_weights)
-            .and_then(|c| {
-                h.analyze(&AnalysisConfig::monitoring(&c.monitor))
-                    .ok()
-                    .map(|a| (a.best.epoch, format!("best {}", c.monitor)))
-            });
-        let (epoch, epoch_is) = restored.unwrap_or((h.len(), "last".into()));
-        let at = |metric: &str| {
-            h.get(metric)
-                .into_iter()
-                .find(|&(e, _)| e == epoch)
-                .map(|(_, v)| v)
-        };
-        rows.push(Row {
-            model: name.clone(),
-            params_total: outcome.params.total,
-            params_trainable: outcome.params.trainable,
-            epochs: h.len(),
-            epoch,
-            epoch_is,
-            lr: cfg.optimizer.lr(),
-            loss: at("loss"),
-            accuracy: at("accuracy"),
-            val_loss: at("val_loss"),
-            val_accuracy: at("val_accuracy"),
-            val_auc: outcome.evaluation.as_ref().and_then(|e| e.report.auc),
-            val_eer: outcome.evaluation.as_ref().and_then(|e| e.report.eer),
-            best_epoch: analysis.as_ref().map(|a| a.best.epoch),
-            best_val_loss: analysis.as_ref().map(|a| a.best.value),
-            val_loss_fluctuation: analysis
-                .as_ref()
-                .and_then(|a| a.val_loss_fluctuation.as_ref())
-                .map(|f| f.std),
-            val_accuracy_fluctuation: analysis
-                .as_ref()
-                .and_then(|a| a.val_accuracy_fluctuation.as_ref())
-                .map(|f| f.std),
-            seconds_per_epoch: outcome.seconds_per_epoch,
-            tests: score_tests(&cfg.out_dir, &test_sets, &scoring, args.batch_size)
-                .with_context(|| format!("scoring {name} on the --test sets"))?,
-        });
+        let tests = score_tests(&cfg.out_dir, &test_sets, &scoring, args.batch_size)
+            .with_context(|| format!("scoring {name} on the --test sets"))?;
+        rows.push(ComparisonRow::of_outcome(name, cfg, &outcome, args.window).with_tests(tests));
         histories.push((name.clone(), outcome.history));
         // Written after every model, so an interrupted comparison keeps its rows and plot.
         write_table(&args.out, &rows, args.window)?;
@@ -397,7 +253,7 @@ fn run() -> Result<()> {
             histories.iter().map(|(n, h)| (n.as_str(), h)).collect();
         deepfake::metrics::plot_histories(&curves, &plot)?;
     }
-    let md = markdown(&rows, args.window);
+    let md = comparison::markdown(&rows, args.window);
     print!("{md}");
     println!(
         "wrote {}, {} and {}",
@@ -445,10 +301,9 @@ fn score_tests(
 const OUTPUTS: [&str; 3] = ["comparison.md", "comparison.json", "histories.png"];
 
 /// Writes `comparison.md` and `comparison.json` into `out`.
-fn write_table(out: &std::path::Path, rows: &[Row], window: usize) -> Result<()> {
+fn write_table(out: &std::path::Path, rows: &[ComparisonRow], window: usize) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    write_text(&out.join("comparison.md"), markdown(rows, window))?;
-    write_json(&out.join("comparison.json"), &rows)?;
+    comparison::write(out, rows, window)?;
     Ok(())
 }
 

@@ -52,6 +52,7 @@
 //! ```
 
 mod callbacks;
+pub mod comparison;
 pub mod data_record;
 mod error;
 mod evaluate;
