@@ -28,6 +28,7 @@ pub mod keras;
 pub mod layout;
 pub mod load;
 pub mod registry;
+pub mod summary;
 mod top_head;
 
 /// Declares each family file as a public module and lists its `CATALOGUE` (its catalogue

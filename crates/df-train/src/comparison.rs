@@ -9,6 +9,7 @@ use std::path::Path;
 
 use df_layers::util::ParamCount;
 use df_metrics::{AnalysisConfig, Evaluation, History};
+use df_models::summary::thousands;
 use serde::Serialize;
 
 use crate::{ExperimentConfig, ExperimentOutcome, Result};
@@ -160,19 +161,6 @@ impl ComparisonRow {
 
 fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.4}"))
-}
-
-/// `n` with a comma between each group of three digits: `1,234,567`.
-fn thousands(n: i64) -> String {
-    let s = n.unsigned_abs().to_string();
-    let mut out = String::from(if n < 0 { "-" } else { "" });
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `comparison.md`: a Markdown table, one row per model, an `AUC NAME` column per `--test`
@@ -354,14 +342,5 @@ mod tests {
             lines[2]
         );
         assert!(lines[2].ends_with("| 2.5 |"), "{}", lines[2]);
-    }
-
-    #[test]
-    fn thousands_groups_digits_in_threes() {
-        let got: Vec<String> = [0, 999, 1000, 1_234_567, -12_345]
-            .into_iter()
-            .map(thousands)
-            .collect();
-        assert_eq!(got, ["0", "999", "1,000", "1,234,567", "-12,345"]);
     }
 }
