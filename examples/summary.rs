@@ -16,8 +16,8 @@
 //! peer bench and `scripts/device/models.sh` read their model lists from it.
 //!
 //! The work is [`deepfake::models::summary`]'s: one forward pass of a zero image (batch 1,
-//! eval mode, no gradients) runs inside [`deepfake::layers::trace::capture`], which records the layers in execution order;
-//! each becomes a row: Keras layer name, Keras class, output shape and parameter count,
+//! eval mode, no gradients) runs inside [`deepfake::layers::trace::capture`], which
+//! records the layers in execution order; each becomes a row: Keras layer name, Keras class, output shape and parameter count,
 //! then the totals (total, trainable, non-trainable) next to Keras' reference counts when
 //! the registry has them.
 //!
