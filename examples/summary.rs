@@ -17,9 +17,9 @@
 //!
 //! The work is [`deepfake::models::summary`]'s: one forward pass of a zero image (batch 1,
 //! eval mode, no gradients) runs inside [`deepfake::layers::trace::capture`], which
-//! records the layers in execution order; each becomes a row: Keras layer name, Keras class, output shape and parameter count,
-//! then the totals (total, trainable, non-trainable) next to Keras' reference counts when
-//! the registry has them.
+//! records the layers in execution order; each becomes a row: Keras layer name, Keras
+//! class, output shape and parameter count, then the totals (total, trainable,
+//! non-trainable) next to Keras' reference counts when the registry has them.
 //!
 //! Output shapes are this crate's NCHW shapes with `None` for the batch axis
 //! (`(None, 16, 8, 8)` is Keras' `(None, 8, 8, 16)`). The parameters of a row are those of
