@@ -52,7 +52,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use deepfake::cli::DetectorArgs;
-use deepfake::detect::{find_inputs, Scored, Verdict};
+use deepfake::detect::{find_inputs, gradcam, Scored, Verdict};
 use deepfake::tch::Device;
 use deepfake::{escape_message, Detector};
 
@@ -146,26 +146,6 @@ fn explain_dir(dir: &Path, inputs: &[PathBuf]) -> Result<(), String> {
         .map_err(|e| format!("option --explain: creating {}: {e}", dir.display()))
 }
 
-/// A file name for the overlays of the `index`-th input `path`: its number and its stem
-/// (letters, digits, `-` and `_` kept), so that `a/x.jpg` and `b/x.jpg` do not clash.
-fn overlay_stem(index: usize, path: &Path) -> String {
-    let stem: String = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    format!("{index:05}-{stem}")
-}
-
 /// Explains the photo `path` (scored again, with its maps): writes each map's overlay into
 /// `dir` and returns the verdict's JSON with `explain` added (per face with faces).
 fn explained_line(
@@ -179,42 +159,11 @@ fn explained_line(
     };
     let image = deepfake::data::load_rgb(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let explained = detector.explain_image(&image).map_err(|e| fail(&e))?;
-    let stem = overlay_stem(index, path);
-    let faces = explained.verdict.faces.is_some();
-    let mut explains = Vec::new();
-    for (k, map) in explained.maps.iter().enumerate() {
-        let name = if faces {
-            format!("{stem}-face{k}.png")
-        } else {
-            format!("{stem}.png")
-        };
-        let png = dir.join(name);
-        let bytes = map.overlay_png(&image).map_err(|e| fail(&e))?;
-        deepfake::io::write_atomic(&png, bytes)
-            .map_err(|e| format!("option --explain: {}", deepfake::error_text(&e)))?;
-        explains.push(serde_json::json!({
-            "png": png.to_string_lossy(),
-            "peak": map.peak,
-            "layer": map.layer,
-        }));
-    }
-    let mut value = serde_json::json!({ "path": path.to_string_lossy() });
-    let verdict = serde_json::to_value(&explained.verdict).map_err(|e| fail(&e))?;
-    if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), verdict) {
-        map.extend(fields);
-    }
-    if faces {
-        if let Some(list) = value.get_mut("faces").and_then(|f| f.as_array_mut()) {
-            for (face, explain) in list.iter_mut().zip(explains) {
-                if let Some(face) = face.as_object_mut() {
-                    face.insert("explain".into(), explain);
-                }
-            }
-        }
-    } else if let (Some(map), Some(explain)) = (value.as_object_mut(), explains.pop()) {
-        map.insert("explain".into(), explain);
-    }
-    Ok(value)
+    let stem = gradcam::overlay_stem(index, path);
+    let overlays = explained
+        .write_overlays(&image, dir, &stem)
+        .map_err(|e| format!("option --explain: {}", deepfake::error_text(&e)))?;
+    explained.json_line(path, overlays).map_err(|e| fail(&e))
 }
 
 /// The line of a scored file: with `--explain`, a photo's is explained (its overlays

@@ -478,9 +478,183 @@ impl CamMap {
     }
 }
 
+/// One overlay [`ExplainedImage::write_overlays`] wrote: `predict`'s `explain` object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Overlay {
+    /// The PNG file.
+    pub png: String,
+    /// The map's peak in the picture's pixels ([`CamMap::peak`]).
+    pub peak: [u32; 2],
+    /// The layer explained.
+    pub layer: String,
+}
+
+/// A file-name stem for the overlays of the `index`-th input `path`: its number and its
+/// stem (letters, digits, `-` and `_` kept, anything else `_`, at most 64 characters), so
+/// that `a/x.jpg` and `b/x.jpg` do not clash.
+pub fn overlay_stem(index: usize, path: &Path) -> String {
+    let stem: String = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    format!("{index:05}-{stem}")
+}
+
+impl ExplainedImage {
+    /// Writes the overlay of each map on `image` (the picture that was explained) into
+    /// `dir`, atomically: `STEM.png` for a whole picture, `STEM-faceK.png` for its K-th
+    /// face ([`overlay_stem`] makes a stem).
+    ///
+    /// # Errors
+    /// [`CamMap::overlay_png`]'s; writing a file (naming it).
+    pub fn write_overlays(&self, image: &RgbImage, dir: &Path, stem: &str) -> Result<Vec<Overlay>> {
+        let faces = self.verdict.faces.is_some();
+        let mut written = Vec::new();
+        for (k, map) in self.maps.iter().enumerate() {
+            let name = if faces {
+                format!("{stem}-face{k}.png")
+            } else {
+                format!("{stem}.png")
+            };
+            let png = dir.join(name);
+            df_io::write_atomic(&png, map.overlay_png(image)?)?;
+            written.push(Overlay {
+                png: png.to_string_lossy().into_owned(),
+                peak: map.peak,
+                layer: map.layer.clone(),
+            });
+        }
+        Ok(written)
+    }
+
+    /// The verdict's JSON object for `path`, as `predict` prints it, with each of
+    /// `overlays` as `explain`: in each face's object with faces (in order), else in the
+    /// picture's.
+    ///
+    /// # Errors
+    /// Serialising the verdict.
+    pub fn json_line(&self, path: &Path, overlays: Vec<Overlay>) -> Result<serde_json::Value> {
+        let json = |e: serde_json::Error| Error::Message(format!("{}: {e}", path.display()));
+        let mut value = serde_json::json!({ "path": path.to_string_lossy() });
+        let verdict = serde_json::to_value(&self.verdict).map_err(json)?;
+        if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), verdict) {
+            map.extend(fields);
+        }
+        let mut explains = overlays
+            .into_iter()
+            .map(serde_json::to_value)
+            .collect::<serde_json::Result<Vec<_>>>()
+            .map_err(json)?;
+        if self.verdict.faces.is_some() {
+            if let Some(list) = value.get_mut("faces").and_then(|f| f.as_array_mut()) {
+                for (face, explain) in list.iter_mut().zip(explains) {
+                    if let Some(face) = face.as_object_mut() {
+                        face.insert("explain".into(), explain);
+                    }
+                }
+            }
+        } else if let (Some(map), Some(explain)) = (value.as_object_mut(), explains.pop()) {
+            map.insert("explain".into(), explain);
+        }
+        Ok(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Face;
+
+    #[test]
+    fn overlay_stems_number_the_input_and_keep_only_safe_characters() {
+        assert_eq!(overlay_stem(3, Path::new("a/b c.ü.jpg")), "00003-b_c__");
+        assert_eq!(
+            overlay_stem(12, Path::new("x/../we-ird_1.png")),
+            "00012-we-ird_1"
+        );
+        let long = format!("{}.jpg", "n".repeat(100));
+        assert_eq!(overlay_stem(0, Path::new(&long)).len(), 6 + 64);
+        assert_ne!(
+            overlay_stem(0, Path::new("a/x.jpg")),
+            overlay_stem(1, Path::new("b/x.jpg"))
+        );
+    }
+
+    fn explained(faces: Option<usize>) -> ExplainedImage {
+        let map = |k: u32| CamMap {
+            width: 4,
+            height: 2,
+            values: (0..8).map(|v| v as f32 / 7.0).collect(),
+            peak: [k, 1],
+            layer: "conv".into(),
+        };
+        let face = |k: usize| Face {
+            bbox: [0.0, 0.0, 2.0, 2.0],
+            probability: 0.99,
+            p_fake: 0.1 * k as f64,
+        };
+        ExplainedImage {
+            verdict: ImageVerdict {
+                p_fake: Some(0.7),
+                label: Label::Fake,
+                faces: faces.map(|n| (0..n).map(face).collect()),
+            },
+            maps: (0..faces.unwrap_or(1) as u32).map(map).collect(),
+        }
+    }
+
+    #[test]
+    fn overlays_are_written_per_face_and_named_in_the_line() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let image = RgbImage::from_pixel(4, 2, image::Rgb([10, 20, 30]));
+        let e = explained(Some(2));
+        let written = e
+            .write_overlays(&image, dir.path(), "00007-p")
+            .expect("overlays");
+        let names: Vec<String> = written
+            .iter()
+            .map(|o| {
+                Path::new(&o.png)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, ["00007-p-face0.png", "00007-p-face1.png"]);
+        for o in &written {
+            let back = image::open(&o.png).expect("a PNG").to_rgb8();
+            assert_eq!(back.dimensions(), (4, 2));
+        }
+        let line = e.json_line(Path::new("in/p.jpg"), written).expect("line");
+        assert_eq!(line["path"], "in/p.jpg");
+        assert_eq!(line["label"], "fake");
+        assert!(line.get("explain").is_none(), "{line}");
+        for (k, face) in line["faces"].as_array().expect("faces").iter().enumerate() {
+            assert_eq!(face["explain"]["peak"], serde_json::json!([k, 1]), "{line}");
+            assert_eq!(face["explain"]["layer"], "conv");
+        }
+
+        let whole = explained(None);
+        let written = whole
+            .write_overlays(&image, dir.path(), "00008-q")
+            .expect("overlay");
+        assert_eq!(written.len(), 1);
+        assert!(written[0].png.ends_with("00008-q.png"), "{:?}", written[0]);
+        let line = whole.json_line(Path::new("q.jpg"), written).expect("line");
+        assert_eq!(line["explain"]["peak"], serde_json::json!([0, 1]), "{line}");
+        assert!(line.get("faces").is_none(), "{line}");
+    }
     use df_face::{crop_faces, FaceSelect};
 
     /// A smooth blob about `(cx, cy)` in a `w`×`h` picture, as a grey image.

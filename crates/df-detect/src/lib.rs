@@ -49,7 +49,7 @@ pub use detector::{
 pub use df_data::{FrameSampling, SkipReason, SkipReport};
 pub use df_models::Polarity;
 pub use df_train::Precision;
-pub use gradcam::{grad_cam, CamMap, ExplainedImage, GradCam};
+pub use gradcam::{grad_cam, CamMap, ExplainedImage, GradCam, Overlay};
 pub use inputs::{find_inputs, Inputs, Scores, INPUT_EXTENSIONS};
 
 use std::path::PathBuf;
