@@ -5,7 +5,6 @@
 //! `cargo test` builds the examples before the tests; this runs the binaries it built
 //! (`target/<profile>/examples/`).
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use deepfake::data::synthetic;
@@ -182,11 +181,7 @@ fn evaluate_on_videos_gives_video_level_metrics() {
     let ffmpeg = deepfake::data::ffmpeg_path(&videos).expect("ffmpeg (scripts/setup.sh)");
     for class in ["fake", "real"] {
         std::fs::create_dir_all(videos.join(class)).expect("dir");
-        let mut frames: Vec<PathBuf> = std::fs::read_dir(data.join(class))
-            .expect("frames")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        frames.sort();
+        let frames = common::sorted_images(&data.join(class));
         // Three videos of four frames each, from the class's pictures.
         for v in 0..3 {
             let dir = tmp.path().join(format!("frames-{class}-{v}"));

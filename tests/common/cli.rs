@@ -62,14 +62,14 @@ pub fn train_meso4(data: &Path, out: &Path, extra: &[&str]) -> Output {
     run("train", &args)
 }
 
+/// The name of the first `.png` or `.jpg` file in `dir`, in path order.
 pub fn first_file(dir: &Path) -> PathBuf {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read_dir")
-        .map(|e| PathBuf::from(e.expect("entry").file_name()))
-        .filter(|n| n.extension().is_some_and(|e| e == "png" || e == "jpg"))
-        .collect();
-    names.sort();
-    names.remove(0)
+    let first = super::sorted_images(dir).into_iter().next();
+    PathBuf::from(
+        first
+            .and_then(|p| p.file_name().map(|n| n.to_owned()))
+            .expect("an image"),
+    )
 }
 
 /// The epochs a run's `last.safetensors` says are done.

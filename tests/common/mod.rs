@@ -42,3 +42,14 @@ pub fn meso4_checkpoint(path: &Path, fill: impl Fn(&deepfake::tch::Tensor)) {
     });
     models::checkpoint::save_checkpoint(&vs, model.as_ref(), path).expect("save");
 }
+
+/// The `.png` and `.jpg` files in `dir` (not recursive), sorted by path.
+pub fn sorted_images(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("a folder entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "jpg"))
+        .collect();
+    files.sort();
+    files
+}

@@ -4,7 +4,7 @@
 
 use crate::common::{
     cli::{ok, s},
-    meso4_checkpoint,
+    meso4_checkpoint, sorted_images,
 };
 use crate::shared_data;
 
@@ -17,13 +17,7 @@ fn predict_explain_with_faces_explains_each_face_in_the_photos_pixels() {
     meso4_checkpoint(&weights, |_| ());
     // An lfw photo (MTCNN finds a face in every lfw-faceswap validation photo: faces.rs).
     let real = shared_data("lfw-faceswap/val/real");
-    let mut photos: Vec<_> = std::fs::read_dir(&real)
-        .expect("lfw-faceswap/val/real")
-        .map(|e| e.expect("an entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    photos.sort();
-    let photo = photos.first().expect("an lfw photo").clone();
+    let photo = sorted_images(&real).remove(0);
     let maps = tmp.path().join("maps");
     let (stdout, stderr) = ok(
         "predict",

@@ -13,11 +13,7 @@ fn recorded_crop_landmarks_are_where_mtcnn_finds_them_in_the_crop() {
     let mtcnn =
         Mtcnn::load(&weights, MtcnnConfig::default(), deepfake::tch::Device::Cpu).expect("MTCNN");
     let source = shared_data("lfw-faceswap/val/real");
-    let mut photos: Vec<_> = std::fs::read_dir(&source)
-        .expect("the photos")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    photos.sort();
+    let photos = crate::common::sorted_images(&source);
     let tmp = tempfile::tempdir().expect("tempdir");
     let crop = CropConfig::default();
     let mut worst = 0f32;
