@@ -20,6 +20,14 @@
 //! cargo bench --bench loader
 //! .venv-tools/bin/python benches/peers/loader_torch.py     # the peer, same settings
 //! ```
+//!
+//! A second group, `cpu/{loader,loader_synthetic}_recipe/{plain,augment}_w1`, prices the
+//! augmentations of `scripts/recipes/lfw_robust.sh` (`flip,jpeg:30-95,rescale:0.4-1@0.6,
+//! blur:0-1.5@0.3`, the spec of `benches/augment_cost.sh`) on that recipe's loader
+//! (central crop 0.512, bilinear to 128×128, batches of 16) with one worker: an epoch
+//! without and with them, so the difference is what they add to an epoch's work. Its
+//! times do not depend on a training run sharing the cores, as `augment_cost.sh`'s do;
+//! with `DF_BENCH_CLOCK=cpu` they are CPU-seconds.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -106,9 +114,60 @@ fn loader_throughput(c: &mut Criterion) {
     );
 }
 
+/// The lfw_robust recipe's augmentations.
+const RECIPE_SPEC: &str = "flip,jpeg:30-95,rescale:0.4-1@0.6,blur:0-1.5@0.3";
+
+fn recipe_augment_cost(c: &mut Criterion) {
+    let (ds, group_name) = dataset();
+    let n = ds.len();
+    let ds = std::sync::Arc::new(ds);
+    let clock = Clock::from_env();
+    let transform = Transform::unit(128, 128)
+        .with_resize(ResizeFilter::Bilinear)
+        .with_center_crop(Some(0.512));
+    let mut group = c.benchmark_group(format!("cpu/{group_name}_recipe"));
+    group.sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(n as u64));
+    for (name, augment) in [
+        ("plain", Augment::none()),
+        (
+            "augment",
+            Augment::from_spec(RECIPE_SPEC).expect("the recipe's spec"),
+        ),
+    ] {
+        let config = LoaderConfig::default()
+            .with_batch_size(16)
+            .with_workers(1)
+            .with_transform(transform.clone())
+            .with_augment(augment)
+            .with_seed(1);
+        let loader = Loader::from_arc(ds.clone(), config).expect("loader");
+        let epoch = AtomicU64::new(0);
+        group.bench_function(format!("{name}_w1"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let e = epoch.fetch_add(1, Ordering::Relaxed);
+                    let start = clock.now();
+                    let mut images = 0;
+                    for batch in loader.epoch(e) {
+                        let batch = batch.expect("batch");
+                        images += batch.len();
+                        std::hint::black_box(&batch.images);
+                    }
+                    total += clock.now().saturating_sub(start);
+                    assert_eq!(images, n, "every image once per epoch");
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
 // A private module: `criterion_group!` generates an undocumented `pub fn`.
 mod suite {
-    use super::{criterion_group, loader_throughput, Criterion, Duration};
+    use super::{criterion_group, loader_throughput, recipe_augment_cost, Criterion, Duration};
 
     criterion_group! {
         name = benches;
@@ -118,7 +177,7 @@ mod suite {
             .sample_size(10)
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(20));
-        targets = loader_throughput
+        targets = loader_throughput, recipe_augment_cost
     }
 }
 criterion_main!(suite::benches);
