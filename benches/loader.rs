@@ -138,7 +138,7 @@ fn recipe_augment_cost(c: &mut Criterion) {
         let config = LoaderConfig::default()
             .with_batch_size(16)
             .with_workers(1)
-            .with_transform(transform.clone())
+            .with_transform(transform)
             .with_augment(augment)
             .with_seed(1);
         let loader = Loader::from_arc(ds.clone(), config).expect("loader");
