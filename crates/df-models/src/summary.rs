@@ -17,7 +17,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let s = summary::summarize(registry::info("meso4")?, None, None)?;
-//! assert_eq!(s.keras.map(|k| k.matches), Some(true));
+//! assert_eq!(s.keras.as_ref().map(|k| k.matches), Some(true));
 //! print!("{}", s.table());
 //! # Ok(()) }
 //! ```
