@@ -32,8 +32,10 @@
 //! its images, `df_data::perturb`): one row per set and perturbation (a video set: a frame
 //! and a video row; perturbations are refused on video sets), with AUC, accuracy, EER
 //! and n, in `report.md` and in `metrics.json` (`sets`: each set's clean rows;
-//! `robustness`: every row, with `--perturb`), each row's scores in `scores.json`. One
-//! set without `--perturb` writes the single-set files above.
+//! `robustness`: every row, with `--perturb`), each row's scores in `scores.json`, and
+//! each image set's 8 most confident errors on its own images (no perturbation) with their
+//! maps (`NAME-error-1.png` ...). One set without `--perturb` writes the single-set files
+//! above.
 
 use std::path::{Path, PathBuf};
 
@@ -193,7 +195,7 @@ fn run() -> Result<()> {
                 .iter()
                 .map(|s| s.to_string())
                 .chain(["report.md".to_string()])
-                .chain(errors::overlay_names())
+                .chain(errors::overlay_names(""))
                 .collect();
             let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
             claim_out(&args.out, "evaluate", &outputs, args.overwrite)?;
@@ -213,20 +215,9 @@ fn run() -> Result<()> {
                     errors::confident_errors(&paths, scores, labels, args.threshold, SHOWN)
                 })
                 .unwrap_or_default();
-            // The maps come from a Detector on whole images, as the loader scored them; one
-            // that cannot be opened leaves the errors without maps, said in the report.
-            let explainer = match errors.is_empty() {
-                true => Err("no error to explain".to_string()),
-                false => d
-                    .options(device, precision)
-                    .map_err(|e| e.to_string())
-                    .and_then(|o| {
-                        d.open(&o.with_faces(FaceMode::Off))
-                            .map_err(|e| deepfake::error_text(&e))
-                    }),
-            };
+            let explainer = explainer(&args, device, precision, errors.is_empty());
             let explainer = explainer.as_ref().map_err(String::as_str);
-            let shown = errors::explain_errors(&args.out, explainer, &errors)
+            let shown = errors::explain_errors(&args.out, "", explainer, &errors)
                 .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?;
             let (weights, dir) = (&args.detector.weights, &args.data[0].dir);
             write_text(
@@ -256,22 +247,62 @@ fn run() -> Result<()> {
     }
 }
 
+/// The Detector that draws the errors' maps: on whole images, as the loader scored them;
+/// one that cannot be opened (or is not needed: `none`) leaves the errors without maps,
+/// said in the report.
+fn explainer(
+    args: &Args,
+    device: Device,
+    precision: deepfake::detect::Precision,
+    none: bool,
+) -> std::result::Result<deepfake::Detector, String> {
+    if none {
+        return Err("no error to explain".to_string());
+    }
+    let d = &args.detector;
+    d.options(device, precision)
+        .map_err(|e| e.to_string())
+        .and_then(|o| {
+            d.open(&o.with_faces(FaceMode::Off))
+                .map_err(|e| deepfake::error_text(&e))
+        })
+}
+
 /// Several sets, or perturbations: one row per set and perturbation (a video set: its
-/// frame and video levels), in `report.md`, `metrics.json` and `scores.json`.
+/// frame and video levels), in `report.md`, `metrics.json` and `scores.json`, then each
+/// image set's most confident errors with their maps (`NAME-error-1.png` ...).
 fn protocol_tables(
     args: &Args,
     data: Vec<SetData>,
     perturbations: &[Perturbation],
     scorers: &protocol::Scorers<'_>,
 ) -> Result<()> {
-    claim_out(&args.out, "evaluate", &PROTOCOL_OUTPUTS, args.overwrite)?;
+    let mut outputs: Vec<String> = PROTOCOL_OUTPUTS.iter().map(|s| s.to_string()).collect();
+    for (set, data) in args.data.iter().zip(&data) {
+        if matches!(data, SetData::Images(_)) {
+            outputs.extend(errors::overlay_names(&protocol::overlay_prefix(&set.name)));
+        }
+    }
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    claim_out(&args.out, "evaluate", &outputs, args.overwrite)?;
     let sets: Vec<_> = args.data.iter().cloned().zip(data).collect();
     let tables = protocol::score_sets(&sets, perturbations, scorers)?;
+    let none = tables.errors.iter().all(|e| e.errors.is_empty());
+    let explainer = explainer(args, scorers.device, scorers.precision, none);
+    let explainer = explainer.as_ref().map_err(String::as_str);
+    let mut shown = Vec::new();
+    for set in &tables.errors {
+        let prefix = protocol::overlay_prefix(&set.set);
+        shown.push(
+            errors::explain_errors(&args.out, &prefix, explainer, &set.errors)
+                .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?,
+        );
+    }
     let metrics = tables.metrics_json(args.threshold, !perturbations.is_empty());
     let weights = &args.detector.weights;
     write_text(
         &args.out.join("report.md"),
-        tables.report(weights, args.threshold, &args.data),
+        tables.report(weights, args.threshold, &args.data, &shown),
     )?;
     write_text(
         &args.out.join("metrics.json"),

@@ -83,7 +83,15 @@ fn evaluate_robustness_and_cross_dataset_table() {
         "other+blur:2",
     ];
     let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
-    let table: Vec<&str> = report.lines().filter(|l| l.starts_with("| ")).collect();
+    // The table, then each image set's most confident errors (tested in cli_explain).
+    let (head, errors) = report
+        .split_once("\n## Most confident errors: `lfw`")
+        .expect("the errors of lfw after the table");
+    assert!(
+        errors.contains("## Most confident errors: `other`"),
+        "{report}"
+    );
+    let table: Vec<&str> = head.lines().filter(|l| l.starts_with("| ")).collect();
     assert_eq!(table[0], "| set | AUC | accuracy | EER | n |", "{report}");
     let names: Vec<&str> = table[1..]
         .iter()

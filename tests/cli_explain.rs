@@ -162,3 +162,80 @@ fn evaluates_report_shows_the_most_confident_errors_with_their_maps() {
     }
     assert!(!out.join(format!("error-{}.png", rows.len() + 1)).exists());
 }
+
+/// With several sets (or `--perturb`), `report.md` gives each image set's most confident
+/// errors on its own images after the table, with `NAME-error-N.png` overlays.
+#[test]
+fn evaluates_report_of_several_sets_shows_each_sets_errors() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let weights = tmp.path().join("meso4.safetensors");
+    meso4_checkpoint(&weights, |_| ());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    synthetic::generate(&a, 6, 32, 21).expect("synthetic set");
+    synthetic::generate(&b, 6, 32, 22).expect("synthetic set");
+    let out = tmp.path().join("eval");
+    let (sa, sb) = (
+        format!("one={}", a.display()),
+        format!("two={}", b.display()),
+    );
+    ok(
+        "evaluate",
+        &[
+            "--weights",
+            s(&weights),
+            "--data",
+            &sa,
+            "--data",
+            &sb,
+            "--perturb",
+            "blur:1",
+            "--out",
+            s(&out),
+            "--device",
+            "cpu",
+        ],
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    for (name, dir, next) in [
+        ("one", &a, Some("## Most confident errors: `two`")),
+        ("two", &b, None),
+    ] {
+        // The set's errors, from `predict`'s scores of its files (the label is the folder).
+        let (stdout, _) = ok("predict", &["--weights", s(&weights), "--cpu", s(dir)]);
+        let mut errors = Vec::new();
+        for line in stdout.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            let path = v["path"].as_str().expect("path").to_string();
+            let fake = Path::new(&path)
+                .parent()
+                .is_some_and(|d| d.ends_with("fake"));
+            if (v["p_fake"].as_f64().expect("p") >= 0.5) != fake {
+                errors.push(path);
+            }
+        }
+        let header = format!("## Most confident errors: `{name}`");
+        let start = report
+            .find(&header)
+            .unwrap_or_else(|| panic!("{header}: {report}"));
+        let end = next.map_or(report.len(), |n| report.find(n).expect(n));
+        let section = &report[start..end];
+        let rows: Vec<&str> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| #"))
+            .collect();
+        assert_eq!(rows.len(), errors.len().min(8), "{name}: {section}");
+        for (i, row) in rows.iter().enumerate() {
+            let listed = row.split('`').nth(1).expect("a file in backquotes");
+            assert!(
+                errors.iter().any(|e| e == listed),
+                "{name}: {listed} is not an error"
+            );
+            let png = format!("{name}-error-{}.png", i + 1);
+            assert!(row.contains(&format!("]({png})")), "{row}");
+            deepfake::image::open(out.join(&png)).expect("the linked PNG");
+        }
+        assert!(!out
+            .join(format!("{name}-error-{}.png", rows.len() + 1))
+            .exists());
+    }
+}

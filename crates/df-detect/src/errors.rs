@@ -28,15 +28,17 @@ use crate::{Detector, Result};
 /// How many of the most confident errors `evaluate`'s report shows.
 pub const SHOWN: usize = 8;
 
-/// The overlay file of the `rank`-th error (from 1): `error-1.png` ...
-pub fn overlay_name(rank: usize) -> String {
-    format!("error-{rank}.png")
+/// The overlay file of the `rank`-th error (from 1) after `prefix`: `error-1.png` ...
+/// with an empty prefix (one set), `lfw-error-1.png` ... with `lfw-` (a named set of
+/// several).
+pub fn overlay_name(prefix: &str, rank: usize) -> String {
+    format!("{prefix}error-{rank}.png")
 }
 
-/// Every overlay name [`explain_errors`] may write or remove, for claiming an output
-/// folder before any work.
-pub fn overlay_names() -> Vec<String> {
-    (1..=SHOWN).map(overlay_name).collect()
+/// Every overlay name [`explain_errors`] may write or remove with `prefix`, for claiming
+/// an output folder before any work.
+pub fn overlay_names(prefix: &str) -> Vec<String> {
+    (1..=SHOWN).map(|rank| overlay_name(prefix, rank)).collect()
 }
 
 /// A misclassified image: its file, its label (1 = fake) and p(fake).
@@ -104,9 +106,9 @@ pub struct ShownError {
     pub map: std::result::Result<([u32; 2], String), String>,
 }
 
-/// Writes the Grad-CAM overlay of each error into `out` (`error-1.png` ..., atomically)
-/// and removes the overlays of higher ranks an earlier run left there, only where
-/// df-io's record says a program of this toolkit wrote them (claim the names first,
+/// Writes the Grad-CAM overlay of each error into `out` (`{prefix}error-1.png` ...,
+/// atomically) and removes the overlays of higher ranks an earlier run left there, only
+/// where df-io's record says a program of this toolkit wrote them (claim the names first,
 /// [`overlay_names`]). An image that cannot be explained, or a `detector` that could not
 /// be opened (`Err` with the reason), leaves that error without a map and says why.
 ///
@@ -114,13 +116,14 @@ pub struct ShownError {
 /// Writing an overlay or removing an old one.
 pub fn explain_errors(
     out: &Path,
+    prefix: &str,
     detector: std::result::Result<&Detector, &str>,
     errors: &[Misclassified],
 ) -> Result<Vec<ShownError>> {
     let mut owned = df_io::owned::Owned::open(out)?;
     let mut shown = Vec::new();
     for (i, error) in errors.iter().enumerate() {
-        let name = overlay_name(i + 1);
+        let name = overlay_name(prefix, i + 1);
         let map = detector
             .map_err(|e| format!("the detector: {e}"))
             .and_then(|detector| explain_one(detector, &error.path));
@@ -139,7 +142,7 @@ pub fn explain_errors(
             map,
         });
     }
-    owned.remove((errors.len() + 1..=SHOWN).map(overlay_name))?;
+    owned.remove((errors.len() + 1..=SHOWN).map(|rank| overlay_name(prefix, rank)))?;
     Ok(shown)
 }
 
@@ -181,29 +184,32 @@ pub fn report(
         opt(metrics.eer),
         metrics.log_loss,
     );
+    text.push_str(&section(threshold, lined_up, shown, ""));
+    text
+}
+
+/// The body of a "Most confident errors" section: the errors' table, each map linked as
+/// `{prefix}error-N.png`, or why there is none.
+pub fn section(threshold: f32, lined_up: bool, shown: &[ShownError], prefix: &str) -> String {
     if !lined_up {
-        text.push_str("(The scores could not be matched to their files; no errors shown.)\n");
-        return text;
+        return "(The scores could not be matched to their files; no errors shown.)\n".into();
     }
     if shown.is_empty() {
-        text.push_str(&format!(
-            "No image is misclassified at threshold {threshold}.\n"
-        ));
-        return text;
+        return format!("No image is misclassified at threshold {threshold}.\n");
     }
-    text.push_str(&format!(
+    let mut text = format!(
         "The {} misclassified images furthest from the threshold, each with its Grad-CAM map \
          (red: where the evidence for \"fake\" lies; `peak` in the image's pixels). A map \
          shows where the model looked, not why: see docs/trust.md.\n\n\
          | # | image | label | p(fake) | peak | map |\n|---|---|---|---|---|---|\n",
         shown.len()
-    ));
+    );
     for (i, s) in shown.iter().enumerate() {
         let label = if s.error.label == 1 { "fake" } else { "real" };
         let (peak, map) = match &s.map {
             Ok((peak, layer)) => (
                 format!("{}, {}", peak[0], peak[1]),
-                format!("![{}]({})", cell(layer), overlay_name(i + 1)),
+                format!("![{}]({})", cell(layer), overlay_name(prefix, i + 1)),
             ),
             Err(why) => ("-".into(), format!("not explained: {}", cell(why))),
         };
@@ -240,7 +246,10 @@ mod tests {
         let scores = [0.2, 0.95, 0.1, 0.6, 0.5, 0.49];
         let labels = [0, 0, 1, 1, 0, 1];
         let got = confident_errors(&p, &scores, &labels, 0.5, SHOWN);
-        let names: Vec<&str> = got.iter().map(|e| e.path.to_str().unwrap()).collect();
+        let names: Vec<&str> = got
+            .iter()
+            .map(|e| e.path.to_str().expect("UTF-8"))
+            .collect();
         assert_eq!(names, ["b", "c", "f", "e"]);
         assert_eq!(
             got[1],
@@ -253,7 +262,10 @@ mod tests {
         // Another threshold moves the boundary: at 0.15, a (real 0.2) is wrong and c
         // (fake 0.1) too; b is 0.8 away.
         let got = confident_errors(&p, &scores, &labels, 0.15, 2);
-        let names: Vec<&str> = got.iter().map(|e| e.path.to_str().unwrap()).collect();
+        let names: Vec<&str> = got
+            .iter()
+            .map(|e| e.path.to_str().expect("UTF-8"))
+            .collect();
         assert_eq!(names, ["b", "e"]);
     }
 
@@ -262,7 +274,10 @@ mod tests {
         let p = paths(&["z", "y", "x", "w"]);
         // 0.75 and 0.25 are both exactly 0.25 from the threshold in binary floating point.
         let got = confident_errors(&p, &[0.75, 0.25, 0.75, 0.25], &[0, 1, 0, 1], 0.5, 3);
-        let names: Vec<&str> = got.iter().map(|e| e.path.to_str().unwrap()).collect();
+        let names: Vec<&str> = got
+            .iter()
+            .map(|e| e.path.to_str().expect("UTF-8"))
+            .collect();
         assert_eq!(names, ["w", "x", "y"]);
         assert!(confident_errors(&p, &[0.1, 0.9, 0.1, 0.9], &[0, 1, 0, 1], 0.5, 3).is_empty());
     }
@@ -312,6 +327,27 @@ mod tests {
                 "| 2 | `val/fake/f.png` | fake | 0.4000 | - | not explained: f.png: damaged at byte 3 / here |",
             ]
         );
+    }
+
+    #[test]
+    fn a_named_sets_section_links_its_own_overlays() {
+        let shown = [ShownError {
+            error: Misclassified {
+                path: "b/real/r.png".into(),
+                label: 0,
+                p_fake: 0.9,
+            },
+            map: Ok(([1, 2], "conv".into())),
+        }];
+        let text = section(0.5, true, &shown, "other-");
+        assert!(
+            text.contains(
+                "| 1 | `b/real/r.png` | real | 0.9000 | 1, 2 | ![conv](other-error-1.png) |"
+            ),
+            "{text}"
+        );
+        assert_eq!(overlay_names("other-")[7], "other-error-8.png");
+        assert_eq!(overlay_names("").len(), SHOWN);
     }
 
     #[test]

@@ -626,7 +626,7 @@ mod tests {
             .map(|o| {
                 Path::new(&o.png)
                     .file_name()
-                    .unwrap()
+                    .expect("a file name")
                     .to_string_lossy()
                     .into_owned()
             })

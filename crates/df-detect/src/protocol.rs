@@ -267,7 +267,8 @@ pub struct Scorers<'a> {
     pub evaluator: &'a df_metrics::EvaluatorConfig,
 }
 
-/// A protocol's result: every row, each row's scores, the inputs skipped.
+/// A protocol's result: every row, each row's scores, the inputs skipped, and the most
+/// confident errors of each image set.
 #[derive(Debug, Clone)]
 pub struct Tables {
     /// The rows, set by set, clean first, then each perturbation (a video set: its frame
@@ -277,6 +278,25 @@ pub struct Tables {
     pub scores: Vec<RowScores>,
     /// The inputs skipped, each once.
     pub skipped: Vec<df_data::SkipReport>,
+    /// Each image set's most confident errors on its clean images, in set order.
+    pub errors: Vec<SetErrors>,
+}
+
+/// The most confident errors of one image set, as it was given (no perturbation):
+/// [`crate::errors::confident_errors`] at the evaluator's threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetErrors {
+    /// The set's name.
+    pub set: String,
+    /// Whether the scores could be matched to their files (else `errors` is empty).
+    pub lined_up: bool,
+    /// At most [`crate::errors::SHOWN`], the most confident first.
+    pub errors: Vec<crate::errors::Misclassified>,
+}
+
+/// The prefix of a set's overlay files among several sets: `NAME-` (`lfw-error-1.png`).
+pub fn overlay_prefix(set: &str) -> String {
+    format!("{set}-")
 }
 
 impl Tables {
@@ -295,8 +315,16 @@ impl Tables {
         metrics
     }
 
-    /// `report.md`: the weights, the threshold, each set's folder, the table.
-    pub fn report(&self, weights: &Path, threshold: f32, sets: &[NamedSet]) -> String {
+    /// `report.md`: the weights, the threshold, each set's folder, the table, then each
+    /// image set's most confident errors with their maps: `shown[i]` is `self.errors[i]`
+    /// explained ([`crate::errors::explain_errors`] with [`overlay_prefix`]).
+    pub fn report(
+        &self,
+        weights: &Path,
+        threshold: f32,
+        sets: &[NamedSet],
+        shown: &[Vec<crate::errors::ShownError>],
+    ) -> String {
         let mut report = format!(
             "# Evaluation\n\nWeights: `{}`; threshold {threshold}.\n\n",
             weights.display()
@@ -306,6 +334,19 @@ impl Tables {
         }
         report.push('\n');
         report.push_str(&render_table(&self.rows));
+        for (errors, shown) in self.errors.iter().zip(shown) {
+            let _ = write!(
+                report,
+                "\n## Most confident errors: `{}`\n\n{}",
+                errors.set,
+                crate::errors::section(
+                    threshold,
+                    errors.lined_up,
+                    shown,
+                    &overlay_prefix(&errors.set)
+                )
+            );
+        }
         report
     }
 }
@@ -337,6 +378,7 @@ pub fn score_sets(
         rows: Vec::new(),
         scores: Vec::new(),
         skipped: Vec::new(),
+        errors: Vec::new(),
     };
     let add = |tables: &mut Tables,
                set: &NamedSet,
@@ -376,7 +418,21 @@ pub fn score_sets(
                     let predictions =
                         df_train::predict_in(model, &loader, scorers.device, scorers.precision)
                             .map_err(|e| crate::Error::from(e).in_file(&set.dir))?;
-                    for s in loader.skipped() {
+                    let skipped = loader.skipped();
+                    if p.is_none() {
+                        use crate::errors::{confident_errors, files_in_order, SHOWN};
+                        let (scores, labels) = (&predictions.scores, &predictions.labels);
+                        let threshold = scorers.evaluator.threshold;
+                        let errors = files_in_order(&loader, &skipped, scores.len()).map(|paths| {
+                            confident_errors(&paths, scores, labels, threshold, SHOWN)
+                        });
+                        tables.errors.push(SetErrors {
+                            set: set.name.clone(),
+                            lined_up: errors.is_some(),
+                            errors: errors.unwrap_or_default(),
+                        });
+                    }
+                    for s in skipped {
                         if !tables.skipped.iter().any(|k| k.path == s.path) {
                             tables.skipped.push(s);
                         }
@@ -476,6 +532,58 @@ pub fn score_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_gives_each_image_sets_errors_after_the_table() {
+        use crate::errors::{Misclassified, ShownError};
+        let error = |path: &str| Misclassified {
+            path: path.into(),
+            label: 1,
+            p_fake: 0.1,
+        };
+        let tables = Tables {
+            rows: Vec::new(),
+            scores: Vec::new(),
+            skipped: Vec::new(),
+            errors: vec![
+                SetErrors {
+                    set: "lfw".into(),
+                    lined_up: true,
+                    errors: vec![error("a/fake/1.png")],
+                },
+                SetErrors {
+                    set: "other".into(),
+                    lined_up: true,
+                    errors: Vec::new(),
+                },
+            ],
+        };
+        let shown = vec![
+            vec![ShownError {
+                error: error("a/fake/1.png"),
+                map: Ok(([3, 4], "conv".into())),
+            }],
+            Vec::new(),
+        ];
+        let sets = [
+            NamedSet::parse("lfw=a").expect("a set"),
+            NamedSet::parse("other=b").expect("a set"),
+        ];
+        let text = tables.report(Path::new("w.safetensors"), 0.5, &sets, &shown);
+        let lfw = text.find("## Most confident errors: `lfw`").expect(&text);
+        let other = text.find("## Most confident errors: `other`").expect(&text);
+        assert!(lfw < other, "{text}");
+        assert!(
+            text[lfw..other].contains(
+                "| 1 | `a/fake/1.png` | fake | 0.1000 | 3, 4 | ![conv](lfw-error-1.png) |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text[other..].contains("No image is misclassified at threshold 0.5."),
+            "{text}"
+        );
+    }
     use df_metrics::{BinaryEvaluator, EvaluatorConfig, Metric};
 
     fn set(name: &str, dir: &str) -> NamedSet {
