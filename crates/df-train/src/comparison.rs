@@ -3,7 +3,7 @@
 //! fluctuate), the validation AUC and EER, and the final model on each `--test` set.
 //!
 //! [`ComparisonRow::new`] reads a finished run; [`markdown`] renders the rows as
-//! `comparison.md` and [`write`] writes it with `comparison.json`.
+//! `comparison.md` and [`write()`] writes it with `comparison.json`.
 
 use std::path::Path;
 
