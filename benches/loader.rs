@@ -71,6 +71,26 @@ fn augment() -> Augment {
     Augment::study()
 }
 
+/// `iters` whole epochs of `loader` (the next epoch numbers from `epoch`, so each has a
+/// new shuffle), timed by `clock`; every image must come once per epoch.
+fn time_epochs(loader: &Loader, epoch: &AtomicU64, clock: &Clock, iters: u64) -> Duration {
+    let n = loader.samples_per_epoch();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let e = epoch.fetch_add(1, Ordering::Relaxed);
+        let start = clock.now();
+        let mut images = 0;
+        for batch in loader.epoch(e) {
+            let batch = batch.expect("batch");
+            images += batch.len();
+            std::hint::black_box(&batch.images);
+        }
+        total += clock.now().saturating_sub(start);
+        assert_eq!(images, n, "every image once per epoch");
+    }
+    total
+}
+
 fn loader_throughput(c: &mut Criterion) {
     let (ds, group_name) = dataset();
     let n = ds.len();
@@ -89,22 +109,7 @@ fn loader_throughput(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(n as u64));
     group.bench_function(format!("w{w}_b{BATCH}"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let e = epoch.fetch_add(1, Ordering::Relaxed);
-                let start = clock.now();
-                let mut images = 0;
-                for batch in loader.epoch(e) {
-                    let batch = batch.expect("batch");
-                    images += batch.len();
-                    std::hint::black_box(&batch.images);
-                }
-                total += clock.now().saturating_sub(start);
-                assert_eq!(images, n, "every image once per epoch");
-            }
-            total
-        })
+        b.iter_custom(|iters| time_epochs(&loader, &epoch, &clock, iters))
     });
     group.finish();
     assert!(
@@ -144,22 +149,7 @@ fn recipe_augment_cost(c: &mut Criterion) {
         let loader = Loader::from_arc(ds.clone(), config).expect("loader");
         let epoch = AtomicU64::new(0);
         group.bench_function(format!("{name}_w1"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let e = epoch.fetch_add(1, Ordering::Relaxed);
-                    let start = clock.now();
-                    let mut images = 0;
-                    for batch in loader.epoch(e) {
-                        let batch = batch.expect("batch");
-                        images += batch.len();
-                        std::hint::black_box(&batch.images);
-                    }
-                    total += clock.now().saturating_sub(start);
-                    assert_eq!(images, n, "every image once per epoch");
-                }
-                total
-            })
+            b.iter_custom(|iters| time_epochs(&loader, &epoch, &clock, iters))
         });
     }
     group.finish();

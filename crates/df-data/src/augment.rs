@@ -537,38 +537,30 @@ impl AugmentParams {
             img.flip_vertical();
         }
         if let Some(b) = self.brightness {
-            let mut f = img.into_f32();
-            for v in f.iter_mut() {
-                *v = (*v * b).clamp(0.0, 255.0);
-            }
-            img = Pixels::F32(f);
+            img = img.in_f32(|f| {
+                for v in f.iter_mut() {
+                    *v = (*v * b).clamp(0.0, 255.0);
+                }
+            });
         }
         if let Some(c) = self.contrast {
-            let mut f = img.into_f32();
-            crate::enhance::adjust_contrast(&mut f, c);
-            img = Pixels::F32(f);
+            img = img.in_f32(|f| crate::enhance::adjust_contrast(f, c));
         }
         if let Some(s) = self.saturation {
-            let mut f = img.into_f32();
-            crate::enhance::adjust_saturation(&mut f, s);
-            img = Pixels::F32(f);
+            img = img.in_f32(|f| crate::enhance::adjust_saturation(f, s));
         }
         if let Some(s) = self.rescale {
             img = Pixels::U8(crate::enhance::rescale_roundtrip_u8(&img.into_u8(), s));
         }
         if let Some(s) = self.blur_sigma {
-            let mut f = img.into_f32();
-            gaussian_blur(&mut f, s);
-            img = Pixels::F32(f);
+            img = img.in_f32(|f| gaussian_blur(f, s));
         }
         if let Some(q) = self.jpeg_quality {
             img = Pixels::U8(jpeg_roundtrip_u8(&img.into_u8(), q)?);
         }
         if let Some(std) = self.noise_std {
-            let mut f = img.into_f32();
             let mut rng = ChaCha8Rng::seed_from_u64(self.noise_seed);
-            add_gaussian_noise(&mut f, std, &mut rng);
-            img = Pixels::F32(f);
+            img = img.in_f32(|f| add_gaussian_noise(f, std, &mut rng));
         }
         Ok(img)
     }
@@ -600,6 +592,13 @@ impl Pixels {
             Pixels::U8(img) => img,
             Pixels::F32(img) => to_rgb8(&img),
         }
+    }
+
+    /// The float image after `step` changed it in place.
+    fn in_f32(self, step: impl FnOnce(&mut Rgb32FImage)) -> Pixels {
+        let mut img = self.into_f32();
+        step(&mut img);
+        Pixels::F32(img)
     }
 
     fn flip_horizontal(&mut self) {
