@@ -35,9 +35,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use deepfake::data::Augment;
 use deepfake::detect::protocol::{self, NamedSet};
-use deepfake::metrics::EvaluatorConfig;
 use deepfake::models::TopKind;
-use deepfake::train::comparison::{self, ComparisonRow, TestCell};
+use deepfake::train::comparison::{self, ComparisonRow};
 use deepfake::train::{
     check_experiment, run_experiment, DataConfig, DeviceChoice, EarlyStoppingConfig,
     ExperimentConfig, ModelChoice, OptimizerConfig, PrecisionChoice, StudyRecipe, Verbosity,
@@ -243,7 +242,8 @@ fn run() -> Result<()> {
             eprintln!("== {name}");
         }
         let outcome = run_experiment(cfg).with_context(|| format!("training {name}"))?;
-        let tests = score_tests(&cfg.out_dir, &test_sets, &scoring, args.batch_size)
+        let checkpoint = cfg.out_dir.join("model.safetensors");
+        let tests = protocol::test_cells(&checkpoint, &test_sets, &scoring, args.batch_size)
             .with_context(|| format!("scoring {name} on the --test sets"))?;
         rows.push(ComparisonRow::of_outcome(name, cfg, &outcome, args.window).with_tests(tests));
         histories.push((name.clone(), outcome.history));
@@ -262,39 +262,6 @@ fn run() -> Result<()> {
         plot.display()
     );
     Ok(())
-}
-
-/// The final model (`model.safetensors` in `run`) on each `--test` set.
-fn score_tests(
-    run: &std::path::Path,
-    sets: &[(NamedSet, protocol::SetData)],
-    options: &deepfake::detect::DetectorOptions,
-    batch_size: usize,
-) -> Result<Vec<TestCell>> {
-    if sets.is_empty() {
-        return Ok(Vec::new());
-    }
-    let checkpoint = run.join("model.safetensors");
-    let tables = protocol::score_checkpoint(
-        &checkpoint,
-        sets,
-        options,
-        batch_size,
-        &EvaluatorConfig::default(),
-    )?;
-    Ok(tables
-        .rows
-        .into_iter()
-        .map(|r| TestCell {
-            column: match r.level {
-                protocol::Level::Image => r.set,
-                level => format!("{} ({})", r.set, level.as_str()),
-            },
-            auc: r.metrics.auc,
-            accuracy: r.metrics.accuracy,
-            eer: r.metrics.eer,
-        })
-        .collect())
 }
 
 /// The comparison's own files in `--out`.

@@ -134,9 +134,6 @@ fn write(args: &Args, evaluation: &Evaluation, skipped: Vec<SkipReport>, what: &
     Ok(())
 }
 
-/// The files `evaluate` writes into `--out` with several sets or `--perturb`.
-const PROTOCOL_OUTPUTS: [&str; 4] = ["metrics.json", "report.md", "scores.json", "skipped.json"];
-
 fn run() -> Result<()> {
     let args = Args::parse();
     // Every option before any work: the threshold, the sets' names, the perturbations, the
@@ -215,7 +212,10 @@ fn run() -> Result<()> {
                     errors::confident_errors(&paths, scores, labels, args.threshold, SHOWN)
                 })
                 .unwrap_or_default();
-            let explainer = explainer(&args, device, precision, errors.is_empty());
+            let explainer = match errors.is_empty() {
+                true => Err("no error to explain".to_string()),
+                false => explainer(&args, device, precision),
+            };
             let explainer = explainer.as_ref().map_err(String::as_str);
             let shown = errors::explain_errors(&args.out, "", explainer, &errors)
                 .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?;
@@ -248,17 +248,12 @@ fn run() -> Result<()> {
 }
 
 /// The Detector that draws the errors' maps: on whole images, as the loader scored them;
-/// one that cannot be opened (or is not needed: `none`) leaves the errors without maps,
-/// said in the report.
+/// one that cannot be opened leaves the errors without maps, said in the report.
 fn explainer(
     args: &Args,
     device: Device,
     precision: deepfake::detect::Precision,
-    none: bool,
 ) -> std::result::Result<deepfake::Detector, String> {
-    if none {
-        return Err("no error to explain".to_string());
-    }
     let d = &args.detector;
     d.options(device, precision)
         .map_err(|e| e.to_string())
@@ -277,51 +272,28 @@ fn protocol_tables(
     perturbations: &[Perturbation],
     scorers: &protocol::Scorers<'_>,
 ) -> Result<()> {
-    let mut outputs: Vec<String> = PROTOCOL_OUTPUTS.iter().map(|s| s.to_string()).collect();
-    for (set, data) in args.data.iter().zip(&data) {
-        if matches!(data, SetData::Images(_)) {
-            outputs.extend(errors::overlay_names(&protocol::overlay_prefix(&set.name)));
-        }
-    }
+    let outputs = protocol::output_files(&args.data, &data);
     let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
     claim_out(&args.out, "evaluate", &outputs, args.overwrite)?;
     let sets: Vec<_> = args.data.iter().cloned().zip(data).collect();
     let tables = protocol::score_sets(&sets, perturbations, scorers)?;
-    let none = tables.errors.iter().all(|e| e.errors.is_empty());
-    let explainer = explainer(args, scorers.device, scorers.precision, none);
-    let explainer = explainer.as_ref().map_err(String::as_str);
-    let mut shown = Vec::new();
-    for set in &tables.errors {
-        let prefix = protocol::overlay_prefix(&set.set);
-        shown.push(
-            errors::explain_errors(&args.out, &prefix, explainer, &set.errors)
-                .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?,
-        );
-    }
-    let metrics = tables.metrics_json(args.threshold, !perturbations.is_empty());
-    let weights = &args.detector.weights;
-    write_text(
-        &args.out.join("report.md"),
-        tables.report(weights, args.threshold, &args.data, &shown),
-    )?;
-    write_text(
-        &args.out.join("metrics.json"),
-        serde_json::to_string_pretty(&metrics)?,
-    )?;
-    write_text(
-        &args.out.join("scores.json"),
-        serde_json::to_string(&tables.scores)?,
-    )?;
-    let n = tables.skipped.len();
-    write_text(
-        &args.out.join("skipped.json"),
-        SkipSummary::new(tables.skipped).to_json()?,
-    )?;
+    let (weights, perturbed) = (&args.detector.weights, !perturbations.is_empty());
+    let explainer = || explainer(args, scorers.device, scorers.precision);
+    tables
+        .write(
+            &args.out,
+            weights,
+            args.threshold,
+            &args.data,
+            perturbed,
+            explainer,
+        )
+        .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?;
     print!("{}", protocol::render_table(&tables.rows));
-    let skipped = if n == 0 {
-        String::new()
-    } else {
-        format!(" ({n} unreadable files skipped)")
+    let n = tables.skipped.len();
+    let skipped = match n {
+        0 => String::new(),
+        n => format!(" ({n} unreadable files skipped)"),
     };
     println!("{}{skipped}", args.out.join("report.md").display());
     Ok(())

@@ -104,48 +104,6 @@ fn open(args: &Args, device: Device) -> Result<Detector, ExitCode> {
     Ok(detector)
 }
 
-/// A verdict's JSON line (through `serde_json::Value`, as the program always printed it).
-fn line(path: &std::path::Path, verdict: &Verdict, per_frame: bool) -> serde_json::Result<String> {
-    let value = match verdict {
-        Verdict::Video(v) => serde_json::to_value(v.report(path, per_frame))?,
-        Verdict::Image(v) => {
-            let mut value = serde_json::json!({ "path": path.to_string_lossy() });
-            if let (Some(map), serde_json::Value::Object(fields)) =
-                (value.as_object_mut(), serde_json::to_value(v)?)
-            {
-                map.extend(fields);
-            }
-            value
-        }
-    };
-    serde_json::to_string(&value)
-}
-
-/// Checks `--explain DIR` before anything is written: not inside an input folder (the
-/// overlays would be scored by the next run on it), a folder if it exists; creates it.
-fn explain_dir(dir: &Path, inputs: &[PathBuf]) -> Result<(), String> {
-    for input in inputs.iter().filter(|p| p.is_dir()) {
-        let inside = deepfake::io::is_inside(dir, input)
-            .map_err(|e| format!("option --explain: {}: {e}", dir.display()))?;
-        if inside {
-            return Err(format!(
-                "option --explain: {} is inside the input folder {} (the overlays written \
-                 there would be scored as photos): choose a folder outside it",
-                dir.display(),
-                input.display()
-            ));
-        }
-    }
-    if dir.exists() && !dir.is_dir() {
-        return Err(format!(
-            "option --explain: {} is a file, not a folder",
-            dir.display()
-        ));
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| format!("option --explain: creating {}: {e}", dir.display()))
-}
-
 /// Explains the photo `path` (scored again, with its maps): writes each map's overlay into
 /// `dir` and returns the verdict's JSON with `explain` added (per face with faces).
 fn explained_line(
@@ -180,15 +138,18 @@ fn line_of(
             *index += 1;
             serde_json::to_string(&value).map_err(|e| format!("{}: {e}", path.display()))
         }
-        _ => line(path, verdict, args.per_frame).map_err(|e| format!("{}: {e}", path.display())),
+        _ => verdict
+            .json(path, args.per_frame)
+            .and_then(|v| serde_json::to_string(&v))
+            .map_err(|e| format!("{}: {e}", path.display())),
     }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(dir) = &args.explain {
-        if let Err(e) = explain_dir(dir, &args.inputs) {
-            eprintln!("error: {}", escape_message(&e));
+        if let Err(e) = gradcam::prepare_overlay_dir(dir, &args.inputs) {
+            eprintln!("error: option --explain: {}", escape_message(&e));
             return ExitCode::from(2);
         }
     }

@@ -237,6 +237,35 @@ impl Verdict {
             Verdict::Video(v) => v.label,
         }
     }
+
+    /// `predict`'s JSON line for the file at `path`: a photo's [`ImageVerdict::json`], a
+    /// video's [`VideoVerdict::report`] (`per_frame`: with each frame's score).
+    ///
+    /// # Errors
+    /// Serialising (a non-finite number).
+    pub fn json(&self, path: &Path, per_frame: bool) -> serde_json::Result<serde_json::Value> {
+        match self {
+            Verdict::Video(v) => serde_json::to_value(v.report(path, per_frame)),
+            Verdict::Image(v) => v.json(path),
+        }
+    }
+}
+
+impl ImageVerdict {
+    /// `{"path": ..., "p_fake": ..., "label": ..., "faces": [...]}`: `path` first, then the
+    /// verdict's fields.
+    ///
+    /// # Errors
+    /// Serialising (a non-finite number).
+    pub fn json(&self, path: &Path) -> serde_json::Result<serde_json::Value> {
+        let mut value = serde_json::json!({ "path": path.to_string_lossy() });
+        if let (Some(map), serde_json::Value::Object(fields)) =
+            (value.as_object_mut(), serde_json::to_value(self)?)
+        {
+            map.extend(fields);
+        }
+        Ok(value)
+    }
 }
 
 /// A model with its weights and the preparation its inputs need, scoring photos, videos

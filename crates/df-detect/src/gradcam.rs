@@ -510,6 +510,30 @@ pub fn overlay_stem(index: usize, path: &Path) -> String {
     format!("{index:05}-{stem}")
 }
 
+/// Checks a folder for overlays before anything is written, and creates it: not inside
+/// any folder of `inputs` (a later run over that folder would score the overlays as
+/// photos), and a folder if it exists. The message names the folder.
+///
+/// # Errors
+/// Why the folder cannot take the overlays.
+pub fn prepare_overlay_dir(dir: &Path, inputs: &[std::path::PathBuf]) -> Result<(), String> {
+    for input in inputs.iter().filter(|p| p.is_dir()) {
+        let inside = df_io::is_inside(dir, input).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if inside {
+            return Err(format!(
+                "{} is inside the input folder {} (the overlays written there would be \
+                 scored as photos): choose a folder outside it",
+                dir.display(),
+                input.display()
+            ));
+        }
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("{} is a file, not a folder", dir.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))
+}
+
 impl ExplainedImage {
     /// Writes the overlay of each map on `image` (the picture that was explained) into
     /// `dir`, atomically: `STEM.png` for a whole picture, `STEM-faceK.png` for its K-th
@@ -545,11 +569,7 @@ impl ExplainedImage {
     /// Serialising the verdict.
     pub fn json_line(&self, path: &Path, overlays: Vec<Overlay>) -> Result<serde_json::Value> {
         let json = |e: serde_json::Error| Error::Message(format!("{}: {e}", path.display()));
-        let mut value = serde_json::json!({ "path": path.to_string_lossy() });
-        let verdict = serde_json::to_value(&self.verdict).map_err(json)?;
-        if let (Some(map), serde_json::Value::Object(fields)) = (value.as_object_mut(), verdict) {
-            map.extend(fields);
-        }
+        let mut value = self.verdict.json(path).map_err(json)?;
         let mut explains = overlays
             .into_iter()
             .map(serde_json::to_value)
@@ -574,6 +594,25 @@ impl ExplainedImage {
 mod tests {
     use super::*;
     use crate::Face;
+
+    #[test]
+    fn an_overlay_folder_inside_an_input_folder_or_on_a_file_is_refused() {
+        let tmp = tempfile::tempdir().expect("temporary folder");
+        let photos = tmp.path().join("photos");
+        std::fs::create_dir(&photos).expect("folder");
+        let inputs = [photos.clone()];
+        let inside = photos.join("maps");
+        let why = prepare_overlay_dir(&inside, &inputs).expect_err("inside an input folder");
+        assert!(why.contains("inside the input folder"), "{why}");
+        assert!(!inside.exists(), "nothing is created when refused");
+        let file = tmp.path().join("f");
+        std::fs::write(&file, b"x").expect("file");
+        let why = prepare_overlay_dir(&file, &inputs).expect_err("a file");
+        assert!(why.contains("is a file"), "{why}");
+        let maps = tmp.path().join("out/maps");
+        prepare_overlay_dir(&maps, &inputs).expect("a new folder beside the inputs");
+        assert!(maps.is_dir());
+    }
 
     #[test]
     fn overlay_stems_number_the_input_and_keep_only_safe_characters() {

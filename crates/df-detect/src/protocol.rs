@@ -351,6 +351,71 @@ impl Tables {
     }
 }
 
+/// The files [`Tables::write`] writes into an output folder for `sets` (opened as
+/// `data`): `metrics.json`, `report.md`, `scores.json`, `skipped.json`, and each image
+/// set's error overlays; to claim the folder before any work.
+pub fn output_files(sets: &[NamedSet], data: &[SetData]) -> Vec<String> {
+    let mut files: Vec<String> = ["metrics.json", "report.md", "scores.json", "skipped.json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (set, data) in sets.iter().zip(data) {
+        if matches!(data, SetData::Images(_)) {
+            files.extend(crate::errors::overlay_names(&overlay_prefix(&set.name)));
+        }
+    }
+    files
+}
+
+impl Tables {
+    /// Writes the protocol's files into `out` (claimed first, [`output_files`]), each
+    /// atomically: `report.md` ([`Tables::report`], each image set's errors explained by the
+    /// detector `explainer` opens, called only when there is an error; one it cannot open
+    /// leaves them without maps, said in the report), `metrics.json`
+    /// ([`Tables::metrics_json`]), `scores.json` and `skipped.json`.
+    ///
+    /// # Errors
+    /// Writing a file, naming it.
+    pub fn write(
+        &self,
+        out: &Path,
+        weights: &Path,
+        threshold: f32,
+        sets: &[NamedSet],
+        perturbed: bool,
+        explainer: impl FnOnce() -> Result<crate::Detector, String>,
+    ) -> Result<(), crate::Error> {
+        let explainer = match self.errors.iter().all(|e| e.errors.is_empty()) {
+            true => Err("no error to explain".to_string()),
+            false => explainer(),
+        };
+        let explainer = explainer.as_ref().map_err(String::as_str);
+        let mut shown = Vec::new();
+        for set in &self.errors {
+            let prefix = overlay_prefix(&set.set);
+            shown.push(crate::errors::explain_errors(
+                out,
+                &prefix,
+                explainer,
+                &set.errors,
+            )?);
+        }
+        let json = |what: &str, e: serde_json::Error| {
+            crate::Error::Message(format!("{}: {e}", out.join(what).display()))
+        };
+        let metrics = serde_json::to_string_pretty(&self.metrics_json(threshold, perturbed))
+            .map_err(|e| json("metrics.json", e))?;
+        let scores = serde_json::to_string(&self.scores).map_err(|e| json("scores.json", e))?;
+        let report = self.report(weights, threshold, sets, &shown);
+        df_io::write_atomic(&out.join("report.md"), report)?;
+        df_io::write_atomic(&out.join("metrics.json"), metrics)?;
+        df_io::write_atomic(&out.join("scores.json"), scores)?;
+        let skipped = df_data::SkipSummary::new(self.skipped.clone()).to_json()?;
+        df_io::write_atomic(&out.join("skipped.json"), skipped)?;
+        Ok(())
+    }
+}
+
 fn report_of(
     config: &df_metrics::EvaluatorConfig,
     probs: &[f32],
@@ -529,9 +594,86 @@ pub fn score_checkpoint(
     score_sets(sets, &[], &scorers)
 }
 
+/// The model at `checkpoint` on each set: one `compare` column per set and level (a video
+/// set's `NAME (frame)` and `NAME (video)`), scored as [`score_checkpoint`] scores them at
+/// the default threshold.
+///
+/// # Errors
+/// As [`score_checkpoint`].
+pub fn test_cells(
+    checkpoint: &Path,
+    sets: &[(NamedSet, SetData)],
+    options: &crate::DetectorOptions,
+    batch_size: usize,
+) -> Result<Vec<df_train::comparison::TestCell>, crate::Error> {
+    if sets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = df_metrics::EvaluatorConfig::default();
+    let tables = score_checkpoint(checkpoint, sets, options, batch_size, &config)?;
+    Ok(tables.rows.into_iter().map(test_cell).collect())
+}
+
+/// A row's `compare` cell: its set's name, with the level for a video set.
+fn test_cell(r: Row) -> df_train::comparison::TestCell {
+    df_train::comparison::TestCell {
+        column: match r.level {
+            Level::Image => r.set,
+            level => format!("{} ({})", r.set, level.as_str()),
+        },
+        auc: r.metrics.auc,
+        accuracy: r.metrics.accuracy,
+        eer: r.metrics.eer,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compare_column_names_the_level_of_a_video_set_only() {
+        let metrics = report_of(
+            &df_metrics::EvaluatorConfig::default(),
+            &[0.9, 0.2, 0.4, 0.6],
+            &[1.0, 0.0, 1.0, 0.0],
+        )
+        .expect("metrics");
+        let row = |set: &str, level| Row {
+            row: set.into(),
+            set: set.into(),
+            perturbation: "clean".into(),
+            level,
+            metrics: metrics.clone(),
+        };
+        let cells: Vec<String> = [
+            row("lfw", Level::Image),
+            row("clips", Level::Frame),
+            row("clips", Level::Video),
+        ]
+        .into_iter()
+        .map(|r| test_cell(r).column)
+        .collect();
+        assert_eq!(cells, ["lfw", "clips (frame)", "clips (video)"]);
+        let cell = test_cell(row("lfw", Level::Image));
+        // Pairs fake > real: 0.9 beats both reals, 0.4 beats 0.2 only: 3 of 4.
+        assert_eq!((cell.auc, cell.accuracy), (Some(0.75), 0.5));
+    }
+
+    #[test]
+    fn an_image_sets_overlays_are_among_the_files_to_claim_a_video_sets_are_not() {
+        let tmp = tempfile::tempdir().expect("temporary folder");
+        let folder = df_data::synthetic::generate(&tmp.path().join("a"), 1, 32, 1).expect("set");
+        let sets = [
+            NamedSet::parse("lfw=a").expect("a set"),
+            NamedSet::parse("clips=b").expect("a set"),
+        ];
+        let data = [SetData::Images(folder), SetData::Videos(Vec::new())];
+        let files = output_files(&sets, &data);
+        assert_eq!(files.len(), 4 + crate::errors::SHOWN, "{files:?}");
+        assert!(files.contains(&"lfw-error-8.png".to_string()), "{files:?}");
+        assert!(!files.iter().any(|f| f.starts_with("clips-")), "{files:?}");
+    }
 
     #[test]
     fn the_report_gives_each_image_sets_errors_after_the_table() {
