@@ -44,7 +44,7 @@ use clap::Parser;
 use deepfake::cli::{check_out_outside, claim_out, DetectorArgs};
 use deepfake::data::perturb::Perturbation;
 use deepfake::data::{Loader, SkipReport, SkipSummary};
-use deepfake::detect::errors::{self, SHOWN};
+use deepfake::detect::errors;
 use deepfake::detect::protocol::{self, NamedSet, SetData};
 use deepfake::detect::FaceMode;
 use deepfake::metrics::{BinaryEvaluator, Evaluation, EvaluatorConfig, Metric};
@@ -203,22 +203,16 @@ fn run() -> Result<()> {
             binary.update(&predictions.scores, &predictions.labels)?;
             let evaluation = binary.into_evaluation()?;
             let skipped = loader.skipped();
-            let n = predictions.scores.len();
-            let scored = errors::files_in_order(&loader, &skipped, n);
-            let lined_up = scored.is_some();
             let (scores, labels) = (&predictions.scores, &predictions.labels);
-            let errors = scored
-                .map(|paths| {
-                    errors::confident_errors(&paths, scores, labels, args.threshold, SHOWN)
-                })
+            let errors = errors::of_pass(&loader, &skipped, scores, labels, args.threshold);
+            let lined_up = errors.is_some();
+            let lists = [(String::new(), errors.as_deref().unwrap_or_default())];
+            let open = || explainer(&args, device, precision);
+            let shown = errors::explain_all(&args.out, &lists, open)
+                .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?
+                .into_iter()
+                .next()
                 .unwrap_or_default();
-            let explainer = match errors.is_empty() {
-                true => Err("no error to explain".to_string()),
-                false => explainer(&args, device, precision),
-            };
-            let explainer = explainer.as_ref().map_err(String::as_str);
-            let shown = errors::explain_errors(&args.out, "", explainer, &errors)
-                .map_err(|e| anyhow::anyhow!(deepfake::error_text(&e)))?;
             let (weights, dir) = (&args.detector.weights, &args.data[0].dir);
             write_text(
                 &args.out.join("report.md"),

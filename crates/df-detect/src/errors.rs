@@ -96,6 +96,20 @@ pub fn confident_errors(
     errors
 }
 
+/// The most confident errors of a single pass over `loader` (its `skipped` files left
+/// out) whose `scores` and `labels` came in the loader's order, at `threshold`; `None`
+/// when the scores do not line up with the files ([`files_in_order`]).
+pub fn of_pass(
+    loader: &Loader,
+    skipped: &[SkipReport],
+    scores: &[f32],
+    labels: &[u8],
+    threshold: f32,
+) -> Option<Vec<Misclassified>> {
+    files_in_order(loader, skipped, scores.len())
+        .map(|paths| confident_errors(&paths, scores, labels, threshold, SHOWN))
+}
+
 /// One error of the report: the image, and its map's peak (in the image's pixels) and
 /// layer, or why it has no map.
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +158,27 @@ pub fn explain_errors(
     }
     owned.remove((errors.len() + 1..=SHOWN).map(|rank| overlay_name(prefix, rank)))?;
     Ok(shown)
+}
+
+/// [`explain_errors`] for several lists of errors, each with its overlay prefix, with the
+/// detector `open` gives: called once, and only when there is an error to explain.
+///
+/// # Errors
+/// As [`explain_errors`].
+pub fn explain_all(
+    out: &Path,
+    lists: &[(String, &[Misclassified])],
+    open: impl FnOnce() -> std::result::Result<Detector, String>,
+) -> Result<Vec<Vec<ShownError>>> {
+    let detector = match lists.iter().all(|(_, errors)| errors.is_empty()) {
+        true => Err("no error to explain".to_string()),
+        false => open(),
+    };
+    let detector = detector.as_ref().map_err(String::as_str);
+    lists
+        .iter()
+        .map(|(prefix, errors)| explain_errors(out, prefix, detector, errors))
+        .collect()
 }
 
 /// The map of the image at `path` and its overlay's PNG bytes, or why there is none.
@@ -348,6 +383,34 @@ mod tests {
         );
         assert_eq!(overlay_names("other-")[7], "other-error-8.png");
         assert_eq!(overlay_names("").len(), SHOWN);
+    }
+
+    #[test]
+    fn the_detector_is_opened_only_for_errors_and_its_failure_is_said_per_error() {
+        let tmp = tempfile::tempdir().expect("temporary folder");
+        let none: [(String, &[Misclassified]); 2] = [(String::new(), &[]), ("b-".into(), &[])];
+        let shown = explain_all(tmp.path(), &none, || panic!("opened without an error"))
+            .expect("nothing to explain");
+        assert_eq!(shown, [Vec::new(), Vec::new()]);
+        let error = Misclassified {
+            path: "x.png".into(),
+            label: 1,
+            p_fake: 0.2,
+        };
+        let lists = [
+            (String::new(), &[][..]),
+            ("b-".into(), std::slice::from_ref(&error)),
+        ];
+        let mut opened = 0;
+        let shown = explain_all(tmp.path(), &lists, || {
+            opened += 1;
+            Err("no weights".into())
+        })
+        .expect("errors without maps");
+        assert_eq!(opened, 1);
+        assert_eq!(shown[0], []);
+        assert_eq!(shown[1][0].map, Err("the detector: no weights".to_string()));
+        assert!(!tmp.path().join("b-error-1.png").exists());
     }
 
     #[test]

@@ -385,21 +385,12 @@ impl Tables {
         perturbed: bool,
         explainer: impl FnOnce() -> Result<crate::Detector, String>,
     ) -> Result<(), crate::Error> {
-        let explainer = match self.errors.iter().all(|e| e.errors.is_empty()) {
-            true => Err("no error to explain".to_string()),
-            false => explainer(),
-        };
-        let explainer = explainer.as_ref().map_err(String::as_str);
-        let mut shown = Vec::new();
-        for set in &self.errors {
-            let prefix = overlay_prefix(&set.set);
-            shown.push(crate::errors::explain_errors(
-                out,
-                &prefix,
-                explainer,
-                &set.errors,
-            )?);
-        }
+        let lists: Vec<_> = self
+            .errors
+            .iter()
+            .map(|e| (overlay_prefix(&e.set), e.errors.as_slice()))
+            .collect();
+        let shown = crate::errors::explain_all(out, &lists, explainer)?;
         let json = |what: &str, e: serde_json::Error| {
             crate::Error::Message(format!("{}: {e}", out.join(what).display()))
         };
@@ -485,12 +476,10 @@ pub fn score_sets(
                             .map_err(|e| crate::Error::from(e).in_file(&set.dir))?;
                     let skipped = loader.skipped();
                     if p.is_none() {
-                        use crate::errors::{confident_errors, files_in_order, SHOWN};
                         let (scores, labels) = (&predictions.scores, &predictions.labels);
                         let threshold = scorers.evaluator.threshold;
-                        let errors = files_in_order(&loader, &skipped, scores.len()).map(|paths| {
-                            confident_errors(&paths, scores, labels, threshold, SHOWN)
-                        });
+                        let errors =
+                            crate::errors::of_pass(&loader, &skipped, scores, labels, threshold);
                         tables.errors.push(SetErrors {
                             set: set.name.clone(),
                             lined_up: errors.is_some(),
@@ -663,7 +652,7 @@ mod tests {
     #[test]
     fn an_image_sets_overlays_are_among_the_files_to_claim_a_video_sets_are_not() {
         let tmp = tempfile::tempdir().expect("temporary folder");
-        let folder = df_data::synthetic::generate(&tmp.path().join("a"), 1, 32, 1).expect("set");
+        let folder = df_data::synthetic::generate(tmp.path().join("a"), 1, 32, 1).expect("set");
         let sets = [
             NamedSet::parse("lfw=a").expect("a set"),
             NamedSet::parse("clips=b").expect("a set"),
